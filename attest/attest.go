@@ -1,0 +1,164 @@
+// Package attest verifies TEE evidence and maps it onto normalized claims.
+//
+// It answers one question: is this evidence authentic, and what does it say? Whether the claims
+// are acceptable is for package policies to decide. Each TEE has its own subpackage (snp, tdx,
+// sgx, sim) that implements Verifier.
+package attest
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TEE names a kind of trusted execution environment.
+type TEE string
+
+// The TEE types that evidence can come from.
+const (
+	SEVSNP TEE = "sev-snp"
+	TDX    TEE = "tdx"
+	SGX    TEE = "sgx"
+	// InsecureSimulated evidence is signed by a published key: anyone can forge it.
+	InsecureSimulated TEE = "insecure-simulated"
+)
+
+// ParseTEE accepts the canonical names and a few common spellings.
+func ParseTEE(s string) (TEE, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "sev-snp", "snp", "sevsnp":
+		return SEVSNP, nil
+	case "tdx":
+		return TDX, nil
+	case "sgx":
+		return SGX, nil
+	case "insecure-simulated", "sim", "simulated":
+		return InsecureSimulated, nil
+	}
+	return "", fmt.Errorf("unknown TEE type %q (want sev-snp, tdx, sgx or insecure-simulated)", s)
+}
+
+// Evidence is what a TEE produced, as it came from the platform.
+type Evidence struct {
+	TEE TEE
+	// Report is the SNP attestation report, the TDX or SGX quote, or the simulator's report.
+	Report []byte
+	// Certificates is the SNP extended report's certificate table, if any.
+	Certificates []byte
+	// Collateral carries optional endorsements by collateral-directory file name.
+	Collateral map[string][]byte
+}
+
+// Options are per-verification settings. The zero value verifies now, online where the verifier
+// is configured to be.
+type Options struct {
+	// Now is the verification time; zero means time.Now().
+	Now time.Time
+}
+
+// Time returns the verification time.
+func (o Options) Time() time.Time {
+	if o.Now.IsZero() {
+		return time.Now()
+	}
+	return o.Now
+}
+
+// Verifier checks that evidence is authentic (signatures, certificate chains, revocation,
+// collateral) and returns its claims. It does not decide whether the claims are acceptable,
+// except for checks that are part of authenticity itself (for example that the TCB in a report
+// matches the TCB its signing certificate was issued for).
+type Verifier interface {
+	TEE() TEE
+	Verify(ctx context.Context, ev *Evidence, opts Options) (*Claims, error)
+}
+
+// Claims are the normalized claims of DESIGN.md. Every verifier fills the fields its TEE has.
+type Claims struct {
+	TEE TEE `json:"tee"`
+	// Measurement is the launch measurement: SNP MEASUREMENT, TDX MRTD, SGX MRENCLAVE.
+	Measurement Hex `json:"measurement"`
+	// Measurements holds further measurements: rtmr0..rtmr3, mrseam, mrsigner.
+	Measurements map[string]Hex `json:"measurements,omitempty"`
+	// Config holds configuration identity: host_data, id_key_digest, author_key_digest,
+	// family_id, image_id, mrconfigid, mrowner, mrownerconfig, tee_tcb_svn.
+	Config map[string]Hex `json:"config,omitempty"`
+	// TCB holds TCB components and SVNs: bootloader, tee, snp, microcode, fmc, guest_svn, isv_svn.
+	TCB map[string]uint64 `json:"tcb,omitempty"`
+	// TCBStatus is Intel's TCB status for the platform, or "unknown" without collateral.
+	TCBStatus  string   `json:"tcb_status,omitempty"`
+	Advisories []string `json:"advisories,omitempty"`
+	Debug      bool     `json:"debug"`
+	Migration  bool     `json:"migration"`
+	SMT        bool     `json:"smt"`
+	ReportData Hex      `json:"report_data"`
+	// Platform identity: chip_id, fmspc, product, signer.
+	Platform map[string]string `json:"platform,omitempty"`
+	// Attributes holds other numeric fields: vmpl, guest_policy, td_attributes, xfam, isv_prod_id.
+	Attributes map[string]uint64 `json:"attributes,omitempty"`
+}
+
+// Hex is a byte string that reads and writes as lowercase hex in JSON and YAML.
+type Hex []byte
+
+func (h Hex) String() string { return hex.EncodeToString(h) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (h Hex) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(h)), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (h *Hex) UnmarshalText(b []byte) error {
+	d, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("not hex: %w", err)
+	}
+	*h = d
+	return nil
+}
+
+// Errors a Verifier wraps so that callers can map them without string matching. The service maps
+// ErrMalformed to InvalidArgument, ErrNotAuthentic to PermissionDenied and ErrUnavailable to
+// Unavailable.
+var (
+	// ErrMalformed: the evidence does not parse (truncated, oversized, wrong version).
+	ErrMalformed = errors.New("malformed evidence")
+	// ErrNotAuthentic: it parses but is not authentic (signature, chain, revocation, expiry,
+	// TCB mismatch, report data binding).
+	ErrNotAuthentic = errors.New("evidence not authentic")
+	// ErrUnavailable: authenticity cannot be decided now (collateral service unreachable).
+	ErrUnavailable = errors.New("collateral unavailable")
+)
+
+// Error is a verification failure that names the field or check.
+type Error struct {
+	Kind  error  // one of ErrMalformed, ErrNotAuthentic, ErrUnavailable
+	Field string // e.g. "report.signature", "certificates.vcek"
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%v: %v", e.Kind, e.Err)
+	}
+	return fmt.Sprintf("%v: %s: %v", e.Kind, e.Field, e.Err)
+}
+
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// Malformed returns an ErrMalformed error for field.
+func Malformed(field string, format string, args ...any) error {
+	return &Error{Kind: ErrMalformed, Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// NotAuthentic returns an ErrNotAuthentic error for field, wrapping err.
+func NotAuthentic(field string, err error) error {
+	return &Error{Kind: ErrNotAuthentic, Field: field, Err: err}
+}
+
+// Unavailable returns an ErrUnavailable error for field, wrapping err.
+func Unavailable(field string, err error) error {
+	return &Error{Kind: ErrUnavailable, Field: field, Err: err}
+}

@@ -1,0 +1,156 @@
+// Package kmstest is the conformance suite that every kms backend must pass.
+package kmstest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/secret"
+)
+
+// Store is a backend under test: both halves of one store.
+type Store interface {
+	kms.KeyStore
+	kms.Admin
+}
+
+// Run runs the suite against a fresh store from newStore for each subtest.
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	caseA := kms.Context{"tenant": "uk-freiburg", "case": "a"}
+	caseB := kms.Context{"tenant": "uk-freiburg", "case": "b"}
+
+	t.Run("DataKeyRoundTrip", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "tenant-a/records")
+		dk, err := s.GenerateDataKey(ctx, "tenant-a/records", caseA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dk.Plaintext.Len() != kms.DataKeySize || len(dk.Wrapped) == 0 {
+			t.Fatalf("data key: %d bytes plaintext, %d wrapped", dk.Plaintext.Len(), len(dk.Wrapped))
+		}
+		if bytes.Contains(dk.Wrapped, dk.Plaintext.Reveal()) {
+			t.Fatal("wrapped key contains the plaintext")
+		}
+		got, err := s.UnwrapDataKey(ctx, "tenant-a/records", dk.Wrapped, caseA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(dk.Plaintext) {
+			t.Fatal("unwrapped key differs")
+		}
+		dk2, _ := s.GenerateDataKey(ctx, "tenant-a/records", caseA)
+		if dk2.Plaintext.Equal(dk.Plaintext) {
+			t.Fatal("two data keys are equal")
+		}
+	})
+
+	t.Run("WrongContextOrName", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "tenant-a/records")
+		mustCreate(t, s, "tenant-a/other")
+		dk, err := s.GenerateDataKey(ctx, "tenant-a/records", caseA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", dk.Wrapped, caseB); !errors.Is(err, kms.ErrBadWrapped) {
+			t.Errorf("other context: %v, want ErrBadWrapped", err)
+		}
+		if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", dk.Wrapped, nil); !errors.Is(err, kms.ErrBadWrapped) {
+			t.Errorf("empty context: %v, want ErrBadWrapped", err)
+		}
+		if _, err := s.UnwrapDataKey(ctx, "tenant-a/other", dk.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+			t.Errorf("other key: %v, want ErrBadWrapped", err)
+		}
+		bad := bytes.Clone(dk.Wrapped)
+		bad[len(bad)-3] ^= 0x01
+		if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", bad, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+			t.Errorf("flipped bit: %v, want ErrBadWrapped", err)
+		}
+		for _, junk := range [][]byte{nil, {1, 2, 3}, bytes.Repeat([]byte{'v'}, 300)} {
+			if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", junk, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+				t.Errorf("junk %q: %v, want ErrBadWrapped", junk, err)
+			}
+		}
+	})
+
+	t.Run("Rotation", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "k")
+		old, err := s.GenerateDataKey(ctx, "k", caseA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RotateKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := s.GenerateDataKey(ctx, "k", caseA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dk := range []*kms.DataKey{old, fresh} {
+			got, err := s.UnwrapDataKey(ctx, "k", dk.Wrapped, caseA)
+			if err != nil || !got.Equal(dk.Plaintext) {
+				t.Fatalf("after rotation: %v", err)
+			}
+		}
+		if err := s.RotateKey(ctx, "missing"); !errors.Is(err, kms.ErrNotFound) {
+			t.Errorf("rotate missing: %v", err)
+		}
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.GenerateDataKey(ctx, "missing", caseA); !errors.Is(err, kms.ErrNotFound) {
+			t.Errorf("GenerateDataKey: %v, want ErrNotFound", err)
+		}
+		if _, err := s.GetSecret(ctx, "missing"); !errors.Is(err, kms.ErrNotFound) {
+			t.Errorf("GetSecret: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("InvalidNames", func(t *testing.T) {
+		s := newStore(t)
+		for _, name := range []string{"../sys", "a/../../b", "a%2f..%2fb", "/abs", "Transit/x", ""} {
+			if _, err := s.GenerateDataKey(ctx, name, caseA); !errors.Is(err, kms.ErrInvalidName) {
+				t.Errorf("GenerateDataKey(%q): %v", name, err)
+			}
+			if _, err := s.GetSecret(ctx, name); !errors.Is(err, kms.ErrInvalidName) {
+				t.Errorf("GetSecret(%q): %v", name, err)
+			}
+		}
+	})
+
+	t.Run("SecretVersions", func(t *testing.T) {
+		s := newStore(t)
+		v1, err := s.PutSecret(ctx, "tenant-a/api-token", secret.New([]byte("one")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2, err := s.PutSecret(ctx, "tenant-a/api-token", secret.New([]byte("two")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v2 <= v1 {
+			t.Fatalf("versions %d then %d", v1, v2)
+		}
+		got, err := s.GetSecret(ctx, "tenant-a/api-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Value.Reveal()) != "two" || got.Version != v2 {
+			t.Fatalf("GetSecret = version %d", got.Version)
+		}
+	})
+}
+
+func mustCreate(t *testing.T, s Store, name string) {
+	t.Helper()
+	if err := s.CreateKey(context.Background(), name); err != nil {
+		t.Fatalf("CreateKey(%q): %v", name, err)
+	}
+}
