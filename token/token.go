@@ -1,0 +1,244 @@
+// Package token issues and verifies attestation result tokens: short-lived CWTs signed as
+// COSE_Sign1 (ES256), with claims in the IETF RATS attestation-results (EAR) model and a
+// confirmation claim that binds the workload's HPKE public key.
+//
+// The release calls of trustd accept a token only if it verifies under one of trustd's token
+// keys, has not expired, and names the requested key among its grants; the release is then sealed
+// to the key in the confirmation claim, so a stolen token is useless without the workload's
+// private key.
+package token
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/veraison/go-cose"
+)
+
+// Profile is the EAT profile of our tokens.
+const Profile = "tag:medicus.cloud,2026:trust/ear/v1"
+
+// StatusAffirming is the EAR trustworthiness status of every token we issue: denials get no token.
+const StatusAffirming = "affirming"
+
+// DefaultLifetime of a token.
+const DefaultLifetime = 5 * time.Minute
+
+// MaxTokenSize bounds what Verify parses.
+const MaxTokenSize = 16 << 10
+
+// Errors from Verify; the service maps all of them to Unauthenticated.
+var (
+	ErrMalformed  = errors.New("token malformed")
+	ErrSignature  = errors.New("token signature invalid")
+	ErrUnknownKey = errors.New("token signed by an unknown key")
+	ErrExpired    = errors.New("token expired")
+	ErrNotYet     = errors.New("token not yet valid")
+)
+
+// Grant kinds.
+const (
+	KindSecret  = "secret"
+	KindDataKey = "data_key"
+)
+
+// Grant is a name the workload may receive.
+type Grant struct {
+	Kind string `cbor:"1,keyasint" json:"kind"`
+	Name string `cbor:"2,keyasint" json:"name"`
+}
+
+// Confirmation binds the workload's HPKE public key (RFC 8747 style "cnf").
+type Confirmation struct {
+	KEM       uint16 `cbor:"1,keyasint" json:"kem"`
+	KDF       uint16 `cbor:"2,keyasint" json:"kdf"`
+	AEAD      uint16 `cbor:"3,keyasint" json:"aead"`
+	PublicKey []byte `cbor:"4,keyasint" json:"pk"`
+}
+
+// Claims of a result token. Integer keys follow the CWT (RFC 8392), EAT and EAR registries;
+// private claims use negative keys.
+type Claims struct {
+	Issuer       string            `cbor:"1,keyasint,omitempty" json:"iss,omitempty"`
+	Expiry       int64             `cbor:"4,keyasint" json:"exp"`
+	NotBefore    int64             `cbor:"5,keyasint" json:"nbf"`
+	IssuedAt     int64             `cbor:"6,keyasint" json:"iat"`
+	ID           string            `cbor:"7,keyasint" json:"jti"`
+	Confirmation Confirmation      `cbor:"8,keyasint" json:"cnf"`
+	Profile      string            `cbor:"265,keyasint" json:"eat_profile"`
+	Status       string            `cbor:"1000,keyasint" json:"ear.status"`
+	TEE          string            `cbor:"-70000,keyasint" json:"medicus.tee"`
+	Measurement  []byte            `cbor:"-70001,keyasint,omitempty" json:"medicus.measurement,omitempty"`
+	Policy       string            `cbor:"-70002,keyasint" json:"medicus.policy"`
+	PolicyDigest []byte            `cbor:"-70003,keyasint" json:"medicus.policy_digest"`
+	Grants       []Grant           `cbor:"-70004,keyasint,omitempty" json:"medicus.grants,omitempty"`
+	Platform     map[string]string `cbor:"-70005,keyasint,omitempty" json:"medicus.platform,omitempty"`
+}
+
+// Granted reports whether the token grants name of kind.
+func (c *Claims) Granted(kind, name string) bool {
+	for _, g := range c.Grants {
+		if g.Kind == kind && g.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyID returns the key ID of a public key: base64url (no padding) of SHA-256 of its SPKI.
+func KeyID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// Options configure an Issuer.
+type Options struct {
+	// Key signs new tokens (ECDSA P-256).
+	Key *ecdsa.PrivateKey
+	// Verify are further public keys whose tokens are still accepted (rotation).
+	Verify []*ecdsa.PublicKey
+	// Issuer is the "iss" claim.
+	Issuer   string
+	Lifetime time.Duration
+	Now      func() time.Time
+	Rand     io.Reader
+}
+
+// Issuer signs and verifies tokens.
+type Issuer struct {
+	o      Options
+	kid    string
+	signer cose.Signer
+	keys   map[string]*ecdsa.PublicKey
+}
+
+// NewIssuer returns an Issuer.
+func NewIssuer(o Options) (*Issuer, error) {
+	if o.Key == nil {
+		return nil, errors.New("token: no signing key")
+	}
+	if o.Lifetime == 0 {
+		o.Lifetime = DefaultLifetime
+	}
+	if o.Lifetime < 0 || o.Lifetime > time.Hour {
+		return nil, fmt.Errorf("token: lifetime %v outside (0, 1h]", o.Lifetime)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	signer, err := cose.NewSigner(cose.AlgorithmES256, o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	i := &Issuer{o: o, signer: signer, keys: map[string]*ecdsa.PublicKey{}}
+	for _, pub := range append([]*ecdsa.PublicKey{&o.Key.PublicKey}, o.Verify...) {
+		kid, err := KeyID(pub)
+		if err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+		i.keys[kid] = pub
+	}
+	i.kid, _ = KeyID(&o.Key.PublicKey)
+	return i, nil
+}
+
+// KeyID returns the ID of the current signing key.
+func (i *Issuer) KeyID() string { return i.kid }
+
+// PublicKeys returns the accepted public keys by key ID.
+func (i *Issuer) PublicKeys() map[string]*ecdsa.PublicKey { return i.keys }
+
+// Issue fills the time, ID, profile and status claims and signs c.
+func (i *Issuer) Issue(c *Claims) ([]byte, time.Time, error) {
+	now := i.o.Now()
+	exp := now.Add(i.o.Lifetime)
+	id := make([]byte, 16)
+	if _, err := io.ReadFull(i.o.Rand, id); err != nil {
+		return nil, time.Time{}, err
+	}
+	cc := *c
+	cc.Issuer, cc.IssuedAt, cc.NotBefore, cc.Expiry = i.o.Issuer, now.Unix(), now.Unix(), exp.Unix()
+	cc.ID = base64.RawURLEncoding.EncodeToString(id)
+	cc.Profile, cc.Status = Profile, StatusAffirming
+	payload, err := cbor.Marshal(&cc)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	msg := cose.NewSign1Message()
+	msg.Headers.Protected.SetAlgorithm(cose.AlgorithmES256)
+	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(i.kid)
+	msg.Headers.Protected[cose.HeaderLabelContentType] = "application/eat+cwt"
+	msg.Payload = payload
+	if err := msg.Sign(i.o.Rand, nil, i.signer); err != nil {
+		return nil, time.Time{}, err
+	}
+	b, err := msg.MarshalCBOR()
+	return b, time.Unix(cc.Expiry, 0), err
+}
+
+// Verify checks the signature under a known key, the algorithm, the profile and the validity
+// window, and returns the claims.
+func (i *Issuer) Verify(b []byte) (*Claims, error) {
+	return Verify(b, i.keys, i.o.Now())
+}
+
+// Verify checks a token against a set of public keys by key ID at time now.
+func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
+	if len(b) == 0 || len(b) > MaxTokenSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
+	}
+	var msg cose.Sign1Message
+	if err := msg.UnmarshalCBOR(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	alg, err := msg.Headers.Protected.Algorithm()
+	if err != nil || alg != cose.AlgorithmES256 {
+		return nil, fmt.Errorf("%w: algorithm must be ES256", ErrMalformed)
+	}
+	kid, ok := msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
+	if !ok {
+		return nil, fmt.Errorf("%w: no key ID", ErrMalformed)
+	}
+	pub, ok := keys[string(kid)]
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	v, err := cose.NewVerifier(cose.AlgorithmES256, pub)
+	if err != nil {
+		return nil, err
+	}
+	if err := msg.Verify(nil, v); err != nil {
+		return nil, ErrSignature
+	}
+	var c Claims
+	dm, _ := cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF}.DecMode()
+	if err := dm.Unmarshal(msg.Payload, &c); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	if c.Profile != Profile || c.Status != StatusAffirming {
+		return nil, fmt.Errorf("%w: profile %q status %q", ErrMalformed, c.Profile, c.Status)
+	}
+	if now.Unix() >= c.Expiry {
+		return nil, fmt.Errorf("%w at %s", ErrExpired, time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))
+	}
+	if now.Unix() < c.NotBefore {
+		return nil, ErrNotYet
+	}
+	return &c, nil
+}

@@ -1,0 +1,74 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+)
+
+func newIssuer(t testing.TB, now *time.Time) *Issuer {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	i, err := NewIssuer(Options{Key: k, Issuer: "trustd-test", Now: func() time.Time { return *now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+func TestIssueVerify(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	i := newIssuer(t, &now)
+	tok, exp, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}},
+		Confirmation: Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: []byte{1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(now.Add(DefaultLifetime)) {
+		t.Fatalf("exp %v", exp)
+	}
+	c, err := i.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Granted(KindDataKey, "hello/records") || c.Granted(KindSecret, "hello/records") || c.Confirmation.PublicKey[2] != 3 {
+		t.Fatalf("claims %+v", c)
+	}
+
+	other := newIssuer(t, &now)
+	forged, _, _ := other.Issue(&Claims{})
+	flipped := append([]byte(nil), tok...)
+	flipped[len(flipped)-5] ^= 1
+	tests := []struct {
+		name string
+		tok  []byte
+		at   time.Time
+		want error
+	}{
+		{"other issuer", forged, now, ErrUnknownKey},
+		{"flipped signature", flipped, now, ErrSignature},
+		{"expired", tok, now.Add(DefaultLifetime), ErrExpired},
+		{"garbage", []byte("not a token"), now, ErrMalformed},
+		{"empty", nil, now, ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Verify(tc.tok, i.PublicKeys(), tc.at)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	i := newIssuer(f, &now)
+	tok, _, _ := i.Issue(&Claims{TEE: "tdx"})
+	f.Add(tok)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = i.Verify(b)
+	})
+}
