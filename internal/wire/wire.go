@@ -1,0 +1,114 @@
+// Package wire converts between the gRPC messages of api/trustv1 and the Go types of attest,
+// seal and token, in one place for the service and the SDK.
+package wire
+
+import (
+	"fmt"
+	"maps"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/seal"
+	"github.com/medicus-cloud/trust/token"
+)
+
+var teeToPB = map[attest.TEE]pb.TEE{
+	attest.SEVSNP:            pb.TEE_TEE_SEV_SNP,
+	attest.TDX:               pb.TEE_TEE_TDX,
+	attest.SGX:               pb.TEE_TEE_SGX,
+	attest.InsecureSimulated: pb.TEE_TEE_INSECURE_SIMULATED,
+}
+
+// TEE converts a wire TEE type.
+func TEE(t pb.TEE) (attest.TEE, error) {
+	for k, v := range teeToPB {
+		if v == t {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown TEE type %v", t)
+}
+
+// TEEToPB converts a TEE type to the wire.
+func TEEToPB(t attest.TEE) pb.TEE { return teeToPB[t] }
+
+// Evidence converts wire evidence (which must not be nil).
+func Evidence(e *pb.Evidence) (*attest.Evidence, error) {
+	t, err := TEE(e.GetTee())
+	if err != nil {
+		return nil, err
+	}
+	return &attest.Evidence{TEE: t, Report: e.GetReport(), Certificates: e.GetCertificates(), Collateral: e.GetCollateral()}, nil
+}
+
+// EvidenceToPB converts evidence to the wire.
+func EvidenceToPB(e *attest.Evidence) *pb.Evidence {
+	return &pb.Evidence{Tee: TEEToPB(e.TEE), Report: e.Report, Certificates: e.Certificates, Collateral: e.Collateral}
+}
+
+// Suite returns the HPKE suite of a wire workload key.
+func Suite(k *pb.WorkloadKey) seal.Suite {
+	return seal.Suite{KEM: uint16(k.GetKem()), KDF: uint16(k.GetKdf()), AEAD: uint16(k.GetAead())}
+}
+
+// WorkloadKeyToPB converts a public key to the wire.
+func WorkloadKeyToPB(k *seal.PublicKey) *pb.WorkloadKey {
+	s := k.Suite()
+	return &pb.WorkloadKey{Kem: uint32(s.KEM), Kdf: uint32(s.KDF), Aead: uint32(s.AEAD), PublicKey: k.Bytes()}
+}
+
+func hexMap(m map[string]attest.Hex) map[string][]byte {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func bytesMap(m map[string][]byte) map[string]attest.Hex {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]attest.Hex, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ClaimsToPB converts claims to the wire.
+func ClaimsToPB(c *attest.Claims) *pb.Claims {
+	return &pb.Claims{
+		Tee: TEEToPB(c.TEE), Measurement: c.Measurement, Measurements: hexMap(c.Measurements),
+		Config: hexMap(c.Config), Tcb: maps.Clone(c.TCB), TcbStatus: c.TCBStatus, Advisories: c.Advisories,
+		Debug: c.Debug, Migration: c.Migration, Smt: c.SMT, ReportData: c.ReportData,
+		Platform: maps.Clone(c.Platform), Attributes: maps.Clone(c.Attributes),
+	}
+}
+
+// Claims converts wire claims.
+func Claims(p *pb.Claims) *attest.Claims {
+	t, _ := TEE(p.GetTee())
+	return &attest.Claims{
+		TEE: t, Measurement: p.GetMeasurement(), Measurements: bytesMap(p.GetMeasurements()),
+		Config: bytesMap(p.GetConfig()), TCB: p.GetTcb(), TCBStatus: p.GetTcbStatus(), Advisories: p.GetAdvisories(),
+		Debug: p.GetDebug(), Migration: p.GetMigration(), SMT: p.GetSmt(), ReportData: p.GetReportData(),
+		Platform: p.GetPlatform(), Attributes: p.GetAttributes(),
+	}
+}
+
+// GrantsToPB converts grants to the wire.
+func GrantsToPB(gs []token.Grant) []*pb.Grant {
+	out := make([]*pb.Grant, 0, len(gs))
+	for _, g := range gs {
+		k := pb.Grant_KIND_SECRET
+		if g.Kind == token.KindDataKey {
+			k = pb.Grant_KIND_DATA_KEY
+		}
+		out = append(out, &pb.Grant{Kind: k, Name: g.Name})
+	}
+	return out
+}

@@ -1,0 +1,311 @@
+// Package sdk is the client library that vendors embed in workloads running inside confidential
+// VMs. It attests the workload to trustd and fetches secrets and data keys, which arrive sealed
+// to an ephemeral key that never leaves this process.
+//
+// Most callers need only New, Client.Secret, and the envelope functions (package sdk/envelope)
+// with the Client as their key source:
+//
+//	c, err := sdk.New(ctx, sdk.Options{Addr: "trustd:7443", Provider: provider})
+//	...
+//	ct, err := envelope.Encrypt(ctx, c, "tenant/records", kms.Context{"tenant": "t", "case": "42"}, data)
+//
+// The client attests lazily on first use, caches the result token until shortly before it
+// expires, and attests again on its own. A denial is a *DeniedError that says which claim failed.
+package sdk
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/enclave"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/seal"
+	"github.com/medicus-cloud/trust/secret"
+	"github.com/medicus-cloud/trust/token"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Addr of trustd, host:port. Ignored when Conn is set.
+	Addr string
+	// Conn is an existing connection to trustd (for tests and custom dialing).
+	Conn grpc.ClientConnInterface
+	// Provider obtains evidence from the TEE this workload runs in. Required.
+	Provider enclave.Provider
+	// Suite of the ephemeral key; zero means seal.X25519. seal.MLKEM768X25519 adds a
+	// post-quantum KEM.
+	Suite seal.Suite
+	// TLS configures the connection; nil means TLS with the system roots, unless Insecure.
+	TLS *tls.Config
+	// Insecure uses plaintext gRPC: only for a local trustd in --dev mode.
+	Insecure bool
+	// RefreshBefore is how long before expiry the client attests again; zero means 30 seconds.
+	RefreshBefore time.Duration
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Client talks to trustd on behalf of one workload. It is safe for concurrent use.
+type Client struct {
+	o    Options
+	rpc  pb.TrustClient
+	conn *grpc.ClientConn
+
+	mu  sync.Mutex
+	cur *session
+}
+
+// session is one successful attestation: the key pair and the token bound to it.
+type session struct {
+	key *enclave.Key
+	att *Attestation
+}
+
+// Attestation is the result of a successful attestation.
+type Attestation struct {
+	RequestID    string
+	Policy       string
+	PolicyDigest []byte
+	Grants       []token.Grant
+	Claims       *attest.Claims
+	Token        []byte
+	ExpiresAt    time.Time
+}
+
+// DeniedError is returned when trustd denies attestation or a release (PermissionDenied).
+type DeniedError struct {
+	Policy   string
+	Claim    string
+	Seen     string
+	Expected string
+	Reason   string
+}
+
+func (e *DeniedError) Error() string {
+	if e.Claim != "" && e.Expected != "" {
+		return fmt.Sprintf("trustd denied: %s is %s, expected %s", e.Claim, e.Seen, e.Expected)
+	}
+	return "trustd denied: " + e.Reason
+}
+
+// New returns a client. It does not contact trustd until first use.
+func New(ctx context.Context, o Options) (*Client, error) {
+	if o.Provider == nil {
+		return nil, errors.New("sdk: Options.Provider is required")
+	}
+	if o.Suite == (seal.Suite{}) {
+		o.Suite = seal.X25519
+	}
+	if err := o.Suite.Check(); err != nil {
+		return nil, fmt.Errorf("sdk: %w", err)
+	}
+	if o.RefreshBefore == 0 {
+		o.RefreshBefore = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Client{o: o}
+	conn := o.Conn
+	if conn == nil {
+		if o.Addr == "" {
+			return nil, errors.New("sdk: Options.Addr or Options.Conn is required")
+		}
+		creds := credentials.NewTLS(o.TLS)
+		if o.Insecure {
+			creds = insecure.NewCredentials()
+		} else if o.TLS == nil {
+			creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13})
+		}
+		cc, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return nil, fmt.Errorf("sdk: dialing %s: %w", o.Addr, err)
+		}
+		c.conn, conn = cc, cc
+	}
+	c.rpc = pb.NewTrustClient(conn)
+	return c, nil
+}
+
+// Close releases the connection it opened and forgets the key.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.cur = nil
+	c.mu.Unlock()
+	if c.conn != nil {
+		return c.conn.Close()
+	}
+	return nil
+}
+
+// Attest attests now, replacing any cached attestation.
+func (c *Client) Attest(ctx context.Context) (*Attestation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.attestLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.att, nil
+}
+
+func (c *Client) attestLocked(ctx context.Context) (*session, error) {
+	ch, err := c.rpc.GetChallenge(ctx, &pb.GetChallengeRequest{})
+	if err != nil {
+		return nil, fromStatus("get challenge", err)
+	}
+	key, err := enclave.NewKey(c.o.Suite)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: ephemeral key: %w", err)
+	}
+	ev, err := c.o.Provider.Evidence(ctx, key.ReportData(ch.GetNonce()))
+	if err != nil {
+		return nil, fmt.Errorf("sdk: obtaining evidence from %s: %w", c.o.Provider.TEE(), err)
+	}
+	resp, err := c.rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wire.WorkloadKeyToPB(key.Public())})
+	if err != nil {
+		return nil, fromStatus("attest", err)
+	}
+	att := &Attestation{RequestID: resp.GetRequestId(), Policy: resp.GetPolicy(), PolicyDigest: resp.GetPolicyDigest(),
+		Claims: wire.Claims(resp.GetClaims()), Token: resp.GetToken(), ExpiresAt: resp.GetExpiresAt().AsTime()}
+	for _, g := range resp.GetGrants() {
+		kind := token.KindSecret
+		if g.GetKind() == pb.Grant_KIND_DATA_KEY {
+			kind = token.KindDataKey
+		}
+		att.Grants = append(att.Grants, token.Grant{Kind: kind, Name: g.GetName()})
+	}
+	c.cur = &session{key: key, att: att}
+	return c.cur, nil
+}
+
+// session returns a valid session, attesting when there is none or it expires soon.
+func (c *Client) session(ctx context.Context, force bool) (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !force && c.cur != nil && c.o.Now().Add(c.o.RefreshBefore).Before(c.cur.att.ExpiresAt) {
+		return c.cur, nil
+	}
+	return c.attestLocked(ctx)
+}
+
+// call runs a release with the current session, attesting once more if trustd says the token is
+// no longer good (expired early, or trustd's token key rotated).
+func (c *Client) call(ctx context.Context, name string, canon []byte, do func(s *session, rid string) (string, []byte, error)) (*secret.Bytes, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := c.session(ctx, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		rid := newRequestID()
+		gotRID, sealed, err := do(s, rid)
+		if status.Code(err) == codes.Unauthenticated && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, fromStatus("release "+name, err)
+		}
+		if gotRID != rid {
+			return nil, fmt.Errorf("sdk: trustd answered request %q for request %q", gotRID, rid)
+		}
+		pt, err := s.key.Open(seal.ReleaseAAD(rid, name, canon), sealed)
+		if err != nil {
+			return nil, fmt.Errorf("sdk: release of %s: %w", name, err)
+		}
+		return secret.New(pt), nil
+	}
+}
+
+// Secret fetches the newest version of a secret granted to this workload.
+func (c *Client) Secret(ctx context.Context, name string) (*secret.Bytes, error) {
+	canon, _ := kms.Context(nil).Canonical()
+	return c.call(ctx, name, canon, func(s *session, rid string) (string, []byte, error) {
+		r, err := c.rpc.GetSecret(ctx, &pb.GetSecretRequest{Token: s.att.Token, Name: name, RequestId: rid})
+		return r.GetRequestId(), r.GetSecret().GetCiphertext(), err
+	})
+}
+
+// GenerateDataKey returns a fresh data key bound to kc, in plaintext and wrapped; store the
+// wrapped key beside the ciphertext. It makes *Client a key source for package sdk/envelope.
+func (c *Client) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
+	canon, err := kc.Canonical()
+	if err != nil {
+		return nil, nil, err
+	}
+	var wrapped []byte
+	dek, err := c.call(ctx, keyName, canon, func(s *session, rid string) (string, []byte, error) {
+		r, err := c.rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: s.att.Token, KeyName: keyName, Context: kc, RequestId: rid})
+		wrapped = r.GetWrappedKey()
+		return r.GetRequestId(), r.GetDataKey().GetCiphertext(), err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return dek, wrapped, nil
+}
+
+// UnwrapDataKey opens a wrapped data key under the same name and context it was made with.
+func (c *Client) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
+	canon, err := kc.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	return c.call(ctx, keyName, canon, func(s *session, rid string) (string, []byte, error) {
+		r, err := c.rpc.UnwrapDataKey(ctx, &pb.UnwrapDataKeyRequest{Token: s.att.Token, KeyName: keyName, WrappedKey: wrapped, Context: kc, RequestId: rid})
+		return r.GetRequestId(), r.GetDataKey().GetCiphertext(), err
+	})
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return "sdk-" + hex.EncodeToString(b)
+}
+
+// fromStatus turns a gRPC error into a *DeniedError for PermissionDenied, and otherwise keeps
+// the status (callers can use status.Code) with the operation named.
+func fromStatus(op string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("sdk: %s: %w", op, err)
+	}
+	if st.Code() == codes.PermissionDenied {
+		d := &DeniedError{Reason: st.Message()}
+		for _, det := range st.Details() {
+			if den, ok := det.(*pb.Denial); ok {
+				d.Policy, d.Claim, d.Seen, d.Expected = den.GetPolicy(), den.GetClaim(), den.GetSeen(), den.GetExpected()
+			}
+		}
+		return d
+	}
+	return &StatusError{Op: op, Err: err}
+}
+
+// StatusError is any other error from trustd; status.Code works on it.
+type StatusError struct {
+	Op  string
+	Err error
+}
+
+func (e *StatusError) Error() string { return "sdk: " + e.Op + ": " + status.Convert(e.Err).Message() + " (" + status.Code(e.Err).String() + ")" }
+
+// Unwrap returns the gRPC error.
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// GRPCStatus lets status.FromError and status.Code see through the wrapper.
+func (e *StatusError) GRPCStatus() *status.Status { return status.Convert(e.Err) }

@@ -1,0 +1,392 @@
+// Package service implements the trustd gRPC API: it checks nonces, verifies evidence through
+// package attest, appraises claims through package policies, issues result tokens, and releases
+// key material from a kms.KeyStore sealed to the attested workload key — each release only after
+// its audit record is durable.
+//
+// It is the one place where errors become gRPC status codes (DESIGN.md "Errors").
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/seal"
+	"github.com/medicus-cloud/trust/secret"
+	"github.com/medicus-cloud/trust/token"
+)
+
+// PolicySource supplies the active policy bundle; it may change between calls (hot reload).
+type PolicySource interface {
+	Current() *policies.Bundle
+}
+
+// StaticPolicies is a PolicySource that never changes.
+type StaticPolicies struct{ Bundle *policies.Bundle }
+
+// Current implements PolicySource.
+func (s StaticPolicies) Current() *policies.Bundle { return s.Bundle }
+
+// AuditLog records decisions. Append must return only once the record is durable.
+type AuditLog interface {
+	Append(ctx context.Context, r *audit.Record) (uint64, error)
+}
+
+// Limits on request fields. Larger inputs are InvalidArgument.
+const (
+	MaxReportSize       = 64 << 10
+	MaxCertificatesSize = 64 << 10
+	MaxCollateralSize   = 1 << 20
+	MaxPublicKeySize    = 4 << 10
+	MaxWrappedKeySize   = 4 << 10
+)
+
+// Options wire a Service. Every field but Logger and Now is required.
+type Options struct {
+	// Verifiers, one per accepted TEE type. Evidence of other types is refused.
+	Verifiers []attest.Verifier
+	Policies  PolicySource
+	Keys      kms.KeyStore
+	Audit     AuditLog
+	Nonces    *challenge.Issuer
+	Tokens    *token.Issuer
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Service implements trustv1.TrustServer.
+type Service struct {
+	pb.UnimplementedTrustServer
+	verifiers map[attest.TEE]attest.Verifier
+	o         Options
+	log       *slog.Logger
+}
+
+// New checks the options and returns a Service.
+func New(o Options) (*Service, error) {
+	if o.Policies == nil || o.Keys == nil || o.Audit == nil || o.Nonces == nil || o.Tokens == nil {
+		return nil, errors.New("service: policies, keys, audit, nonces and tokens are all required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Service{verifiers: map[attest.TEE]attest.Verifier{}, o: o, log: o.Logger}
+	for _, v := range o.Verifiers {
+		s.verifiers[v.TEE()] = v
+	}
+	return s, nil
+}
+
+// GetChallenge implements trustv1.TrustServer.
+func (s *Service) GetChallenge(context.Context, *pb.GetChallengeRequest) (*pb.GetChallengeResponse, error) {
+	n, exp, err := s.o.Nonces.Issue()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "cannot issue a nonce now")
+	}
+	return &pb.GetChallengeResponse{Nonce: n, ExpiresAt: timestamppb.New(exp)}, nil
+}
+
+// Attest implements trustv1.TrustServer.
+func (s *Service) Attest(ctx context.Context, req *pb.AttestRequest) (*pb.AttestResponse, error) {
+	if err := s.o.Nonces.Check(req.GetNonce()); err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "nonce: %v", err)
+	}
+	ev, pk, err := s.checkAttestRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	rid := newRequestID()
+	rec := &audit.Record{Time: s.o.Now().UTC(), RequestID: rid, Event: audit.EventAttest, TEE: string(ev.TEE), Caller: caller(ctx)}
+	resp, err := s.attest(ctx, req, ev, pk, rec)
+	if err != nil {
+		rec.Verdict, rec.Reason = verdictOf(err), err.Error()
+	}
+	if _, aerr := s.o.Audit.Append(ctx, rec); aerr != nil {
+		s.log.Error("audit append failed; answering Unavailable", "request_id", rid, "err", aerr)
+		return nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was issued")
+	}
+	s.log.Info("attest", "request_id", rid, "tee", ev.TEE, "verdict", rec.Verdict, "policy", rec.Policy, "reason", rec.Reason)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp.RequestId = rid
+	return resp, nil
+}
+
+func (s *Service) checkAttestRequest(req *pb.AttestRequest) (*attest.Evidence, *seal.PublicKey, error) {
+	e := req.GetEvidence()
+	if e == nil {
+		return nil, nil, status.Error(codes.InvalidArgument, "evidence: missing")
+	}
+	switch {
+	case len(e.GetReport()) == 0:
+		return nil, nil, status.Error(codes.InvalidArgument, "evidence.report: empty")
+	case len(e.GetReport()) > MaxReportSize:
+		return nil, nil, status.Errorf(codes.InvalidArgument, "evidence.report: %d bytes, at most %d", len(e.GetReport()), MaxReportSize)
+	case len(e.GetCertificates()) > MaxCertificatesSize:
+		return nil, nil, status.Errorf(codes.InvalidArgument, "evidence.certificates: %d bytes, at most %d", len(e.GetCertificates()), MaxCertificatesSize)
+	}
+	total := 0
+	for k, v := range e.GetCollateral() {
+		total += len(k) + len(v)
+	}
+	if total > MaxCollateralSize {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "evidence.collateral: %d bytes, at most %d", total, MaxCollateralSize)
+	}
+	ev, err := wire.Evidence(e)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "evidence.tee: %v", err)
+	}
+	if _, ok := s.verifiers[ev.TEE]; !ok {
+		hint := ""
+		if ev.TEE == attest.InsecureSimulated {
+			hint = " (simulated evidence is accepted only by a trustd started with --dev)"
+		}
+		return nil, nil, status.Errorf(codes.InvalidArgument, "evidence.tee: %s evidence is not accepted by this trustd%s", ev.TEE, hint)
+	}
+	wk := req.GetWorkloadKey()
+	if wk == nil || len(wk.GetPublicKey()) == 0 {
+		return nil, nil, status.Error(codes.InvalidArgument, "workload_key: missing")
+	}
+	if len(wk.GetPublicKey()) > MaxPublicKeySize {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "workload_key.public_key: %d bytes, at most %d", len(wk.GetPublicKey()), MaxPublicKeySize)
+	}
+	pk, err := seal.ParsePublicKey(wire.Suite(wk), wk.GetPublicKey())
+	if err != nil {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "workload_key: %v", err)
+	}
+	return ev, pk, nil
+}
+
+func (s *Service) attest(ctx context.Context, req *pb.AttestRequest, ev *attest.Evidence, pk *seal.PublicKey, rec *audit.Record) (*pb.AttestResponse, error) {
+	claims, err := s.verifiers[ev.TEE].Verify(ctx, ev, attest.Options{Now: s.o.Now()})
+	if err != nil {
+		return nil, err
+	}
+	rec.Platform = claims.Platform
+	rec.Measurement = claims.Measurement.String()
+	if len(claims.Measurements) > 0 {
+		rec.Measurements = map[string]string{}
+		for k, v := range claims.Measurements {
+			rec.Measurements[k] = v.String()
+		}
+	}
+	want := attest.ReportData(req.GetNonce(), pk.Suite().ID(), pk.Bytes())
+	if subtle.ConstantTimeCompare(want[:], claims.ReportData) != 1 {
+		return nil, &policies.Denial{Claim: "report_data", Seen: claims.ReportData.String(),
+			Expected: "SHA-512 binding of this request's nonce and workload key"}
+	}
+	bundle := s.o.Policies.Current()
+	if bundle == nil {
+		return nil, fmt.Errorf("%w: no policy bundle loaded", errNoPolicy)
+	}
+	rec.PolicyDigest = hex.EncodeToString(bundle.Digest)
+	dec, err := bundle.Evaluate(claims)
+	if err != nil {
+		return nil, err
+	}
+	rec.Policy = dec.Policy
+	for _, g := range dec.Grants {
+		rec.Names = append(rec.Names, g.Kind+":"+g.Name)
+	}
+	s0 := pk.Suite()
+	tok, exp, err := s.o.Tokens.Issue(&token.Claims{
+		TEE: string(claims.TEE), Measurement: claims.Measurement, Policy: dec.Policy, PolicyDigest: dec.Digest,
+		Grants: dec.Grants, Platform: claims.Platform,
+		Confirmation: token.Confirmation{KEM: s0.KEM, KDF: s0.KDF, AEAD: s0.AEAD, PublicKey: pk.Bytes()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuing token: %w", err)
+	}
+	rec.Verdict = audit.VerdictAllow
+	return &pb.AttestResponse{
+		Verdict: token.StatusAffirming, Claims: wire.ClaimsToPB(claims), Policy: dec.Policy, PolicyDigest: dec.Digest,
+		Grants: wire.GrantsToPB(dec.Grants), Token: tok, ExpiresAt: timestamppb.New(exp),
+	}, nil
+}
+
+// release is the common path of the three release calls: authorize, fetch, seal, audit, answer.
+type release struct {
+	event, kind, name, requestID string
+	token                        []byte
+	kc                           kms.Context
+	// fetch gets the plaintext from the key store; it may set wrapped for the response.
+	fetch func(ctx context.Context) (*secret.Bytes, error)
+}
+
+func (s *Service) release(ctx context.Context, r *release) (rid string, sealed []byte, err error) {
+	claims, err := s.o.Tokens.Verify(r.token)
+	if err != nil {
+		return "", nil, status.Errorf(codes.Unauthenticated, "token: %v", err)
+	}
+	rid = r.requestID
+	if rid == "" {
+		rid = newRequestID()
+	} else if !requestIDRE.MatchString(rid) {
+		return "", nil, status.Error(codes.InvalidArgument, "request_id: must be 1-64 characters of [A-Za-z0-9._-]")
+	}
+	field := "name"
+	if r.kind == token.KindDataKey {
+		field = "key_name"
+	}
+	if err := kms.CheckName(r.name); err != nil {
+		return "", nil, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	canon, err := r.kc.Canonical()
+	if err != nil {
+		return "", nil, status.Errorf(codes.InvalidArgument, "context: %v", err)
+	}
+	rec := &audit.Record{Time: s.o.Now().UTC(), RequestID: rid, Event: r.event, TEE: claims.TEE,
+		Measurement: hex.EncodeToString(claims.Measurement), Platform: claims.Platform, Policy: claims.Policy,
+		PolicyDigest: hex.EncodeToString(claims.PolicyDigest), Names: []string{r.kind + ":" + r.name},
+		Caller: caller(ctx), TokenID: claims.ID}
+	if len(r.kc) > 0 {
+		d, _ := r.kc.Digest()
+		rec.ContextDigest = hex.EncodeToString(d)
+	}
+	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon)
+	if err != nil {
+		rec.Verdict, rec.Reason = verdictOf(err), err.Error()
+	} else {
+		rec.Verdict = audit.VerdictAllow
+	}
+	if _, aerr := s.o.Audit.Append(ctx, rec); aerr != nil {
+		s.log.Error("audit append failed; nothing released", "request_id", rid, "err", aerr)
+		return "", nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was released")
+	}
+	s.log.Info(r.event, "request_id", rid, "name", r.name, "verdict", rec.Verdict, "reason", rec.Reason)
+	if err != nil {
+		return "", nil, toStatus(err)
+	}
+	return rid, sealed, nil
+}
+
+func (s *Service) releaseAuthorized(ctx context.Context, r *release, claims *token.Claims, rid string, canon []byte) ([]byte, error) {
+	if !claims.Granted(r.kind, r.name) {
+		return nil, &policies.Denial{Policy: claims.Policy, Claim: "grants", Seen: r.name,
+			Expected: fmt.Sprintf("a %s granted to this workload", r.kind)}
+	}
+	c := claims.Confirmation
+	pk, err := seal.ParsePublicKey(seal.Suite{KEM: c.KEM, KDF: c.KDF, AEAD: c.AEAD}, c.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("token confirmation key: %w", err)
+	}
+	pt, err := r.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer pt.Wipe()
+	return pk.Seal(seal.ReleaseAAD(rid, r.name, canon), pt.Reveal())
+}
+
+// GetSecret implements trustv1.TrustServer.
+func (s *Service) GetSecret(ctx context.Context, req *pb.GetSecretRequest) (*pb.GetSecretResponse, error) {
+	var version uint64
+	rid, sealed, err := s.release(ctx, &release{
+		event: audit.EventGetSecret, kind: token.KindSecret, name: req.GetName(), requestID: req.GetRequestId(), token: req.GetToken(),
+		fetch: func(ctx context.Context) (*secret.Bytes, error) {
+			sec, err := s.o.Keys.GetSecret(ctx, req.GetName())
+			if err != nil {
+				return nil, err
+			}
+			version = sec.Version
+			return sec.Value, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetSecretResponse{RequestId: rid, Secret: &pb.Sealed{Ciphertext: sealed}, Version: version}, nil
+}
+
+// GenerateDataKey implements trustv1.TrustServer.
+func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRequest) (*pb.GenerateDataKeyResponse, error) {
+	var wrapped []byte
+	kc := kms.Context(req.GetContext())
+	rid, sealed, err := s.release(ctx, &release{
+		event: audit.EventGenerateDataKey, kind: token.KindDataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
+		token: req.GetToken(), kc: kc,
+		fetch: func(ctx context.Context) (*secret.Bytes, error) {
+			dk, err := s.o.Keys.GenerateDataKey(ctx, req.GetKeyName(), kc)
+			if err != nil {
+				return nil, err
+			}
+			wrapped = dk.Wrapped
+			return dk.Plaintext, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GenerateDataKeyResponse{RequestId: rid, DataKey: &pb.Sealed{Ciphertext: sealed}, WrappedKey: wrapped}, nil
+}
+
+// UnwrapDataKey implements trustv1.TrustServer.
+func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyRequest) (*pb.UnwrapDataKeyResponse, error) {
+	if len(req.GetWrappedKey()) == 0 || len(req.GetWrappedKey()) > MaxWrappedKeySize {
+		return nil, status.Errorf(codes.InvalidArgument, "wrapped_key: %d bytes, want 1 to %d", len(req.GetWrappedKey()), MaxWrappedKeySize)
+	}
+	kc := kms.Context(req.GetContext())
+	rid, sealed, err := s.release(ctx, &release{
+		event: audit.EventUnwrapDataKey, kind: token.KindDataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
+		token: req.GetToken(), kc: kc,
+		fetch: func(ctx context.Context) (*secret.Bytes, error) {
+			return s.o.Keys.UnwrapDataKey(ctx, req.GetKeyName(), req.GetWrappedKey(), kc)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.UnwrapDataKeyResponse{RequestId: rid, DataKey: &pb.Sealed{Ciphertext: sealed}}, nil
+}
+
+// GetTokenKeys implements trustv1.TrustServer.
+func (s *Service) GetTokenKeys(context.Context, *pb.GetTokenKeysRequest) (*pb.GetTokenKeysResponse, error) {
+	return TokenKeys(s.o.Tokens)
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func caller(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+var errNoPolicy = errors.New("no policy")
+
+func verdictOf(err error) string {
+	var d *policies.Denial
+	if errors.As(err, &d) || errors.Is(err, attest.ErrNotAuthentic) {
+		return audit.VerdictDeny
+	}
+	return audit.VerdictError
+}

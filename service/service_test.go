@@ -1,0 +1,428 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest"
+	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/enclave"
+	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/kms/local"
+	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/sdk"
+	"github.com/medicus-cloud/trust/seal"
+	"github.com/medicus-cloud/trust/secret"
+	"github.com/medicus-cloud/trust/service"
+	"github.com/medicus-cloud/trust/token"
+)
+
+// memAudit records in memory; fail makes every append fail, as an unwritable log would.
+type memAudit struct {
+	mu      sync.Mutex
+	records []*audit.Record
+	fail    bool
+}
+
+func (m *memAudit) Append(_ context.Context, r *audit.Record) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return 0, errors.New("disk full")
+	}
+	m.records = append(m.records, r)
+	return uint64(len(m.records) - 1), nil
+}
+
+func (m *memAudit) last() *audit.Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.records[len(m.records)-1]
+}
+
+func helloMeasurement() []byte {
+	m := make([]byte, 48)
+	copy(m, "medicus trust example hello image v1")
+	return m
+}
+
+type harness struct {
+	conn   *grpc.ClientConn
+	rpc    pb.TrustClient
+	audit  *memAudit
+	keys   *local.Keyring
+	tokens *token.Issuer
+	now    *time.Time
+}
+
+func start(t *testing.T) *harness { return startWith(t, nil) }
+
+// startWith starts trustd on loopback; store replaces the local keyring when not nil.
+func startWith(t *testing.T, store kms.KeyStore) *harness {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := local.Open(local.Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: secret.New(bytes.Repeat([]byte{9}, 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.CreateKey(ctx, "hello/records"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.PutSecret(ctx, "hello/api-token", secret.New([]byte("s3cr3t-api-token"))); err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := policies.Parse(map[string][]byte{"hello.yaml": []byte(`
+apiVersion: trust.medicus.cloud/v1
+kind: ImagePolicy
+metadata: {name: hello}
+spec:
+  tee: [insecure-simulated]
+  measurements: ["` + attest.Hex(helloMeasurement()).String() + `"]
+  grants:
+    secrets: [hello/api-token, hello/missing-secret]
+    dataKeys: [hello/records]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	h := &harness{audit: &memAudit{}, keys: keys, now: &now}
+	var ks kms.KeyStore = keys
+	if store != nil {
+		ks = store
+	}
+	clock := func() time.Time { return *h.now }
+	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}, Now: clock})
+	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	h.tokens, _ = token.NewIssuer(token.Options{Key: tk, Now: clock})
+	svc, err := service.New(service.Options{
+		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: ks, Audit: h.audit,
+		Nonces: nonces, Tokens: h.tokens, Now: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterTrustServer(srv, svc)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.conn.Close() })
+	h.rpc = pb.NewTrustClient(h.conn)
+	return h
+}
+
+func (h *harness) client(t *testing.T, p enclave.Provider) *sdk.Client {
+	c, err := sdk.New(context.Background(), sdk.Options{Conn: h.conn, Provider: p, Now: func() time.Time { return *h.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func hello() enclave.Provider { return sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), SVN: 1}) }
+
+func TestAllowPath(t *testing.T) {
+	ctx := context.Background()
+	for _, suite := range []seal.Suite{seal.X25519, seal.MLKEM768X25519} {
+		t.Run(suite.String(), func(t *testing.T) {
+			h := start(t)
+			c, _ := sdk.New(ctx, sdk.Options{Conn: h.conn, Provider: hello(), Suite: suite})
+			att, err := c.Attest(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if att.Policy != "hello" || len(att.Grants) != 3 || att.Claims.TEE != attest.InsecureSimulated {
+				t.Fatalf("attestation %+v", att)
+			}
+			s, err := c.Secret(ctx, "hello/api-token")
+			if err != nil || string(s.Reveal()) != "s3cr3t-api-token" {
+				t.Fatalf("Secret = %v", err)
+			}
+			kc := kms.Context{"tenant": "uk-freiburg", "case": "42"}
+			dek, wrapped, err := c.GenerateDataKey(ctx, "hello/records", kc)
+			if err != nil || dek.Len() != 32 {
+				t.Fatalf("GenerateDataKey = %v", err)
+			}
+			again, err := c.UnwrapDataKey(ctx, "hello/records", wrapped, kc)
+			if err != nil || !again.Equal(dek) {
+				t.Fatalf("UnwrapDataKey = %v", err)
+			}
+			// Every decision is audited, and no record holds the secret.
+			if n := len(h.audit.records); n != 4 {
+				t.Fatalf("%d audit records, want 4", n)
+			}
+			for _, r := range h.audit.records {
+				if r.Verdict != audit.VerdictAllow || r.RequestID == "" {
+					t.Errorf("record %+v", r)
+				}
+				if strings.Contains(r.Reason+strings.Join(r.Names, ","), "s3cr3t") {
+					t.Error("secret in audit record")
+				}
+			}
+		})
+	}
+}
+
+func TestTokenCachedAndRenewed(t *testing.T) {
+	ctx := context.Background()
+	h := start(t)
+	c := h.client(t, hello())
+	for range 3 {
+		if _, err := c.Secret(ctx, "hello/api-token"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attests := func() int {
+		n := 0
+		for _, r := range h.audit.records {
+			if r.Event == audit.EventAttest {
+				n++
+			}
+		}
+		return n
+	}
+	if attests() != 1 {
+		t.Fatalf("%d attestations for 3 releases, want 1", attests())
+	}
+	*h.now = h.now.Add(token.DefaultLifetime)
+	if _, err := c.Secret(ctx, "hello/api-token"); err != nil {
+		t.Fatal(err)
+	}
+	if attests() != 2 {
+		t.Fatalf("no re-attestation after expiry")
+	}
+}
+
+func TestDenials(t *testing.T) {
+	ctx := context.Background()
+	h := start(t)
+	tampered := helloMeasurement()
+	tampered[0] ^= 0xff
+	_, err := h.client(t, sim.NewInsecure(sim.Options{Measurement: tampered})).Attest(ctx)
+	var d *sdk.DeniedError
+	if !errors.As(err, &d) || d.Claim != "measurement" || d.Seen != attest.Hex(tampered).String() {
+		t.Fatalf("tampered measurement: %v", err)
+	}
+	if r := h.audit.last(); r.Verdict != audit.VerdictDeny || r.Measurement != attest.Hex(tampered).String() {
+		t.Fatalf("denial not audited: %+v", r)
+	}
+	_, err = h.client(t, sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), Debug: true})).Attest(ctx)
+	if !errors.As(err, &d) || d.Claim != "debug" {
+		t.Fatalf("debug: %v", err)
+	}
+}
+
+// attestRaw attests over the raw API so that tests can break single fields.
+func (h *harness) attestRaw(t *testing.T, mutate func(req *pb.AttestRequest, key *enclave.Key)) (*pb.AttestResponse, *enclave.Key, error) {
+	t.Helper()
+	ctx := context.Background()
+	ch, err := h.rpc.GetChallenge(ctx, &pb.GetChallengeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := enclave.NewKey(seal.X25519)
+	ev, _ := hello().Evidence(ctx, key.ReportData(ch.GetNonce()))
+	req := &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wire.WorkloadKeyToPB(key.Public())}
+	if mutate != nil {
+		mutate(req, key)
+	}
+	resp, err := h.rpc.Attest(ctx, req)
+	return resp, key, err
+}
+
+func TestAttestBadInput(t *testing.T) {
+	h := start(t)
+	other, _ := enclave.NewKey(seal.X25519)
+	otherNonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{2}, 32)}})
+	forgedNonce, _, _ := otherNonces.Issue()
+	tests := []struct {
+		name   string
+		mutate func(req *pb.AttestRequest, key *enclave.Key)
+		code   codes.Code
+		msg    string
+	}{
+		{"forged nonce", func(r *pb.AttestRequest, _ *enclave.Key) { r.Nonce = forgedNonce }, codes.Unauthenticated, "nonce"},
+		{"missing nonce", func(r *pb.AttestRequest, _ *enclave.Key) { r.Nonce = nil }, codes.Unauthenticated, "nonce"},
+		{"nonce bound to another key", func(r *pb.AttestRequest, _ *enclave.Key) { r.WorkloadKey = wire.WorkloadKeyToPB(other.Public()) }, codes.PermissionDenied, "report_data"},
+		{"missing evidence", func(r *pb.AttestRequest, _ *enclave.Key) { r.Evidence = nil }, codes.InvalidArgument, "evidence: missing"},
+		{"truncated report", func(r *pb.AttestRequest, _ *enclave.Key) { r.Evidence.Report = r.Evidence.Report[:50] }, codes.InvalidArgument, "report"},
+		{"oversized report", func(r *pb.AttestRequest, _ *enclave.Key) { r.Evidence.Report = make([]byte, service.MaxReportSize+1) }, codes.InvalidArgument, "evidence.report"},
+		{"flipped signature", func(r *pb.AttestRequest, _ *enclave.Key) { r.Evidence.Report[len(r.Evidence.Report)-1] ^= 1 }, codes.PermissionDenied, "report.signature"},
+		{"unknown tee", func(r *pb.AttestRequest, _ *enclave.Key) { r.Evidence.Tee = 99 }, codes.InvalidArgument, "evidence.tee"},
+		{"tee without verifier", func(r *pb.AttestRequest, _ *enclave.Key) { r.Evidence.Tee = pb.TEE_TEE_SEV_SNP }, codes.InvalidArgument, "evidence.tee"},
+		{"missing key", func(r *pb.AttestRequest, _ *enclave.Key) { r.WorkloadKey = nil }, codes.InvalidArgument, "workload_key"},
+		{"weak suite", func(r *pb.AttestRequest, _ *enclave.Key) { r.WorkloadKey.Aead = 1 }, codes.InvalidArgument, "workload_key"},
+		{"bad key bytes", func(r *pb.AttestRequest, _ *enclave.Key) { r.WorkloadKey.PublicKey = []byte{1} }, codes.InvalidArgument, "workload_key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := h.attestRaw(t, tc.mutate)
+			if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.msg) {
+				t.Fatalf("got %v, want %v containing %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+	t.Run("expired nonce", func(t *testing.T) {
+		_, _, err := h.attestRaw(t, func(*pb.AttestRequest, *enclave.Key) { *h.now = h.now.Add(challenge.MaxLifetime) })
+		*h.now = time.Now()
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestReleaseBadInput(t *testing.T) {
+	ctx := context.Background()
+	h := start(t)
+	resp, key, err := h.attestRaw(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := resp.GetToken()
+	foreignKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	foreign, _ := token.NewIssuer(token.Options{Key: foreignKey})
+	forged, _, _ := foreign.Issue(&token.Claims{Grants: []token.Grant{{Kind: token.KindSecret, Name: "hello/api-token"}}})
+	tests := []struct {
+		name string
+		req  *pb.GetSecretRequest
+		code codes.Code
+		msg  string
+	}{
+		{"no token", &pb.GetSecretRequest{Name: "hello/api-token"}, codes.Unauthenticated, "token"},
+		{"forged token", &pb.GetSecretRequest{Token: forged, Name: "hello/api-token"}, codes.Unauthenticated, "unknown key"},
+		{"flipped token", &pb.GetSecretRequest{Token: flip(tok), Name: "hello/api-token"}, codes.Unauthenticated, "token"},
+		{"not granted", &pb.GetSecretRequest{Token: tok, Name: "other/secret"}, codes.PermissionDenied, "grants"},
+		{"data key name as secret", &pb.GetSecretRequest{Token: tok, Name: "hello/records"}, codes.PermissionDenied, "grants"},
+		{"granted but missing", &pb.GetSecretRequest{Token: tok, Name: "hello/missing-secret"}, codes.NotFound, "not found"},
+		{"path escape", &pb.GetSecretRequest{Token: tok, Name: "hello/../other"}, codes.InvalidArgument, "name"},
+		{"bad request id", &pb.GetSecretRequest{Token: tok, Name: "hello/api-token", RequestId: "a b"}, codes.InvalidArgument, "request_id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.rpc.GetSecret(ctx, tc.req)
+			if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.msg) {
+				t.Fatalf("got %v, want %v containing %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+	t.Run("expired token", func(t *testing.T) {
+		*h.now = h.now.Add(token.DefaultLifetime)
+		defer func() { *h.now = time.Now() }()
+		_, err := h.rpc.GetSecret(ctx, &pb.GetSecretRequest{Token: tok, Name: "hello/api-token"})
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("wrong context", func(t *testing.T) {
+		g, err := h.rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: tok, KeyName: "hello/records", Context: map[string]string{"case": "1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = h.rpc.UnwrapDataKey(ctx, &pb.UnwrapDataKeyRequest{Token: tok, KeyName: "hello/records", WrappedKey: g.GetWrappedKey(), Context: map[string]string{"case": "2"}})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "wrapped key") {
+			t.Fatalf("got %v", err)
+		}
+		_, err = h.rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: tok, KeyName: "hello/records", Context: map[string]string{"Bad Key": "1"}})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "context") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	// A token stolen by another workload releases nothing it can open: the release is sealed
+	// to the key in the token, which only the attested workload holds.
+	t.Run("stolen token", func(t *testing.T) {
+		r, err := h.rpc.GetSecret(ctx, &pb.GetSecretRequest{Token: tok, Name: "hello/api-token", RequestId: "r1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		canon, _ := kms.Context(nil).Canonical()
+		aad := seal.ReleaseAAD("r1", "hello/api-token", canon)
+		thief, _ := enclave.NewKey(seal.X25519)
+		if _, err := thief.Open(aad, r.GetSecret().GetCiphertext()); err == nil {
+			t.Fatal("another key opened the release")
+		}
+		pt, err := key.Open(aad, r.GetSecret().GetCiphertext())
+		if err != nil || string(pt) != "s3cr3t-api-token" {
+			t.Fatalf("owner cannot open: %v", err)
+		}
+	})
+}
+
+func TestAuditUnavailableReleasesNothing(t *testing.T) {
+	ctx := context.Background()
+	h := start(t)
+	resp, _, err := h.attestRaw(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.audit.fail = true
+	r, err := h.rpc.GetSecret(ctx, &pb.GetSecretRequest{Token: resp.GetToken(), Name: "hello/api-token"})
+	if status.Code(err) != codes.Unavailable || r != nil {
+		t.Fatalf("got %v, %v", r, err)
+	}
+	_, _, err = h.attestRaw(t, nil)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("attest with a broken log: %v", err)
+	}
+}
+
+// downStore is a key store whose backend is unreachable.
+type downStore struct{}
+
+func (downStore) GenerateDataKey(context.Context, string, kms.Context) (*kms.DataKey, error) {
+	return nil, kms.ErrUnavailable
+}
+func (downStore) UnwrapDataKey(context.Context, string, []byte, kms.Context) (*secret.Bytes, error) {
+	return nil, kms.ErrUnavailable
+}
+func (downStore) GetSecret(context.Context, string) (*kms.Secret, error) { return nil, kms.ErrUnavailable }
+
+func TestKeyStoreUnavailable(t *testing.T) {
+	ctx := context.Background()
+	h := startWith(t, downStore{})
+	resp, _, err := h.attestRaw(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: resp.GetToken(), KeyName: "hello/records"})
+	if status.Code(err) != codes.Unavailable || r != nil {
+		t.Fatalf("got %v, %v", r, err)
+	}
+	if rec := h.audit.last(); rec.Verdict != audit.VerdictError {
+		t.Fatalf("failed release audited as %q", rec.Verdict)
+	}
+}
+
+func flip(b []byte) []byte {
+	c := bytes.Clone(b)
+	c[len(c)/2] ^= 1
+	return c
+}
