@@ -302,7 +302,9 @@ type StatusError struct {
 	Err error
 }
 
-func (e *StatusError) Error() string { return "sdk: " + e.Op + ": " + status.Convert(e.Err).Message() + " (" + status.Code(e.Err).String() + ")" }
+func (e *StatusError) Error() string {
+	return "sdk: " + e.Op + ": " + status.Convert(e.Err).Message() + " (" + status.Code(e.Err).String() + ")"
+}
 
 // Unwrap returns the gRPC error.
 func (e *StatusError) Unwrap() error { return e.Err }

@@ -148,7 +148,9 @@ func (h *harness) client(t *testing.T, p enclave.Provider) *sdk.Client {
 	return c
 }
 
-func hello() enclave.Provider { return sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), SVN: 1}) }
+func hello() enclave.Provider {
+	return sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), SVN: 1})
+}
 
 func TestAllowPath(t *testing.T) {
 	ctx := context.Background()
@@ -403,7 +405,9 @@ func (downStore) GenerateDataKey(context.Context, string, kms.Context) (*kms.Dat
 func (downStore) UnwrapDataKey(context.Context, string, []byte, kms.Context) (*secret.Bytes, error) {
 	return nil, kms.ErrUnavailable
 }
-func (downStore) GetSecret(context.Context, string) (*kms.Secret, error) { return nil, kms.ErrUnavailable }
+func (downStore) GetSecret(context.Context, string) (*kms.Secret, error) {
+	return nil, kms.ErrUnavailable
+}
 
 func TestKeyStoreUnavailable(t *testing.T) {
 	ctx := context.Background()
