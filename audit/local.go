@@ -1,0 +1,314 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Errors of the local log. The service maps ErrUnwritable and ErrClosed to Unavailable (nothing
+// is released), ErrInvalidRecord to Internal, ErrCorrupt to a failed start.
+var (
+	ErrUnwritable = errors.New("audit log unwritable")
+	ErrClosed     = errors.New("audit log closed")
+	ErrCorrupt    = errors.New("audit log corrupt")
+)
+
+// DefaultOrigin is the checkpoint origin (and note key name) of a new log when none is given.
+const DefaultOrigin = "medicus.cloud/trust/audit"
+
+// Files in LocalOptions.Dir: the note signing key, the public tree that Handler serves and
+// auditors copy, and a scratch directory for atomic writes.
+const (
+	keyFile   = "note.key"
+	pubFile   = "note.pub"
+	publicDir = "log"
+	tmpDir    = "tmp"
+)
+
+// DefaultMaxBatch is how many records one group commit writes at most.
+const DefaultMaxBatch = 1024
+
+// LocalOptions configure OpenLocal. The zero value other than Dir is usable.
+type LocalOptions struct {
+	// Dir holds the log; it is created (0700) if missing.
+	Dir string
+	// Origin names a new log (its checkpoint origin and note key name); default DefaultOrigin.
+	// For an existing log it must be empty or equal to the origin in Dir.
+	Origin string
+	// Now stamps records whose Time is zero; default time.Now.
+	Now func() time.Time
+	// Rand makes the note key on first use; default crypto/rand.
+	Rand io.Reader
+	// MaxBatch bounds a group commit; default DefaultMaxBatch.
+	MaxBatch int
+}
+
+// Log is an append-only Merkle-tree log of records on local disk, as C2SP tlog-tiles with
+// signed tlog-checkpoints. It is safe for concurrent use.
+type Log struct {
+	dir    string
+	pub    string
+	signer note.Signer
+	vkey   string
+	now    func() time.Time
+	max    int
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+	reqs   chan *appendReq
+	done   chan struct{}
+
+	// Owned by the writer goroutine after OpenLocal returns.
+	st     *state
+	broken error
+}
+
+type appendReq struct {
+	data []byte
+	res  chan appendRes
+}
+
+type appendRes struct {
+	index uint64
+	err   error
+}
+
+// state is the right edge of the tree: everything the next append needs.
+type state struct {
+	size   uint64
+	rng    *compact.Range
+	levels [][][]byte // levels[L]: hashes of the partial tile at level L
+	bundle [][]byte   // entries of the partial entry bundle
+}
+
+var rf = &compact.RangeFactory{Hash: hashChildren}
+
+// OpenLocal opens the log in o.Dir, creating it and its Ed25519 note key (0600) on first use,
+// and recovers from a crash: whatever was written after the last checkpoint is discarded, and
+// the tree is checked against the checkpoint before any append.
+func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
+	if o.Dir == "" {
+		return nil, errors.New("audit: LocalOptions.Dir is empty")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	for _, d := range []string{o.Dir, filepath.Join(o.Dir, publicDir), filepath.Join(o.Dir, tmpDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		}
+	}
+	skey, err := loadOrCreateKey(o)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w: note key %s: %v", ErrCorrupt, keyFile, err)
+	}
+	if o.Origin != "" && o.Origin != signer.Name() {
+		return nil, fmt.Errorf("audit: origin %q differs from the log's %q", o.Origin, signer.Name())
+	}
+	vkey, err := verifierKey(skey)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{
+		dir:    o.Dir,
+		pub:    filepath.Join(o.Dir, publicDir),
+		signer: signer,
+		vkey:   vkey,
+		now:    o.Now,
+		max:    o.MaxBatch,
+		reqs:   make(chan *appendReq, o.MaxBatch),
+		done:   make(chan struct{}),
+	}
+	if err := writeFileAtomic(filepath.Join(o.Dir, tmpDir), filepath.Join(o.Dir, pubFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	if l.st, err = l.recover(ctx); err != nil {
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+func loadOrCreateKey(o LocalOptions) (string, error) {
+	p := filepath.Join(o.Dir, keyFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("audit: note key %s is readable by others (mode %v): want 0600", p, fi.Mode().Perm())
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	// A key without a log is fine, a log without its key is not: it could never grow again.
+	if _, err := os.Stat(filepath.Join(o.Dir, publicDir, "checkpoint")); err == nil {
+		return "", fmt.Errorf("audit: %w: %s has a checkpoint but no %s", ErrCorrupt, o.Dir, keyFile)
+	}
+	origin := o.Origin
+	if origin == "" {
+		origin = DefaultOrigin
+	}
+	skey, _, err := note.GenerateKey(o.Rand, origin)
+	if err != nil {
+		return "", fmt.Errorf("audit: note key: %v", err)
+	}
+	if err := writeFileAtomic(filepath.Join(o.Dir, tmpDir), p, []byte(skey+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	return skey, nil
+}
+
+// verifierKey derives the public "name+hash+key" form from a note signing key.
+func verifierKey(skey string) (string, error) {
+	// PRIVATE+KEY+name+hash+key; the public key is recomputed from the seed so that a
+	// tampered key file cannot name a public key it does not hold.
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return "", err
+	}
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return "", fmt.Errorf("audit: %w: note key is not PRIVATE+KEY+name+hash+key", ErrCorrupt)
+	}
+	v, err := note.NewEd25519VerifierKey(s.Name(), ed25519Public(parts[4]))
+	if err != nil {
+		return "", fmt.Errorf("audit: %w: note key: %v", ErrCorrupt, err)
+	}
+	return v, nil
+}
+
+// VerifierKey returns the note verifier key auditors use to check checkpoints.
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// Origin returns the log's origin line.
+func (l *Log) Origin() string { return l.signer.Name() }
+
+// Append writes r to the log and returns its index once it is durable: the entry, the tiles
+// and a checkpoint covering it are fsync'ed. Concurrent calls share one commit. If the log
+// cannot be written the record is not acknowledged (ErrUnwritable) and the log goes on from
+// its last checkpoint. A cancelled ctx returns its error; the record may still be logged.
+func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
+	if r != nil && r.Time.IsZero() {
+		c := *r
+		c.Time = l.now()
+		r = &c
+	}
+	b, err := Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	req := &appendReq{data: b, res: make(chan appendRes, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return 0, fmt.Errorf("audit: %w", ErrClosed)
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return 0, ctx.Err()
+	}
+	l.mu.RUnlock()
+	select {
+	case res := <-req.res:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// Close waits for pending appends to finish and stops the log. Appends after Close fail.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.reqs)
+	}
+	l.mu.Unlock()
+	<-l.done
+	return nil
+}
+
+// run is the single writer: it takes whatever has queued up while the previous commit was
+// being fsync'ed and commits it as one batch (group commit).
+func (l *Log) run() {
+	defer close(l.done)
+	batch := make([]*appendReq, 0, l.max)
+	for req := range l.reqs {
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < l.max {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		first, err := l.commit(batch)
+		for i, r := range batch {
+			if err != nil {
+				r.res <- appendRes{err: err}
+			} else {
+				r.res <- appendRes{index: first + uint64(i)}
+			}
+		}
+	}
+}
+
+func (l *Log) commit(batch []*appendReq) (uint64, error) {
+	if l.broken != nil {
+		// A previous failure left the log in a state we could not re-read: fail closed.
+		return 0, l.broken
+	}
+	first := l.st.size
+	entries := make([][]byte, len(batch))
+	for i, r := range batch {
+		entries[i] = r.data
+	}
+	st, err := l.write(l.st, entries)
+	if err != nil {
+		err = fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		// Go on from what is on disk: the last checkpoint is the truth.
+		st, rerr := l.recover(context.Background())
+		if rerr != nil {
+			l.broken = fmt.Errorf("audit: %w: after a failed write: %v", ErrUnwritable, rerr)
+		} else {
+			l.st = st
+		}
+		return 0, err
+	}
+	l.st = st
+	return first, nil
+}

@@ -1,0 +1,316 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// ed25519Public recomputes the public key from the base64 "alg‖seed" of a note signing key.
+func ed25519Public(b64 string) ed25519.PublicKey {
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(b) != 1+ed25519.SeedSize {
+		// note.NewSigner accepted the key, so this cannot happen; an invalid key makes
+		// NewEd25519VerifierKey fail.
+		return nil
+	}
+	return ed25519.NewKeyFromSeed(b[1:]).Public().(ed25519.PublicKey)
+}
+
+func emptyRoot() []byte {
+	h := sha256.Sum256(nil)
+	return h[:]
+}
+
+func (s *state) clone() *state {
+	c := &state{size: s.size, bundle: slices.Clone(s.bundle), levels: make([][][]byte, len(s.levels))}
+	for i, l := range s.levels {
+		c.levels[i] = slices.Clone(l)
+	}
+	hs := slices.Clone(s.rng.Hashes())
+	c.rng, _ = rf.NewRange(0, s.size, hs)
+	return c
+}
+
+type object struct {
+	path string
+	data []byte
+}
+
+// write commits entries after st and returns the new state; st is not changed. Objects are
+// written first, each atomically and fsync'ed with its directory; the checkpoint last. Until the
+// checkpoint is renamed into place nothing is committed, and recover discards the rest.
+func (l *Log) write(old *state, entries [][]byte) (*state, error) {
+	st := old.clone()
+	var objs []object
+	var full []string
+	addHash := func(h []byte) {
+		for L := 0; ; L++ {
+			if L == len(st.levels) {
+				st.levels = append(st.levels, nil)
+			}
+			st.levels[L] = append(st.levels[L], h)
+			if len(st.levels[L]) < tileWidth {
+				return
+			}
+			p := tilePath(L, (levelCount(L, st.size)-1)/tileWidth, tileWidth)
+			objs = append(objs, object{p, bytes.Join(st.levels[L], nil)})
+			full = append(full, p)
+			h = subtreeRoot(st.levels[L])
+			st.levels[L] = nil
+		}
+	}
+	for _, e := range entries {
+		st.bundle = append(st.bundle, e)
+		if len(st.bundle) == tileWidth {
+			p := tilePath(-1, st.size/tileWidth, tileWidth)
+			objs = append(objs, object{p, appendBundle(nil, st.bundle)})
+			full = append(full, p)
+			st.bundle = nil
+		}
+		h := hashLeaf(e)
+		if err := st.rng.Append(h, nil); err != nil {
+			return nil, err
+		}
+		st.size++
+		addHash(h)
+	}
+	if w := len(st.bundle); w > 0 {
+		objs = append(objs, object{tilePath(-1, st.size/tileWidth, w), appendBundle(nil, st.bundle)})
+	}
+	for L, hs := range st.levels {
+		if len(hs) > 0 && levelCount(L, st.size) != levelCount(L, old.size) {
+			objs = append(objs, object{tilePath(L, levelCount(L, st.size)/tileWidth, len(hs)), bytes.Join(hs, nil)})
+		}
+	}
+	root, err := st.rng.GetRootHash(nil)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := signCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: st.size, Root: root}, l.signer)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.writeObjects(objs); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(l.dir, tmpDir), filepath.Join(l.pub, "checkpoint"), cp, 0o644); err != nil {
+		return nil, err
+	}
+	// Partial tiles are superseded by full ones; readers with an older checkpoint fall back to
+	// a prefix of the full tile. A failure here leaves only garbage, so it is not reported.
+	for _, p := range full {
+		_ = os.RemoveAll(filepath.Join(l.pub, filepath.FromSlash(p)+".p"))
+	}
+	return st, nil
+}
+
+func (l *Log) writeObjects(objs []object) error {
+	dirs := map[string]bool{}
+	tmp := filepath.Join(l.dir, tmpDir)
+	for _, o := range objs {
+		target := filepath.Join(l.pub, filepath.FromSlash(o.path))
+		if err := mkdirs(filepath.Dir(target), dirs); err != nil {
+			return err
+		}
+		if err := place(tmp, target, o.data, 0o644); err != nil {
+			return err
+		}
+		dirs[filepath.Dir(target)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirs creates d and any missing parents, marking the parents whose entries changed.
+func mkdirs(d string, dirty map[string]bool) error {
+	if _, err := os.Stat(d); err == nil {
+		return nil
+	}
+	if err := mkdirs(filepath.Dir(d), dirty); err != nil {
+		return err
+	}
+	if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	dirty[filepath.Dir(d)] = true
+	return nil
+}
+
+// place writes data to target atomically: a temporary file in tmp, fsync'ed, renamed over
+// target. The caller fsyncs target's directory.
+func place(tmp, target string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.CreateTemp(tmp, "w-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), target)
+}
+
+func writeFileAtomic(tmp, target string, data []byte, perm os.FileMode) error {
+	if err := place(tmp, target, data, perm); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(target))
+}
+
+func syncDir(d string) error {
+	f, err := os.Open(d)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// recover rebuilds the right edge of the tree from the last checkpoint and its tiles, checks it
+// against the checkpoint's root, and removes objects written after it by an interrupted commit.
+func (l *Log) recover(ctx context.Context) (*state, error) {
+	src := dirSource(l.pub)
+	tmp := filepath.Join(l.dir, tmpDir)
+	// Leftovers of interrupted writes.
+	if ents, err := os.ReadDir(tmp); err == nil {
+		for _, e := range ents {
+			_ = os.Remove(filepath.Join(tmp, e.Name()))
+		}
+	}
+	b, err := src.get(ctx, "checkpoint")
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(l.pub, "tile")); err == nil {
+			return nil, fmt.Errorf("audit: %w: tiles without a checkpoint in %s", ErrCorrupt, l.pub)
+		}
+		st := &state{rng: rf.NewEmptyRange(0)}
+		cp, err := signCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: 0, Root: emptyRoot()}, l.signer)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(tmp, filepath.Join(l.pub, "checkpoint"), cp, 0o644); err != nil {
+			return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		}
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	cp, err := OpenCheckpoint(b, l.vkey)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w: %v", ErrCorrupt, err)
+	}
+	st, err := loadState(ctx, src, cp)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w: %v", ErrCorrupt, err)
+	}
+	l.discardAfter(st.size)
+	return st, nil
+}
+
+func loadState(ctx context.Context, src source, cp *Checkpoint) (*state, error) {
+	t := newTree(src, cp.Size)
+	ids := compact.RangeNodes(0, cp.Size, nil)
+	hs := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, err := t.node(ctx, id.Level, id.Index)
+		if err != nil {
+			return nil, err
+		}
+		hs[i] = h
+	}
+	rng, err := rf.NewRange(0, cp.Size, hs)
+	if err != nil {
+		return nil, err
+	}
+	root := emptyRoot()
+	if cp.Size > 0 {
+		if root, err = rng.GetRootHash(nil); err != nil {
+			return nil, err
+		}
+	}
+	if !sameRoot(root, cp.Root) {
+		return nil, fmt.Errorf("tiles do not hash to the root of the checkpoint at size %d", cp.Size)
+	}
+	st := &state{size: cp.Size, rng: rng}
+	for L := 0; levelCount(L, cp.Size) > 0; L++ {
+		n := levelCount(L, cp.Size)
+		var part [][]byte
+		if n%tileWidth > 0 {
+			hs, err := t.hashTile(ctx, L, n/tileWidth)
+			if err != nil {
+				return nil, err
+			}
+			part = slices.Clone(hs)
+		}
+		st.levels = append(st.levels, part)
+	}
+	if w := int(cp.Size % tileWidth); w > 0 {
+		b, _, p, err := t.bundle(ctx, cp.Size/tileWidth)
+		if err != nil {
+			return nil, err
+		}
+		es, err := parseBundle(b, w)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", p, err)
+		}
+		for i, e := range es {
+			if !bytes.Equal(hashLeaf(e), st.levels[0][i]) {
+				return nil, fmt.Errorf("entry %d does not match its hash in tile 0", cp.Size/tileWidth*tileWidth+uint64(i))
+			}
+		}
+		st.bundle = es
+	}
+	return st, nil
+}
+
+// discardAfter removes the tiles and bundles beyond a tree of the given size: an interrupted
+// commit may have left some, and they must never be served or mistaken for committed ones.
+func (l *Log) discardAfter(size uint64) {
+	rm := func(p string) bool {
+		fp := filepath.Join(l.pub, filepath.FromSlash(p))
+		_, err1 := os.Stat(fp)
+		_, err2 := os.Stat(fp + ".p")
+		_ = os.RemoveAll(fp)
+		_ = os.RemoveAll(fp + ".p")
+		return err1 == nil || err2 == nil
+	}
+	for L := -1; L < 8; L++ {
+		n := levelCount(L, size)
+		t, w := n/tileWidth, int(n%tileWidth)
+		_ = os.RemoveAll(filepath.Join(l.pub, filepath.FromSlash(tilePath(L, t, tileWidth))))
+		for x := w + 1; x < tileWidth; x++ {
+			_ = os.Remove(filepath.Join(l.pub, filepath.FromSlash(tilePath(L, t, x))))
+		}
+		for t++; rm(tilePath(L, t, tileWidth)); t++ {
+		}
+	}
+}
