@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/medicus-cloud/trust/secret"
+)
+
+// MasterKeyEnv is the environment variable that may carry the keyring master key (hex).
+const MasterKeyEnv = "MEDICUS_MASTER_KEY"
+
+// MasterKey returns the keyring master key from a file (raw 32 bytes or 64 hex characters) or
+// from env, the value of MEDICUS_MASTER_KEY as read by the caller. In dev mode with neither, a
+// key file in the data directory is created — convenient, and insecure, since the key then sits
+// beside what it protects.
+func MasterKey(file, env, dataDir string, dev bool) (*secret.Bytes, string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("master key: %w", err)
+		}
+		k, err := decodeKey(b)
+		if err != nil {
+			return nil, "", fmt.Errorf("master key %s: %w", file, err)
+		}
+		return k, "file " + file, nil
+	case env != "":
+		k, err := decodeKey([]byte(env))
+		if err != nil {
+			return nil, "", fmt.Errorf("master key from %s: %w", MasterKeyEnv, err)
+		}
+		return k, "environment " + MasterKeyEnv, nil
+	case dev:
+		path := filepath.Join(dataDir, "dev-master.key")
+		b, err := loadOrCreate(path, func() ([]byte, error) {
+			k := make([]byte, 32)
+			_, err := rand.Read(k)
+			return []byte(hex.EncodeToString(k) + "\n"), err
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		k, err := decodeKey(b)
+		return k, "INSECURE dev key " + path, err
+	}
+	return nil, "", fmt.Errorf("master key: set master_key_file or %s (dev mode alone may keep one in the data directory)", MasterKeyEnv)
+}
+
+func decodeKey(b []byte) (*secret.Bytes, error) {
+	if len(b) == 32 {
+		return secret.New(bytes.Clone(b)), nil
+	}
+	t := bytes.TrimSpace(b)
+	k := make([]byte, hex.DecodedLen(len(t)))
+	if _, err := hex.Decode(k, t); err != nil || len(k) != 32 {
+		return nil, errors.New("want 32 raw bytes or 64 hex characters")
+	}
+	return secret.New(k), nil
+}
+
+// loadOrCreate reads path, or creates it with 0600 from make when missing.
+func loadOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	b, err = make()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return os.ReadFile(path) // another process made it first
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return b, f.Close()
+}
+
+// nonceKeys loads the configured nonce keys, or one in the data directory.
+func nonceKeys(files []string, dataDir string) ([][]byte, error) {
+	if len(files) == 0 {
+		b, err := loadOrCreate(filepath.Join(dataDir, "nonce.key"), func() ([]byte, error) {
+			k := make([]byte, 32)
+			_, err := rand.Read(k)
+			return []byte(hex.EncodeToString(k) + "\n"), err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nonce key: %w", err)
+		}
+		files = nil
+		k, err := decodeKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("nonce key: %w", err)
+		}
+		return [][]byte{k.Reveal()}, nil
+	}
+	var keys [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("nonce key: %w", err)
+		}
+		k, err := decodeKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("nonce key %s: %w", f, err)
+		}
+		keys = append(keys, k.Reveal())
+	}
+	return keys, nil
+}
+
+// tokenKey loads or creates the ECDSA P-256 token signing key in the data directory.
+func tokenKey(dataDir string) (*ecdsa.PrivateKey, error) {
+	b, err := loadOrCreate(filepath.Join(dataDir, "token-key.pem"), func() ([]byte, error) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("token key: not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok || ek.Curve != elliptic.P256() {
+		return nil, errors.New("token key: want an ECDSA P-256 key")
+	}
+	return ek, nil
+}
