@@ -1,0 +1,181 @@
+package envelope
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/secret"
+)
+
+// CacheOptions bound a CachingKeySource. The zero value is safe: 256 keys for 5 minutes.
+type CacheOptions struct {
+	// MaxEntries is the most keys held; the least recently used goes first. Zero means 256.
+	MaxEntries int
+	// TTL is how long a key is kept after it was fetched, however often it is used. Zero means
+	// 5 minutes.
+	TTL time.Duration
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// CachingKeySource keeps unwrapped data keys in memory, keyed by key name, wrapped key and
+// context digest, so that opening the same object (or objects sharing a key) again does not
+// call the underlying source. GenerateDataKey always calls through, and caches the new key for
+// the reads that usually follow a write.
+//
+// Ownership: the cache keeps its own copy of each key and hands every caller a fresh copy,
+// which the caller owns and may wipe. The cache wipes its copies when they expire, are evicted,
+// or on Purge. It is safe for concurrent use.
+//
+// A cached key is released again without asking trustd, so a revoked grant takes effect only
+// when the entry expires: keep TTL short.
+type CachingKeySource struct {
+	src KeySource
+	max int
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	entries map[[32]byte]*list.Element
+	lru     *list.List // front = most recently used; values are *cacheEntry
+}
+
+type cacheEntry struct {
+	id      [32]byte
+	key     *secret.Bytes
+	expires time.Time
+}
+
+// NewCachingKeySource wraps src.
+func NewCachingKeySource(src KeySource, o CacheOptions) *CachingKeySource {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 256
+	}
+	if o.TTL <= 0 {
+		o.TTL = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &CachingKeySource{src: src, max: o.MaxEntries, ttl: o.TTL, now: o.Now, entries: map[[32]byte]*list.Element{}, lru: list.New()}
+}
+
+// cacheID names an entry. Every part is length-prefixed, so no two triples collide.
+func cacheID(keyName string, wrapped, digest []byte) [32]byte {
+	h := sha256.New()
+	var n [4]byte
+	for _, p := range [][]byte{[]byte(keyName), wrapped, digest} {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var id [32]byte
+	h.Sum(id[:0])
+	return id
+}
+
+// GenerateDataKey calls the underlying source and caches the new key.
+func (c *CachingKeySource) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
+	dek, wrapped, err := c.src.GenerateDataKey(ctx, keyName, kc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if digest, err := kc.Digest(); err == nil {
+		c.put(cacheID(keyName, wrapped, digest), dek)
+	}
+	return dek, wrapped, nil
+}
+
+// UnwrapDataKey returns a copy of the cached key, or unwraps it through the underlying source.
+func (c *CachingKeySource) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
+	digest, err := kc.Digest()
+	if err != nil {
+		return nil, err
+	}
+	id := cacheID(keyName, wrapped, digest)
+	if k := c.get(id); k != nil {
+		return k, nil
+	}
+	dek, err := c.src.UnwrapDataKey(ctx, keyName, wrapped, kc)
+	if err != nil {
+		return nil, err
+	}
+	c.put(id, dek)
+	return dek, nil
+}
+
+func (c *CachingKeySource) get(id [32]byte) *secret.Bytes {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[id]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*cacheEntry)
+	if !c.now().Before(e.expires) {
+		c.remove(el)
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return secret.New(bytes.Clone(e.key.Reveal()))
+}
+
+// put stores a copy of k; the caller keeps k.
+func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes) {
+	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: c.now().Add(c.ttl)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.entries[id]; ok {
+		c.remove(old)
+	}
+	c.entries[id] = c.lru.PushFront(e)
+	for c.lru.Len() > c.max {
+		c.remove(c.lru.Back())
+	}
+}
+
+// remove wipes and drops an entry. Callers hold c.mu.
+func (c *CachingKeySource) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*cacheEntry)
+	delete(c.entries, e.id)
+	e.key.Wipe()
+}
+
+// Len returns the number of keys held, expired ones included until they are next touched or
+// purged.
+func (c *CachingKeySource) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// PurgeExpired wipes and drops the keys whose lifetime is over. Callers that want expired keys
+// gone from memory promptly, rather than on the next lookup, call it from a ticker.
+func (c *CachingKeySource) PurgeExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for el := c.lru.Back(); el != nil; {
+		prev := el.Prev()
+		if !now.Before(el.Value.(*cacheEntry).expires) {
+			c.remove(el)
+		}
+		el = prev
+	}
+}
+
+// Purge wipes and drops every key, for example when the workload's grant changes or on
+// shutdown.
+func (c *CachingKeySource) Purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.lru.Len() > 0 {
+		c.remove(c.lru.Back())
+	}
+}
