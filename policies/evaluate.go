@@ -2,15 +2,18 @@ package policies
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/token"
 )
 
-// Denial explains a denial: which claim failed, the value seen and the value expected.
+// Denial explains a denial: which claim failed, the value seen and the value expected. The
+// service maps it to PermissionDenied.
 type Denial struct {
 	Policy   string
 	Claim    string
@@ -31,106 +34,353 @@ type Decision struct {
 	Policy string
 	Digest []byte
 	Grants []token.Grant
+	// Version of the bundle that decided.
+	Version uint64
+
+	policy *Policy
 }
 
-// Evaluate appraises claims against the bundle. The first policy that accepts the claims' TEE
-// type and measurement decides; a denial is a *Denial.
+// Check is one step of an evaluation, for explanations.
+type Check struct {
+	Policy   string
+	Claim    string
+	Pass     bool
+	Seen     string
+	Expected string
+}
+
+// ErrNoClaims is returned for nil claims.
+var ErrNoClaims = errors.New("policies: no claims")
+
+// Evaluate appraises claims against the bundle. Candidate policies are those that list the
+// claims' TEE type and launch measurement (for SGX also those pinning the enclave's signer), in
+// bundle order; the first candidate whose every check passes decides. If none does, the denial of
+// the first candidate is returned. A denial is a *Denial.
 func (b *Bundle) Evaluate(c *attest.Claims) (*Decision, error) {
-	var p *Policy
-	for _, cand := range b.Policies {
-		if !cand.acceptsTEE(c.TEE) {
-			continue
+	if c == nil {
+		return nil, ErrNoClaims
+	}
+	cands := b.candidates(c)
+	if len(cands) == 0 {
+		return nil, b.noMatch(c)
+	}
+	var first *Denial
+	var vars map[string]any
+	for _, p := range cands {
+		d := p.eval(c, &vars, nil)
+		if d == nil {
+			return &Decision{Policy: p.Metadata.Name, Digest: b.Digest, Version: b.Version, Grants: p.grants(), policy: p}, nil
 		}
-		for _, m := range cand.Spec.Measurements {
-			if bytes.Equal(m, c.Measurement) {
-				p = cand
-				break
+		if first == nil {
+			first = d
+		}
+	}
+	return nil, first
+}
+
+func (b *Bundle) candidates(c *attest.Claims) []*Policy {
+	cands := b.byMeas[measKey{c.TEE, string(c.Measurement)}]
+	if c.TEE == attest.SGX {
+		if s, ok := c.Measurements["mrsigner"]; ok {
+			if more := b.bySigner[string(s)]; len(more) > 0 {
+				cands = append(slices.Clip(cands), more...)
 			}
 		}
-		if p != nil {
-			break
-		}
 	}
-	if p == nil {
-		return nil, &Denial{Claim: "measurement", Seen: c.Measurement.String(),
-			Expected: fmt.Sprintf("a measurement approved for %s by one of %d policies", c.TEE, len(b.Policies))}
-	}
-	if d := p.checkRequire(c); d != nil {
-		d.Policy = p.Metadata.Name
-		return nil, d
-	}
-	return &Decision{Policy: p.Metadata.Name, Digest: b.Digest, Grants: p.grants()}, nil
+	return cands
 }
 
-func (p *Policy) acceptsTEE(t attest.TEE) bool {
-	for _, a := range p.Spec.TEE {
-		if a == t {
-			return true
-		}
-	}
-	return false
+func (b *Bundle) noMatch(c *attest.Claims) *Denial {
+	return &Denial{Claim: "measurement", Seen: c.Measurement.String(),
+		Expected: fmt.Sprintf("a measurement approved for %s by one of %d policies", c.TEE, len(b.Policies))}
 }
 
-func (p *Policy) checkRequire(c *attest.Claims) *Denial {
-	r := p.Spec.Require
-	if c.Debug && !r.AllowDebug {
-		return &Denial{Claim: "debug", Seen: "true", Expected: "false"}
+// Explain evaluates claims like Evaluate and returns every check of every candidate policy in
+// order, with the decision or the denial.
+func (b *Bundle) Explain(c *attest.Claims) ([]Check, *Decision, error) {
+	if c == nil {
+		return nil, nil, ErrNoClaims
 	}
-	if c.Migration && !r.AllowMigration {
-		return &Denial{Claim: "migration", Seen: "true", Expected: "false"}
+	cands := b.candidates(c)
+	if len(cands) == 0 {
+		d := b.noMatch(c)
+		return []Check{{Claim: d.Claim, Seen: d.Seen, Expected: d.Expected}}, nil, d
 	}
-	if r.SMT != nil && c.SMT != *r.SMT {
-		return &Denial{Claim: "smt", Seen: fmt.Sprint(c.SMT), Expected: fmt.Sprint(*r.SMT)}
+	var trace []Check
+	var first *Denial
+	var vars map[string]any
+	for _, p := range cands {
+		d := p.eval(c, &vars, &trace)
+		if d == nil {
+			return trace, &Decision{Policy: p.Metadata.Name, Digest: b.Digest, Version: b.Version, Grants: p.grants(), policy: p}, nil
+		}
+		if first == nil {
+			first = d
+		}
 	}
-	for _, k := range sortedKeys(r.MinTCB) {
-		seen, ok := c.TCB[k]
+	return trace, nil, first
+}
+
+// run records the checks of one policy. Without a trace it stops at the first failure and formats
+// nothing for passing checks, which keeps Evaluate cheap.
+type run struct {
+	policy string
+	trace  *[]Check
+	denial *Denial
+}
+
+// check records one check; seen and want are only called when the result is reported.
+func (r *run) check(ok bool, claim string, seen, want func() string) bool {
+	if ok && r.trace == nil {
+		return true
+	}
+	if !ok && r.denial == nil {
+		r.denial = &Denial{Policy: r.policy, Claim: claim, Seen: seen(), Expected: want()}
+		if r.trace == nil {
+			return false
+		}
+	}
+	*r.trace = append(*r.trace, Check{Policy: r.policy, Claim: claim, Pass: ok, Seen: seen(), Expected: want()})
+	return ok || r.trace != nil
+}
+
+func str(s string) func() string { return func() string { return s } }
+
+func (p *Policy) eval(c *attest.Claims, vars *map[string]any, trace *[]Check) *Denial {
+	r := &run{policy: p.Metadata.Name, trace: trace}
+	if !p.checks(c, r, vars) && r.denial == nil {
+		r.denial = &Denial{Policy: p.Metadata.Name, Claim: "policy", Seen: "not evaluated", Expected: "every check to pass"}
+	}
+	return r.denial
+}
+
+// checks runs every check in the order explanations show them. It returns false as soon as a
+// check fails when not tracing.
+func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
+	s := &p.Spec
+	rq := &s.Require
+	if !r.check(slices.Contains(s.TEE, c.TEE), "tee", str(string(c.TEE)), func() string { return fmt.Sprintf("one of %v", s.TEE) }) {
+		return false
+	}
+	byMeas := slices.ContainsFunc(s.Measurements, func(m attest.Hex) bool { return bytes.Equal(m, c.Measurement) })
+	if byMeas || s.SGXSigner == nil {
+		if !r.check(byMeas, "measurement", c.Measurement.String, func() string { return fmt.Sprintf("one of %d approved measurements", len(s.Measurements)) }) {
+			return false
+		}
+	} else {
+		sg := s.SGXSigner
+		signer := c.Measurements["mrsigner"]
+		if !r.check(bytes.Equal(signer, sg.MRSigner), "measurements.mrsigner", signer.String, sg.MRSigner.String) {
+			return false
+		}
+		pid, ok := c.Attributes["isv_prod_id"]
+		if !r.check(ok && pid == sg.ProductID, "attributes.isv_prod_id", seenU(pid, ok), func() string { return fmt.Sprint(sg.ProductID) }) {
+			return false
+		}
+		svn, ok := c.TCB["isv_svn"]
+		if !r.check(ok && svn >= sg.MinSVN, "tcb.isv_svn", seenU(svn, ok), func() string { return fmt.Sprintf(">= %d", sg.MinSVN) }) {
+			return false
+		}
+	}
+	if !r.check(!c.Debug || rq.AllowDebug, "debug", boolS(c.Debug), func() string { return allowed(rq.AllowDebug) }) {
+		return false
+	}
+	if !r.check(!c.Migration || rq.AllowMigration, "migration", boolS(c.Migration), func() string { return allowed(rq.AllowMigration) }) {
+		return false
+	}
+	if rq.SMT != nil && !r.check(c.SMT == *rq.SMT, "smt", boolS(c.SMT), boolS(*rq.SMT)) {
+		return false
+	}
+	if rq.VMPL != nil {
+		v, ok := c.Attributes["vmpl"]
+		if !r.check(ok && v == *rq.VMPL, "attributes.vmpl", seenU(v, ok), func() string { return fmt.Sprint(*rq.VMPL) }) {
+			return false
+		}
+	}
+	for _, k := range sortedKeys(rq.MinTCB) {
+		v, ok := c.TCB[k]
+		min := rq.MinTCB[k]
+		if !r.check(ok && v >= min, "tcb."+k, seenU(v, ok), func() string { return fmt.Sprintf(">= %d", min) }) {
+			return false
+		}
+	}
+	if rq.MinTeeTCBSVN != nil {
+		v, ok := c.Config["tee_tcb_svn"]
+		if !r.check(ok && svnAtLeast(v, rq.MinTeeTCBSVN), "config.tee_tcb_svn", seenH(v, ok), func() string {
+			return ">= " + rq.MinTeeTCBSVN.String() + " in every byte"
+		}) {
+			return false
+		}
+	}
+	if c.TEE == attest.TDX || c.TEE == attest.SGX || c.TCBStatus != "" {
+		accepted := rq.TCBStatus
+		if len(accepted) == 0 {
+			accepted = []string{"UpToDate"}
+		}
+		st := c.TCBStatus
+		if !r.check(slices.Contains(accepted, st), "tcb_status", func() string { return orAbsent(st) }, func() string { return fmt.Sprintf("one of %v", accepted) }) {
+			return false
+		}
+		var bad []string
+		for _, a := range c.Advisories {
+			if !slices.Contains(rq.Advisories, a) {
+				bad = append(bad, a)
+			}
+		}
+		if !r.check(len(bad) == 0, "advisories", func() string { return fmt.Sprintf("%v", c.Advisories) }, func() string {
+			if len(rq.Advisories) == 0 {
+				return "none outstanding"
+			}
+			return fmt.Sprintf("only %v outstanding", rq.Advisories)
+		}) {
+			return false
+		}
+	}
+	for _, k := range sortedKeys(rq.Config) {
+		v, ok := c.Config[k]
+		if !r.check(ok && bytes.Equal(v, rq.Config[k]), "config."+k, seenH(v, ok), rq.Config[k].String) {
+			return false
+		}
+	}
+	for _, k := range sortedKeys(rq.Measurements) {
+		v, ok := c.Measurements[k]
+		if !r.check(ok && bytes.Equal(v, rq.Measurements[k]), "measurements."+k, seenH(v, ok), rq.Measurements[k].String) {
+			return false
+		}
+	}
+	for _, ru := range p.rules {
+		if *vars == nil {
+			*vars = celVars(c)
+		}
+		ok, err := ru.eval(*vars)
+		if !r.check(ok, "rule "+ru.Name, func() string {
+			if err != nil {
+				return "error: " + err.Error()
+			}
+			return boolS(ok)()
+		}, func() string {
+			if ru.Message != "" {
+				return "true: " + ru.Message
+			}
+			return "true: " + strings.Join(strings.Fields(ru.Expr), " ")
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+func svnAtLeast(seen, min attest.Hex) bool {
+	if len(seen) != len(min) {
+		return false
+	}
+	for i := range min {
+		if seen[i] < min[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func boolS(b bool) func() string { return func() string { return fmt.Sprint(b) } }
+
+func allowed(a bool) string {
+	if a {
+		return "false or true (allowed)"
+	}
+	return "false"
+}
+
+func seenU(v uint64, ok bool) func() string {
+	return func() string {
 		if !ok {
-			return &Denial{Claim: "tcb." + k, Seen: "absent", Expected: fmt.Sprintf(">= %d", r.MinTCB[k])}
+			return "absent"
 		}
-		if seen < r.MinTCB[k] {
-			return &Denial{Claim: "tcb." + k, Seen: fmt.Sprint(seen), Expected: fmt.Sprintf(">= %d", r.MinTCB[k])}
-		}
+		return fmt.Sprint(v)
 	}
-	for _, k := range sortedKeys(r.Config) {
-		seen, ok := c.Config[k]
-		if !ok || !bytes.Equal(seen, r.Config[k]) {
-			s := "absent"
-			if ok {
-				s = seen.String()
-			}
-			return &Denial{Claim: "config." + k, Seen: s, Expected: r.Config[k].String()}
+}
+
+func seenH(v attest.Hex, ok bool) func() string {
+	return func() string {
+		if !ok {
+			return "absent"
 		}
+		return v.String()
 	}
-	return nil
+}
+
+func orAbsent(s string) string {
+	if s == "" {
+		return "absent"
+	}
+	return s
 }
 
 func (p *Policy) grants() []token.Grant {
 	var g []token.Grant
 	for _, n := range p.Spec.Grants.Secrets {
-		g = append(g, token.Grant{Kind: token.KindSecret, Name: n})
+		g = append(g, token.Grant{Kind: token.KindSecret, Name: n.Name})
 	}
 	for _, n := range p.Spec.Grants.DataKeys {
-		g = append(g, token.Grant{Kind: token.KindDataKey, Name: n})
+		g = append(g, token.Grant{Kind: token.KindDataKey, Name: n.Name})
 	}
 	return g
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	k := make([]string, 0, len(m))
-	for s := range m {
-		k = append(k, s)
+func (p *Policy) grant(kind, name string) *Grant {
+	list := p.Spec.Grants.Secrets
+	if kind == token.KindDataKey {
+		list = p.Spec.Grants.DataKeys
+	} else if kind != token.KindSecret {
+		return nil
 	}
-	sort.Strings(k)
-	return k
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
 }
 
-// Summary lists policy names and their grants, one per line, for people.
-func (b *Bundle) Summary() string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "bundle %x: %d policies\n", b.Digest, len(b.Policies))
-	for _, p := range b.Policies {
-		fmt.Fprintf(&sb, "  %s: tee %v, %d measurements, secrets %v, data keys %v\n", p.Metadata.Name, p.Spec.TEE,
-			len(p.Spec.Measurements), p.Spec.Grants.Secrets, p.Spec.Grants.DataKeys)
+// CheckContext decides a release: whether the decision grants name of kind (token.KindSecret or
+// token.KindDataKey) and whether the release's key context kc meets the grant's constraints. For
+// every key a grant constrains, kc must hold that key with one of the listed values; keys the
+// grant does not mention are free. Secrets carry no constraints (the parser refuses them), so
+// CheckContext(token.KindSecret, name, nil) only checks the grant. A refusal is a *Denial naming
+// "grants" or "context.<key>".
+func (d *Decision) CheckContext(kind, name string, kc kms.Context) error {
+	if d == nil || d.policy == nil {
+		return &Denial{Claim: "grants", Seen: name, Expected: "a decision from a loaded bundle"}
 	}
-	return sb.String()
+	return d.policy.checkContext(kind, name, kc)
+}
+
+// CheckContext is Decision.CheckContext for the release calls, which hold a result token rather
+// than a Decision: policy is the token's policy name. Call it on the current bundle: if the
+// policy or the grant is gone after a reload, the release is denied (the bundle that vouched for
+// the workload has been superseded), and constraints are the current ones.
+func (b *Bundle) CheckContext(policy, kind, name string, kc kms.Context) error {
+	p := b.Policy(policy)
+	if p == nil {
+		return &Denial{Policy: policy, Claim: "policy", Seen: policy, Expected: fmt.Sprintf("a policy of the active bundle (version %d)", b.Version)}
+	}
+	return p.checkContext(kind, name, kc)
+}
+
+func (p *Policy) checkContext(kind, name string, kc kms.Context) error {
+	g := p.grant(kind, name)
+	if g == nil {
+		return &Denial{Policy: p.Metadata.Name, Claim: "grants", Seen: name, Expected: fmt.Sprintf("a %s granted to this workload", kind)}
+	}
+	for _, k := range sortedKeys(g.Context) {
+		v, ok := kc[k]
+		if !ok || !slices.Contains(g.Context[k], v) {
+			seen := "absent"
+			if ok {
+				seen = fmt.Sprintf("%q", v)
+			}
+			return &Denial{Policy: p.Metadata.Name, Claim: "context." + k, Seen: seen, Expected: fmt.Sprintf("one of %q for %s %s", []string(g.Context[k]), kind, name)}
+		}
+	}
+	return nil
 }

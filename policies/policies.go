@@ -1,15 +1,7 @@
-// Package policies decides whether verified claims are acceptable and what the workload may
-// receive. Policies are written by the platform security team as YAML documents, one per image or
-// workload class; package attest has already established that the claims are authentic.
-//
-// Evaluation is deterministic and explains itself: a denial names the claim, the value seen and
-// the value expected.
 package policies
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +13,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/kms"
 )
 
 // APIVersion and Kind of an image policy document.
@@ -30,8 +21,13 @@ const (
 	Kind       = "ImagePolicy"
 )
 
-// MaxDocumentSize bounds one policy file.
-const MaxDocumentSize = 1 << 20
+// Limits on what the parser accepts.
+const (
+	// MaxDocumentSize bounds one policy or reference-value file.
+	MaxDocumentSize = 1 << 20
+	// MaxFiles bounds the files of one bundle.
+	MaxFiles = 1000
+)
 
 // Policy is one image policy document.
 type Policy struct {
@@ -39,6 +35,14 @@ type Policy struct {
 	Kind       string   `yaml:"kind"`
 	Metadata   Metadata `yaml:"metadata"`
 	Spec       Spec     `yaml:"spec"`
+
+	// File and Line locate the document in its bundle.
+	File string `yaml:"-"`
+	Line int    `yaml:"-"`
+
+	rules []*rule
+	// imported holds what spec.referenceValues added, so that diff and explain can say so.
+	imported []string
 }
 
 // Metadata names a policy.
@@ -51,79 +55,263 @@ type Metadata struct {
 type Spec struct {
 	// TEE lists the accepted TEE types.
 	TEE []attest.TEE `yaml:"tee"`
-	// Measurements lists the accepted launch measurements (lowercase hex).
-	Measurements []attest.Hex `yaml:"measurements"`
-	Require      Require      `yaml:"require,omitempty"`
-	Grants       Grants       `yaml:"grants,omitempty"`
+	// Measurements lists the accepted launch measurements: SNP MEASUREMENT, TDX MRTD, SGX
+	// MRENCLAVE (lowercase hex). An SGX policy may instead pin the signer (SGXSigner).
+	Measurements []attest.Hex `yaml:"measurements,omitempty"`
+	// ReferenceValues names reference-value files (*.refs.json, in the same bundle) that the image
+	// build pipeline produced; their measurements and configuration are added to this policy.
+	ReferenceValues []string `yaml:"referenceValues,omitempty"`
+	// SGXSigner accepts any enclave signed by MRSIGNER with this product ID and at least this SVN.
+	SGXSigner *SGXSigner `yaml:"sgxSigner,omitempty"`
+	Require   Require    `yaml:"require,omitempty"`
+	// Rules are CEL expressions over the claims (variable "claims", with the JSON field names of
+	// attest.Claims) that must all evaluate to true.
+	Rules  []Rule `yaml:"rules,omitempty"`
+	Grants Grants `yaml:"grants,omitempty"`
 }
 
-// Require holds requirements on flags and TCB.
+// SGXSigner pins an SGX enclave by its signer rather than its measurement.
+type SGXSigner struct {
+	MRSigner  attest.Hex `yaml:"mrsigner"`
+	ProductID uint64     `yaml:"productID"`
+	MinSVN    uint64     `yaml:"minSVN"`
+}
+
+// Require holds requirements on flags, TCB and configuration.
 type Require struct {
-	// Debug must be explicitly allowed; a debug TEE's memory is readable by the host.
+	// AllowDebug must be set explicitly to accept a debug TEE, whose memory the host can read.
 	AllowDebug     bool `yaml:"allowDebug,omitempty"`
 	AllowMigration bool `yaml:"allowMigration,omitempty"`
 	// SMT, when set, requires SMT to be on (true) or off (false).
 	SMT *bool `yaml:"smt,omitempty"`
-	// MinTCB holds minimum values of TCB components by claim name (bootloader, tee, snp,
-	// microcode, guest_svn ...).
+	// VMPL, when set, requires the report to come from this SNP VMPL (Attributes["vmpl"]).
+	VMPL *uint64 `yaml:"vmpl,omitempty"`
+	// MinTCB holds minimum values of TCB components by claim name: bootloader, tee, snp,
+	// microcode, fmc (SNP), guest_svn, isv_svn.
 	MinTCB map[string]uint64 `yaml:"minTCB,omitempty"`
-	// Config holds exact values of configuration claims (host_data, mrconfigid ...).
+	// MinTeeTCBSVN is the minimum TDX TEE TCB SVN (16 bytes), compared byte by byte with
+	// Config["tee_tcb_svn"].
+	MinTeeTCBSVN attest.Hex `yaml:"minTeeTcbSvn,omitempty"`
+	// Config holds exact values of configuration claims: host_data, mrconfigid, mrowner ...
 	Config map[string]attest.Hex `yaml:"config,omitempty"`
+	// Measurements holds exact values of further measurements: rtmr0..rtmr3, mrseam.
+	Measurements map[string]attest.Hex `yaml:"measurements,omitempty"`
+	// TCBStatus lists accepted TCB statuses for TEEs whose verifier reports one (TDX, SGX).
+	// Empty means UpToDate only; "unknown" (no collateral) must be listed to be accepted.
+	TCBStatus []string `yaml:"tcbStatus,omitempty"`
+	// Advisories lists the security advisories that may be outstanding; any other denies.
+	Advisories []string `yaml:"advisories,omitempty"`
+}
+
+// Rule is one custom CEL rule.
+type Rule struct {
+	Name string `yaml:"name"`
+	Expr string `yaml:"expr"`
+	// Message explains the rule to whoever reads a denial.
+	Message string `yaml:"message,omitempty"`
 }
 
 // Grants lists what a matching workload may receive.
 type Grants struct {
-	Secrets  []string `yaml:"secrets,omitempty"`
-	DataKeys []string `yaml:"dataKeys,omitempty"`
+	Secrets  []Grant `yaml:"secrets,omitempty"`
+	DataKeys []Grant `yaml:"dataKeys,omitempty"`
 }
 
-// Bundle is a set of policies, loaded and checked together, with its digest.
+// Grant is a name the workload may receive and the key-context constraints of its release. In
+// YAML a grant is either a bare name or {name: ..., context: {key: value or [values]}}.
+type Grant struct {
+	Name string `yaml:"name"`
+	// Context requires each listed key of the release's kms.Context to be present and equal to
+	// one of the listed values. Only data keys are released under a context.
+	Context map[string]Values `yaml:"context,omitempty"`
+}
+
+// Values is one string or a list of strings in YAML.
+type Values []string
+
+// UnmarshalYAML accepts a bare name or a mapping.
+func (g *Grant) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if err := strictNode(n, reflectTypeOf[string]()); err != nil {
+			return err
+		}
+		g.Name = n.Value
+		return nil
+	}
+	type plain Grant
+	if err := strictNode(n, reflectTypeOf[plain]()); err != nil {
+		return err
+	}
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*g = Grant(p)
+	return nil
+}
+
+// UnmarshalYAML accepts a string or a list of strings.
+func (v *Values) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if err := strictNode(n, reflectTypeOf[string]()); err != nil {
+			return err
+		}
+		*v = Values{n.Value}
+		return nil
+	}
+	if err := strictNode(n, reflectTypeOf[[]string]()); err != nil {
+		return err
+	}
+	var s []string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	*v = s
+	return nil
+}
+
+// Bundle is a set of policies, loaded and checked together, with its version and digest.
 type Bundle struct {
 	Policies []*Policy
-	// Digest is SHA-256 over the source files (name and content, sorted by name).
+	// Version is the version signed in the bundle manifest; 0 for an unsigned directory.
+	Version uint64
+	// Digest is SHA-256 of the canonical bundle manifest: the version and the SHA-256 of every
+	// file by name. It goes into every result token and audit record.
 	Digest []byte
+	// Signers are the key IDs of the valid trusted signatures (empty when unsigned).
+	Signers []string
+
+	manifest []byte
+	byMeas   map[measKey][]*Policy
+	bySigner map[string][]*Policy
+	byName   map[string]*Policy
 }
 
-// Error locates a problem in a policy source.
+type measKey struct {
+	tee  attest.TEE
+	meas string
+}
+
+// Error locates a problem in a policy source. Column is 0 when unknown.
 type Error struct {
-	File string
-	Line int
-	Msg  string
+	File   string
+	Line   int
+	Column int
+	Msg    string
 }
 
 func (e *Error) Error() string {
-	if e.Line > 0 {
+	switch {
+	case e.Line > 0 && e.Column > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
+	case e.Line > 0:
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 	}
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// Load reads a policy file, or every *.yaml and *.yml file in a directory.
+// Errors is every problem found in a bundle, in file and line order. Parse returns it when it
+// found more than one.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap lets errors.As find the first *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// maxErrors bounds how many problems one parse reports.
+const maxErrors = 50
+
+// File name suffixes of a bundle directory.
+const (
+	refsSuffix   = ".refs.json"
+	manifestName = "bundle.json"
+	sigDir       = "signatures"
+)
+
+func isPolicyFile(name string) bool {
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
+}
+
+// Load reads a policy file, or every *.yaml, *.yml and *.refs.json file of a directory, without
+// looking at signatures: the result has Version 0. Services load through a Store.
 func Load(path string) (*Bundle, error) {
+	files, err := readSources(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(files)
+}
+
+// readSources reads the policy and reference-value files of a file or a directory by base name.
+func readSources(path string) (map[string][]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	files := map[string][]byte{}
-	names := []string{path}
-	if fi.IsDir() {
-		names = nil
-		for _, pat := range []string{"*.yaml", "*.yml"} {
-			m, _ := filepath.Glob(filepath.Join(path, pat))
-			names = append(names, m...)
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("%s: no *.yaml policy files", path)
-		}
-	}
-	for _, n := range names {
-		b, err := readBounded(n)
+	if !fi.IsDir() {
+		b, err := readBounded(path)
 		if err != nil {
 			return nil, err
 		}
-		files[filepath.Base(n)] = b
+		files := map[string][]byte{filepath.Base(path): b}
+		// A single policy may import reference values that sit beside it. Errors are left to
+		// the parser, which reports them with positions.
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var doc struct {
+				Spec struct {
+					ReferenceValues []string `yaml:"referenceValues"`
+				} `yaml:"spec"`
+			}
+			if dec.Decode(&doc) != nil {
+				break
+			}
+			for _, r := range doc.Spec.ReferenceValues {
+				if strings.HasSuffix(r, refsSuffix) && !strings.ContainsAny(r, `/\`) {
+					if rb, err := readBounded(filepath.Join(filepath.Dir(path), r)); err == nil {
+						files[r] = rb
+					}
+				}
+			}
+		}
+		return files, nil
 	}
-	return Parse(files)
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") || n == manifestName || !(isPolicyFile(n) || strings.HasSuffix(n, refsSuffix)) {
+			continue
+		}
+		if len(files) >= MaxFiles {
+			return nil, fmt.Errorf("%s: more than %d policy files", path, MaxFiles)
+		}
+		b, err := readBounded(filepath.Join(path, n))
+		if err != nil {
+			return nil, err
+		}
+		files[n] = b
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no *.yaml policy files", path)
+	}
+	return files, nil
 }
 
 func readBounded(name string) ([]byte, error) {
@@ -142,62 +330,148 @@ func readBounded(name string) ([]byte, error) {
 	return b, nil
 }
 
-// Parse parses policy sources by file name into a checked bundle.
+// Parse parses policy sources by file name (*.yaml, *.yml, *.refs.json) into a checked bundle of
+// version 0. The error is an *Error, or Errors when there is more than one problem.
 func Parse(files map[string][]byte) (*Bundle, error) {
+	return parseBundle(files, 0)
+}
+
+func parseBundle(files map[string][]byte, version uint64) (*Bundle, error) {
+	if len(files) > MaxFiles {
+		return nil, fmt.Errorf("bundle has %d files, at most %d", len(files), MaxFiles)
+	}
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	h := sha256.New()
-	b := &Bundle{}
-	seen := map[string]string{}
+	var errs Errors
+	add := func(err error) {
+		var e *Error
+		var es Errors
+		switch {
+		case errors.As(err, &es):
+			errs = append(errs, es...)
+		case errors.As(err, &e):
+			errs = append(errs, e)
+		default:
+			errs = append(errs, &Error{Msg: err.Error()})
+		}
+	}
+	refs := map[string]*ReferenceValues{}
+	used := map[string]bool{}
 	for _, n := range names {
-		src := files[n]
-		var lp [4]byte
-		binary.BigEndian.PutUint32(lp[:], uint32(len(n)))
-		h.Write(lp[:])
-		h.Write([]byte(n))
-		binary.BigEndian.PutUint32(lp[:], uint32(len(src)))
-		h.Write(lp[:])
-		h.Write(src)
-		ps, err := ParseFile(n, src)
+		if strings.HasSuffix(n, refsSuffix) {
+			rv, err := ImportReferenceValues(n, files[n])
+			if err != nil {
+				add(err)
+			}
+			refs[n] = rv // nil when it failed: importers say so without repeating why
+		}
+	}
+	b := &Bundle{Version: version}
+	seen := map[string]*Policy{}
+	for _, n := range names {
+		switch {
+		case strings.HasSuffix(n, refsSuffix):
+			continue
+		case !isPolicyFile(n) || strings.ContainsAny(n, `/\`):
+			add(&Error{File: n, Msg: "not a policy file: a bundle holds *.yaml, *.yml and *.refs.json files"})
+			continue
+		}
+		ps, err := parseFile(n, files[n], refs, used)
 		if err != nil {
-			return nil, err
+			add(err)
 		}
 		for _, p := range ps {
 			if prev, dup := seen[p.Metadata.Name]; dup {
-				return nil, &Error{File: n, Msg: fmt.Sprintf("policy %q is also defined in %s", p.Metadata.Name, prev)}
+				add(&Error{File: n, Line: p.Line, Column: 1, Msg: fmt.Sprintf("policy %q is also defined at %s:%d", p.Metadata.Name, prev.File, prev.Line)})
+				continue
 			}
-			seen[p.Metadata.Name] = n
+			seen[p.Metadata.Name] = p
 			b.Policies = append(b.Policies, p)
 		}
+		if len(errs) >= maxErrors {
+			break
+		}
 	}
-	b.Digest = h.Sum(nil)
+	for n, rv := range refs {
+		if rv != nil && !used[n] {
+			add(&Error{File: n, Msg: "reference values not imported by any policy (spec.referenceValues)"})
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool {
+			if errs[i].File != errs[j].File {
+				return errs[i].File < errs[j].File
+			}
+			return errs[i].Line < errs[j].Line
+		})
+		return nil, errs
+	}
+	if len(b.Policies) == 0 {
+		return nil, errors.New("bundle holds no policies")
+	}
+	m, err := newManifest(version, files)
+	if err != nil {
+		return nil, err
+	}
+	b.manifest = m.canonical()
+	b.Digest = digest(b.manifest)
+	b.index()
 	return b, nil
 }
 
-// ParseFile parses the YAML documents of one file strictly: unknown fields are errors.
+// ParseFile parses the YAML documents of one file strictly, without reference values.
 func ParseFile(name string, src []byte) ([]*Policy, error) {
+	return parseFile(name, src, nil, nil)
+}
+
+func parseFile(name string, src []byte, refs map[string]*ReferenceValues, used map[string]bool) ([]*Policy, error) {
 	if len(src) > MaxDocumentSize {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("larger than %d bytes", MaxDocumentSize)}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
-	dec.KnownFields(true)
 	var out []*Policy
+	var errs Errors
 	for doc := 1; ; doc++ {
-		var p Policy
-		err := dec.Decode(&p)
+		var root yaml.Node
+		err := dec.Decode(&root)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, yamlError(name, err)
+			return nil, append(errs, yamlError(name, err))
 		}
-		if err := p.check(); err != nil {
-			return nil, &Error{File: name, Msg: fmt.Sprintf("document %d: %v", doc, err)}
+		n := &root
+		if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+			n = n.Content[0]
 		}
-		out = append(out, &p)
+		if err := strictNode(n, reflectTypeOf[Policy]()); err != nil {
+			errs = append(errs, locate(name, n, err))
+			continue
+		}
+		p := &Policy{File: name, Line: n.Line}
+		if err := n.Decode(p); err != nil {
+			errs = append(errs, locate(name, n, err))
+			continue
+		}
+		for _, fe := range p.check(src, n, refs, used) {
+			errs = append(errs, fe)
+			if len(errs) >= maxErrors {
+				return nil, errs
+			}
+		}
+		out = append(out, p)
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	if len(out) == 0 {
 		return nil, &Error{File: name, Msg: "no policy documents"}
@@ -205,7 +479,20 @@ func ParseFile(name string, src []byte) ([]*Policy, error) {
 	return out, nil
 }
 
-func yamlError(file string, err error) error {
+// locate turns a decoding error into an *Error in file name.
+func locate(name string, n *yaml.Node, err error) *Error {
+	var pe *posError
+	if errors.As(err, &pe) {
+		return &Error{File: name, Line: pe.line, Column: pe.col, Msg: pe.msg}
+	}
+	e := yamlError(name, err)
+	if e.Line == 0 {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	return e
+}
+
+func yamlError(file string, err error) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
@@ -218,40 +505,27 @@ func yamlError(file string, err error) error {
 	return &Error{File: file, Msg: msg}
 }
 
-func (p *Policy) check() error {
-	if p.APIVersion != APIVersion {
-		return fmt.Errorf("apiVersion %q: want %q", p.APIVersion, APIVersion)
-	}
-	if p.Kind != Kind {
-		return fmt.Errorf("kind %q: want %q", p.Kind, Kind)
-	}
-	if p.Metadata.Name == "" {
-		return errors.New("metadata.name is required")
-	}
-	if len(p.Spec.TEE) == 0 {
-		return fmt.Errorf("policy %q: spec.tee lists no TEE type", p.Metadata.Name)
-	}
-	for i, t := range p.Spec.TEE {
-		tt, err := attest.ParseTEE(string(t))
-		if err != nil {
-			return fmt.Errorf("policy %q: spec.tee[%d]: %v", p.Metadata.Name, i, err)
-		}
-		p.Spec.TEE[i] = tt
-	}
-	if len(p.Spec.Measurements) == 0 {
-		return fmt.Errorf("policy %q: spec.measurements is empty: a policy must pin its image", p.Metadata.Name)
-	}
-	for i, m := range p.Spec.Measurements {
-		if len(m) != 32 && len(m) != 48 {
-			return fmt.Errorf("policy %q: spec.measurements[%d] is %d bytes, want 32 or 48", p.Metadata.Name, i, len(m))
-		}
-	}
-	for field, names := range map[string][]string{"secrets": p.Spec.Grants.Secrets, "dataKeys": p.Spec.Grants.DataKeys} {
-		for i, n := range names {
-			if err := kms.CheckName(n); err != nil {
-				return fmt.Errorf("policy %q: spec.grants.%s[%d]: %v", p.Metadata.Name, field, i, err)
+// index builds the lookup tables of Evaluate: by (TEE, launch measurement) and by SGX signer.
+// Policies keep their bundle order within one key, so the first listed policy is tried first.
+func (b *Bundle) index() {
+	b.byMeas = map[measKey][]*Policy{}
+	b.bySigner = map[string][]*Policy{}
+	b.byName = map[string]*Policy{}
+	for _, p := range b.Policies {
+		b.byName[p.Metadata.Name] = p
+		for _, t := range p.Spec.TEE {
+			for _, m := range p.Spec.Measurements {
+				k := measKey{t, string(m)}
+				if l := b.byMeas[k]; len(l) == 0 || l[len(l)-1] != p {
+					b.byMeas[k] = append(l, p)
+				}
 			}
 		}
+		if s := p.Spec.SGXSigner; s != nil {
+			b.bySigner[string(s.MRSigner)] = append(b.bySigner[string(s.MRSigner)], p)
+		}
 	}
-	return nil
 }
+
+// Policy returns the policy of that name, or nil.
+func (b *Bundle) Policy(name string) *Policy { return b.byName[name] }

@@ -89,8 +89,8 @@ func TestParseErrors(t *testing.T) {
 	base := "apiVersion: trust.medicus.cloud/v1\nkind: ImagePolicy\nmetadata: {name: x}\n"
 	m := `["` + strings.Repeat("ab", 48) + `"]`
 	tests := []struct{ name, src, want string }{
-		{"unknown field", base + "spec: {tee: [tdx], measurements: " + m + ", colour: red}\n", "p.yaml:4: field colour not found"},
-		{"wrong type", base + "spec: {tee: tdx, measurements: " + m + "}\n", "p.yaml:4:"},
+		{"unknown field", base + "spec: {tee: [tdx], measurements: " + m + ", colour: red}\n", `p.yaml:4:136: unknown field "colour"`},
+		{"wrong type", base + "spec: {tee: tdx, measurements: " + m + "}\n", "p.yaml:4:13: want a list"},
 		{"bad yaml", base + "spec: [\n", "p.yaml"},
 		{"bad tee", base + "spec: {tee: [sev], measurements: " + m + "}\n", "unknown TEE type"},
 		{"no measurements", base + "spec: {tee: [tdx]}\n", "spec.measurements is empty"},

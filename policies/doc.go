@@ -1,0 +1,24 @@
+// Package policies decides whether verified claims are acceptable and what the workload may
+// receive. Policies are written, tested, signed and rolled out by the platform security team as
+// YAML documents (apiVersion trust.medicus.cloud/v1, kind ImagePolicy), one per image or workload
+// class; package attest has already established that the claims are authentic.
+//
+// What is here:
+//   - the policy format and its strict parser (Parse, Load, ParseFile): unknown fields, wrong types
+//     and CEL rules that do not compile to bool are errors that name file, line and column;
+//   - evaluation (Bundle.Evaluate), indexed by TEE type and measurement so that its cost does not
+//     grow with the number of images, and explained check by check (Bundle.Explain);
+//   - context constraints on grants (Decision.CheckContext, Bundle.CheckContext), checked by the
+//     service on every release;
+//   - reference values imported from the image build pipeline (ImportReferenceValues);
+//   - signed bundles (several detached COSE_Sign1 over one manifest), the two-person rule, rollback
+//     protection and hot reload (Store);
+//   - the functions behind `trustctl policy lint|test|explain|diff|sign|verify` (cli.go).
+//
+// What is not here: verifying evidence (package attest), issuing tokens (package token), talking
+// to key stores (package kms). The package never logs, reads the environment or registers flags.
+//
+// Evaluation is deterministic and fails closed: a policy that cannot be evaluated (a CEL rule
+// that errors, a claim that is absent) denies, and a denial names the claim, the value seen and
+// the value expected.
+package policies
