@@ -501,3 +501,14 @@ func VerifyBundle(w io.Writer, dir string, trustKeysPEM []byte, threshold int) (
 	}
 	return b, nil
 }
+
+// Summary lists policy names and their grants, one per line, for people.
+func (b *Bundle) Summary() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "bundle %x (version %d): %d policies\n", b.Digest, b.Version, len(b.Policies))
+	for _, p := range b.Policies {
+		fmt.Fprintf(&sb, "  %s: tee %v, %d measurements, %d rules, grants [%s]\n", p.Metadata.Name, p.Spec.TEE,
+			len(p.Spec.Measurements), len(p.rules), strings.Join(grantLines(p), "; "))
+	}
+	return sb.String()
+}
