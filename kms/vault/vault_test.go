@@ -1,0 +1,358 @@
+package vault_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/kms/kmstest"
+	"github.com/medicus-cloud/trust/kms/vault"
+	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
+	"github.com/medicus-cloud/trust/secret"
+)
+
+func TestMain(m *testing.M) { vaulttest.Main(m) }
+
+var caseA = kms.Context{"tenant": "uk-freiburg", "case": "a"}
+
+// config maps tenant "tenant-a" and the global names onto fresh mounts of srv, logging in
+// with the given AppRole.
+func config(t *testing.T, srv *vaulttest.Server, roleID, secretIDFile string) vault.Config {
+	t.Helper()
+	ta, ka := srv.Mounts(t)
+	tg, kg := srv.Mounts(t)
+	return vault.Config{
+		Address: srv.Addr,
+		TLS:     vault.TLS{CAFile: srv.CAFile},
+		Auth: vault.Auth{Method: vault.AuthAppRole, AppRole: vault.AppRoleAuth{
+			RoleID: roleID, SecretIDFile: secretIDFile,
+		}},
+		Tenants: map[string]vault.Mapping{"tenant-a": {TransitMount: ta, KVMount: ka}},
+		Global:  &vault.Mapping{TransitMount: tg, KVMount: kg},
+	}
+}
+
+func open(t *testing.T, cfg vault.Config, o vault.Options) *vault.Store {
+	t.Helper()
+	s, err := vault.New(context.Background(), cfg, o)
+	if err != nil {
+		t.Fatalf("vault.New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func adminStore(t *testing.T, srv *vaulttest.Server) *vault.Store {
+	return open(t, config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile), vault.Options{})
+}
+
+func TestConformance(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	kmstest.Run(t, func(t *testing.T) kmstest.Store { return adminStore(t, srv) })
+}
+
+func TestTenancy(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	ta, ka := srv.Mounts(t)
+	tb, kb := srv.Mounts(t)
+	cfg := vault.Config{
+		Address: srv.Addr,
+		TLS:     vault.TLS{CAFile: srv.CAFile},
+		Auth:    vault.Auth{Method: vault.AuthAppRole, AppRole: vault.AppRoleAuth{RoleID: srv.AdminRoleID, SecretIDFile: srv.AdminSecretIDFile}},
+		Tenants: map[string]vault.Mapping{
+			"uk-freiburg": {TransitMount: ta, KVMount: ka},
+			"uk-koeln":    {TransitMount: tb, KVMount: kb},
+		},
+	}
+	s := open(t, cfg, vault.Options{})
+	for _, n := range []string{"uk-freiburg/records", "uk-koeln/records"} {
+		if err := s.CreateKey(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dk, err := s.GenerateDataKey(ctx, "uk-freiburg/records", caseA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same key name and context in another tenant is another key.
+	if _, err := s.UnwrapDataKey(ctx, "uk-koeln/records", dk.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+		t.Errorf("other tenant unwrapped: %v", err)
+	}
+	// The key landed where the mapping says, and only there.
+	root := srv.Client().Logical()
+	if sec, err := root.Read(ta + "/keys/records"); err != nil || sec == nil || sec.Data["derived"] != true {
+		t.Fatalf("transit key at %s/keys/records: %v %v", ta, sec, err)
+	}
+	if _, err := s.PutSecret(ctx, "uk-freiburg/api-token", secret.New([]byte("t0k"))); err != nil {
+		t.Fatal(err)
+	}
+	if sec, err := root.Read(ka + "/data/trustd/api-token"); err != nil || sec == nil {
+		t.Fatalf("secret not at %s/data/trustd/api-token: %v", ka, err)
+	}
+	if _, err := s.GetSecret(ctx, "uk-koeln/api-token"); !errors.Is(err, kms.ErrNotFound) {
+		t.Errorf("other tenant's secret: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		want error
+	}{
+		{"../sys/seal", kms.ErrInvalidName},
+		{"uk-freiburg/../uk-koeln/records", kms.ErrInvalidName},
+		{"uk-freiburg/..%2fuk-koeln%2frecords", kms.ErrInvalidName},
+		{"uk-freiburg%2f..%2fsys", kms.ErrInvalidName},
+		{"sys/policy", kms.ErrNotFound},            // not a tenant
+		{"auth/token", kms.ErrNotFound},            // not a tenant
+		{"transit-uk-freiburg/x", kms.ErrNotFound}, // mounts are not tenants
+		{"records", kms.ErrNotFound},               // no global mapping here
+		{"uk-freiburg/a/b", kms.ErrInvalidName},    // transit keys are one segment
+		{"uk-freiburg/records-", kms.ErrInvalidName},
+		{"uk-freiburg/./records", kms.ErrInvalidName},
+		{"UK-FREIBURG/records", kms.ErrInvalidName},
+	} {
+		if _, err := s.GenerateDataKey(ctx, tc.name, caseA); !errors.Is(err, tc.want) {
+			t.Errorf("GenerateDataKey(%q) = %v, want %v", tc.name, err, tc.want)
+		}
+		if _, err := s.GetSecret(ctx, tc.name); tc.name != "uk-freiburg/a/b" && tc.name != "uk-freiburg/records-" && !errors.Is(err, tc.want) {
+			t.Errorf("GetSecret(%q) = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestRotationRewrapMinVersion(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	s := adminStore(t, srv)
+	const k = "tenant-a/records"
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, k); !errors.Is(err, kms.ErrExists) {
+		t.Fatalf("second CreateKey: %v", err)
+	}
+	old, err := s.GenerateDataKey(ctx, k, caseA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(old.Wrapped), "vault:v1:") {
+		t.Fatalf("wrapped key %.9q", old.Wrapped)
+	}
+	if err := s.RotateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	re, err := s.RewrapDataKey(ctx, k, old.Wrapped, caseA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(re), "vault:v2:") {
+		t.Fatalf("rewrapped %.9q", re)
+	}
+	if _, err := s.RewrapDataKey(ctx, k, old.Wrapped, kms.Context{"case": "b"}); !errors.Is(err, kms.ErrBadWrapped) {
+		t.Errorf("rewrap under another context: %v", err)
+	}
+	if err := s.SetMinDecryptionVersion(ctx, k, 3); err == nil {
+		t.Error("min decryption version above the latest accepted")
+	}
+	if err := s.SetMinDecryptionVersion(ctx, k, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UnwrapDataKey(ctx, k, old.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+		t.Errorf("v1 after min_decryption_version=2: %v", err)
+	}
+	got, err := s.UnwrapDataKey(ctx, k, re, caseA)
+	if err != nil || !got.Equal(old.Plaintext) {
+		t.Fatalf("rewrapped key: %v", err)
+	}
+}
+
+func TestRefusesKeyThatIsNotDerived(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	cfg := config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile)
+	s := open(t, cfg, vault.Options{})
+	srv.Write(t, cfg.Tenants["tenant-a"].TransitMount+"/keys/plain", map[string]any{"type": "aes256-gcm96"})
+	if _, err := s.GenerateDataKey(ctx, "tenant-a/plain", caseA); !errors.Is(err, kms.ErrDenied) || !strings.Contains(err.Error(), "derived") {
+		t.Fatalf("non-derived key: %v", err)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	cfg := config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile)
+	s := open(t, cfg, vault.Options{})
+	kv := cfg.Tenants["tenant-a"].KVMount
+	// Written by an operator as text.
+	srv.Write(t, kv+"/data/trustd/db/password", map[string]any{"data": map[string]any{"value": "hunter2"}})
+	got, err := s.GetSecret(ctx, "tenant-a/db/password")
+	if err != nil || string(got.Value.Reveal()) != "hunter2" || got.Version != 1 {
+		t.Fatalf("text secret: %v", err)
+	}
+	// Binary values round-trip.
+	bin := []byte{0, 1, 2, 0xff, '\n'}
+	v, err := s.PutSecret(ctx, "tenant-a/db/password", secret.New(append([]byte(nil), bin...)))
+	if err != nil || v != 2 {
+		t.Fatalf("PutSecret = %d, %v", v, err)
+	}
+	got, err = s.GetSecret(ctx, "tenant-a/db/password")
+	if err != nil || string(got.Value.Reveal()) != string(bin) || got.Version != 2 {
+		t.Fatalf("binary secret: %v", err)
+	}
+	old, err := s.GetSecretVersion(ctx, "tenant-a/db/password", 1)
+	if err != nil || string(old.Value.Reveal()) != "hunter2" {
+		t.Fatalf("version 1: %v", err)
+	}
+	// Ambiguous or empty entries are refused, not guessed at.
+	srv.Write(t, kv+"/data/trustd/both", map[string]any{"data": map[string]any{"value": "a", "value_base64": "Yg=="}})
+	if _, err := s.GetSecret(ctx, "tenant-a/both"); err == nil {
+		t.Error("secret with both fields accepted")
+	}
+	srv.Write(t, kv+"/data/trustd/neither", map[string]any{"data": map[string]any{"password": "x"}})
+	if _, err := s.GetSecret(ctx, "tenant-a/neither"); err == nil {
+		t.Error("secret without a value field accepted")
+	}
+	// A deleted newest version is gone.
+	srv.Client().Logical().Delete(kv + "/data/trustd/db/password")
+	if _, err := s.GetSecret(ctx, "tenant-a/db/password"); !errors.Is(err, kms.ErrNotFound) {
+		t.Errorf("deleted secret: %v", err)
+	}
+}
+
+// counter counts requests by path and remembers statuses, to see what the store did.
+type counter struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	n  map[string]int
+	st map[string][]int
+}
+
+func newCounter(srv *vaulttest.Server) *counter {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(srv.CAPEM)
+	return &counter{
+		rt: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+		n:  map[string]int{}, st: map[string][]int{},
+	}
+}
+
+func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[r.URL.Path]++
+	if resp != nil {
+		c.st[r.URL.Path] = append(c.st[r.URL.Path], resp.StatusCode)
+	}
+	return resp, err
+}
+
+func (c *counter) count(suffix string) (n int, statuses []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, k := range c.n {
+		if strings.HasSuffix(p, suffix) {
+			n += k
+			statuses = append(statuses, c.st[p]...)
+		}
+	}
+	return n, statuses
+}
+
+func TestPolicyDenies(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	admin := adminStore(t, srv)
+	_ = admin
+	cfg := config(t, srv, srv.ReleaseRoleID, srv.ReleaseSecretIDFile)
+	cnt := newCounter(srv)
+	s := open(t, cfg, vault.Options{Transport: cnt})
+	// The release role may not create keys or write secrets: ErrDenied, and no login storm.
+	for i := 0; i < 3; i++ {
+		if err := s.CreateKey(ctx, "tenant-a/records"); !errors.Is(err, kms.ErrDenied) {
+			t.Fatalf("CreateKey with the release role: %v", err)
+		}
+	}
+	if _, err := s.PutSecret(ctx, "tenant-a/x", secret.New([]byte("x"))); !errors.Is(err, kms.ErrDenied) {
+		t.Fatalf("PutSecret with the release role: %v", err)
+	}
+	if n, _ := cnt.count("/approle/login"); n != 1 {
+		t.Errorf("%d logins, want 1: a denied path must not cause re-logins", n)
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	cfg := config(t, srv, "", "")
+	tok := srv.Token(t, time.Hour, vaulttest.PolicyRelease, vaulttest.PolicyAdmin)
+	cfg.Auth = vault.Auth{Method: vault.AuthToken, TokenFile: srv.WriteFile(t, t.Name()+".token", tok+"\n")}
+	s := open(t, cfg, vault.Options{})
+	if err := s.CreateKey(ctx, "tenant-a/k"); err != nil {
+		t.Fatal(err)
+	}
+	srv.RevokeToken(t, tok)
+	if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); !errors.Is(err, kms.ErrDenied) {
+		t.Fatalf("revoked operator token: %v", err)
+	}
+	// The operator puts a new token in the file: the store picks it up.
+	tok2 := srv.Token(t, time.Hour, vaulttest.PolicyRelease)
+	srv.WriteFile(t, t.Name()+".token", tok2)
+	time.Sleep(600 * time.Millisecond) // past the login rate limit
+	if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); err != nil {
+		t.Fatalf("after replacing the token file: %v", err)
+	}
+	// Refused credentials at start are an error, not a store.
+	cfg.Auth.TokenFile = srv.WriteFile(t, t.Name()+".bad", "hvs.not-a-token")
+	if _, err := vault.New(ctx, cfg, vault.Options{}); !errors.Is(err, kms.ErrDenied) {
+		t.Fatalf("bad token at start: %v", err)
+	}
+}
+
+// TestRenewal uses tokens that live 4s at most 6s and checks that over 8s no request ever meets
+// a dead token: the store renews and logs in again ahead of expiry.
+func TestRenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 8s")
+	}
+	ctx := context.Background()
+	srv := vaulttest.Shared(t)
+	srv.Write(t, "auth/approle/role/short", map[string]any{
+		"token_policies": vaulttest.PolicyRelease + "," + vaulttest.PolicyAdmin, "token_ttl": 4, "token_max_ttl": 6,
+	})
+	roleID := srv.Client().Logical()
+	r, err := roleID.Read("auth/approle/role/short/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := srv.Write(t, "auth/approle/role/short/secret-id", nil)
+	cfg := config(t, srv, r.Data["role_id"].(string), srv.WriteFile(t, "short.secret-id", sid.Data["secret_id"].(string)))
+	cnt := newCounter(srv)
+	s := open(t, cfg, vault.Options{Transport: cnt})
+	if err := s.CreateKey(ctx, "tenant-a/k"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renewals, _ := cnt.count("/renew-self")
+	logins, _ := cnt.count("/approle/login")
+	_, st := cnt.count("/datakey/plaintext/k")
+	for _, code := range st {
+		if code != http.StatusOK {
+			t.Errorf("a data key request got %d", code)
+		}
+	}
+	if renewals < 1 || logins < 2 {
+		t.Errorf("%d renewals and %d logins in 8s of 4s/6s tokens", renewals, logins)
+	}
+}
