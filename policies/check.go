@@ -212,7 +212,7 @@ func (c *checker) celError(rule int, is celIssue) {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
 		// Block scalars start on the next line, indented.
 		line = n.Line + is.line
-		col = indentOf(c.src, line) + is.col + 1
+		col = indentOf(c.src, n.Line+1) + is.col + 1
 	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
 		line += is.line - 1
 		if is.line == 1 {

@@ -103,9 +103,12 @@ func jsonError(name string, data []byte, err error, fallback int64) *Error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		off = se.Offset - 1 // the offending byte, not the one after it
 	case errors.As(err, &te):
 		off = te.Offset
+	}
+	if off < 0 {
+		off = 0
 	}
 	if off > int64(len(data)) {
 		off = int64(len(data))
