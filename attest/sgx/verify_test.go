@@ -1,0 +1,326 @@
+package sgx
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
+)
+
+var (
+	sharedOnce sync.Once
+	sharedPKI  *pki
+)
+
+func testPKI(t testing.TB) *pki {
+	sharedOnce.Do(func() { sharedPKI = newPKI(t) })
+	return sharedPKI
+}
+
+func goodQuote(t testing.TB, version uint16) []byte {
+	return buildQuote(t, quoteOpts{version: version, body: defaultBody(), pki: testPKI(t), qeSVN: 8, authData: []byte("qe auth data 0123456789abcdef")})
+}
+
+func sgxEvidence(q []byte) *attest.Evidence { return &attest.Evidence{TEE: attest.SGX, Report: q} }
+
+func wantErr(t *testing.T, err error, kind error, field string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("verified, want %v at %s", kind, field)
+	}
+	var ae *attest.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v is not an *attest.Error", err)
+	}
+	if !errors.Is(err, kind) || ae.Field != field {
+		t.Fatalf("error %q: kind %v field %q, want %v field %q", err, ae.Kind, ae.Field, kind, field)
+	}
+}
+
+func TestVerifyGood(t *testing.T) {
+	p := testPKI(t)
+	for _, version := range []uint16{3, 4, 5} {
+		t.Run("v"+string(rune('0'+version)), func(t *testing.T) {
+			v, err := New(Options{Root: p.root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Verify(context.Background(), sgxEvidence(goodQuote(t, version)), attest.Options{Now: fixtureNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := defaultBody()
+			checks := []struct {
+				name      string
+				got, want any
+			}{
+				{"tee", c.TEE, attest.SGX},
+				{"measurement", c.Measurement.String(), hex.EncodeToString(b.mrenclave[:])},
+				{"mrsigner", c.Measurements["mrsigner"].String(), hex.EncodeToString(b.mrsigner[:])},
+				{"isv_svn", c.TCB["isv_svn"], uint64(3)},
+				{"pce_svn", c.TCB["pce_svn"], uint64(pckPCESVN)},
+				{"qe_svn", c.TCB["qe_svn"], uint64(8)},
+				{"isv_prod_id", c.Attributes["isv_prod_id"], uint64(7)},
+				{"attributes_flags", c.Attributes["attributes_flags"], uint64(5)},
+				{"xfrm", c.Attributes["xfrm"], uint64(3)},
+				{"debug", c.Debug, false},
+				{"smt", c.SMT, true},
+				{"report_data", string(bytes.TrimRight(c.ReportData, "\x00")), "medicus sgx test report data"},
+				{"tcb_status", c.TCBStatus, "unknown"},
+				{"fmspc", c.Platform["fmspc"], "00906ea10000"},
+				{"signer", c.Platform["signer"], "pck"},
+				{"pck_ca", c.Platform["pck_ca"], "platform"},
+				{"quote_version", c.Platform["quote_version"], string(rune('0' + version))},
+			}
+			for _, ch := range checks {
+				if ch.got != ch.want {
+					t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyTCBStatus(t *testing.T) {
+	p := testPKI(t)
+	q := goodQuote(t, 3)
+	tests := []struct {
+		name        string
+		coll        collateralOpts
+		allowOld    bool
+		wantStatus  string
+		wantAdv     string
+		wantKind    error
+		wantField   string
+		wantMessage string
+	}{
+		{name: "up to date", wantStatus: "UpToDate"},
+		{name: "sw hardening", coll: collateralOpts{platformStatus: intel.SWHardeningNeeded, advisories: []string{"INTEL-SA-00615", "INTEL-SA-00334"}}, wantStatus: "SWHardeningNeeded", wantAdv: "INTEL-SA-00334,INTEL-SA-00615"},
+		{name: "platform out of date", coll: collateralOpts{platformStatus: intel.OutOfDate, advisories: []string{"INTEL-SA-00837"}}, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status", wantMessage: "TCB status is OutOfDate (advisories INTEL-SA-00837)"},
+		{name: "platform out of date allowed", coll: collateralOpts{platformStatus: intel.OutOfDate, advisories: []string{"INTEL-SA-00837"}}, allowOld: true, wantStatus: "OutOfDate", wantAdv: "INTEL-SA-00837"},
+		{name: "qe out of date", coll: collateralOpts{qeStatus: intel.OutOfDate}, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status", wantMessage: "TCB status is OutOfDate"},
+		{name: "configuration needed", coll: collateralOpts{platformStatus: intel.ConfigurationNeeded}, wantStatus: "ConfigurationNeeded"},
+		{name: "revoked tcb", coll: collateralOpts{platformStatus: intel.Revoked}, allowOld: true, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status"},
+		{name: "revoked pck", coll: collateralOpts{revokePCK: true}, wantKind: attest.ErrNotAuthentic, wantField: "quote.pck_chain.revoked"},
+		{name: "other fmspc", coll: collateralOpts{fmspc: "00A06F000000"}, wantKind: attest.ErrNotAuthentic, wantField: "collateral.tcbinfo.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := buildCollateral(t, p, tt.coll)
+			// Both ways in: collateral carried by the evidence, and a collateral directory.
+			dir := t.TempDir()
+			for name, b := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, via := range []string{"evidence", "dir"} {
+				o := Options{Root: p.root, AllowOutOfDate: tt.allowOld}
+				ev := sgxEvidence(q)
+				if via == "dir" {
+					o.CollateralDir = dir
+				} else {
+					ev.Collateral = files
+				}
+				v, err := New(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow})
+				if tt.wantKind != nil {
+					if via == "dir" && tt.coll.fmspc != "" {
+						// A directory for another platform is not this platform's collateral.
+						wantErr(t, err, attest.ErrUnavailable, "collateral.tcbinfo.json")
+						continue
+					}
+					wantErr(t, err, tt.wantKind, tt.wantField)
+					if !strings.Contains(err.Error(), tt.wantMessage) {
+						t.Errorf("error %q does not say %q", err, tt.wantMessage)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", via, err)
+				}
+				if c.TCBStatus != tt.wantStatus || strings.Join(c.Advisories, ",") != tt.wantAdv {
+					t.Errorf("%s: status %q advisories %v, want %q %q", via, c.TCBStatus, c.Advisories, tt.wantStatus, tt.wantAdv)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyCollateralExpired(t *testing.T) {
+	p := testPKI(t)
+	v, _ := New(Options{Root: p.root})
+	ev := sgxEvidence(goodQuote(t, 4))
+	ev.Collateral = buildCollateral(t, p, collateralOpts{})
+	_, err := v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow.AddDate(0, 2, 0)})
+	if !errors.Is(err, attest.ErrNotAuthentic) || !strings.Contains(err.Error(), "collateral.") {
+		t.Fatalf("expired collateral: %v", err)
+	}
+}
+
+func TestRequireCollateral(t *testing.T) {
+	p := testPKI(t)
+	v, _ := New(Options{Root: p.root, RequireCollateral: true})
+	_, err := v.Verify(context.Background(), sgxEvidence(goodQuote(t, 3)), attest.Options{Now: fixtureNow})
+	wantErr(t, err, attest.ErrUnavailable, "collateral")
+}
+
+func TestDebugEnclave(t *testing.T) {
+	p := testPKI(t)
+	b := defaultBody()
+	b.flags |= AttributeDebug
+	q := buildQuote(t, quoteOpts{version: 3, body: b, pki: p, qeSVN: 8})
+
+	v, _ := New(Options{Root: p.root})
+	_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
+	wantErr(t, err, attest.ErrNotAuthentic, "quote.body.attributes.debug")
+
+	v, _ = New(Options{Root: p.root, AllowDebug: true})
+	c, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Debug || c.Attributes["attributes_flags"]&AttributeDebug == 0 {
+		t.Fatalf("debug enclave reported Debug=%v flags=%#x", c.Debug, c.Attributes["attributes_flags"])
+	}
+}
+
+func TestOtherRoot(t *testing.T) {
+	other := newPKI(t)
+	q := buildQuote(t, quoteOpts{version: 3, body: defaultBody(), pki: other, qeSVN: 8})
+	for name, o := range map[string]Options{"test root": {Root: testPKI(t).root}, "intel root": {}} {
+		t.Run(name, func(t *testing.T) {
+			v, _ := New(o)
+			_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
+			wantErr(t, err, attest.ErrNotAuthentic, "quote.pck_chain")
+		})
+	}
+}
+
+func TestExpiredChain(t *testing.T) {
+	p := testPKI(t)
+	v, _ := New(Options{Root: p.root})
+	q := goodQuote(t, 3)
+	for _, at := range []time.Time{time.Date(2034, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: at})
+		wantErr(t, err, attest.ErrNotAuthentic, "quote.pck_chain")
+	}
+	// The chain is cached now; a cached chain is still checked against the time.
+	if _, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: time.Date(2034, 1, 1, 0, 0, 0, 0, time.UTC)})
+	wantErr(t, err, attest.ErrNotAuthentic, "quote.pck_chain")
+}
+
+// offsets in a v3 quote built by goodQuote.
+const (
+	offBody      = headerSize
+	offSigData   = headerSize + ReportBodySize + 4
+	offAK        = offSigData + 64
+	offQEReport  = offSigData + 128
+	offQESig     = offQEReport + ReportBodySize
+	offAuthData  = offQESig + 64 + 2
+	offCertChain = offAuthData + len("qe auth data 0123456789abcdef") + 6
+)
+
+func TestTampered(t *testing.T) {
+	p := testPKI(t)
+	good := goodQuote(t, 3)
+	tests := []struct {
+		name  string
+		at    int
+		kind  error
+		field string
+	}{
+		{"header user data", 30, attest.ErrNotAuthentic, "quote.signature"},
+		{"body mrenclave", offBody + 70, attest.ErrNotAuthentic, "quote.signature"},
+		{"body report data", offBody + 330, attest.ErrNotAuthentic, "quote.signature"},
+		{"body debug bit", offBody + 48, attest.ErrNotAuthentic, "quote.signature"},
+		{"signature", offSigData + 5, attest.ErrNotAuthentic, "quote.signature"},
+		{"attestation key", offAK + 10, attest.ErrNotAuthentic, "quote.attestation_key"},
+		{"qe report", offQEReport + 100, attest.ErrNotAuthentic, "quote.qe_report_signature"},
+		{"qe report signature", offQESig + 3, attest.ErrNotAuthentic, "quote.qe_report_signature"},
+		{"qe auth data", offAuthData + 1, attest.ErrNotAuthentic, "quote.qe_report.report_data"},
+		{"pck chain header", offCertChain + 2, attest.ErrNotAuthentic, "quote.pck_chain"},
+		{"pck chain body", offCertChain + 200, attest.ErrNotAuthentic, "quote.pck_chain"},
+		{"version", 0, attest.ErrMalformed, "quote.header.version"},
+		{"key type", 2, attest.ErrMalformed, "quote.header.attestation_key_type"},
+		{"tee type", 4, attest.ErrMalformed, "quote.header.tee_type"},
+		{"vendor", 12, attest.ErrMalformed, "quote.header.qe_vendor_id"},
+		{"sig data len", offSigData - 2, attest.ErrMalformed, "quote.signature_data_len"},
+		{"auth data len", offAuthData - 1, attest.ErrMalformed, "quote.qe_auth_data"},
+		{"cert type", offCertChain - 6, attest.ErrMalformed, "quote.pck_certification_data.type"},
+		{"cert size", offCertChain - 2, attest.ErrMalformed, "quote.pck_certification_data.size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := bytes.Clone(good)
+			q[tt.at] ^= 0x40
+			v, _ := New(Options{Root: p.root})
+			_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
+			if tt.field == "quote.attestation_key" && errors.Is(err, attest.ErrNotAuthentic) {
+				// A flipped coordinate is almost never on the curve; if it is, the signature fails.
+				var ae *attest.Error
+				if errors.As(err, &ae) && (ae.Field == "quote.attestation_key" || ae.Field == "quote.signature") {
+					return
+				}
+			}
+			wantErr(t, err, tt.kind, tt.field)
+		})
+	}
+}
+
+func TestTruncatedAndPadded(t *testing.T) {
+	p := testPKI(t)
+	v, _ := New(Options{Root: p.root})
+	for _, version := range []uint16{3, 4, 5} {
+		good := goodQuote(t, version)
+		for n := 0; n < len(good); n++ {
+			_, err := v.Verify(context.Background(), sgxEvidence(good[:n]), attest.Options{Now: fixtureNow})
+			if !errors.Is(err, attest.ErrMalformed) {
+				t.Fatalf("v%d truncated to %d bytes: %v, want malformed", version, n, err)
+			}
+		}
+		if _, err := v.Verify(context.Background(), sgxEvidence(append(bytes.Clone(good), 0, 0, 0, 0)), attest.Options{Now: fixtureNow}); err != nil {
+			t.Errorf("v%d with zero padding: %v", version, err)
+		}
+		_, err := v.Verify(context.Background(), sgxEvidence(append(bytes.Clone(good), 0, 1)), attest.Options{Now: fixtureNow})
+		wantErr(t, err, attest.ErrMalformed, "quote")
+		_, err = v.Verify(context.Background(), sgxEvidence(make([]byte, MaxQuoteSize+1)), attest.Options{Now: fixtureNow})
+		wantErr(t, err, attest.ErrMalformed, "quote")
+	}
+}
+
+func TestWrongEvidence(t *testing.T) {
+	v, _ := New(Options{})
+	_, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.TDX, Report: goodQuote(t, 3)}, attest.Options{Now: fixtureNow})
+	wantErr(t, err, attest.ErrMalformed, "evidence.tee")
+	_, err = v.Verify(context.Background(), nil, attest.Options{})
+	wantErr(t, err, attest.ErrMalformed, "evidence.tee")
+
+	// A v5 quote with a TD body.
+	q := goodQuote(t, 5)
+	binary.LittleEndian.PutUint16(q[headerSize:], 2)
+	_, err = v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
+	wantErr(t, err, attest.ErrMalformed, "quote.body_type")
+}
+
+func TestBadCollateralDir(t *testing.T) {
+	if _, err := New(Options{CollateralDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), intel.FileTCBInfo) {
+		t.Fatalf("empty collateral directory: %v", err)
+	}
+}
