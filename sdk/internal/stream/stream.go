@@ -124,62 +124,91 @@ func Layout(size int64, chunkSize int) (chunks, plaintext int64, err error) {
 }
 
 // Writer seals what is written to it and writes the chunks to dst. Close seals the last chunk;
-// it does not close dst. Memory is one chunk, whatever the size of the stream.
+// it does not close dst. Memory is about two chunks, whatever the size of the stream.
+//
+// A full chunk is sealed at once as a middle chunk but held back until more data arrives, so
+// whole chunks written in one piece are sealed straight from the caller's buffer without a copy.
+// If Close comes first, the held chunk is opened again and resealed as the last one: that costs
+// one chunk per stream, and only when the plaintext is a whole number of chunks.
 type Writer struct {
 	aead      cipher.AEAD
 	aad       []byte
 	dst       io.Writer
-	buf       []byte // len = plaintext pending, cap = chunkSize + TagSize
+	buf       []byte // plaintext of a partial chunk; cap = chunkSize
+	held      []byte // a sealed middle chunk not yet written, or empty
 	chunkSize int
-	counter   uint64
+	counter   uint64 // of the next chunk to seal
 	err       error
 }
 
 // NewWriter returns a Writer. aead must have a NonceSize nonce and a TagSize tag, and a key used
 // for this stream only.
 func NewWriter(aead cipher.AEAD, aad []byte, chunkSize int, dst io.Writer) *Writer {
-	return &Writer{aead: aead, aad: aad, dst: dst, chunkSize: chunkSize, buf: make([]byte, 0, chunkSize+TagSize)}
+	return &Writer{
+		aead: aead, aad: aad, dst: dst, chunkSize: chunkSize,
+		buf:  make([]byte, 0, chunkSize),
+		held: make([]byte, 0, chunkSize+TagSize),
+	}
 }
 
 var errClosed = errors.New("stream: write after Close")
 
-// Write buffers p and seals every chunk that is known not to be the last one.
+// Write seals every full chunk of p; a partial one waits in the buffer for more.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
 	total := len(p)
 	for len(p) > 0 {
-		if len(w.buf) == w.chunkSize {
-			// More data follows, so the full buffer is a middle chunk.
-			if err := w.flush(false); err != nil {
+		// More data follows the held chunk, so it is a middle chunk indeed.
+		if len(w.held) > 0 {
+			if err := w.writeHeld(); err != nil {
 				return total - len(p), err
 			}
+		}
+		if len(w.buf) == 0 && len(p) >= w.chunkSize {
+			if err := w.seal(p[:w.chunkSize]); err != nil {
+				return total - len(p), err
+			}
+			p = p[w.chunkSize:]
+			continue
 		}
 		n := copy(w.buf[len(w.buf):w.chunkSize], p)
 		w.buf = w.buf[:len(w.buf)+n]
 		p = p[n:]
+		if len(w.buf) == w.chunkSize {
+			err := w.seal(w.buf)
+			w.buf = w.buf[:0]
+			if err != nil {
+				return total - len(p), err
+			}
+		}
 	}
 	return total, nil
 }
 
-func (w *Writer) flush(last bool) error {
+// seal seals a full chunk as a middle chunk into held.
+func (w *Writer) seal(plain []byte) error {
 	if w.counter >= maxCounter {
 		w.err = errors.New("stream: too many chunks")
 		return w.err
 	}
-	out := Seal(w.aead, w.buf[:0], w.buf, w.aad, w.counter, last)
-	_, err := w.dst.Write(out)
-	clear(out)
-	w.buf = w.buf[:0]
+	w.held = Seal(w.aead, w.held[:0], plain, w.aad, w.counter, false)
 	w.counter++
+	return nil
+}
+
+func (w *Writer) writeHeld() error {
+	_, err := w.dst.Write(w.held)
+	w.held = w.held[:0]
 	if err != nil {
 		w.err = err
 	}
 	return err
 }
 
-// Close seals the last chunk (empty only if nothing was written).
+// Close seals and writes the last chunk: the partial one in the buffer, else the held one
+// resealed as last, else an empty one if nothing was written at all.
 func (w *Writer) Close() error {
 	if w.err != nil {
 		if w.err == errClosed {
@@ -187,7 +216,27 @@ func (w *Writer) Close() error {
 		}
 		return w.err
 	}
-	if err := w.flush(true); err != nil {
+	if len(w.held) > 0 && len(w.buf) > 0 {
+		if err := w.writeHeld(); err != nil {
+			return err
+		}
+	}
+	last := w.counter
+	if len(w.held) > 0 {
+		last--
+		plain, err := Open(w.aead, w.buf[:0], w.held, w.aad, last, false)
+		if err != nil {
+			w.err = err
+			return err
+		}
+		w.buf = plain
+	}
+	out := Seal(w.aead, w.held[:0], w.buf, w.aad, last, true)
+	clear(w.buf)
+	w.buf = w.buf[:0]
+	w.held = w.held[:0]
+	if _, err := w.dst.Write(out); err != nil {
+		w.err = err
 		return err
 	}
 	w.err = errClosed

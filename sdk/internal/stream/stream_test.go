@@ -77,7 +77,7 @@ func readAtAll(aead cipher.AEAD, ct []byte) ([]byte, error) {
 func TestRoundTrip(t *testing.T) {
 	aead := testAEAD(t)
 	for _, n := range []int{0, 1, cs - 1, cs, cs + 1, 2 * cs, 5*cs + 3} {
-		for _, writes := range []int{1, 3, 1000} {
+		for _, writes := range []int{1, 2, 3, 5, 1000} {
 			pt := bytes.Repeat([]byte{'x'}, n)
 			ct := sealAll(t, aead, pt, writes)
 			want, _ := EncryptedSize(int64(n), cs)
