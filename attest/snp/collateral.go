@@ -1,0 +1,234 @@
+package snp
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// DefaultKDSURL is AMD's Key Distribution Service.
+const DefaultKDSURL = "https://kdsintf.amd.com"
+
+// maxCollateral bounds any one downloaded or read collateral file.
+const maxCollateral = 1 << 20
+
+// Getter fetches a URL. It is how the verifier reaches AMD's KDS; tests inject a fake.
+type Getter interface {
+	Get(ctx context.Context, url string) ([]byte, error)
+}
+
+// StatusError is an HTTP answer other than 200 OK.
+type StatusError struct {
+	URL  string
+	Code int
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("GET %s: HTTP %d", e.URL, e.Code) }
+
+// HTTPGetter is a Getter over net/http that backs off and retries when the KDS throttles
+// (HTTP 429) or is unavailable (HTTP 503), honouring Retry-After. AMD asks clients not to repeat
+// a request more often than every 10 seconds.
+type HTTPGetter struct {
+	// Client makes the requests; nil means a client with a 30-second timeout.
+	Client *http.Client
+	// Attempts is the number of tries; 0 means 4.
+	Attempts int
+	// Backoff is the first wait, doubled each retry (capped by MaxBackoff); 0 means 10 seconds.
+	Backoff time.Duration
+	// MaxBackoff caps one wait, including Retry-After; 0 means 2 minutes.
+	MaxBackoff time.Duration
+	// Sleep waits; nil means a timer that honours ctx. Tests inject a recorder.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Get implements Getter.
+func (g *HTTPGetter) Get(ctx context.Context, url string) ([]byte, error) {
+	client := g.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	attempts, backoff, maxBackoff := g.Attempts, g.Backoff, g.MaxBackoff
+	if attempts <= 0 {
+		attempts = 4
+	}
+	if backoff <= 0 {
+		backoff = 10 * time.Second
+	}
+	if maxBackoff <= 0 {
+		maxBackoff = 2 * time.Minute
+	}
+	sleep := g.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		body, wait, err := g.once(ctx, client, url)
+		if err == nil {
+			return body, nil
+		}
+		lastErr = err
+		if wait < 0 || i == attempts-1 {
+			break
+		}
+		if wait == 0 {
+			wait = backoff << i
+		}
+		if wait > maxBackoff {
+			wait = maxBackoff
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+	return nil, lastErr
+}
+
+// once makes one request. wait is negative when retrying is pointless, zero for the default
+// backoff, or the server's Retry-After.
+func (g *HTTPGetter) once(ctx context.Context, client *http.Client, url string) ([]byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, -1, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, -1, ctx.Err()
+		}
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxCollateral+1))
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(body) > maxCollateral {
+			return nil, -1, fmt.Errorf("GET %s: body over %d bytes", url, maxCollateral)
+		}
+		return body, 0, nil
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		var wait time.Duration
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		return nil, wait, &StatusError{URL: url, Code: resp.StatusCode}
+	default:
+		return nil, -1, &StatusError{URL: url, Code: resp.StatusCode}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// isNotFound reports whether err is the KDS saying it has no such certificate.
+func isNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusBadRequest)
+}
+
+// kdsHWID is the hwID path element of a VCEK request: all of CHIP_ID, or its first 8 bytes on
+// Turin.
+func kdsHWID(product string, chipID []byte) string {
+	if product == Turin {
+		return hex.EncodeToString(chipID[:turinHWIDSize])
+	}
+	return hex.EncodeToString(chipID)
+}
+
+// vcekURL is the KDS address of the VCEK of chipID at tcb.
+func vcekURL(base, product string, chipID []byte, tcb TCB) string {
+	q := fmt.Sprintf("blSPL=%d&teeSPL=%d&snpSPL=%d&ucodeSPL=%d", tcb.Bootloader, tcb.TEE, tcb.SNP, tcb.Microcode)
+	if product == Turin {
+		q = fmt.Sprintf("fmcSPL=%d&", tcb.FMC) + q
+	}
+	return fmt.Sprintf("%s/vcek/v1/%s/%s?%s", base, product, kdsHWID(product, chipID), q)
+}
+
+// crlURL is the KDS address of the CRL covering the ASK (signer "vcek") or ASVK ("vlek").
+func crlURL(base, product, signer string) string {
+	return fmt.Sprintf("%s/%s/v1/%s/crl", base, signer, product)
+}
+
+// Collateral directory and cache layout (relative paths, slash-separated):
+//
+//	vcek/{product}/{hwid hex}-{reported TCB as 16 hex digits}.der   one VCEK
+//	crl/{product}-{vcek|vlek}.der                                   one ARK-signed CRL
+//
+// A collateral directory for a single machine may instead hold flat files, DER or PEM:
+// vcek.der, vcek.pem, vlek.der, vlek.pem, ask.pem, ark.pem, crl.der, crl.pem. Evidence.Collateral
+// uses the same flat names.
+func vcekCachePath(product string, chipID []byte, tcb uint64) string {
+	return fmt.Sprintf("vcek/%s/%s-%016x.der", product, kdsHWID(product, chipID), tcb)
+}
+
+func crlCachePath(product, signer string) string {
+	return fmt.Sprintf("crl/%s-%s.der", product, signer)
+}
+
+// readDirFile reads rel under dir; missing files are (nil, nil).
+func readDirFile(dir, rel string) ([]byte, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCollateral+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxCollateral {
+		return nil, fmt.Errorf("%s: over %d bytes", rel, maxCollateral)
+	}
+	return b, nil
+}
+
+// writeCacheFile stores b at rel under dir atomically (temp file and rename); errors are
+// returned, and callers ignore them: a cache that cannot be written is only slower.
+func writeCacheFile(dir, rel string, b []byte) error {
+	if dir == "" {
+		return nil
+	}
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}

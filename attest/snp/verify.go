@@ -1,0 +1,520 @@
+package snp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+
+	"github.com/medicus-cloud/trust/attest"
+)
+
+// Revocation says how the verifier treats AMD's certificate revocation lists.
+type Revocation int
+
+const (
+	// RevocationRequired (the zero value): a current CRL signed by the product's ARK must be found
+	// (evidence collateral, collateral directory, cache or KDS) and must not list the ASK/ASVK;
+	// when none can be found the verification fails with attest.ErrUnavailable.
+	RevocationRequired Revocation = iota
+	// RevocationIfAvailable checks a CRL when one can be found and proceeds without one otherwise
+	// (a chain verified without a CRL is re-checked at most an hour later). For offline tooling.
+	RevocationIfAvailable
+	// InsecureRevocationSkip never checks revocation. Tests only.
+	InsecureRevocationSkip
+)
+
+// uncheckedRecheck bounds how long a chain verified without a CRL is trusted before the next
+// verification looks for a CRL again.
+const uncheckedRecheck = time.Hour
+
+// maxCachedChains bounds the verified-chain cache; when full it is emptied.
+const maxCachedChains = 4096
+
+// Options configure a Verifier. The zero value uses the certificates carried in the evidence,
+// AMD's embedded roots for Milan, Genoa and Turin (VCEK and VLEK), requires a CRL, and never
+// touches the network or the disk; with no CRL source configured, set Getter (online), CertsDir
+// (offline) or Revocation.
+type Options struct {
+	// Roots maps product lines ("Milan", "Genoa", "Turin") to trust anchors; nil means AMDRoots().
+	// Tests inject roots made by go-sev-guest's testing package.
+	Roots map[string]*Roots
+	// Getter fetches from AMD's KDS (VCEKs missing from the evidence, CRLs); nil means no network.
+	Getter Getter
+	// KDSURL is the KDS base URL; "" means DefaultKDSURL.
+	KDSURL string
+	// CacheDir, if set, keeps downloaded VCEKs and CRLs on disk (see the layout above
+	// vcekCachePath). Everything read from it is verified again.
+	CacheDir string
+	// CertsDir, if set, is an offline collateral directory: it is read like the cache and the
+	// network is never used, whatever Getter says.
+	CertsDir string
+	// Revocation says how CRLs are used; the zero value requires one.
+	Revocation Revocation
+}
+
+// Verifier verifies SEV-SNP evidence. It is safe for concurrent use.
+type Verifier struct {
+	o     Options
+	roots map[string]*Roots
+
+	mu     sync.Mutex
+	chains map[[32]byte]*endorsement // by SHA-256 of the VCEK/VLEK DER
+	crls   map[string]*x509.RevocationList
+}
+
+// endorsement is a verified VCEK or VLEK and the window in which that verification holds.
+type endorsement struct {
+	key       *ecdsa.PublicKey
+	signer    abi.ReportSigner
+	product   string
+	ext       *certExtensions
+	notBefore time.Time
+	notAfter  time.Time
+}
+
+// New returns a Verifier.
+func New(o Options) (*Verifier, error) {
+	roots := o.Roots
+	if roots == nil {
+		var err error
+		if roots, err = AMDRoots(); err != nil {
+			return nil, err
+		}
+	}
+	for p, r := range roots {
+		if r == nil || r.Product != p {
+			return nil, fmt.Errorf("snp: roots for %q are missing or name another product", p)
+		}
+		if err := r.check(); err != nil {
+			return nil, fmt.Errorf("snp: %v", err)
+		}
+	}
+	if o.KDSURL == "" {
+		o.KDSURL = DefaultKDSURL
+	}
+	if o.Revocation < RevocationRequired || o.Revocation > InsecureRevocationSkip {
+		return nil, fmt.Errorf("snp: unknown Revocation %d", o.Revocation)
+	}
+	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*x509.RevocationList{}}, nil
+}
+
+// TEE implements attest.Verifier.
+func (v *Verifier) TEE() attest.TEE { return attest.SEVSNP }
+
+// Verify implements attest.Verifier. ev.Report is the 1184-byte report; ev.Certificates the
+// extended report's certificate table, if any; ev.Collateral optional flat-named collateral.
+func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
+	if ev == nil {
+		return nil, attest.Malformed("evidence", "missing")
+	}
+	if ev.TEE != "" && ev.TEE != attest.SEVSNP {
+		return nil, attest.Malformed("tee", "%q, want %q", ev.TEE, attest.SEVSNP)
+	}
+	now := opts.Time()
+	r, err := parseReport(ev.Report)
+	if err != nil {
+		return nil, err
+	}
+	var table certTable
+	if len(ev.Certificates) > 0 {
+		if table, err = parseCertTable(ev.Certificates); err != nil {
+			return nil, err
+		}
+	}
+	var field, signer string
+	switch r.signer {
+	case abi.VcekReportSigner:
+		field, signer = "certificates.vcek", SignerVCEK
+	case abi.VlekReportSigner:
+		field, signer = "certificates.vlek", SignerVLEK
+	default:
+		return nil, attest.NotAuthentic("report.signer_info", fmt.Errorf("report is not signed (signing key %v)", r.signer))
+	}
+	der, err := v.endorsementCert(ctx, r, table, ev.Collateral, field)
+	if err != nil {
+		return nil, err
+	}
+	e, err := v.endorsed(ctx, r, der, table, ev.Collateral, field, signer, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := bindReport(r, e, field); err != nil {
+		return nil, err
+	}
+	if !r.signatureValid(e.key) {
+		return nil, attest.NotAuthentic("report.signature", fmt.Errorf("does not verify under the %s of this chip and TCB", signer))
+	}
+	return claims(r, e, signer), nil
+}
+
+// bindReport checks that the endorsement certificate was issued for this report: same product,
+// same chip, same reported TCB.
+func bindReport(r *report, e *endorsement, field string) error {
+	if r.product != "" && r.product != e.product {
+		return attest.NotAuthentic("platform.product", fmt.Errorf("report is from %s, certificate chain is %s", r.product, e.product))
+	}
+	if e.signer == abi.VcekReportSigner {
+		chip := r.pb.ChipId
+		hw := e.ext.hwid
+		switch {
+		case r.masked && allZero(chip):
+			// The host masked CHIP_ID; the chip is the one holding the VCEK's key.
+		case !bytes.Equal(chip[:len(hw)], hw) || !allZero(chip[len(hw):]):
+			return attest.NotAuthentic("platform.chip_id", fmt.Errorf("report CHIP_ID does not match the %s hwID", field))
+		}
+	}
+	want := DecodeTCB(r.pb.ReportedTcb, e.product)
+	if want.HasFMC != e.ext.tcb.HasFMC {
+		return attest.NotAuthentic("tcb.fmc", fmt.Errorf("%s product %s: certificate fmcSPL present=%v", field, e.product, e.ext.tcb.HasFMC))
+	}
+	got := e.ext.tcb.components()
+	for i, c := range want.components() {
+		if c.value != got[i].value {
+			return attest.NotAuthentic("tcb."+c.name, fmt.Errorf("report's REPORTED_TCB has %d, the %s was issued for %d", c.value, field, got[i].value))
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// endorsementCert finds the VCEK or VLEK: certificate table, evidence collateral, collateral
+// directory, cache, then (VCEK only) the KDS.
+func (v *Verifier) endorsementCert(ctx context.Context, r *report, table certTable, coll map[string][]byte, field string) ([]byte, error) {
+	guid, flat := guidVCEK, "vcek"
+	if r.signer == abi.VlekReportSigner {
+		guid, flat = guidVLEK, "vlek"
+	}
+	if c := table[guid]; len(c) > 0 {
+		return c, nil
+	}
+	for _, n := range []string{flat + ".der", flat + ".pem"} {
+		if c := coll[n]; len(c) > 0 {
+			return c, nil
+		}
+	}
+	for _, n := range []string{flat + ".der", flat + ".pem"} {
+		c, err := readDirFile(v.o.CertsDir, n)
+		if err != nil {
+			return nil, attest.Unavailable(field, err)
+		}
+		if c != nil {
+			return c, nil
+		}
+	}
+	if r.signer == abi.VlekReportSigner {
+		return nil, attest.Unavailable(field, errors.New("VLEK certificate not in the evidence or the collateral directory (the KDS serves VLEKs only to their cloud provider)"))
+	}
+	if r.masked && allZero(r.pb.ChipId) {
+		return nil, attest.Unavailable(field, errors.New("CHIP_ID is masked and the evidence carries no VCEK"))
+	}
+	products := []string{r.product}
+	if r.product == "" {
+		products = []string{Milan, Genoa} // version 2 reports predate Turin
+	}
+	var lastErr error
+	for _, p := range products {
+		rel := vcekCachePath(p, r.pb.ChipId, r.pb.ReportedTcb)
+		for _, dir := range []string{v.o.CertsDir, v.o.CacheDir} {
+			c, err := readDirFile(dir, rel)
+			if err != nil {
+				return nil, attest.Unavailable(field, err)
+			}
+			if c != nil {
+				return c, nil
+			}
+		}
+		if v.o.CertsDir != "" || v.o.Getter == nil {
+			continue
+		}
+		c, err := v.o.Getter.Get(ctx, vcekURL(v.o.KDSURL, p, r.pb.ChipId, DecodeTCB(r.pb.ReportedTcb, p)))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		_ = writeCacheFile(v.o.CacheDir, rel, c)
+		return c, nil
+	}
+	switch {
+	case lastErr == nil:
+		return nil, attest.Unavailable(field, errors.New("VCEK not in the evidence, the collateral directory or the cache, and no KDS access configured"))
+	case isNotFound(lastErr):
+		return nil, attest.NotAuthentic(field, fmt.Errorf("AMD KDS knows no VCEK for this CHIP_ID and TCB: %v", lastErr))
+	default:
+		return nil, attest.Unavailable(field, lastErr)
+	}
+}
+
+// endorsed returns the verified endorsement for der, from the cache when its window covers now.
+func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table certTable, coll map[string][]byte, field, signer string, now time.Time) (*endorsement, error) {
+	if blk, _ := pem.Decode(der); blk != nil {
+		der = blk.Bytes
+	}
+	fp := sha256.Sum256(der)
+	v.mu.Lock()
+	e := v.chains[fp]
+	v.mu.Unlock()
+	if e != nil && e.signer == r.signer && !now.Before(e.notBefore) && now.Before(e.notAfter) {
+		return e, nil
+	}
+	e, err := v.verifyChain(ctx, r, der, table, coll, field, signer, now)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.chains) >= maxCachedChains {
+		clear(v.chains)
+	}
+	v.chains[fp] = e
+	v.mu.Unlock()
+	return e, nil
+}
+
+// verifyChain does the cold work: parse the VCEK/VLEK, verify it up to the product's ARK, check
+// the CRL.
+func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table certTable, coll map[string][]byte, field, signer string, now time.Time) (*endorsement, error) {
+	cert, ext, err := parseEndorsement(field, der, r.signer)
+	if err != nil {
+		return nil, err
+	}
+	product := r.product
+	if product == "" {
+		product = productOfCert(cert, ext)
+	}
+	roots := v.roots[product]
+	if roots == nil {
+		return nil, attest.NotAuthentic("certificates.ark", fmt.Errorf("no trusted AMD root for product %q", product))
+	}
+	ica, icaField := roots.ASK, "certificates.ask"
+	if r.signer == abi.VlekReportSigner {
+		ica, icaField = roots.ASVK, "certificates.asvk"
+	}
+	if ica == nil {
+		return nil, attest.NotAuthentic(icaField, fmt.Errorf("no trusted %s intermediate for %s", signer, product))
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(roots.ARK)
+	inter := x509.NewCertPool()
+	inter.AddCert(ica)
+	if r.signer == abi.VcekReportSigner {
+		// An ASK the host supplied may be newer than ours; it must still chain to the ARK.
+		if c := table[guidASK]; len(c) > 0 {
+			if askCert, err := x509.ParseCertificate(c); err == nil {
+				inter.AddCert(askCert)
+			}
+		}
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			return nil, attest.NotAuthentic(field, fmt.Errorf("certificate chain not valid at %s: %v", now.UTC().Format(time.RFC3339), err))
+		}
+		return nil, attest.NotAuthentic(field, fmt.Errorf("does not chain to AMD's %s root (ARK-%s): %v", product, product, err))
+	}
+	chain := chains[0]
+	if len(chain) != 3 {
+		return nil, attest.NotAuthentic(field, fmt.Errorf("chain has %d certificates, want VCEK/VLEK, intermediate, ARK", len(chain)))
+	}
+	e := &endorsement{key: cert.PublicKey.(*ecdsa.PublicKey), signer: r.signer, product: product, ext: ext}
+	e.notBefore, e.notAfter = chain[0].NotBefore, chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(e.notBefore) {
+			e.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(e.notAfter) {
+			e.notAfter = c.NotAfter
+		}
+	}
+	if v.o.Revocation == InsecureRevocationSkip {
+		return e, nil
+	}
+	crl, err := v.crl(ctx, roots, coll, signer, now)
+	if err != nil {
+		return nil, err
+	}
+	if crl == nil { // RevocationIfAvailable without a CRL
+		if limit := now.Add(uncheckedRecheck); limit.Before(e.notAfter) {
+			e.notAfter = limit
+		}
+		return e, nil
+	}
+	for _, rc := range crl.RevokedCertificateEntries {
+		if rc.SerialNumber != nil && rc.SerialNumber.Cmp(chain[1].SerialNumber) == 0 {
+			return nil, attest.NotAuthentic(icaField, fmt.Errorf("revoked by AMD on %s (serial %x)", rc.RevocationTime.UTC().Format(time.DateOnly), chain[1].SerialNumber))
+		}
+	}
+	if crl.ThisUpdate.After(e.notBefore) {
+		e.notBefore = crl.ThisUpdate
+	}
+	if !crl.NextUpdate.IsZero() && crl.NextUpdate.Before(e.notAfter) {
+		e.notAfter = crl.NextUpdate
+	}
+	return e, nil
+}
+
+// crl returns a CRL for product and signer that the ARK signed and that is current at now, or an
+// error; nil, nil only under RevocationIfAvailable when none can be found.
+func (v *Verifier) crl(ctx context.Context, roots *Roots, coll map[string][]byte, signer string, now time.Time) (*x509.RevocationList, error) {
+	key := roots.Product + "/" + signer
+	v.mu.Lock()
+	c := v.crls[key]
+	v.mu.Unlock()
+	if c != nil && crlCurrent(c, now) {
+		return c, nil
+	}
+	var candidates [][]byte
+	for _, n := range []string{"crl.der", "crl.pem"} {
+		if b := coll[n]; len(b) > 0 {
+			candidates = append(candidates, b)
+		}
+	}
+	rel := crlCachePath(roots.Product, signer)
+	for _, src := range []struct{ dir, rel string }{{v.o.CertsDir, "crl.der"}, {v.o.CertsDir, "crl.pem"}, {v.o.CertsDir, rel}, {v.o.CacheDir, rel}} {
+		b, err := readDirFile(src.dir, src.rel)
+		if err != nil {
+			return nil, attest.Unavailable("certificates.crl", err)
+		}
+		if b != nil {
+			candidates = append(candidates, b)
+		}
+	}
+	var reasons []error
+	try := func(b []byte) *x509.RevocationList {
+		c, err := parseCRL(b, roots.ARK, now)
+		if err != nil {
+			reasons = append(reasons, err)
+			return nil
+		}
+		return c
+	}
+	for _, b := range candidates {
+		if c := try(b); c != nil {
+			v.storeCRL(key, c)
+			return c, nil
+		}
+	}
+	if v.o.CertsDir == "" && v.o.Getter != nil {
+		b, err := v.o.Getter.Get(ctx, crlURL(v.o.KDSURL, roots.Product, signer))
+		if err != nil {
+			reasons = append(reasons, err)
+		} else if c := try(b); c != nil {
+			_ = writeCacheFile(v.o.CacheDir, rel, b)
+			v.storeCRL(key, c)
+			return c, nil
+		}
+	}
+	if v.o.Revocation == RevocationIfAvailable {
+		return nil, nil
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, errors.New("no CRL in the evidence, collateral directory or cache, and no KDS access configured"))
+	}
+	return nil, attest.Unavailable("certificates.crl", fmt.Errorf("no current ARK-%s CRL for %s: %w", roots.Product, signer, errors.Join(reasons...)))
+}
+
+func (v *Verifier) storeCRL(key string, c *x509.RevocationList) {
+	v.mu.Lock()
+	v.crls[key] = c
+	v.mu.Unlock()
+}
+
+func crlCurrent(c *x509.RevocationList, now time.Time) bool {
+	return !now.Before(c.ThisUpdate) && (c.NextUpdate.IsZero() || now.Before(c.NextUpdate))
+}
+
+// parseCRL parses a DER or PEM CRL and checks that ark signed it and that it is current.
+func parseCRL(b []byte, ark *x509.Certificate, now time.Time) (*x509.RevocationList, error) {
+	if blk, _ := pem.Decode(b); blk != nil {
+		b = blk.Bytes
+	}
+	c, err := x509.ParseRevocationList(b)
+	if err != nil {
+		return nil, fmt.Errorf("CRL does not parse: %v", err)
+	}
+	if !bytes.Equal(c.RawIssuer, ark.RawSubject) {
+		return nil, fmt.Errorf("CRL issued by %q, not %s", c.Issuer.CommonName, ark.Subject.CommonName)
+	}
+	if err := c.CheckSignatureFrom(ark); err != nil {
+		return nil, fmt.Errorf("CRL not signed by %s: %v", ark.Subject.CommonName, err)
+	}
+	if !crlCurrent(c, now) {
+		return nil, fmt.Errorf("CRL not current at %s (this update %s, next update %s)", now.UTC().Format(time.RFC3339), c.ThisUpdate.UTC().Format(time.RFC3339), c.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	return c, nil
+}
+
+// claims maps a verified report onto attest.Claims.
+func claims(r *report, e *endorsement, signer string) *attest.Claims {
+	p := r.pb
+	c := &attest.Claims{
+		TEE:         attest.SEVSNP,
+		Measurement: attest.Hex(p.Measurement),
+		Config: map[string]attest.Hex{
+			"host_data":         p.HostData,
+			"id_key_digest":     p.IdKeyDigest,
+			"author_key_digest": p.AuthorKeyDigest,
+			"family_id":         p.FamilyId,
+			"image_id":          p.ImageId,
+		},
+		TCB:        map[string]uint64{"guest_svn": uint64(p.GuestSvn)},
+		Debug:      p.Policy&policyDebug != 0,
+		Migration:  p.Policy&policyMigrateMA != 0,
+		SMT:        p.Policy&policySMT != 0,
+		ReportData: attest.Hex(p.ReportData),
+		Platform: map[string]string{
+			"product": e.product,
+			"signer":  signer,
+		},
+		Attributes: map[string]uint64{
+			"vmpl":          uint64(p.Vmpl),
+			"guest_policy":  p.Policy,
+			"platform_info": p.PlatformInfo,
+			"version":       uint64(p.Version),
+			"current_build": uint64(p.CurrentBuild),
+			"current_minor": uint64(p.CurrentMinor),
+			"current_major": uint64(p.CurrentMajor),
+		},
+	}
+	for prefix, v := range map[string]uint64{"": p.ReportedTcb, "committed.": p.CommittedTcb, "launch.": p.LaunchTcb, "current.": p.CurrentTcb} {
+		for _, part := range DecodeTCB(v, e.product).components() {
+			c.TCB[prefix+part.name] = uint64(part.value)
+		}
+	}
+	switch {
+	case e.signer == abi.VcekReportSigner && r.masked && allZero(p.ChipId):
+		c.Platform["chip_id"] = hex.EncodeToString(e.ext.hwid)
+		c.Attributes["chip_id_masked"] = 1
+	default:
+		c.Platform["chip_id"] = hex.EncodeToString(p.ChipId)
+	}
+	if e.ext.cspID != "" {
+		c.Platform["csp_id"] = e.ext.cspID
+	}
+	if p.Version >= abi.ReportVersion5 {
+		c.Attributes["launch_mit_vector"] = p.LaunchMitVector
+		c.Attributes["current_mit_vector"] = p.CurrentMitVector
+	}
+	if p.Cpuid1EaxFms != 0 {
+		c.Platform["cpuid_fms"] = strconv.FormatUint(uint64(p.Cpuid1EaxFms), 16)
+	}
+	return c
+}
