@@ -1,0 +1,259 @@
+// Package metrics holds trustd's Prometheus collectors and the gRPC interceptors that feed them.
+//
+// The service, the audit log and the verifiers do not import Prometheus: each defines the small
+// observer interface it needs (for example an AuditAppend method) and is handed a *Metrics, which
+// implements all of them, or Nop in tests and tools. Recorder gathers those methods in one place.
+//
+// Collectors are registered on a registry passed in, never on the global one, and label values
+// come from small fixed sets so that a client cannot grow the series count. Nothing here ever
+// sees a key, a secret, a token or a patient record: labels are TEE types, verdicts, method
+// names, status codes and operation names.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// Recorder is everything trustd's packages report. Implementations must not block.
+type Recorder interface {
+	// Attestation counts one decision: tee as in attest.TEE ("sev-snp", "tdx", "sgx",
+	// "insecure-simulated"), verdict as in audit ("allow", "deny", "error").
+	Attestation(tee, verdict string)
+	// Release counts one release call: kind "secret", "data_key" or "unwrap"; outcome "ok",
+	// "denied" or "error".
+	Release(kind, outcome string)
+	// KeyStoreError counts a failed key store operation (for example "generate", "unwrap",
+	// "secret").
+	KeyStoreError(op string)
+	// AuditAppend observes how long one durable append took and whether it failed.
+	AuditAppend(d time.Duration, err error)
+	// CollateralCache counts a collateral lookup (source "amd-kds", "intel-pcs", ...) answered
+	// from the cache (hit) or fetched (miss).
+	CollateralCache(source string, hit bool)
+}
+
+// Nop is a Recorder that records nothing: the default where no metrics are wanted.
+type Nop struct{}
+
+func (Nop) Attestation(string, string)         {}
+func (Nop) Release(string, string)             {}
+func (Nop) KeyStoreError(string)               {}
+func (Nop) AuditAppend(time.Duration, error)   {}
+func (Nop) CollateralCache(string, bool)       {}
+func (Nop) Rejected(fullMethod, reason string) {}
+
+// Metric names, for scrapers and for Status.
+const (
+	NameAttestations    = "trustd_attestations_total"
+	NameReleases        = "trustd_releases_total"
+	NameRequests        = "trustd_grpc_requests_total"
+	NameRequestDuration = "trustd_grpc_request_duration_seconds"
+	NameInFlight        = "trustd_grpc_in_flight_requests"
+	NameKeyStoreErrors  = "trustd_keystore_errors_total"
+	NameAuditAppend     = "trustd_audit_append_duration_seconds"
+	NameAuditErrors     = "trustd_audit_append_errors_total"
+	NameCollateral      = "trustd_collateral_cache_requests_total"
+	NameRejected        = "trustd_limits_rejected_total"
+)
+
+// LatencyBuckets span a cached attestation (well under a millisecond of crypto) to one that
+// fetches collateral from a vendor service (seconds).
+var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Options configure New. The zero value is fine.
+type Options struct {
+	// ConstLabels are added to every series, for example {"replica": "trustd-0"}.
+	ConstLabels prometheus.Labels
+	// Now times requests; it defaults to time.Now.
+	Now func() time.Time
+}
+
+// Metrics is the Prometheus Recorder and the source of the gRPC interceptors.
+type Metrics struct {
+	attestations *prometheus.CounterVec
+	releases     *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	inFlight     prometheus.Gauge
+	ksErrors     *prometheus.CounterVec
+	auditDur     prometheus.Histogram
+	auditErrs    prometheus.Counter
+	collateral   *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	now          func() time.Time
+}
+
+var _ Recorder = (*Metrics)(nil)
+
+// New creates trustd's collectors and registers them on reg, which is required.
+func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: a registry is required (the global one is never used)")
+	}
+	cl := o.ConstLabels
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := &Metrics{
+		now: o.Now,
+		attestations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameAttestations, ConstLabels: cl,
+			Help: "Attestation decisions by TEE type and verdict."}, []string{"tee", "verdict"}),
+		releases: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameReleases, ConstLabels: cl,
+			Help: "Release calls (secrets, data keys, unwraps) by kind and outcome."}, []string{"kind", "outcome"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRequests, ConstLabels: cl,
+			Help: "gRPC requests handled, by full method and status code."}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameRequestDuration, ConstLabels: cl,
+			Help: "gRPC request latency by full method.", Buckets: LatencyBuckets}, []string{"method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: NameInFlight, ConstLabels: cl,
+			Help: "gRPC requests being handled now."}),
+		ksErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameKeyStoreErrors, ConstLabels: cl,
+			Help: "Failed key store operations by operation."}, []string{"op"}),
+		auditDur: prometheus.NewHistogram(prometheus.HistogramOpts{Name: NameAuditAppend, ConstLabels: cl,
+			Help: "Time for one audit record to become durable.", Buckets: LatencyBuckets}),
+		auditErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: NameAuditErrors, ConstLabels: cl,
+			Help: "Audit appends that failed (the request was refused)."}),
+		collateral: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameCollateral, ConstLabels: cl,
+			Help: "Collateral lookups by source and result (hit, miss)."}, []string{"source", "result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRejected, ConstLabels: cl,
+			Help: "Requests refused with ResourceExhausted by the limits, by method and reason."}, []string{"method", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.attestations, m.releases, m.requests, m.duration, m.inFlight,
+		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// NewRegistry returns a fresh registry with the Go runtime and process collectors, for trustd's
+// own use.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Handler serves the registry in the Prometheus exposition format. Serve it on a listener of its
+// own (with TLS outside --dev): it reveals load, not secrets, but still tells an attacker a lot.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
+}
+
+var (
+	tees     = set("sev-snp", "tdx", "sgx", "insecure-simulated")
+	verdicts = set("allow", "deny", "error")
+	kinds    = set("secret", "data_key", "unwrap")
+	outcomes = set("ok", "denied", "error")
+	reasons  = set("rate", "concurrency")
+)
+
+func set(vs ...string) map[string]bool {
+	m := make(map[string]bool, len(vs))
+	for _, v := range vs {
+		m[v] = true
+	}
+	return m
+}
+
+// oneOf returns v if it is in the allowed set and "other" otherwise, bounding label cardinality.
+func oneOf(allowed map[string]bool, v string) string {
+	if allowed[v] {
+		return v
+	}
+	return "other"
+}
+
+// name keeps short lowercase identifiers (operation and source names come from code, but a bug
+// must not turn an error message into a label).
+func name(v string) string {
+	if v == "" || len(v) > 32 {
+		return "other"
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return "other"
+		}
+	}
+	return v
+}
+
+// Attestation implements Recorder.
+func (m *Metrics) Attestation(tee, verdict string) {
+	m.attestations.WithLabelValues(oneOf(tees, strings.ToLower(tee)), oneOf(verdicts, verdict)).Inc()
+}
+
+// Release implements Recorder.
+func (m *Metrics) Release(kind, outcome string) {
+	m.releases.WithLabelValues(oneOf(kinds, kind), oneOf(outcomes, outcome)).Inc()
+}
+
+// KeyStoreError implements Recorder.
+func (m *Metrics) KeyStoreError(op string) { m.ksErrors.WithLabelValues(name(op)).Inc() }
+
+// AuditAppend implements Recorder.
+func (m *Metrics) AuditAppend(d time.Duration, err error) {
+	m.auditDur.Observe(d.Seconds())
+	if err != nil {
+		m.auditErrs.Inc()
+	}
+}
+
+// CollateralCache implements Recorder.
+func (m *Metrics) CollateralCache(source string, hit bool) {
+	r := "miss"
+	if hit {
+		r = "hit"
+	}
+	m.collateral.WithLabelValues(name(source), r).Inc()
+}
+
+// Rejected implements limits.Observer.
+func (m *Metrics) Rejected(fullMethod, reason string) {
+	m.rejected.WithLabelValues(fullMethod, oneOf(reasons, reason)).Inc()
+}
+
+// UnaryInterceptor counts and times every unary call. Put it first in the chain, so that it also
+// sees calls the limits or the role check refuse. The method label is safe from client input:
+// gRPC runs interceptors only for registered methods.
+func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		m.inFlight.Inc()
+		start := m.now()
+		resp, err := handler(ctx, req)
+		m.observe(info.FullMethod, start, err)
+		m.inFlight.Dec()
+		return resp, err
+	}
+}
+
+// StreamInterceptor counts and times every stream, from open to close.
+func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		m.inFlight.Inc()
+		start := m.now()
+		err := handler(srv, ss)
+		m.observe(info.FullMethod, start, err)
+		m.inFlight.Dec()
+		return err
+	}
+}
+
+func (m *Metrics) observe(method string, start time.Time, err error) {
+	m.duration.WithLabelValues(method).Observe(m.now().Sub(start).Seconds())
+	m.requests.WithLabelValues(method, status.Code(err).String()).Inc()
+}
