@@ -144,11 +144,16 @@ func TestVerifyTampering(t *testing.T) {
 		msg    string
 	}{
 		{"policy changed", func(dir string) { appendFile(t, filepath.Join(dir, "hello.yaml"), "# more\n") }, ErrManifest, "hello.yaml was changed"},
-		{"policy added", func(dir string) { bundleDir(t, filepath.Join(dir, "x"), "x/y"); rename(t, filepath.Join(dir, "x", "hello.yaml"), filepath.Join(dir, "extra.yaml")) }, ErrManifest, "extra.yaml is not in the manifest"},
+		{"policy added", func(dir string) {
+			bundleDir(t, filepath.Join(dir, "x"), "x/y")
+			rename(t, filepath.Join(dir, "x", "hello.yaml"), filepath.Join(dir, "extra.yaml"))
+		}, ErrManifest, "extra.yaml is not in the manifest"},
 		{"policy removed", func(dir string) { os.Remove(filepath.Join(dir, "hello.yaml")) }, nil, "no *.yaml"},
 		{"version raised", func(dir string) { replaceIn(t, filepath.Join(dir, manifestName), `"version": 5`, `"version": 6`) }, ErrBadSignature, "does not verify"},
 		{"manifest reformatted", func(dir string) { replaceIn(t, filepath.Join(dir, manifestName), `"version": 5`, `"version":5`) }, ErrManifest, "canonical"},
-		{"manifest unknown field", func(dir string) { replaceIn(t, filepath.Join(dir, manifestName), `"version": 5`, `"version": 5, "x": 1`) }, ErrManifest, "unknown field"},
+		{"manifest unknown field", func(dir string) {
+			replaceIn(t, filepath.Join(dir, manifestName), `"version": 5`, `"version": 5, "x": 1`)
+		}, ErrManifest, "unknown field"},
 		{"signature corrupted", func(dir string) { corruptLastByte(t, dir) }, ErrBadSignature, "does not verify"},
 		{"signature garbage", func(dir string) { writeSig(t, dir, "zz.cose", []byte("garbage")) }, ErrBadSignature, "zz.cose: not a COSE_Sign1"},
 		{"signatures removed", func(dir string) { os.RemoveAll(filepath.Join(dir, sigDir)) }, ErrUnsigned, "no signatures"},
