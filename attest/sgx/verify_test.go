@@ -15,20 +15,26 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/attest/sgx/sgxtest"
 )
 
 var (
 	sharedOnce sync.Once
-	sharedPKI  *pki
+	sharedPKI  *sgxtest.Platform
+	fixtureNow = sgxtest.Now
 )
 
-func testPKI(t testing.TB) *pki {
-	sharedOnce.Do(func() { sharedPKI = newPKI(t) })
+func testPKI(t testing.TB) *sgxtest.Platform {
+	sharedOnce.Do(func() { sharedPKI = sgxtest.NewPlatform(t) })
 	return sharedPKI
 }
 
+var testReportData = func() (rd [64]byte) { copy(rd[:], "medicus sgx test report data"); return }()
+
+const testAuthData = "qe auth data 0123456789abcdef"
+
 func goodQuote(t testing.TB, version uint16) []byte {
-	return buildQuote(t, quoteOpts{version: version, body: defaultBody(), pki: testPKI(t), qeSVN: 8, authData: []byte("qe auth data 0123456789abcdef")})
+	return testPKI(t).Quote(t, sgxtest.DefaultEnclave(), testReportData, sgxtest.QuoteOptions{Version: version, AuthData: []byte(testAuthData)})
 }
 
 func sgxEvidence(q []byte) *attest.Evidence { return &attest.Evidence{TEE: attest.SGX, Report: q} }
@@ -51,7 +57,7 @@ func TestVerifyGood(t *testing.T) {
 	p := testPKI(t)
 	for _, version := range []uint16{3, 4, 5} {
 		t.Run("v"+string(rune('0'+version)), func(t *testing.T) {
-			v, err := New(Options{Root: p.root})
+			v, err := New(Options{Root: p.Root})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,16 +65,16 @@ func TestVerifyGood(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := defaultBody()
+			b := sgxtest.DefaultEnclave()
 			checks := []struct {
 				name      string
 				got, want any
 			}{
 				{"tee", c.TEE, attest.SGX},
-				{"measurement", c.Measurement.String(), hex.EncodeToString(b.mrenclave[:])},
-				{"mrsigner", c.Measurements["mrsigner"].String(), hex.EncodeToString(b.mrsigner[:])},
+				{"measurement", c.Measurement.String(), hex.EncodeToString(b.MRENCLAVE[:])},
+				{"mrsigner", c.Measurements["mrsigner"].String(), hex.EncodeToString(b.MRSIGNER[:])},
 				{"isv_svn", c.TCB["isv_svn"], uint64(3)},
-				{"pce_svn", c.TCB["pce_svn"], uint64(pckPCESVN)},
+				{"pce_svn", c.TCB["pce_svn"], uint64(sgxtest.PCESVN)},
 				{"qe_svn", c.TCB["qe_svn"], uint64(8)},
 				{"isv_prod_id", c.Attributes["isv_prod_id"], uint64(7)},
 				{"attributes_flags", c.Attributes["attributes_flags"], uint64(5)},
@@ -96,7 +102,7 @@ func TestVerifyTCBStatus(t *testing.T) {
 	q := goodQuote(t, 3)
 	tests := []struct {
 		name        string
-		coll        collateralOpts
+		coll        sgxtest.CollateralOptions
 		allowOld    bool
 		wantStatus  string
 		wantAdv     string
@@ -105,18 +111,18 @@ func TestVerifyTCBStatus(t *testing.T) {
 		wantMessage string
 	}{
 		{name: "up to date", wantStatus: "UpToDate"},
-		{name: "sw hardening", coll: collateralOpts{platformStatus: intel.SWHardeningNeeded, advisories: []string{"INTEL-SA-00615", "INTEL-SA-00334"}}, wantStatus: "SWHardeningNeeded", wantAdv: "INTEL-SA-00334,INTEL-SA-00615"},
-		{name: "platform out of date", coll: collateralOpts{platformStatus: intel.OutOfDate, advisories: []string{"INTEL-SA-00837"}}, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status", wantMessage: "TCB status is OutOfDate (advisories INTEL-SA-00837)"},
-		{name: "platform out of date allowed", coll: collateralOpts{platformStatus: intel.OutOfDate, advisories: []string{"INTEL-SA-00837"}}, allowOld: true, wantStatus: "OutOfDate", wantAdv: "INTEL-SA-00837"},
-		{name: "qe out of date", coll: collateralOpts{qeStatus: intel.OutOfDate}, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status", wantMessage: "TCB status is OutOfDate"},
-		{name: "configuration needed", coll: collateralOpts{platformStatus: intel.ConfigurationNeeded}, wantStatus: "ConfigurationNeeded"},
-		{name: "revoked tcb", coll: collateralOpts{platformStatus: intel.Revoked}, allowOld: true, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status"},
-		{name: "revoked pck", coll: collateralOpts{revokePCK: true}, wantKind: attest.ErrNotAuthentic, wantField: "quote.pck_chain.revoked"},
-		{name: "other fmspc", coll: collateralOpts{fmspc: "00A06F000000"}, wantKind: attest.ErrNotAuthentic, wantField: "collateral.tcbinfo.json"},
+		{name: "sw hardening", coll: sgxtest.CollateralOptions{PlatformStatus: intel.SWHardeningNeeded, Advisories: []string{"INTEL-SA-00615", "INTEL-SA-00334"}}, wantStatus: "SWHardeningNeeded", wantAdv: "INTEL-SA-00334,INTEL-SA-00615"},
+		{name: "platform out of date", coll: sgxtest.CollateralOptions{PlatformStatus: intel.OutOfDate, Advisories: []string{"INTEL-SA-00837"}}, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status", wantMessage: "TCB status is OutOfDate (advisories INTEL-SA-00837)"},
+		{name: "platform out of date allowed", coll: sgxtest.CollateralOptions{PlatformStatus: intel.OutOfDate, Advisories: []string{"INTEL-SA-00837"}}, allowOld: true, wantStatus: "OutOfDate", wantAdv: "INTEL-SA-00837"},
+		{name: "qe out of date", coll: sgxtest.CollateralOptions{QEStatus: intel.OutOfDate}, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status", wantMessage: "TCB status is OutOfDate"},
+		{name: "configuration needed", coll: sgxtest.CollateralOptions{PlatformStatus: intel.ConfigurationNeeded}, wantStatus: "ConfigurationNeeded"},
+		{name: "revoked tcb", coll: sgxtest.CollateralOptions{PlatformStatus: intel.Revoked}, allowOld: true, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status"},
+		{name: "revoked pck", coll: sgxtest.CollateralOptions{RevokePCK: true}, wantKind: attest.ErrNotAuthentic, wantField: "quote.pck_chain.revoked"},
+		{name: "other fmspc", coll: sgxtest.CollateralOptions{FMSPC: "00A06F000000"}, wantKind: attest.ErrNotAuthentic, wantField: "collateral.tcbinfo.json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := buildCollateral(t, p, tt.coll)
+			files := p.Collateral(t, tt.coll)
 			// Both ways in: collateral carried by the evidence, and a collateral directory.
 			dir := t.TempDir()
 			for name, b := range files {
@@ -125,7 +131,7 @@ func TestVerifyTCBStatus(t *testing.T) {
 				}
 			}
 			for _, via := range []string{"evidence", "dir"} {
-				o := Options{Root: p.root, AllowOutOfDate: tt.allowOld}
+				o := Options{Root: p.Root, AllowOutOfDate: tt.allowOld}
 				ev := sgxEvidence(q)
 				if via == "dir" {
 					o.CollateralDir = dir
@@ -138,7 +144,7 @@ func TestVerifyTCBStatus(t *testing.T) {
 				}
 				c, err := v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow})
 				if tt.wantKind != nil {
-					if via == "dir" && tt.coll.fmspc != "" {
+					if via == "dir" && tt.coll.FMSPC != "" {
 						// A directory for another platform is not this platform's collateral.
 						wantErr(t, err, attest.ErrUnavailable, "collateral.tcbinfo.json")
 						continue
@@ -162,9 +168,9 @@ func TestVerifyTCBStatus(t *testing.T) {
 
 func TestVerifyCollateralExpired(t *testing.T) {
 	p := testPKI(t)
-	v, _ := New(Options{Root: p.root})
+	v, _ := New(Options{Root: p.Root})
 	ev := sgxEvidence(goodQuote(t, 4))
-	ev.Collateral = buildCollateral(t, p, collateralOpts{})
+	ev.Collateral = p.Collateral(t, sgxtest.CollateralOptions{})
 	_, err := v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow.AddDate(0, 2, 0)})
 	if !errors.Is(err, attest.ErrNotAuthentic) || !strings.Contains(err.Error(), "collateral.") {
 		t.Fatalf("expired collateral: %v", err)
@@ -173,22 +179,22 @@ func TestVerifyCollateralExpired(t *testing.T) {
 
 func TestRequireCollateral(t *testing.T) {
 	p := testPKI(t)
-	v, _ := New(Options{Root: p.root, RequireCollateral: true})
+	v, _ := New(Options{Root: p.Root, RequireCollateral: true})
 	_, err := v.Verify(context.Background(), sgxEvidence(goodQuote(t, 3)), attest.Options{Now: fixtureNow})
 	wantErr(t, err, attest.ErrUnavailable, "collateral")
 }
 
 func TestDebugEnclave(t *testing.T) {
 	p := testPKI(t)
-	b := defaultBody()
-	b.flags |= AttributeDebug
-	q := buildQuote(t, quoteOpts{version: 3, body: b, pki: p, qeSVN: 8})
+	e := sgxtest.DefaultEnclave()
+	e.Flags |= AttributeDebug
+	q := p.Quote(t, e, testReportData, sgxtest.QuoteOptions{})
 
-	v, _ := New(Options{Root: p.root})
+	v, _ := New(Options{Root: p.Root})
 	_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
 	wantErr(t, err, attest.ErrNotAuthentic, "quote.body.attributes.debug")
 
-	v, _ = New(Options{Root: p.root, AllowDebug: true})
+	v, _ = New(Options{Root: p.Root, AllowDebug: true})
 	c, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
 	if err != nil {
 		t.Fatal(err)
@@ -199,9 +205,9 @@ func TestDebugEnclave(t *testing.T) {
 }
 
 func TestOtherRoot(t *testing.T) {
-	other := newPKI(t)
-	q := buildQuote(t, quoteOpts{version: 3, body: defaultBody(), pki: other, qeSVN: 8})
-	for name, o := range map[string]Options{"test root": {Root: testPKI(t).root}, "intel root": {}} {
+	other := sgxtest.NewPlatform(t)
+	q := other.Quote(t, sgxtest.DefaultEnclave(), testReportData, sgxtest.QuoteOptions{})
+	for name, o := range map[string]Options{"test root": {Root: testPKI(t).Root}, "intel root": {}} {
 		t.Run(name, func(t *testing.T) {
 			v, _ := New(o)
 			_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
@@ -212,7 +218,7 @@ func TestOtherRoot(t *testing.T) {
 
 func TestExpiredChain(t *testing.T) {
 	p := testPKI(t)
-	v, _ := New(Options{Root: p.root})
+	v, _ := New(Options{Root: p.Root})
 	q := goodQuote(t, 3)
 	for _, at := range []time.Time{time.Date(2034, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: at})
@@ -234,7 +240,7 @@ const (
 	offQEReport  = offSigData + 128
 	offQESig     = offQEReport + ReportBodySize
 	offAuthData  = offQESig + 64 + 2
-	offCertChain = offAuthData + len("qe auth data 0123456789abcdef") + 6
+	offCertChain = offAuthData + len(testAuthData) + 6
 )
 
 func TestTampered(t *testing.T) {
@@ -270,7 +276,7 @@ func TestTampered(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := bytes.Clone(good)
 			q[tt.at] ^= 0x40
-			v, _ := New(Options{Root: p.root})
+			v, _ := New(Options{Root: p.Root})
 			_, err := v.Verify(context.Background(), sgxEvidence(q), attest.Options{Now: fixtureNow})
 			if tt.field == "quote.attestation_key" && errors.Is(err, attest.ErrNotAuthentic) {
 				// A flipped coordinate is almost never on the curve; if it is, the signature fails.
@@ -286,7 +292,7 @@ func TestTampered(t *testing.T) {
 
 func TestTruncatedAndPadded(t *testing.T) {
 	p := testPKI(t)
-	v, _ := New(Options{Root: p.root})
+	v, _ := New(Options{Root: p.Root})
 	for _, version := range []uint16{3, 4, 5} {
 		good := goodQuote(t, version)
 		for n := 0; n < len(good); n++ {

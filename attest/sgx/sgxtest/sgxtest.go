@@ -1,0 +1,377 @@
+// Package sgxtest is a fake SGX DCAP platform for tests: a private PCK hierarchy shaped like
+// Intel's (root CA, PCK Platform CA, PCK certificate with SGX extensions, TCB signing
+// certificate), collateral signed by it, and SGX quotes signed by a quoting enclave and
+// attestation key of its own. Verify its quotes with sgx.Options{Root: p.Root}.
+//
+// INSECURE: for tests only. Nothing it makes verifies under Intel's real root.
+package sgxtest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/medicus-cloud/trust/attest/intel"
+)
+
+// Now is a time at which a Platform's certificates and collateral are valid.
+var Now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// The platform's identity as its PCK certificate and quotes state it.
+var (
+	FMSPC  = [6]byte{0x00, 0x90, 0x6e, 0xa1, 0x00, 0x00}
+	PCEID  = [2]byte{0, 0}
+	PCKTCB = [16]byte{4, 4, 3, 3, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	PCESVN = 13
+	QESVN  = uint16(8)
+	// QEMRSIGNER is the quoting enclave's signer, as the QE identity names it.
+	QEMRSIGNER = fill(0x8c)
+)
+
+// Layout constants of the quote format (see attest/sgx).
+const (
+	HeaderSize     = 48
+	ReportBodySize = 384
+)
+
+var qeVendorIntel = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
+
+func fill(b byte) [32]byte {
+	var a [32]byte
+	for i := range a {
+		a[i] = b
+	}
+	return a
+}
+
+// Platform is a fake SGX platform and its fake Intel.
+type Platform struct {
+	RootKey, CAKey, PCKKey, TCBKey *ecdsa.PrivateKey
+	Root, CA, PCK, TCBSigner       *x509.Certificate
+	// PCKChainPEM is the chain a quote carries: PCK, PCK CA, root.
+	PCKChainPEM []byte
+}
+
+func mustKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var serial atomic.Int64
+
+func mkCert(t testing.TB, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) *x509.Certificate {
+	t.Helper()
+	tmpl.SerialNumber = big.NewInt(100 + serial.Add(1))
+	tmpl.NotBefore = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	tmpl.NotAfter = time.Date(2033, 1, 1, 0, 0, 0, 0, time.UTC)
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func caTmpl(cn string) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Intel Corporation (TEST)"}},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+}
+
+type extEntry struct {
+	ID    asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+func raw(t testing.TB, v any) asn1.RawValue {
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asn1.RawValue{FullBytes: b}
+}
+
+// SGXExtensions encodes a PCK certificate's SGX extensions as Intel's PCK certificate profile
+// lays them out: PPID, TCB (16 component SVNs, PCESVN, CPUSVN), PCE ID, FMSPC, SGX type,
+// platform instance ID and the configuration with smtEnabled.
+func SGXExtensions(t testing.TB, comps [16]byte, pcesvn int) []byte {
+	oid := func(n ...int) asn1.ObjectIdentifier {
+		return append(append(asn1.ObjectIdentifier{}, intel.OIDSGXExtensions...), n...)
+	}
+	var tcb []extEntry
+	for i, c := range comps {
+		tcb = append(tcb, extEntry{oid(2, i+1), raw(t, int(c))})
+	}
+	tcb = append(tcb, extEntry{oid(2, 17), raw(t, pcesvn)}, extEntry{oid(2, 18), raw(t, comps[:])})
+	config := []extEntry{{oid(7, 1), raw(t, false)}, {oid(7, 2), raw(t, true)}, {oid(7, 3), raw(t, true)}}
+	exts := []extEntry{
+		{oid(1), raw(t, make([]byte, 16))},
+		{oid(2), raw(t, tcb)},
+		{oid(3), raw(t, PCEID[:])},
+		{oid(4), raw(t, FMSPC[:])},
+		{oid(5), raw(t, asn1.Enumerated(1))},
+		{oid(6), raw(t, make([]byte, 16))},
+		{oid(7), raw(t, config)},
+	}
+	b, err := asn1.Marshal(exts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// NewPlatform makes a fresh hierarchy and keys.
+func NewPlatform(t testing.TB) *Platform {
+	t.Helper()
+	p := &Platform{RootKey: mustKey(t), CAKey: mustKey(t), PCKKey: mustKey(t), TCBKey: mustKey(t)}
+	p.Root = mkCert(t, caTmpl("Intel SGX Root CA"), nil, &p.RootKey.PublicKey, p.RootKey)
+	p.CA = mkCert(t, caTmpl("Intel SGX PCK Platform CA"), p.Root, &p.CAKey.PublicKey, p.RootKey)
+	p.PCK = mkCert(t, &x509.Certificate{
+		Subject:         pkix.Name{CommonName: "Intel SGX PCK Certificate", Organization: []string{"Intel Corporation (TEST)"}},
+		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtraExtensions: []pkix.Extension{{Id: intel.OIDSGXExtensions, Value: SGXExtensions(t, PCKTCB, PCESVN)}},
+	}, p.CA, &p.PCKKey.PublicKey, p.CAKey)
+	p.TCBSigner = mkCert(t, &x509.Certificate{
+		Subject:  pkix.Name{CommonName: "Intel SGX TCB Signing", Organization: []string{"Intel Corporation (TEST)"}},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+	}, p.Root, &p.TCBKey.PublicKey, p.RootKey)
+	p.PCKChainPEM = PEMChain(p.PCK, p.CA, p.Root)
+	return p
+}
+
+// PEMChain concatenates certificates as PEM.
+func PEMChain(certs ...*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// RawSign makes Intel's r||s signature over SHA-256(msg).
+func RawSign(t testing.TB, k *ecdsa.PrivateKey, msg []byte) []byte {
+	h := sha256.Sum256(msg)
+	r, s, err := ecdsa.Sign(rand.Reader, k, h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 64)
+	r.FillBytes(out[:32])
+	s.FillBytes(out[32:])
+	return out
+}
+
+// Enclave is what a quote says about the quoted enclave.
+type Enclave struct {
+	MRENCLAVE, MRSIGNER [32]byte
+	ProdID, SVN         uint16
+	// Flags and XFRM are ATTRIBUTES; Flags bit 1 is DEBUG.
+	Flags, XFRM uint64
+}
+
+// DefaultEnclave is a production (non-debug) 64-bit enclave.
+func DefaultEnclave() Enclave {
+	return Enclave{MRENCLAVE: fill(0xe1), MRSIGNER: fill(0x51), ProdID: 7, SVN: 3, Flags: 0x05, XFRM: 0x03}
+}
+
+// ReportBody encodes an SGX report body.
+func ReportBody(e Enclave, reportData [64]byte) []byte {
+	r := make([]byte, ReportBodySize)
+	le := binary.LittleEndian
+	copy(r[0:16], PCKTCB[:])
+	le.PutUint64(r[48:], e.Flags)
+	le.PutUint64(r[56:], e.XFRM)
+	copy(r[64:96], e.MRENCLAVE[:])
+	copy(r[128:160], e.MRSIGNER[:])
+	le.PutUint16(r[256:], e.ProdID)
+	le.PutUint16(r[258:], e.SVN)
+	copy(r[320:], reportData[:])
+	return r
+}
+
+// QuoteOptions vary how a quote is made; the zero value makes a version 3 quote.
+type QuoteOptions struct {
+	// Version is 3 (zero means 3), 4 or 5.
+	Version uint16
+	// AuthData is the QE authentication data.
+	AuthData []byte
+	// Chain replaces the PCK chain the quote carries.
+	Chain []byte
+}
+
+// Quote makes an SGX DCAP quote of enclave e with reportData, under a fresh attestation key.
+func (p *Platform) Quote(t testing.TB, e Enclave, reportData [64]byte, o QuoteOptions) []byte {
+	t.Helper()
+	if o.Version == 0 {
+		o.Version = 3
+	}
+	le := binary.LittleEndian
+	ak := mustKey(t)
+	akRaw := make([]byte, 64)
+	ak.X.FillBytes(akRaw[:32])
+	ak.Y.FillBytes(akRaw[32:])
+
+	// The QE report: the QE identity sgxtest's collateral describes, with SHA-256(attestation
+	// key || auth data) as its report data.
+	qe := ReportBody(Enclave{MRENCLAVE: fill(0x4e), MRSIGNER: QEMRSIGNER, ProdID: 1, SVN: QESVN, Flags: 0x11, XFRM: 0xe7}, [64]byte{})
+	h := sha256.Sum256(append(append([]byte{}, akRaw...), o.AuthData...))
+	copy(qe[320:], h[:])
+	qeSig := RawSign(t, p.PCKKey, qe)
+
+	chain := o.Chain
+	if chain == nil {
+		chain = p.PCKChainPEM
+	}
+	qeCert := append(append([]byte{}, qe...), qeSig...)
+	qeCert = le.AppendUint16(qeCert, uint16(len(o.AuthData)))
+	qeCert = append(qeCert, o.AuthData...)
+	qeCert = le.AppendUint16(qeCert, 5)
+	qeCert = le.AppendUint32(qeCert, uint32(len(chain)))
+	qeCert = append(qeCert, chain...)
+
+	signed := make([]byte, HeaderSize)
+	le.PutUint16(signed[0:], o.Version)
+	le.PutUint16(signed[2:], 2)
+	le.PutUint16(signed[8:], QESVN)
+	le.PutUint16(signed[10:], uint16(PCESVN))
+	copy(signed[12:28], qeVendorIntel[:])
+	if o.Version == 5 {
+		signed = le.AppendUint16(signed, 1)
+		signed = le.AppendUint32(signed, ReportBodySize)
+	}
+	signed = append(signed, ReportBody(e, reportData)...)
+	sig := RawSign(t, ak, signed)
+
+	sd := append(append([]byte{}, sig...), akRaw...)
+	if o.Version == 3 {
+		sd = append(sd, qeCert...)
+	} else {
+		sd = le.AppendUint16(sd, 6)
+		sd = le.AppendUint32(sd, uint32(len(qeCert)))
+		sd = append(sd, qeCert...)
+	}
+	out := append([]byte{}, signed...)
+	out = le.AppendUint32(out, uint32(len(sd)))
+	return append(out, sd...)
+}
+
+// CollateralOptions set what the collateral says about the platform; the zero value makes both
+// the platform and the QE UpToDate.
+type CollateralOptions struct {
+	PlatformStatus intel.Status
+	QEStatus       intel.Status
+	Advisories     []string
+	RevokePCK      bool
+	// FMSPC replaces the platform's FMSPC in the TCB info (hex).
+	FMSPC string
+}
+
+func signedJSON(t testing.TB, k *ecdsa.PrivateKey, name string, v any) []byte {
+	body, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Appendf(nil, `{"%s":%s,"signature":"%s"}`, name, body, hex.EncodeToString(RawSign(t, k, body)))
+}
+
+func mkCRL(t testing.TB, issuer *x509.Certificate, key *ecdsa.PrivateKey, revoked ...*big.Int) []byte {
+	var entries []x509.RevocationListEntry
+	for _, s := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: Now.AddDate(0, -1, 0)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(1),
+		ThisUpdate:                Now.AddDate(0, 0, -10),
+		NextUpdate:                Now.AddDate(0, 0, 20),
+		RevokedCertificateEntries: entries,
+	}, issuer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// Collateral returns the files of a collateral directory (intel.Files) for the platform, valid
+// from ten days before Now to twenty days after.
+func (p *Platform) Collateral(t testing.TB, o CollateralOptions) map[string][]byte {
+	t.Helper()
+	if o.PlatformStatus == "" {
+		o.PlatformStatus = intel.UpToDate
+	}
+	if o.QEStatus == "" {
+		o.QEStatus = intel.UpToDate
+	}
+	if o.FMSPC == "" {
+		o.FMSPC = hex.EncodeToString(FMSPC[:])
+	}
+	issue, next := Now.AddDate(0, 0, -10), Now.AddDate(0, 0, 20)
+	comps := func(c [16]byte) []map[string]int {
+		var out []map[string]int
+		for _, v := range c {
+			out = append(out, map[string]int{"svn": int(v)})
+		}
+		return out
+	}
+	type obj = map[string]any
+	higher := PCKTCB
+	higher[1]++
+	tcbInfo := obj{
+		"id": "SGX", "version": 3, "issueDate": issue, "nextUpdate": next,
+		"fmspc": o.FMSPC, "pceId": hex.EncodeToString(PCEID[:]),
+		"tcbType": 0, "tcbEvaluationDataNumber": 17,
+		"tcbLevels": []obj{
+			{"tcb": obj{"sgxtcbcomponents": comps(higher), "pcesvn": PCESVN}, "tcbDate": "2026-02-01T00:00:00Z", "tcbStatus": "UpToDate"},
+			{"tcb": obj{"sgxtcbcomponents": comps(PCKTCB), "pcesvn": PCESVN}, "tcbDate": "2025-08-01T00:00:00Z", "tcbStatus": o.PlatformStatus, "advisoryIDs": o.Advisories},
+			{"tcb": obj{"sgxtcbcomponents": comps([16]byte{}), "pcesvn": 0}, "tcbDate": "2020-01-01T00:00:00Z", "tcbStatus": "OutOfDate", "advisoryIDs": []string{"INTEL-SA-00000"}},
+		},
+	}
+	qeID := obj{
+		"id": "QE", "version": 2, "issueDate": issue, "nextUpdate": next, "tcbEvaluationDataNumber": 17,
+		"miscselect": "00000000", "miscselectMask": "FFFFFFFF",
+		"attributes": "11000000000000000000000000000000", "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
+		"mrsigner": hex.EncodeToString(QEMRSIGNER[:]), "isvprodid": 1,
+		"tcbLevels": []obj{
+			{"tcb": obj{"isvsvn": QESVN}, "tcbDate": "2025-08-01T00:00:00Z", "tcbStatus": o.QEStatus},
+			{"tcb": obj{"isvsvn": 0}, "tcbDate": "2020-01-01T00:00:00Z", "tcbStatus": "OutOfDate"},
+		},
+	}
+	var revoked []*big.Int
+	if o.RevokePCK {
+		revoked = append(revoked, p.PCK.SerialNumber)
+	}
+	return map[string][]byte{
+		intel.FileTCBInfo:         signedJSON(t, p.TCBKey, "tcbInfo", tcbInfo),
+		intel.FileTCBInfoChain:    PEMChain(p.TCBSigner, p.Root),
+		intel.FileQEIdentity:      signedJSON(t, p.TCBKey, "enclaveIdentity", qeID),
+		intel.FileQEIdentityChain: PEMChain(p.TCBSigner, p.Root),
+		intel.FilePCKCRL:          mkCRL(t, p.CA, p.CAKey, revoked...),
+		intel.FilePCKCRLChain:     PEMChain(p.CA, p.Root),
+		intel.FileRootCRL:         mkCRL(t, p.Root, p.RootKey),
+	}
+}
