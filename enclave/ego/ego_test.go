@@ -118,7 +118,9 @@ func TestProviderErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"runtime error", func([]byte) ([]byte, error) { return nil, runtimeErr }, "GetRemoteReport: OE_QUOTE_PROVIDER_CALL_ERROR"},
-		{"no header", func([]byte) ([]byte, error) { return p.Quote(t, sgxtest.DefaultEnclave(), rd, sgxtest.QuoteOptions{}), nil }, "header version"},
+		{"no header", func([]byte) ([]byte, error) {
+			return p.Quote(t, sgxtest.DefaultEnclave(), rd, sgxtest.QuoteOptions{}), nil
+		}, "header version"},
 		{"other report data", func([]byte) ([]byte, error) {
 			return wrap(p.Quote(t, sgxtest.DefaultEnclave(), [64]byte{2}, sgxtest.QuoteOptions{})), nil
 		}, "other report data"},
