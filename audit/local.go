@@ -215,6 +215,9 @@ func (l *Log) Origin() string { return l.signer.Name() }
 // cannot be written the record is not acknowledged (ErrUnwritable) and the log goes on from
 // its last checkpoint. A cancelled ctx returns its error; the record may still be logged.
 func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if r != nil && r.Time.IsZero() {
 		c := *r
 		c.Time = l.now()
@@ -224,24 +227,31 @@ func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
+	res, err := l.enqueue(ctx, b)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case r := <-res:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// enqueue hands an encoded record to the writer; requests are committed in the order queued.
+func (l *Log) enqueue(ctx context.Context, b []byte) (<-chan appendRes, error) {
 	req := &appendReq{data: b, res: make(chan appendRes, 1)}
 	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if l.closed {
-		l.mu.RUnlock()
-		return 0, fmt.Errorf("audit: %w", ErrClosed)
+		return nil, fmt.Errorf("audit: %w", ErrClosed)
 	}
 	select {
 	case l.reqs <- req:
+		return req.res, nil
 	case <-ctx.Done():
-		l.mu.RUnlock()
-		return 0, ctx.Err()
-	}
-	l.mu.RUnlock()
-	select {
-	case res := <-req.res:
-		return res.index, res.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 

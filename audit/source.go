@@ -114,9 +114,12 @@ func (t *tree) fetch(ctx context.Context, level int, index uint64, w int) ([]byt
 		return b, p, err
 	}
 	full := tilePath(level, index, tileWidth)
-	b, err = t.src.get(ctx, full)
-	if err != nil {
-		return nil, p, err
+	b, ferr := t.src.get(ctx, full)
+	if errors.Is(ferr, fs.ErrNotExist) {
+		return nil, p, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+	}
+	if ferr != nil {
+		return nil, full, ferr
 	}
 	if level >= 0 {
 		if len(b) < w*hashSize {

@@ -1,0 +1,67 @@
+package audit
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/medicus-cloud/trust/internal/benchratio"
+)
+
+// BenchmarkRatioAudit prints "ratio audit-append/fsync": the throughput of Append with many
+// concurrent callers (group commit: one set of fsyncs per batch) divided by the throughput of
+// writing the same record bytes to a file with one fsync each, one at a time. Each Append pays
+// for several fsyncs (entries, tiles, directories, checkpoint), so a value above 1 means
+// batching wins back more than the log's bookkeeping costs.
+func BenchmarkRatioAudit(b *testing.B) {
+	rec, err := Marshal(testRecord(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const appenders = 64
+	benchratio.Throughput(b, "audit-append/fsync",
+		func(b *testing.B) {
+			l, err := OpenLocal(context.Background(), LocalOptions{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			r := testRecord(1)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			work := make(chan struct{}, b.N)
+			for range b.N {
+				work <- struct{}{}
+			}
+			close(work)
+			for range appenders {
+				wg.Go(func() {
+					for range work {
+						if _, err := l.Append(context.Background(), r); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		},
+		func(b *testing.B) {
+			f, err := os.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := f.Write(rec); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+}
