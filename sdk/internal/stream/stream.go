@@ -77,7 +77,8 @@ func Open(aead cipher.AEAD, dst, ciphertext, aad []byte, counter uint64, last bo
 		return out, nil
 	}
 	nonce(&n, counter, !last)
-	if _, err := aead.Open(nil, n[:], ciphertext, aad); err == nil {
+	if pt, err := aead.Open(nil, n[:], ciphertext, aad); err == nil {
+		clear(pt)
 		if last {
 			return nil, fmt.Errorf("%w: chunk %d is not marked final", ErrTruncated, counter)
 		}
