@@ -43,6 +43,8 @@ var (
 	ErrUnknownKey = errors.New("token signed by an unknown key")
 	ErrExpired    = errors.New("token expired")
 	ErrNotYet     = errors.New("token not yet valid")
+	// ErrAlgorithm: the token names an algorithm other than ES256 ("none", HS256, ...).
+	ErrAlgorithm = errors.New("token algorithm not accepted")
 )
 
 // Grant kinds.
@@ -115,6 +117,9 @@ type Options struct {
 	Lifetime time.Duration
 	Now      func() time.Time
 	Rand     io.Reader
+	// NotAfter optionally says until when each key (by key ID) is published; KeySet.Options
+	// fills it. It only feeds TokenKeys.
+	NotAfter map[string]time.Time
 }
 
 // Issuer signs and verifies tokens.
@@ -164,8 +169,45 @@ func (i *Issuer) KeyID() string { return i.kid }
 // PublicKeys returns the accepted public keys by key ID.
 func (i *Issuer) PublicKeys() map[string]*ecdsa.PublicKey { return i.keys }
 
-// Issue fills the time, ID, profile and status claims and signs c.
+// Issue fills the time, ID, profile and status claims and signs c as a CWT (COSE_Sign1).
 func (i *Issuer) Issue(c *Claims) ([]byte, time.Time, error) {
+	cc, exp, err := i.fill(c)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	b, err := i.signCWT(cc)
+	return b, exp, err
+}
+
+// IssueJWT is Issue for web relying parties: the same claims as a JWT (JWS compact, ES256).
+func (i *Issuer) IssueJWT(c *Claims) ([]byte, time.Time, error) {
+	cc, exp, err := i.fill(c)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	b, err := i.signJWT(cc)
+	return b, exp, err
+}
+
+// IssueBoth signs one set of claims (one token ID, one expiry) as a CWT and as a JWT.
+func (i *Issuer) IssueBoth(c *Claims) (cwt, jwt []byte, exp time.Time, err error) {
+	cc, exp, err := i.fill(c)
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	if cwt, err = i.signCWT(cc); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	if jwt, err = i.signJWT(cc); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	return cwt, jwt, exp, nil
+}
+
+func (i *Issuer) fill(c *Claims) (*Claims, time.Time, error) {
+	if c == nil {
+		return nil, time.Time{}, errors.New("token: nil claims")
+	}
 	now := i.o.Now()
 	exp := now.Add(i.o.Lifetime)
 	id := make([]byte, 16)
@@ -176,9 +218,13 @@ func (i *Issuer) Issue(c *Claims) ([]byte, time.Time, error) {
 	cc.Issuer, cc.IssuedAt, cc.NotBefore, cc.Expiry = i.o.Issuer, now.Unix(), now.Unix(), exp.Unix()
 	cc.ID = base64.RawURLEncoding.EncodeToString(id)
 	cc.Profile, cc.Status = Profile, StatusAffirming
-	payload, err := cbor.Marshal(&cc)
+	return &cc, time.Unix(cc.Expiry, 0), nil
+}
+
+func (i *Issuer) signCWT(cc *Claims) ([]byte, error) {
+	payload, err := cbor.Marshal(cc)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	msg := cose.NewSign1Message()
 	msg.Headers.Protected.SetAlgorithm(cose.AlgorithmES256)
@@ -186,19 +232,26 @@ func (i *Issuer) Issue(c *Claims) ([]byte, time.Time, error) {
 	msg.Headers.Protected[cose.HeaderLabelContentType] = "application/eat+cwt"
 	msg.Payload = payload
 	if err := msg.Sign(i.o.Rand, nil, i.signer); err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	b, err := msg.MarshalCBOR()
-	return b, time.Unix(cc.Expiry, 0), err
+	return msg.MarshalCBOR()
 }
 
-// Verify checks the signature under a known key, the algorithm, the profile and the validity
-// window, and returns the claims.
+// Verify checks a token of either form (CWT or JWT) under the issuer's keys at the issuer's
+// time: signature under a known key, ES256 only, profile, and validity window.
 func (i *Issuer) Verify(b []byte) (*Claims, error) {
-	return Verify(b, i.keys, i.o.Now())
+	return VerifyAny(b, i.keys, i.o.Now())
 }
 
-// Verify checks a token against a set of public keys by key ID at time now.
+// VerifyAny verifies a JWT (it starts with the base64url of `{"`) or else a CWT.
+func VerifyAny(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
+	if len(b) > 0 && b[0] == 'e' {
+		return VerifyJWT(b, keys, now)
+	}
+	return Verify(b, keys, now)
+}
+
+// Verify checks a CWT against a set of public keys by key ID at time now.
 func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
 	if len(b) == 0 || len(b) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
@@ -209,7 +262,10 @@ func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims,
 	}
 	alg, err := msg.Headers.Protected.Algorithm()
 	if err != nil || alg != cose.AlgorithmES256 {
-		return nil, fmt.Errorf("%w: algorithm must be ES256", ErrMalformed)
+		return nil, fmt.Errorf("%w: protected header algorithm must be ES256", ErrAlgorithm)
+	}
+	if len(msg.Headers.Unprotected) != 0 {
+		return nil, fmt.Errorf("%w: unprotected header not empty", ErrMalformed)
 	}
 	kid, ok := msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
 	if !ok {
@@ -227,18 +283,23 @@ func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims,
 		return nil, ErrSignature
 	}
 	var c Claims
-	dm, _ := cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF}.DecMode()
+	dm, _ := cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF, ExtraReturnErrors: cbor.ExtraDecErrorUnknownField}.DecMode()
 	if err := dm.Unmarshal(msg.Payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
+	return &c, checkClaims(&c, now)
+}
+
+// checkClaims checks what every token must say, whatever its form.
+func checkClaims(c *Claims, now time.Time) error {
 	if c.Profile != Profile || c.Status != StatusAffirming {
-		return nil, fmt.Errorf("%w: profile %q status %q", ErrMalformed, c.Profile, c.Status)
+		return fmt.Errorf("%w: profile %q status %q", ErrMalformed, c.Profile, c.Status)
 	}
 	if now.Unix() >= c.Expiry {
-		return nil, fmt.Errorf("%w at %s", ErrExpired, time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w at %s", ErrExpired, time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))
 	}
 	if now.Unix() < c.NotBefore {
-		return nil, ErrNotYet
+		return ErrNotYet
 	}
-	return &c, nil
+	return nil
 }

@@ -66,9 +66,13 @@ func TestIssueVerify(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(f, &now)
-	tok, _, _ := i.Issue(&Claims{TEE: "tdx"})
-	f.Add(tok)
+	cwt, jwt, _, _ := i.IssueBoth(&Claims{TEE: "tdx"})
+	f.Add(cwt)
+	f.Add(jwt)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = i.Verify(b)
+		c, err := i.Verify(b)
+		if err == nil && (c.Profile != Profile || c.Status != StatusAffirming) {
+			t.Fatalf("accepted %+v", c)
+		}
 	})
 }

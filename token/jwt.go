@@ -1,0 +1,112 @@
+package token
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// JWTs carry the same claims as CWTs, under the JSON names of Claims, signed ES256 in the JWS
+// compact form. The header is exactly {"alg":"ES256","kid":KID,"typ":"JWT"} and the payload
+// exactly what encoding/json writes for Claims: verification insists on both, so there is one
+// encoding of each token and no header parameter (jku, x5u, crit, ...) is ever honoured.
+
+type jwtHeader struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
+}
+
+func (i *Issuer) signJWT(cc *Claims) ([]byte, error) {
+	h, err := json.Marshal(jwtHeader{Alg: "ES256", Kid: i.kid, Typ: "JWT"})
+	if err != nil {
+		return nil, err
+	}
+	p, err := json.Marshal(cc)
+	if err != nil {
+		return nil, err
+	}
+	enc := base64.RawURLEncoding
+	signed := enc.EncodeToString(h) + "." + enc.EncodeToString(p)
+	sum := sha256.Sum256([]byte(signed))
+	r, s, err := ecdsa.Sign(i.o.Rand, i.o.Key, sum[:])
+	if err != nil {
+		return nil, err
+	}
+	// JWS ES256 signatures are R and S as fixed 32-byte big-endian integers (RFC 7518 3.4).
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return []byte(signed + "." + enc.EncodeToString(sig)), nil
+}
+
+// VerifyJWT checks a JWT against a set of public keys by key ID at time now.
+func VerifyJWT(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
+	if len(b) == 0 || len(b) > MaxTokenSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
+	}
+	parts := strings.Split(string(b), ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%w: JWT has %d parts, want 3", ErrMalformed, len(parts))
+	}
+	enc := base64.RawURLEncoding.Strict()
+	hb, err := enc.DecodeString(parts[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWT header: %v", ErrMalformed, err)
+	}
+	var h jwtHeader
+	if err := strictJSON(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: JWT header: %v", ErrMalformed, err)
+	}
+	// The algorithm is ours to choose, never the token's: "none", HS256 (with the public key
+	// as an HMAC secret) and everything else are refused before anything else is looked at.
+	if h.Alg != "ES256" {
+		return nil, fmt.Errorf("%w: JWT alg %q, want ES256", ErrAlgorithm, h.Alg)
+	}
+	if canon, _ := json.Marshal(jwtHeader{Alg: "ES256", Kid: h.Kid, Typ: "JWT"}); !bytes.Equal(canon, hb) {
+		return nil, fmt.Errorf("%w: JWT header is not {\"alg\":\"ES256\",\"kid\":...,\"typ\":\"JWT\"}", ErrMalformed)
+	}
+	pub, ok := keys[h.Kid]
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	sig, err := enc.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		return nil, fmt.Errorf("%w: JWT signature encoding", ErrSignature)
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(pub, sum[:], r, s) {
+		return nil, ErrSignature
+	}
+	pb, err := enc.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWT payload: %v", ErrMalformed, err)
+	}
+	var c Claims
+	if err := strictJSON(pb, &c); err != nil {
+		return nil, fmt.Errorf("%w: JWT claims: %v", ErrMalformed, err)
+	}
+	if canon, err := json.Marshal(&c); err != nil || !bytes.Equal(canon, pb) {
+		return nil, fmt.Errorf("%w: JWT claims are not in canonical form", ErrMalformed)
+	}
+	return &c, checkClaims(&c, now)
+}
+
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("data after the JSON value")
+	}
+	return nil
+}

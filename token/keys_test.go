@@ -1,0 +1,216 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKeyRotation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	now := time.Unix(1_800_000_000, 0)
+	ks, err := LoadKeys(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Current == nil || len(ks.Recent) != 0 {
+		t.Fatalf("first load: %+v", ks)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("%d files", len(ents))
+	}
+	fi, _ := os.Stat(filepath.Join(dir, ents[0].Name()))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v", fi.Mode().Perm())
+	}
+	again, err := LoadKeys(dir, now.Add(time.Minute))
+	if err != nil || !again.Current.Equal(ks.Current) {
+		t.Fatal("reload gave another key")
+	}
+	first := ks.Current
+
+	// A token signed before the rotation still verifies after it, until it expires.
+	iss1, _ := NewIssuer(ks.Options("trustd"))
+	iss1.o.Now = func() time.Time { return now }
+	tok, _, err := iss1.Issue(&Claims{TEE: "tdx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := now.Add(time.Hour)
+	ks2, err := Rotate(dir, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks2.Current.Equal(first) || len(ks2.Recent) != 1 || !ks2.Recent[0].Public.Equal(&first.PublicKey) {
+		t.Fatalf("after rotation: %+v", ks2)
+	}
+	if !ks2.Recent[0].NotAfter.Equal(at.Add(DefaultKeep)) {
+		t.Fatalf("not after %v", ks2.Recent[0].NotAfter)
+	}
+	o := ks2.Options("trustd")
+	o.Now = func() time.Time { return now.Add(time.Minute) }
+	iss2, _ := NewIssuer(o)
+	if _, err := iss2.Verify(tok); err != nil {
+		t.Fatalf("token of the previous key: %v", err)
+	}
+	resp, err := iss2.TokenKeys()
+	if err != nil || len(resp.Keys) != 2 || resp.Keys[0].Kid != iss2.KeyID() || resp.Keys[0].NotAfter != nil || resp.Keys[1].NotAfter == nil {
+		t.Fatalf("TokenKeys = %v, %v", resp, err)
+	}
+	if _, err := Rotate(dir, at); err == nil {
+		t.Fatal("second rotation in the same second succeeded")
+	}
+
+	// Past Keep the old key is gone from the set and from the directory.
+	late := at.Add(DefaultKeep + time.Hour)
+	ks3, err := Rotate(dir, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks3.Recent) != 1 || ks3.Recent[0].Public.Equal(&first.PublicKey) {
+		t.Fatalf("old key still there: %+v", ks3.Recent)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("%d key files after pruning", len(ents))
+	}
+}
+
+func TestKeyDirBad(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name, file, body string
+		mode             os.FileMode
+	}{
+		{"readable", "token-1799999999.pem", "", 0o644},
+		{"bad name", "token-abc.pem", "", 0o600},
+		{"future", "token-1900000000.pem", "", 0o600},
+		{"not pem", "token-1799999999.pem", "hello", 0o600},
+		{"ed25519", "token-1799999999.pem", "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBWg1MbnFQ3mMzMf0RVD4pL7cCbDJ3DaWBQtb8+IWL3O\n-----END PRIVATE KEY-----\n", 0o600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			body := tc.body
+			if body == "" {
+				body = newKeyPEM(t)
+			}
+			if err := os.WriteFile(filepath.Join(dir, tc.file), []byte(body), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Join(dir, tc.file), tc.mode)
+			if _, err := LoadKeys(dir, now); err == nil {
+				t.Fatal("loaded a bad key directory")
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+func newKeyPEM(t *testing.T) string {
+	d := t.TempDir()
+	if err := (KeyDir{Dir: d}).create(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(d, "token-1.pem"))
+	return string(b)
+}
+
+func TestJWT(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	i := newIssuer(t, &now)
+	cwt, jwt, exp, err := i.IssueBoth(&Claims{TEE: "sev-snp", Policy: "p", PolicyDigest: []byte{1, 2},
+		Grants: []Grant{{KindSecret, "s"}}, Confirmation: Confirmation{KEM: 0x20, PublicKey: []byte{9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := i.Verify(cwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := i.Verify(jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1.ID != c2.ID || c2.Expiry != exp.Unix() || !c2.Granted(KindSecret, "s") || c2.Confirmation.PublicKey[0] != 9 {
+		t.Fatalf("claims differ: %+v %+v", c1, c2)
+	}
+	parts := strings.Split(string(jwt), ".")
+	enc := base64.RawURLEncoding
+	hs := func(h string) string { return enc.EncodeToString([]byte(h)) }
+	other := newIssuer(t, &now)
+	forged, _, _ := other.IssueJWT(&Claims{})
+	payload, _ := enc.DecodeString(parts[1])
+	var m map[string]any
+	json.Unmarshal(payload, &m)
+	m["medicus.grants"] = []map[string]string{{"kind": "secret", "name": "everything"}}
+	widened, _ := json.Marshal(m)
+	for _, tc := range []struct {
+		name string
+		tok  string
+		at   time.Time
+		want error
+	}{
+		{"alg none", hs(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", now, ErrAlgorithm},
+		{"alg HS256", hs(`{"alg":"HS256","kid":"` + i.KeyID() + `","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
+		{"alg lowercase", hs(`{"alg":"es256","kid":"` + i.KeyID() + `","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
+		{"jku header", hs(`{"alg":"ES256","jku":"https://evil","kid":"` + i.KeyID() + `","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrMalformed},
+		{"other key", string(forged), now, ErrUnknownKey},
+		{"claims widened", parts[0] + "." + enc.EncodeToString(widened) + "." + parts[2], now, ErrSignature},
+		{"signature flipped", parts[0] + "." + parts[1] + "." + flipB64(parts[2]), now, ErrSignature},
+		{"two parts", parts[0] + "." + parts[1], now, ErrMalformed},
+		{"padding", string(jwt) + "=", now, ErrSignature},
+		{"expired", string(jwt), exp, ErrExpired},
+		{"not yet", string(jwt), now.Add(-time.Second), ErrNotYet},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := VerifyAny([]byte(tc.tok), i.PublicKeys(), tc.at)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func flipB64(s string) string {
+	b, _ := base64.RawURLEncoding.DecodeString(s)
+	b[10] ^= 1
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestJWKSHandler(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	old, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cur, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	i, err := NewIssuer(Options{Key: cur, Verify: []*ecdsa.PublicKey{&old.PublicKey}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(JWKSHandler(func() *Issuer { return i }))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set JWKSet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Content-Type") != "application/jwk-set+json" || len(set.Keys) != 2 || set.Keys[0].Kid != i.KeyID() {
+		t.Fatalf("JWKS %+v", set)
+	}
+	if r, _ := http.Post(srv.URL, "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST = %d", r.StatusCode)
+	}
+}

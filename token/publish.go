@@ -1,0 +1,113 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// TokenKeys fills the GetTokenKeys response: every key the issuer accepts, current first, with
+// the time it stops being accepted where one is known.
+func (i *Issuer) TokenKeys() (*pb.GetTokenKeysResponse, error) {
+	resp := &pb.GetTokenKeysResponse{}
+	for _, kid := range i.kids() {
+		der, err := x509.MarshalPKIXPublicKey(i.keys[kid])
+		if err != nil {
+			return nil, err
+		}
+		k := &pb.TokenKey{Kid: kid, PublicKey: der, Algorithm: "ES256"}
+		if t, ok := i.o.NotAfter[kid]; ok && kid != i.kid {
+			k.NotAfter = timestamppb.New(t)
+		}
+		resp.Keys = append(resp.Keys, k)
+	}
+	return resp, nil
+}
+
+// kids lists key IDs, the current one first and then in a stable order.
+func (i *Issuer) kids() []string {
+	var rest []string
+	for kid := range i.keys {
+		if kid != i.kid {
+			rest = append(rest, kid)
+		}
+	}
+	slices.Sort(rest)
+	return append([]string{i.kid}, rest...)
+}
+
+// JWK is one public key of a JWK Set (RFC 7517, EC keys as in RFC 7518 6.2).
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+// JWKSet is the document served to web relying parties.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
+// NewJWK returns the JWK of an ES256 public key.
+func NewJWK(pub *ecdsa.PublicKey) (JWK, error) {
+	b, err := pub.Bytes() // 0x04 ‖ X ‖ Y
+	if err != nil {
+		return JWK{}, err
+	}
+	kid, err := KeyID(pub)
+	if err != nil {
+		return JWK{}, err
+	}
+	enc := base64.RawURLEncoding
+	return JWK{Kty: "EC", Crv: "P-256", X: enc.EncodeToString(b[1:33]), Y: enc.EncodeToString(b[33:]),
+		Kid: kid, Alg: "ES256", Use: "sig"}, nil
+}
+
+// JWKS returns the JWK Set of every key the issuer accepts, current first.
+func (i *Issuer) JWKS() ([]byte, error) {
+	set := JWKSet{Keys: []JWK{}}
+	for _, kid := range i.kids() {
+		k, err := NewJWK(i.keys[kid])
+		if err != nil {
+			return nil, err
+		}
+		set.Keys = append(set.Keys, k)
+	}
+	return json.Marshal(set)
+}
+
+// JWKSHandler serves the JWK Set of the issuer that current returns at each request, so that
+// trustd can swap issuers on rotation (for example from an atomic.Pointer).
+func JWKSHandler(current func() *Issuer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		i := current()
+		if i == nil {
+			http.Error(w, "no token keys", http.StatusServiceUnavailable)
+			return
+		}
+		b, err := i.JWKS()
+		if err != nil {
+			http.Error(w, "no token keys", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		// Short: a rotation must reach relying parties well within DefaultKeep.
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(b)
+	})
+}
