@@ -35,17 +35,20 @@ const (
 	saltSize   = 32
 	macSize    = sha256.Size
 
+	fixedPrefix = len(magic) + 1 + 1 + 4 + 1
+	maxHeader   = fixedPrefix + kms.MaxNameLen + 2 + MaxWrappedSize + digestSize + saltSize + macSize
+)
+
+// Limits of the format.
+const (
 	// MaxWrappedSize bounds the wrapped data key stored in the header.
 	MaxWrappedSize = 1024
-	// MinChunkSize and MaxChunkSize bound the chunk size, so a header cannot make a reader
+	// MinChunkSize and MaxChunkSize bound the chunk size, so that a header cannot make a reader
 	// allocate more than a few MiB.
 	MinChunkSize = 256
 	MaxChunkSize = 4 << 20
 	// DefaultChunkSize is used when Options.ChunkSize is zero.
 	DefaultChunkSize = 64 << 10
-
-	fixedPrefix = len(magic) + 1 + 1 + 4 + 1
-	maxHeader   = fixedPrefix + kms.MaxNameLen + 2 + MaxWrappedSize + digestSize + saltSize + macSize
 )
 
 type header struct {
