@@ -122,7 +122,9 @@ func Send(ctx context.Context, ks envelope.KeySource, store MediaStore, tenant, 
 	}
 	pr, pw := io.Pipe()
 	var size int64
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		w, err := envelope.NewWriter(ctx, ks, pw, AttachmentKey, AttachmentContext(tenant, room, mimetype), nil)
 		if err == nil {
 			size, err = io.Copy(w, io.LimitReader(r, MaxAttachment+1))
@@ -136,7 +138,10 @@ func Send(ctx context.Context, ks envelope.KeySource, store MediaStore, tenant, 
 		pw.CloseWithError(err)
 	}()
 	mxc, err := store.Upload(ctx, pr)
+	// Stop the encrypting goroutine if the upload ended early, and wait, so that r is not
+	// read after Send returns.
 	pr.CloseWithError(errors.New("messenger: upload ended"))
+	<-done
 	if err != nil {
 		return nil, err
 	}

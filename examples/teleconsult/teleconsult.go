@@ -133,7 +133,9 @@ func Demo(ctx context.Context, ks envelope.KeySource, token *secret.Bytes, dir s
 		return err
 	}
 	pr, pw := io.Pipe()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		_, err := study.WriteTo(pw)
 		pw.CloseWithError(err)
 	}()
@@ -141,6 +143,7 @@ func Demo(ctx context.Context, ks envelope.KeySource, token *secret.Bytes, dir s
 	start := time.Now()
 	n, err := Upload(ctx, ks, f, io.TeeReader(pr, sum), kc)
 	pr.CloseWithError(errors.New("upload stopped"))
+	<-done
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
