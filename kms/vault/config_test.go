@@ -1,11 +1,15 @@
 package vault
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/medicus-cloud/trust/kms"
 )
@@ -175,5 +179,36 @@ func TestAPIPath(t *testing.T) {
 	}
 	if p, err := apiPath("a/b", "c.d_e-f"); err != nil || p != "a/b/c.d_e-f" {
 		t.Errorf("apiPath = %q, %v", p, err)
+	}
+}
+
+func TestSampleConfig(t *testing.T) {
+	b, err := os.ReadFile("testdata/trustd-vault.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.Retry.MaxBackoff) != 2*time.Second || c.Tenants["uk-koeln"].KVPrefix != "apps/trustd" || c.Global == nil {
+		t.Fatalf("decoded %+v", c)
+	}
+	r := newRouter(&c)
+	if p, err := r.transitPath("uk-freiburg/records", "keys"); err != nil || p != "transit-uk-freiburg/keys/records" {
+		t.Fatalf("mapping: %q %v", p, err)
+	}
+	if p, err := r.kvPath("uk-freiburg/api-token", "data"); err != nil || p != "kv-uk-freiburg/data/trustd/api-token" {
+		t.Fatalf("mapping: %q %v", p, err)
+	}
+	// Round trip through YAML keeps durations readable.
+	out, err := yaml.Marshal(c)
+	if err != nil || !strings.Contains(string(out), "timeout: 5s") {
+		t.Fatalf("marshal: %v\n%s", err, out)
 	}
 }

@@ -1,0 +1,60 @@
+package vault_test
+
+import (
+	"context"
+	"encoding/base64"
+	"testing"
+
+	"github.com/medicus-cloud/trust/internal/benchratio"
+	"github.com/medicus-cloud/trust/kms/vault"
+	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
+)
+
+// BenchmarkRatioDataKey prints the cost of GenerateDataKey through the store (name mapping,
+// derived-key check cache, retries, strict decoding) over the same transit call made directly
+// with vault/api: ratio kms-vault-datakey/vault-direct.
+func BenchmarkRatioDataKey(b *testing.B) {
+	subject, floor, done := dataKeyBenches(b)
+	defer done()
+	benchratio.Time(b, "kms-vault-datakey/vault-direct", subject, floor)
+}
+
+// dataKeyBenches returns the store's and the direct transit data-key benchmarks.
+func dataKeyBenches(b testing.TB) (subject, floor func(*testing.B), done func()) {
+	srv := vaulttest.Shared(b)
+	transit, kv := srv.Mounts(b)
+	cfg := vault.Config{
+		Address: srv.Addr,
+		TLS:     vault.TLS{CAFile: srv.CAFile},
+		Auth:    vault.Auth{Method: vault.AuthAppRole, AppRole: vault.AppRoleAuth{RoleID: srv.AdminRoleID, SecretIDFile: srv.AdminSecretIDFile}},
+		Tenants: map[string]vault.Mapping{"t": {TransitMount: transit, KVMount: kv}},
+	}
+	ctx := context.Background()
+	s, err := vault.New(ctx, cfg, vault.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, "t/k"); err != nil {
+		b.Fatal(err)
+	}
+	digest, _ := caseA.Digest()
+	kctx := base64.StdEncoding.EncodeToString(digest)
+	// The floor carries a token with the same policies as the store's login: Vault's ACL
+	// evaluation is part of both.
+	direct := srv.ClientWithToken(srv.Token(b, 0, vaulttest.PolicyRelease, vaulttest.PolicyAdmin)).Logical()
+	subject = func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.GenerateDataKey(ctx, "t/k", caseA); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	floor = func(b *testing.B) {
+		for b.Loop() {
+			if _, err := direct.WriteWithContext(ctx, transit+"/datakey/plaintext/k", map[string]any{"context": kctx, "bits": 256}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return subject, floor, func() { s.Close() }
+}
