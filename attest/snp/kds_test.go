@@ -1,0 +1,149 @@
+package snp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medicus-cloud/trust/attest"
+)
+
+// fakeKDS serves one chip's VCEK and the product CRLs the way kdsintf.amd.com lays them out, and
+// throttles the first request of each path with 429 or 503.
+type fakeKDS struct {
+	mu       sync.Mutex
+	files    map[string][]byte // request URI -> body
+	throttle map[string]int    // request URI -> status for the first request
+	seen     map[string]int
+}
+
+func (k *fakeKDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	uri := r.URL.RequestURI()
+	k.seen[uri]++
+	if code := k.throttle[uri]; code != 0 && k.seen[uri] == 1 {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(code)
+		return
+	}
+	b, ok := k.files[uri]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Write(b)
+}
+
+func TestKDS(t *testing.T) {
+	for _, product := range []string{Milan, Turin} {
+		t.Run(product, func(t *testing.T) {
+			f := newFixture(t, product, fixtureOpts{})
+			raw := f.report(t, reportSpec{})
+			r, err := parseReport(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vcekPath := vcekURL("", product, r.pb.ChipId, f.tcb)
+			crlPath := crlURL("", product, SignerVCEK)
+			kds := &fakeKDS{
+				files:    map[string][]byte{vcekPath: f.signer.Vcek.Raw, crlPath: f.crl(t, t0, 365*24*time.Hour)},
+				throttle: map[string]int{vcekPath: http.StatusTooManyRequests, crlPath: http.StatusServiceUnavailable},
+				seen:     map[string]int{},
+			}
+			srv := httptest.NewServer(kds)
+			defer srv.Close()
+			var slept []time.Duration
+			getter := &HTTPGetter{Client: srv.Client(), Sleep: func(_ context.Context, d time.Duration) error {
+				slept = append(slept, d)
+				return nil
+			}}
+			cache := t.TempDir()
+			v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL, CacheDir: cache})
+			if _, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify}); err != nil {
+				t.Fatal(err)
+			}
+			if len(slept) != 2 || slept[0] != 7*time.Second {
+				t.Errorf("backoff waits %v, want two of 7s (Retry-After)", slept)
+			}
+			if kds.seen[vcekPath] != 2 || kds.seen[crlPath] != 2 {
+				t.Errorf("requests %v", kds.seen)
+			}
+			// A second verifier with only the cache, and no network, verifies too.
+			v2 := mustNew(t, Options{Roots: f.roots, CacheDir: cache})
+			if _, err := v2.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify}); err != nil {
+				t.Fatalf("from cache: %v", err)
+			}
+			// The cache layout doubles as an offline collateral directory.
+			v3 := mustNew(t, Options{Roots: f.roots, CertsDir: cache, Getter: failGetter{t}})
+			if _, err := v3.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify}); err != nil {
+				t.Fatalf("offline: %v", err)
+			}
+		})
+	}
+}
+
+func TestKDSFailures(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	raw := f.report(t, reportSpec{})
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		kind    error
+	}{
+		{name: "unknown chip", handler: func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, kind: attest.ErrNotAuthentic},
+		{name: "always throttled", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }, kind: attest.ErrUnavailable},
+		{name: "server error", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }, kind: attest.ErrUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			getter := &HTTPGetter{Client: srv.Client(), Attempts: 3, Sleep: func(context.Context, time.Duration) error { return nil }}
+			v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL})
+			_, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+			wantErr(t, err, tc.kind, "certificates.vcek")
+		})
+	}
+}
+
+func TestHTTPGetterHonoursContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &HTTPGetter{Client: srv.Client(), Sleep: func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() }}
+	if _, err := g.Get(ctx, srv.URL+"/x"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestOfflineFlatDir: a collateral directory with flat vcek.pem and crl.der verifies a report that
+// carries no certificates, without the network.
+func TestOfflineFlatDir(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	dir := t.TempDir()
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("vcek.pem", pemCert(f.signer.Vcek.Raw))
+	write("crl.der", f.crl(t, t0, 365*24*time.Hour))
+	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir, Getter: failGetter{t}})
+	if _, err := v.Verify(context.Background(), &attest.Evidence{Report: f.report(t, reportSpec{})}, attest.Options{Now: tVerify}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type failGetter struct{ t *testing.T }
+
+func (g failGetter) Get(context.Context, string) ([]byte, error) {
+	g.t.Error("offline verifier used the network")
+	return nil, errors.New("no network")
+}
