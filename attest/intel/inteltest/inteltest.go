@@ -60,6 +60,9 @@ func (p *PKI) issue(parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn st
 		BasicConstraintsValid: true,
 		IsCA:                  ca,
 		ExtraExtensions:       exts,
+		// Intel's certificates carry these; go-tdx-guest counts the PCK's extensions.
+		SubjectKeyId:          ski(&key.PublicKey),
+		CRLDistributionPoints: []string{"https://example.invalid/" + cn + ".crl"},
 	}
 	if ca {
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
@@ -75,6 +78,15 @@ func (p *PKI) issue(parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn st
 	}
 	c, err := x509.ParseCertificate(der)
 	return c, key, err
+}
+
+func ski(pub *ecdsa.PublicKey) []byte {
+	b, err := pub.Bytes()
+	if err != nil {
+		panic(err) // a generated P-256 key always encodes
+	}
+	h := sha256.Sum256(b)
+	return h[:20]
 }
 
 // PCKSpec is what a PCK certificate says about its platform.
