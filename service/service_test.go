@@ -75,10 +75,10 @@ type harness struct {
 	now    *time.Time
 }
 
-func start(t *testing.T) *harness { return startWith(t, nil) }
+func start(t testing.TB) *harness { return startWith(t, nil) }
 
 // startWith starts trustd on loopback; store replaces the local keyring when not nil.
-func startWith(t *testing.T, store kms.KeyStore) *harness {
+func startWith(t testing.TB, store kms.KeyStore) *harness {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := local.Open(local.Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: secret.New(bytes.Repeat([]byte{9}, 32))})

@@ -1,0 +1,99 @@
+package service_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/medicus-cloud/trust/attest"
+	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/enclave"
+	"github.com/medicus-cloud/trust/internal/benchratio"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/sdk"
+	"github.com/medicus-cloud/trust/seal"
+	"github.com/medicus-cloud/trust/token"
+)
+
+// BenchmarkRatioAttestRelease compares one attest-plus-release round trip over loopback gRPC
+// (fresh workload key, challenge, evidence, Attest, GenerateDataKey, open) with the same steps
+// done in-process: the cost of the protocol and transport over the crypto.
+func BenchmarkRatioAttestRelease(b *testing.B) {
+	ctx := context.Background()
+	h := start(b)
+	kc := kms.Context{"tenant": "t", "case": "1"}
+	overGRPC := func(n int) {
+		for range n {
+			c, err := sdk.New(ctx, sdk.Options{Conn: h.conn, Provider: hello()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := c.GenerateDataKey(ctx, "hello/records", kc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	bundle := mustBundle(b)
+	verifier := simtee.NewInsecureVerifier()
+	mem := &memAudit{}
+	inProcess := func(n int) {
+		nonce := make([]byte, 56)
+		for range n {
+			key, _ := enclave.NewKey(seal.X25519)
+			ev, _ := hello().Evidence(ctx, key.ReportData(nonce))
+			claims, err := verifier.Verify(ctx, ev, attest.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rd := attest.ReportData(nonce, key.Suite().ID(), key.Public().Bytes())
+			if string(rd[:]) != string(claims.ReportData) {
+				b.Fatal("binding")
+			}
+			dec, err := bundle.Evaluate(claims)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mem.Append(ctx, &audit.Record{Event: audit.EventAttest})
+			tok, _, err := h.tokens.Issue(&token.Claims{Grants: dec.Grants})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := h.tokens.Verify(tok); err != nil {
+				b.Fatal(err)
+			}
+			dk, err := h.keys.GenerateDataKey(ctx, "hello/records", kc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			canon, _ := kc.Canonical()
+			aad := seal.ReleaseAAD("r", "hello/records", canon)
+			ct, err := key.Public().Seal(aad, dk.Plaintext.Reveal())
+			if err != nil {
+				b.Fatal(err)
+			}
+			mem.Append(ctx, &audit.Record{Event: audit.EventGenerateDataKey})
+			if _, err := key.Open(aad, ct); err != nil {
+				b.Fatal(err)
+			}
+			mem.records = mem.records[:0]
+		}
+	}
+	benchratio.Time(b, "attest-release-grpc/in-process", overGRPC, inProcess)
+}
+
+func mustBundle(b *testing.B) *policies.Bundle {
+	bundle, err := policies.Parse(map[string][]byte{"hello.yaml": []byte(`
+apiVersion: trust.medicus.cloud/v1
+kind: ImagePolicy
+metadata: {name: hello}
+spec:
+  tee: [insecure-simulated]
+  measurements: ["` + attest.Hex(helloMeasurement()).String() + `"]
+  grants: {dataKeys: [hello/records]}
+`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bundle
+}
