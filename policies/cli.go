@@ -350,13 +350,8 @@ func grantLines(p *Policy) []string {
 	return out
 }
 
-// reference is what a workload is recognised by: its TEE type and launch measurement, or an SGX
-// signer.
-type reference struct {
-	key    string
-	policy *Policy
-}
-
+// references maps what a workload is recognised by (TEE type and launch measurement, or an SGX
+// signer) to the policy that accepts it.
 func references(b *Bundle) map[string]*Policy {
 	out := map[string]*Policy{}
 	for _, p := range b.Policies {

@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/veraison/go-cose"
@@ -466,14 +465,4 @@ func writeFileAtomic(name string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), name)
-}
-
-// sortedSigners lists key IDs in order, for output.
-func sortedSigners(k TrustKeys) []string {
-	s := make([]string, 0, len(k))
-	for id := range k {
-		s = append(s, id)
-	}
-	sort.Strings(s)
-	return s
 }
