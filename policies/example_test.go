@@ -3,6 +3,7 @@ package policies_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -50,7 +51,8 @@ func ExampleBundle_CheckContext() {
 	tokenPolicy := "teleconsult" // token.Claims.Policy
 	err = b.CheckContext(tokenPolicy, token.KindDataKey, "teleconsult/recordings", kms.Context{"tenant": "praxis-verbund"})
 	var d *policies.Denial
-	if errors.As(err, &d) {
-		println(d.Claim, d.Seen, d.Expected) // PermissionDenied
+	if errors.As(err, &d) { // the service answers PermissionDenied
+		fmt.Println(d.Claim, d.Seen)
 	}
+	// Output: context.tenant "praxis-verbund"
 }
