@@ -246,11 +246,18 @@ func isPolicyFile(name string) bool {
 }
 
 // Load reads a policy file, or every *.yaml, *.yml and *.refs.json file of a directory, without
-// looking at signatures: the result has Version 0. Services load through a Store.
+// checking signatures. If the directory holds a bundle.json that still matches its files, the
+// bundle takes that version, so that its Digest is the one trustd reports; otherwise the version
+// is 0. Services load through a Store.
 func Load(path string) (*Bundle, error) {
 	files, err := readSources(path)
 	if err != nil {
 		return nil, err
+	}
+	if mb, err := os.ReadFile(filepath.Join(path, manifestName)); err == nil {
+		if m, err := parseManifest(mb); err == nil && m.matches(files) == nil {
+			return parseBundle(files, m.Version)
+		}
 	}
 	return Parse(files)
 }
@@ -447,8 +454,14 @@ func parseFile(name string, src []byte, refs map[string]*ReferenceValues, used m
 			return nil, append(errs, yamlError(name, err))
 		}
 		n := &root
+		if n.Kind == yaml.DocumentNode && len(n.Content) == 0 {
+			continue // an empty document, as after a trailing "---"
+		}
 		if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 			n = n.Content[0]
+		}
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			continue // a document holding nothing but comments
 		}
 		if err := strictNode(n, reflectTypeOf[Policy]()); err != nil {
 			errs = append(errs, locate(name, n, err))

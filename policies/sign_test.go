@@ -424,3 +424,23 @@ func corruptLastByte(t testing.TB, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestLoadTakesSignedVersion: explain and diff on a signed directory report the digest trustd
+// reports; once a file changes, the stale manifest is ignored.
+func TestLoadTakesSignedVersion(t *testing.T) {
+	keys := newTestKeys(t)
+	dir := bundleDir(t, t.TempDir(), "hello/api-token")
+	sign(t, dir, keys[0], 9)
+	signed, err := LoadSigned(dir, VerifyOptions{Keys: mustKeys(t, trustPEM(keys[0]))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(dir)
+	if err != nil || b.Version != 9 || !bytes.Equal(b.Digest, signed.Digest) {
+		t.Fatalf("%v %+v", err, b)
+	}
+	appendFile(t, filepath.Join(dir, "hello.yaml"), "---\n")
+	if b, err = Load(dir); err != nil || b.Version != 0 {
+		t.Fatalf("stale manifest: %v %+v", err, b)
+	}
+}

@@ -183,8 +183,10 @@ func kindName(n *yaml.Node) string {
 			return "number " + n.Value
 		}
 		return fmt.Sprintf("%q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
 	}
-	return "an alias"
+	return "an empty document"
 }
 
 func cleanYAMLError(err error) string {
