@@ -175,6 +175,17 @@ func SplitFile(b []byte) (report, certTable []byte, err error) {
 	return report, certTable, nil
 }
 
+// EvidenceFromFile turns the contents of a report file (a raw report, or a report followed by
+// its certificate table, see SplitFile) into evidence for Verify. It is what
+// `trustctl evidence verify --tee snp FILE` reads.
+func EvidenceFromFile(b []byte) (*attest.Evidence, error) {
+	report, table, err := SplitFile(b)
+	if err != nil {
+		return nil, err
+	}
+	return &attest.Evidence{TEE: attest.SEVSNP, Report: report, Certificates: table}, nil
+}
+
 // GUIDs of the certificate table (GHCB specification, MSG_REPORT_REQ extended request), in the
 // byte order hosts write them.
 var (

@@ -91,6 +91,9 @@ func TestVerify(t *testing.T) {
 				if string(c.Config["host_data"]) != "host-data-0123456789abcdefghijkl" || c.Attributes["version"] != 3 || c.Attributes["guest_policy"] != 0x30000 {
 					t.Errorf("config %v attributes %v", c.Config, c.Attributes)
 				}
+				if c.Attributes["crl_checked"] != 1 {
+					t.Errorf("crl_checked %d", c.Attributes["crl_checked"])
+				}
 				if len(c.Measurement) != 48 || c.Measurement[0] != 0x90 {
 					t.Errorf("measurement %x", c.Measurement)
 				}
@@ -163,7 +166,12 @@ func TestVerify(t *testing.T) {
 			kind: attest.ErrUnavailable, field: "certificates.crl"},
 		{name: "crl of another product", f: milan, ev: ev(milan, milan.report(t, reportSpec{}), map[string][]byte{"crl.der": foreign}),
 			kind: attest.ErrUnavailable, field: "certificates.crl"},
-		{name: "no crl but only if available", f: milan, ev: ev(milan, milan.report(t, reportSpec{}), nil), opts: &Options{Revocation: RevocationIfAvailable}},
+		{name: "no crl but only if available", f: milan, ev: ev(milan, milan.report(t, reportSpec{}), nil), opts: &Options{Revocation: RevocationIfAvailable},
+			check: func(t *testing.T, c *attest.Claims) {
+				if c.Attributes["crl_checked"] != 0 {
+					t.Errorf("crl_checked %d", c.Attributes["crl_checked"])
+				}
+			}},
 		{name: "truncated", f: milan, ev: ev(milan, milan.report(t, reportSpec{})[:ReportSize-1], withCRL),
 			kind: attest.ErrMalformed, field: "report"},
 		{name: "oversized", f: milan, ev: ev(milan, append(milan.report(t, reportSpec{}), 0), withCRL),
@@ -368,5 +376,26 @@ func TestNewRejectsBadRoots(t *testing.T) {
 	}
 	if _, err := New(Options{Revocation: 9}); err == nil {
 		t.Error("unknown revocation mode accepted")
+	}
+}
+
+// TestEvidenceFromFile: the CLI path, a report file with its certificate table, verified offline.
+func TestEvidenceFromFile(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "crl.der"), f.crl(t, t0, 365*24*time.Hour), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := EvidenceFromFile(append(f.report(t, reportSpec{}), f.table(t)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir})
+	c, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Platform["product"] != Milan || c.Attributes["crl_checked"] != 1 {
+		t.Fatalf("claims %+v", c)
 	}
 }

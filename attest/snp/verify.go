@@ -81,6 +81,9 @@ type endorsement struct {
 	ext       *certExtensions
 	notBefore time.Time
 	notAfter  time.Time
+	// crlChecked is false only when the chain was accepted without a CRL (RevocationIfAvailable,
+	// InsecureRevocationSkip).
+	crlChecked bool
 }
 
 // New returns a Verifier.
@@ -357,6 +360,7 @@ func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table
 		}
 		return e, nil
 	}
+	e.crlChecked = true
 	for _, rc := range crl.RevokedCertificateEntries {
 		if rc.SerialNumber != nil && rc.SerialNumber.Cmp(chain[1].SerialNumber) == 0 {
 			return nil, attest.NotAuthentic(icaField, fmt.Errorf("revoked by AMD on %s (serial %x)", rc.RevocationTime.UTC().Format(time.DateOnly), chain[1].SerialNumber))
@@ -508,6 +512,11 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 	}
 	if e.ext.cspID != "" {
 		c.Platform["csp_id"] = e.ext.cspID
+	}
+	if e.crlChecked {
+		c.Attributes["crl_checked"] = 1
+	} else {
+		c.Attributes["crl_checked"] = 0
 	}
 	if p.Version >= abi.ReportVersion5 {
 		c.Attributes["launch_mit_vector"] = p.LaunchMitVector
