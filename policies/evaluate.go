@@ -384,3 +384,25 @@ func (p *Policy) checkContext(kind, name string, kc kms.Context) error {
 	}
 	return nil
 }
+
+// Revalidate checks, at release time, that the current bundle still accepts the image a result
+// token was issued for: policy is the token's policy name, tee and measurement its claims. After
+// a reload that drops an image, releases to its outstanding tokens stop at once rather than when
+// the tokens expire. Policies that accept SGX enclaves by signer cannot be rechecked from a
+// token, which does not carry MRSIGNER; for them the policy's existence is checked.
+func (b *Bundle) Revalidate(policy string, tee attest.TEE, measurement []byte) error {
+	p := b.Policy(policy)
+	if p == nil {
+		return &Denial{Policy: policy, Claim: "policy", Seen: policy, Expected: fmt.Sprintf("a policy of the active bundle (version %d)", b.Version)}
+	}
+	if !slices.Contains(p.Spec.TEE, tee) {
+		return &Denial{Policy: policy, Claim: "tee", Seen: string(tee), Expected: fmt.Sprintf("one of %v", p.Spec.TEE)}
+	}
+	if p.Spec.SGXSigner != nil && tee == attest.SGX {
+		return nil
+	}
+	if !slices.ContainsFunc(p.Spec.Measurements, func(m attest.Hex) bool { return bytes.Equal(m, measurement) }) {
+		return &Denial{Policy: policy, Claim: "measurement", Seen: attest.Hex(measurement).String(), Expected: "a measurement the active bundle still approves"}
+	}
+	return nil
+}

@@ -395,3 +395,27 @@ func TestRuleCostLimit(t *testing.T) {
 		t.Fatalf("got %v, want a cost-limit denial", err)
 	}
 }
+
+func TestRevalidate(t *testing.T) {
+	b := mustParse(t, snpPolicy, sgxPolicy)
+	c := goodSNP()
+	tests := []struct {
+		policy string
+		tee    attest.TEE
+		meas   []byte
+		claim  string
+	}{
+		{"img", attest.SEVSNP, c.Measurement, ""},
+		{"img", attest.SEVSNP, []byte{1}, "measurement"},
+		{"img", attest.TDX, c.Measurement, "tee"},
+		{"gone", attest.SEVSNP, c.Measurement, "policy"},
+		{"enclave", attest.SGX, []byte{9}, ""},
+	}
+	for _, tc := range tests {
+		err := b.Revalidate(tc.policy, tc.tee, tc.meas)
+		var den *Denial
+		if tc.claim == "" && err != nil || tc.claim != "" && (!errors.As(err, &den) || den.Claim != tc.claim) {
+			t.Errorf("%+v: got %v", tc, err)
+		}
+	}
+}
