@@ -1,4 +1,3 @@
-// Package audit is the tamper-evident log of every attestation decision and key release.
 package audit
 
 import "time"

@@ -162,9 +162,9 @@ func TestJWT(t *testing.T) {
 		want error
 	}{
 		{"alg none", hs(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", now, ErrAlgorithm},
-		{"alg HS256", hs(`{"alg":"HS256","kid":"` + i.KeyID() + `","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
-		{"alg lowercase", hs(`{"alg":"es256","kid":"` + i.KeyID() + `","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
-		{"jku header", hs(`{"alg":"ES256","jku":"https://evil","kid":"` + i.KeyID() + `","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrMalformed},
+		{"alg HS256", hs(`{"alg":"HS256","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
+		{"alg lowercase", hs(`{"alg":"es256","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
+		{"jku header", hs(`{"alg":"ES256","jku":"https://evil","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrMalformed},
 		{"other key", string(forged), now, ErrUnknownKey},
 		{"claims widened", parts[0] + "." + enc.EncodeToString(widened) + "." + parts[2], now, ErrSignature},
 		{"signature flipped", parts[0] + "." + parts[1] + "." + flipB64(parts[2]), now, ErrSignature},
