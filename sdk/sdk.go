@@ -34,6 +34,7 @@ import (
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/sdk/envelope"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/token"
@@ -56,6 +57,9 @@ type Options struct {
 	Insecure bool
 	// RefreshBefore is how long before expiry the client attests again; zero means 30 seconds.
 	RefreshBefore time.Duration
+	// KeyCache bounds the cache of unwrapped data keys used by the envelope methods (see
+	// envelope.CacheOptions for the zero value).
+	KeyCache envelope.CacheOptions
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -65,6 +69,8 @@ type Client struct {
 	o    Options
 	rpc  pb.TrustClient
 	conn *grpc.ClientConn
+
+	keys *envelope.CachingKeySource
 
 	mu  sync.Mutex
 	cur *session
@@ -121,6 +127,10 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		o.Now = time.Now
 	}
 	c := &Client{o: o}
+	if o.KeyCache.Now == nil {
+		o.KeyCache.Now = o.Now
+	}
+	c.keys = envelope.NewCachingKeySource(c, o.KeyCache)
 	conn := o.Conn
 	if conn == nil {
 		if o.Addr == "" {
@@ -147,6 +157,7 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	c.cur = nil
 	c.mu.Unlock()
+	c.keys.Purge()
 	if c.conn != nil {
 		return c.conn.Close()
 	}

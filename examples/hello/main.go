@@ -1,13 +1,10 @@
 // Command hello is the demo workload: it runs in the (INSECURE) simulated TEE, attests to a
 // trustd in --dev mode, fetches a secret, and encrypts and decrypts a small file with a data key
-// that only it and trustd ever see in plaintext.
+// that only it and trustd ever see in plaintext (the envelope format of sdk/envelope).
 package main
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,7 +17,6 @@ import (
 	"github.com/medicus-cloud/trust/enclave/sim"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/sdk"
-	"github.com/medicus-cloud/trust/secret"
 )
 
 // helloImage is the launch measurement of the demo image, as pinned in policies/examples/hello.yaml.
@@ -77,63 +73,27 @@ func run(addr, measurement, in string, out io.Writer) error {
 		}
 	}
 	kc := kms.Context{"tenant": "demo-hospital", "case": "4711", "content-type": "text/plain"}
-	dek, wrapped, err := c.GenerateDataKey(ctx, "hello/records", kc)
+	ct, err := c.Encrypt(ctx, "hello/records", kc, data)
 	if err != nil {
 		return err
 	}
-	ct, err := seal(dek, data, wrapped)
-	dek.Wipe()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "hello: encrypted %d bytes under a fresh data key (wrapped key %d bytes, stored beside the ciphertext)\n", len(data), len(wrapped))
+	fmt.Fprintf(out, "hello: encrypted %d bytes under a fresh data key from hello/records (%d bytes with header and wrapped key)\n", len(data), len(ct))
 
-	// Later, perhaps in another process: only the wrapped key and the same context are needed.
-	dek2, err := c.UnwrapDataKey(ctx, "hello/records", wrapped, kc)
-	if err != nil {
-		return err
-	}
-	pt, err := open(dek2, ct, wrapped)
-	dek2.Wipe()
+	// Reading it back needs only the ciphertext and the same context: the wrapped key is in the
+	// header, and trustd unwraps it for this attested workload alone.
+	pt, err := c.Decrypt(ctx, kc, ct)
 	if err != nil {
 		return err
 	}
 	if sha256.Sum256(pt) != sha256.Sum256(data) {
 		return errors.New("decrypted data differs from the original")
 	}
-	fmt.Fprintf(out, "hello: unwrapped the data key again and decrypted %d bytes: round trip OK\n", len(pt))
+	fmt.Fprintf(out, "hello: decrypted %d bytes: round trip OK\n", len(pt))
+
+	other := kms.Context{"tenant": "demo-hospital", "case": "4712", "content-type": "text/plain"}
+	if _, err := c.Decrypt(ctx, other, ct); err == nil {
+		return errors.New("the record opened under another case's context")
+	}
+	fmt.Fprintf(out, "hello: the same ciphertext under case 4712's context does not open, as it must not\n")
 	return nil
-}
-
-// seal encrypts one small record with AES-256-GCM, the wrapped key as associated data.
-// Large objects use the streaming envelope format of sdk/envelope instead.
-func seal(dek *secret.Bytes, pt, wrapped []byte) ([]byte, error) {
-	aead, err := gcm(dek)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return aead.Seal(nonce, nonce, pt, wrapped), nil
-}
-
-func open(dek *secret.Bytes, ct, wrapped []byte) ([]byte, error) {
-	aead, err := gcm(dek)
-	if err != nil {
-		return nil, err
-	}
-	if len(ct) < aead.NonceSize() {
-		return nil, errors.New("ciphertext too short")
-	}
-	return aead.Open(nil, ct[:aead.NonceSize()], ct[aead.NonceSize():], wrapped)
-}
-
-func gcm(dek *secret.Bytes) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(dek.Reveal())
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
 }
