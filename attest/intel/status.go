@@ -103,6 +103,9 @@ func (r *EnclaveReport) Bytes() []byte {
 // Match checks an enclave report against the identity (MRSIGNER, ISVPRODID, masked MISCSELECT
 // and ATTRIBUTES) and returns the TCB level of its ISVSVN.
 func (id *EnclaveIdentity) Match(r *EnclaveReport) (*TCBLevel, error) {
+	if len(id.MiscSelect) != 4 || len(id.MiscSelectMask) != 4 || len(id.Attributes) != 16 || len(id.AttributesMask) != 16 {
+		return nil, fmt.Errorf("%s identity: malformed miscselect or attributes", id.ID)
+	}
 	if !bytes.Equal(r.MRSIGNER[:], id.MRSigner) {
 		return nil, fmt.Errorf("%s identity: MRSIGNER %x is not Intel's %x", id.ID, r.MRSIGNER, []byte(id.MRSigner))
 	}
@@ -138,6 +141,9 @@ func (t *TCBInfo) PlatformLevel(pck *PCKExtensions, teeTCBSVN []byte) (*TCBLevel
 levels:
 	for i := range t.TCBLevels {
 		l := &t.TCBLevels[i]
+		if len(l.TCB.SGXTCBComponents) != 16 || (teeTCBSVN != nil && len(l.TCB.TDXTCBComponents) != 16) {
+			return nil, fmt.Errorf("TCB info level %d lacks its 16 SGX or TDX components", i)
+		}
 		for j, c := range l.TCB.SGXTCBComponents {
 			if int(pck.TCBComponents[j]) < c.SVN {
 				continue levels
