@@ -88,8 +88,12 @@ func TestRealCollateral(t *testing.T) {
 	}{
 		{"expired", realTime.AddDate(0, 1, 0), nil, intel.FileTCBInfo},
 		{"not yet valid", realTime.AddDate(0, -1, 0), nil, intel.FileTCBInfo},
-		{"tcb info signature", realTime, func(c *intel.Collateral) { c.TCBInfo = bytes.Replace(c.TCBInfo, []byte(`"pcesvn":11`), []byte(`"pcesvn":10`), 1) }, intel.FileTCBInfo},
-		{"qe identity signature", realTime, func(c *intel.Collateral) { c.QEIdentity = bytes.Replace(c.QEIdentity, []byte(`"isvsvn":4`), []byte(`"isvsvn":3`), 1) }, intel.FileQEIdentity},
+		{"tcb info signature", realTime, func(c *intel.Collateral) {
+			c.TCBInfo = bytes.Replace(c.TCBInfo, []byte(`"pcesvn":11`), []byte(`"pcesvn":10`), 1)
+		}, intel.FileTCBInfo},
+		{"qe identity signature", realTime, func(c *intel.Collateral) {
+			c.QEIdentity = bytes.Replace(c.QEIdentity, []byte(`"isvsvn":4`), []byte(`"isvsvn":3`), 1)
+		}, intel.FileQEIdentity},
 		{"tcb chain swapped for the PCK CA chain", realTime, func(c *intel.Collateral) { c.TCBInfoChain = c.PCKCRLChain }, intel.FileTCBInfoChain},
 		{"pck crl flipped", realTime, func(c *intel.Collateral) { c.PCKCRL = flip(c.PCKCRL, len(c.PCKCRL)-10) }, intel.FilePCKCRL},
 		{"root crl flipped", realTime, func(c *intel.Collateral) { c.RootCRL = flip(c.RootCRL, len(c.RootCRL)-10) }, intel.FileRootCRL},
@@ -131,7 +135,11 @@ func TestRevocation(t *testing.T) {
 	now := p.NotBefore.AddDate(0, 1, 0)
 	ti := map[string]any{"id": "TDX", "version": 3, "issueDate": p.NotBefore, "nextUpdate": p.NotAfter, "fmspc": "00906ED50000", "pceId": "0000",
 		"tdxModule": map[string]string{"mrsigner": strings.Repeat("00", 48), "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF"},
-		"tcbLevels": []any{map[string]any{"tcb": map[string]any{"sgxtcbcomponents": make([]struct{ SVN int `json:"svn"` }, 16), "pcesvn": 0, "tdxtcbcomponents": make([]struct{ SVN int `json:"svn"` }, 16)}, "tcbDate": p.NotBefore, "tcbStatus": "UpToDate"}}}
+		"tcbLevels": []any{map[string]any{"tcb": map[string]any{"sgxtcbcomponents": make([]struct {
+			SVN int `json:"svn"`
+		}, 16), "pcesvn": 0, "tdxtcbcomponents": make([]struct {
+			SVN int `json:"svn"`
+		}, 16)}, "tcbDate": p.NotBefore, "tcbStatus": "UpToDate"}}}
 	qe := map[string]any{"id": "TD_QE", "version": 2, "issueDate": p.NotBefore, "nextUpdate": p.NotAfter, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
 		"attributes": strings.Repeat("00", 16), "attributesMask": strings.Repeat("FF", 16), "mrsigner": strings.Repeat("AB", 32), "isvprodid": 2,
 		"tcbLevels": []any{map[string]any{"tcb": map[string]int{"isvsvn": 0}, "tcbDate": p.NotBefore, "tcbStatus": "UpToDate"}}}
