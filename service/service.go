@@ -287,6 +287,19 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *release, claims *tok
 		return nil, &policies.Denial{Policy: claims.Policy, Claim: "grants", Seen: r.name,
 			Expected: fmt.Sprintf("a %s granted to this workload", r.kind)}
 	}
+	// The token says what the bundle granted when it was issued; the current bundle decides
+	// now. A reload that drops the image or the grant stops releases at once, and context
+	// constraints (for example a tenant) are enforced on every release.
+	bundle := s.o.Policies.Current()
+	if bundle == nil {
+		return nil, fmt.Errorf("%w: no policy bundle loaded", errNoPolicy)
+	}
+	if err := bundle.Revalidate(claims.Policy, attest.TEE(claims.TEE), claims.Measurement); err != nil {
+		return nil, err
+	}
+	if err := bundle.CheckContext(claims.Policy, r.kind, r.name, r.kc); err != nil {
+		return nil, err
+	}
 	c := claims.Confirmation
 	pk, err := seal.ParsePublicKey(seal.Suite{KEM: c.KEM, KDF: c.KDF, AEAD: c.AEAD}, c.PublicKey)
 	if err != nil {

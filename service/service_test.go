@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,13 +67,21 @@ func helloMeasurement() []byte {
 	return m
 }
 
+// swappable is a policy source whose bundle a test can replace, as a reload does.
+type swappable struct {
+	b atomic.Pointer[policies.Bundle]
+}
+
+func (s *swappable) Current() *policies.Bundle { return s.b.Load() }
+
 type harness struct {
-	conn   *grpc.ClientConn
-	rpc    pb.TrustClient
-	audit  *memAudit
-	keys   *local.Keyring
-	tokens *token.Issuer
-	now    *time.Time
+	policies *swappable
+	conn     *grpc.ClientConn
+	rpc      pb.TrustClient
+	audit    *memAudit
+	keys     *local.Keyring
+	tokens   *token.Issuer
+	now      *time.Time
 }
 
 func start(t testing.TB) *harness { return startWith(t, nil) }
@@ -85,8 +94,10 @@ func startWith(t testing.TB, store kms.KeyStore) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.CreateKey(ctx, "hello/records"); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"hello/records", "hello/tenant-records"} {
+		if err := keys.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := keys.PutSecret(ctx, "hello/api-token", secret.New([]byte("s3cr3t-api-token"))); err != nil {
 		t.Fatal(err)
@@ -100,7 +111,10 @@ spec:
   measurements: ["` + attest.Hex(helloMeasurement()).String() + `"]
   grants:
     secrets: [hello/api-token, hello/missing-secret]
-    dataKeys: [hello/records]
+    dataKeys:
+      - hello/records
+      - name: hello/tenant-records
+        context: {tenant: [uk-freiburg, uk-ulm]}
 `)})
 	if err != nil {
 		t.Fatal(err)
@@ -115,9 +129,11 @@ spec:
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}, Now: clock})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	h.tokens, _ = token.NewIssuer(token.Options{Key: tk, Now: clock})
+	h.policies = &swappable{}
+	h.policies.b.Store(bundle)
 	svc, err := service.New(service.Options{
 		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
-		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: ks, Audit: h.audit,
+		Policies:  h.policies, Keys: ks, Audit: h.audit,
 		Nonces: nonces, Tokens: h.tokens, Now: clock,
 	})
 	if err != nil {
@@ -162,7 +178,7 @@ func TestAllowPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if att.Policy != "hello" || len(att.Grants) != 3 || att.Claims.TEE != attest.InsecureSimulated {
+			if att.Policy != "hello" || len(att.Grants) != 4 || att.Claims.TEE != attest.InsecureSimulated {
 				t.Fatalf("attestation %+v", att)
 			}
 			s, err := c.Secret(ctx, "hello/api-token")
@@ -376,6 +392,52 @@ func TestReleaseBadInput(t *testing.T) {
 			t.Fatalf("owner cannot open: %v", err)
 		}
 	})
+}
+
+func TestGrantContextConstraints(t *testing.T) {
+	ctx := context.Background()
+	h := start(t)
+	c := h.client(t, hello())
+	if _, _, err := c.GenerateDataKey(ctx, "hello/tenant-records", kms.Context{"tenant": "uk-ulm", "case": "7"}); err != nil {
+		t.Fatalf("allowed tenant: %v", err)
+	}
+	for _, kc := range []kms.Context{{"tenant": "elsewhere"}, {"case": "7"}, nil} {
+		_, _, err := c.GenerateDataKey(ctx, "hello/tenant-records", kc)
+		var d *sdk.DeniedError
+		if !errors.As(err, &d) || d.Claim != "context.tenant" {
+			t.Errorf("context %v: %v, want a denial on context.tenant", kc, err)
+		}
+	}
+	if r := h.audit.last(); r.Verdict != audit.VerdictDeny {
+		t.Fatalf("refused release audited as %q", r.Verdict)
+	}
+}
+
+func TestReloadDroppingImageStopsReleases(t *testing.T) {
+	ctx := context.Background()
+	h := start(t)
+	c := h.client(t, hello())
+	if _, err := c.Secret(ctx, "hello/api-token"); err != nil {
+		t.Fatal(err)
+	}
+	other, err := policies.Parse(map[string][]byte{"other.yaml": []byte(`
+apiVersion: trust.medicus.cloud/v1
+kind: ImagePolicy
+metadata: {name: hello}
+spec:
+  tee: [insecure-simulated]
+  measurements: ["` + strings.Repeat("ee", 48) + `"]
+  grants: {secrets: [hello/api-token]}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.policies.b.Store(other)
+	_, err = c.Secret(ctx, "hello/api-token")
+	var d *sdk.DeniedError
+	if !errors.As(err, &d) || d.Claim != "measurement" {
+		t.Fatalf("release after the image was dropped: %v", err)
+	}
 }
 
 func TestAuditUnavailableReleasesNothing(t *testing.T) {
