@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
@@ -210,6 +211,22 @@ func (l *Log) VerifierKey() string { return l.vkey }
 // Origin returns the log's origin line.
 func (l *Log) Origin() string { return l.signer.Name() }
 
+// MaxReason bounds Record.Reason: Append cuts a longer reason (an error message, which a
+// hostile request may make long) rather than fail to record the decision.
+const MaxReason = 4096
+
+func truncateReason(s string) string {
+	if len(s) <= MaxReason {
+		return s
+	}
+	const mark = " [truncated]"
+	cut := MaxReason - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
 // Append writes r to the log and returns its index once it is durable: the entry, the tiles
 // and a checkpoint covering it are fsync'ed. Concurrent calls share one commit. If the log
 // cannot be written the record is not acknowledged (ErrUnwritable) and the log goes on from
@@ -218,9 +235,12 @@ func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if r != nil && r.Time.IsZero() {
+	if r != nil && (r.Time.IsZero() || len(r.Reason) > MaxReason) {
 		c := *r
-		c.Time = l.now()
+		if c.Time.IsZero() {
+			c.Time = l.now()
+		}
+		c.Reason = truncateReason(c.Reason)
 		r = &c
 	}
 	b, err := Marshal(r)

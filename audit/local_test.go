@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,12 @@ func openTest(t testing.TB, dir string) *Log {
 // fill appends n records from many goroutines and checks that the indexes are a permutation.
 func fill(t testing.TB, l *Log, from, n int) {
 	t.Helper()
+	if err := appendMany(l, from, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendMany(l *Log, from, n int) error {
 	var wg sync.WaitGroup
 	seen := make([]bool, from+n)
 	var mu sync.Mutex
@@ -64,9 +71,7 @@ func fill(t testing.TB, l *Log, from, n int) {
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	return <-errs
 }
 
 func TestLocalAppendReopen(t *testing.T) {
@@ -216,7 +221,7 @@ func TestUnwritable(t *testing.T) {
 func TestAppendInvalid(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	defer l.Close()
-	for _, r := range []*Record{nil, {Event: "attest", Verdict: "maybe"}, {Verdict: VerdictAllow}, {Event: "attest", Verdict: VerdictAllow, Reason: strings.Repeat("x", MaxRecordSize)}} {
+	for _, r := range []*Record{nil, {Event: "attest", Verdict: "maybe"}, {Verdict: VerdictAllow}, {Event: "attest", Verdict: VerdictAllow, RequestID: strings.Repeat("x", MaxRecordSize)}} {
 		if _, err := l.Append(context.Background(), r); !errors.Is(err, ErrInvalidRecord) {
 			t.Errorf("Append(%+v) = %v, want ErrInvalidRecord", r, err)
 		}
@@ -225,5 +230,49 @@ func TestAppendInvalid(t *testing.T) {
 	cancel()
 	if _, err := l.Append(ctx, testRecord(1)); err == nil {
 		t.Error("Append with a cancelled context succeeded")
+	}
+}
+
+func TestLongReason(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	defer l.Close()
+	r := testRecord(0)
+	r.Reason = strings.Repeat("é", MaxRecordSize)
+	if _, err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Search(context.Background(), &out, SearchOptions{Source: Source{Log: dir, Key: l.VerifierKey()}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "é [truncated]") || out.Len() > MaxReason+1000 {
+		t.Fatalf("reason not cut: %d bytes", out.Len())
+	}
+}
+
+// TestServeWhileAppending: readers of the HTTP handler see a consistent log at every checkpoint
+// while appends go on, including when partial tiles are replaced by full ones.
+func TestServeWhileAppending(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	defer l.Close()
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- appendMany(l, 0, 600) }()
+	src := Source{Log: srv.URL, Key: l.VerifierKey()}
+	for {
+		if _, err := Verify(context.Background(), new(bytes.Buffer), VerifyOptions{Source: src}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
 	}
 }
