@@ -21,7 +21,17 @@ import (
 )
 
 // This file holds the logic of `trustctl policy ...`: each command is one function that writes
-// its report to w and returns a non-nil error when the command should exit non-zero.
+// its report to w and returns a non-nil error when the command should exit non-zero. The cobra
+// commands only parse flags and read key files:
+//
+//	policy lint FILE|DIR...                      Lint(out, args...)
+//	policy test DIR                              Test(out, dir)
+//	policy explain --claims FILE FILE|DIR        Explain(out, bundle, claims)
+//	policy diff OLD NEW                          Diff(out, old, new)
+//	policy sign --key PEM [--version N] DIR      Sign(out, dir, pemBytes, N, crypto/rand.Reader)
+//	policy verify --keys PEM [--threshold M] DIR VerifyBundle(out, dir, pemBytes, M)
+//
+// When errors.Is(err, ErrFailed) the report is already on out: exit 1 without printing err.
 
 // ErrFailed is returned (wrapped) by Lint, Test and Explain when they reported problems or a
 // denial on w; the command should exit 1 without printing the error again.
@@ -163,6 +173,10 @@ func readTestFile(name string) ([]TestCase, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseTestFile(name, src)
+}
+
+func parseTestFile(name string, src []byte) ([]TestCase, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
 		return nil, yamlError(name, err)
@@ -205,6 +219,10 @@ func ReadClaims(name string) (*attest.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseClaims(name, src)
+}
+
+func parseClaims(name string, src []byte) (*attest.Claims, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	var c attest.Claims

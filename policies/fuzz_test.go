@@ -100,3 +100,24 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 	})
 }
+
+func FuzzTestFile(f *testing.F) {
+	seedFiles(f, "examples/tests/*.yaml")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cases, err := parseTestFile("t.yaml", b)
+		if err == nil && len(cases) == 0 {
+			t.Fatal("accepted a test file without cases")
+		}
+	})
+}
+
+func FuzzClaims(f *testing.F) {
+	seedFiles(f, "examples/tests/*.json")
+	bundle := realisticBundle(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseClaims("c.json", b)
+		if err == nil {
+			_, _ = bundle.Evaluate(c)
+		}
+	})
+}
