@@ -3,10 +3,15 @@ package token_test
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +83,24 @@ func hostileCWT(t *testing.T, alg cose.Algorithm, kid string, key *ecdsa.Private
 	return b
 }
 
+// algJWT re-signs the claims of jwt under another algorithm: "none" (no signature) or HS256
+// keyed with the issuer's public key, the classic algorithm-confusion forgeries.
+func algJWT(t *testing.T, alg string, i *issuer.Issuer, jwt []byte) []byte {
+	parts := strings.Split(string(jwt), ".")
+	enc := base64.RawURLEncoding
+	h := enc.EncodeToString([]byte(`{"alg":"` + alg + `","kid":"` + i.KeyID() + `","typ":"JWT"}`))
+	if alg == "none" {
+		return []byte(h + "." + parts[1] + ".")
+	}
+	der, err := x509.MarshalPKIXPublicKey(i.PublicKeys()[i.KeyID()])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, der)
+	m.Write([]byte(h + "." + parts[1]))
+	return []byte(h + "." + parts[1] + "." + enc.EncodeToString(m.Sum(nil)))
+}
+
 func TestVerify(t *testing.T) {
 	old := newIssuer(t)
 	i := newIssuer(t, old.PublicKeys()[old.KeyID()])
@@ -113,6 +136,8 @@ func TestVerify(t *testing.T) {
 		{"cwt EdDSA", hostileCWT(t, cose.AlgorithmEdDSA, i.KeyID(), fk, &full), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
 		{"wrong issuer", jwt, sdk.Options{Now: at(now), Issuer: "other"}, sdk.ErrIssuer},
 		{"garbage", []byte{0xd2, 0x84}, sdk.Options{Now: at(now)}, sdk.ErrMalformed},
+		{"jwt alg none", algJWT(t, "none", i, jwt), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
+		{"jwt HS256 keyed with our public key", algJWT(t, "HS256", i, jwt), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
 	} {
 		for name, keys := range map[string]*sdk.Keys{"jwks": jwks, "grpc": grpc} {
 			t.Run(tc.name+"/"+name, func(t *testing.T) {
