@@ -330,3 +330,32 @@ func TestBadCollateralDir(t *testing.T) {
 		t.Fatalf("empty collateral directory: %v", err)
 	}
 }
+
+// One Verifier serves trustd's concurrent requests: caches are shared (run with -race).
+func TestConcurrentVerify(t *testing.T) {
+	p := testPKI(t)
+	dir := t.TempDir()
+	for name, b := range p.Collateral(t, sgxtest.CollateralOptions{}) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := New(Options{Root: p.Root, CollateralDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quotes := [][]byte{goodQuote(t, 3), goodQuote(t, 4), goodQuote(t, 5)}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 20 {
+				c, err := v.Verify(context.Background(), sgxEvidence(quotes[(i+j)%3]), attest.Options{Now: fixtureNow})
+				if err != nil || c.TCBStatus != "UpToDate" {
+					t.Errorf("concurrent verify: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
