@@ -149,6 +149,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, attest.Malformed("quote.qe_report", "%v", err)
 	}
+	if err := checkQE(qe); err != nil {
+		return nil, err
+	}
 	if q.Body.Debug() && !v.o.AllowDebug {
 		return nil, attest.NotAuthentic("quote.body.attributes.debug", errors.New("the enclave is a debug enclave: the host can read and write its memory"))
 	}
@@ -192,6 +195,28 @@ func (v *Verifier) authenticate(q *Quote, now time.Time) (*intel.Chain, *pckInfo
 		return nil, nil, attest.NotAuthentic("quote.qe_report.report_data", errors.New("QE report data does not bind the attestation key"))
 	}
 	return pck, info, nil
+}
+
+// IntelQEMRSIGNER is the MRSIGNER of Intel's quoting enclaves (the SGX QE's identity at PCS
+// names it, and Intel's QVL pins it for the QvE).
+var IntelQEMRSIGNER = [32]byte{
+	0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a,
+	0x00, 0x56, 0xac, 0x8d, 0xed, 0x70, 0x14, 0x0b, 0x08, 0x1b, 0x09, 0x44, 0x90, 0xc5, 0x7b, 0xff,
+}
+
+// checkQE pins the quoting enclave to Intel's SGX QE even without collateral (the QE identity
+// then checks the same and more): the PCK certifies reports of any enclave allowed the
+// provisioning key, and only Intel's QE is trusted to vouch for attestation keys.
+func checkQE(qe *intel.EnclaveReport) error {
+	switch {
+	case qe.MRSIGNER != IntelQEMRSIGNER:
+		return attest.NotAuthentic("quote.qe_report.mrsigner", fmt.Errorf("quoting enclave signer %x is not Intel's", qe.MRSIGNER))
+	case qe.ISVProdID != 1:
+		return attest.NotAuthentic("quote.qe_report.isv_prod_id", fmt.Errorf("quoting enclave product %d is not the SGX QE (1)", qe.ISVProdID))
+	case qe.Attributes[0]&AttributeDebug != 0:
+		return attest.NotAuthentic("quote.qe_report.attributes.debug", errors.New("the quoting enclave is a debug enclave"))
+	}
+	return nil
 }
 
 func (v *Verifier) pckInfo(ch *intel.Chain) (*pckInfo, error) {

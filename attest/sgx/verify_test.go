@@ -359,3 +359,39 @@ func TestConcurrentVerify(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Without collateral the QE is still pinned to Intel's; with collateral the QE identity decides.
+func TestQuotingEnclave(t *testing.T) {
+	p := testPKI(t)
+	notIntel := sgxtest.QEIdentity()
+	notIntel.MRSIGNER[0] ^= 1
+	otherProd := sgxtest.QEIdentity()
+	otherProd.ProdID = 2
+	debug := sgxtest.QEIdentity()
+	debug.Flags |= AttributeDebug
+	oldQE := sgxtest.QEIdentity()
+	oldQE.SVN = 5
+	tests := []struct {
+		name  string
+		qe    sgxtest.Enclave
+		coll  bool
+		kind  error
+		field string
+	}{
+		{"not intel's", notIntel, false, attest.ErrNotAuthentic, "quote.qe_report.mrsigner"},
+		{"other product", otherProd, false, attest.ErrNotAuthentic, "quote.qe_report.isv_prod_id"},
+		{"debug qe", debug, false, attest.ErrNotAuthentic, "quote.qe_report.attributes.debug"},
+		{"qe below identity levels", oldQE, true, attest.ErrNotAuthentic, "tcb_status"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := sgxEvidence(p.Quote(t, sgxtest.DefaultEnclave(), testReportData, sgxtest.QuoteOptions{QE: &tt.qe}))
+			if tt.coll {
+				ev.Collateral = p.Collateral(t, sgxtest.CollateralOptions{})
+			}
+			v, _ := New(Options{Root: p.Root, AllowDebug: true})
+			_, err := v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow})
+			wantErr(t, err, tt.kind, tt.field)
+		})
+	}
+}

@@ -37,8 +37,12 @@ var (
 	PCKTCB = [16]byte{4, 4, 3, 3, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 	PCESVN = 13
 	QESVN  = uint16(8)
-	// QEMRSIGNER is the quoting enclave's signer, as the QE identity names it.
-	QEMRSIGNER = fill(0x8c)
+	// QEMRSIGNER is the quoting enclave's signer: Intel's (attest/sgx pins it), as the QE
+	// identity names it.
+	QEMRSIGNER = [32]byte{
+		0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a,
+		0x00, 0x56, 0xac, 0x8d, 0xed, 0x70, 0x14, 0x0b, 0x08, 0x1b, 0x09, 0x44, 0x90, 0xc5, 0x7b, 0xff,
+	}
 )
 
 // Layout constants of the quote format (see attest/sgx).
@@ -223,6 +227,14 @@ type QuoteOptions struct {
 	AuthData []byte
 	// Chain replaces the PCK chain the quote carries.
 	Chain []byte
+	// QE replaces the quoting enclave's identity (default: QEIdentity()).
+	QE *Enclave
+}
+
+// QEIdentity is the quoting enclave's identity in the quotes a Platform makes: Intel's SGX QE
+// (product 1, SVN QESVN, not debug).
+func QEIdentity() Enclave {
+	return Enclave{MRENCLAVE: fill(0x4e), MRSIGNER: QEMRSIGNER, ProdID: 1, SVN: QESVN, Flags: 0x11, XFRM: 0xe7}
 }
 
 // Quote makes an SGX DCAP quote of enclave e with reportData, under a fresh attestation key.
@@ -239,7 +251,11 @@ func (p *Platform) Quote(t testing.TB, e Enclave, reportData [64]byte, o QuoteOp
 
 	// The QE report: the QE identity sgxtest's collateral describes, with SHA-256(attestation
 	// key || auth data) as its report data.
-	qe := ReportBody(Enclave{MRENCLAVE: fill(0x4e), MRSIGNER: QEMRSIGNER, ProdID: 1, SVN: QESVN, Flags: 0x11, XFRM: 0xe7}, [64]byte{})
+	qeID := QEIdentity()
+	if o.QE != nil {
+		qeID = *o.QE
+	}
+	qe := ReportBody(qeID, [64]byte{})
 	h := sha256.Sum256(append(append([]byte{}, akRaw...), o.AuthData...))
 	copy(qe[320:], h[:])
 	qeSig := RawSign(t, p.PCKKey, qe)
