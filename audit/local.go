@@ -24,6 +24,8 @@ var (
 	ErrUnwritable = errors.New("audit log unwritable")
 	ErrClosed     = errors.New("audit log closed")
 	ErrCorrupt    = errors.New("audit log corrupt")
+	// ErrLocked: another process has the log open for writing.
+	ErrLocked = errors.New("audit log locked")
 )
 
 // DefaultOrigin is the checkpoint origin (and note key name) of a new log when none is given.
@@ -59,6 +61,7 @@ type LocalOptions struct {
 // Log is an append-only Merkle-tree log of records on local disk, as C2SP tlog-tiles with
 // signed tlog-checkpoints. It is safe for concurrent use.
 type Log struct {
+	lock   *os.File
 	dir    string
 	pub    string
 	signer note.Signer
@@ -117,6 +120,16 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 			return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 		}
 	}
+	lock, err := lockDir(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	skey, err := loadOrCreateKey(o)
 	if err != nil {
 		return nil, err
@@ -133,6 +146,7 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
+		lock:   lock,
 		dir:    o.Dir,
 		pub:    filepath.Join(o.Dir, publicDir),
 		signer: signer,
@@ -149,6 +163,7 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 		return nil, err
 	}
 	go l.run()
+	ok = true
 	return l, nil
 }
 
@@ -275,15 +290,20 @@ func (l *Log) enqueue(ctx context.Context, b []byte) (<-chan appendRes, error) {
 	}
 }
 
-// Close waits for pending appends to finish and stops the log. Appends after Close fail.
+// Close waits for pending appends to finish, stops the log and releases its directory.
+// Appends after Close fail with ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	if !l.closed {
+	first := !l.closed
+	if first {
 		l.closed = true
 		close(l.reqs)
 	}
 	l.mu.Unlock()
 	<-l.done
+	if first {
+		return l.lock.Close()
+	}
 	return nil
 }
 

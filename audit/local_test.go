@@ -276,3 +276,14 @@ func TestServeWhileAppending(t *testing.T) {
 		}
 	}
 }
+
+func TestLocked(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	if _, err := OpenLocal(context.Background(), LocalOptions{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open = %v, want ErrLocked", err)
+	}
+	l.Close()
+	l.Close()
+	openTest(t, dir).Close()
+}
