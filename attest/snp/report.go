@@ -205,6 +205,22 @@ func mustGUID(s string) [16]byte {
 	return g
 }
 
+// canonicalGUID maps a known GUID written in Microsoft's mixed-endian layout (first three
+// fields little-endian) to the RFC 4122 byte order the GHCB table normally uses, so tables from
+// hosts that serialize GUIDs either way read the same.
+func canonicalGUID(g [16]byte) [16]byte {
+	m := g
+	m[0], m[1], m[2], m[3] = g[3], g[2], g[1], g[0]
+	m[4], m[5] = g[5], g[4]
+	m[6], m[7] = g[7], g[6]
+	for _, known := range [][16]byte{guidVCEK, guidVLEK, guidASK, guidARK} {
+		if m == known {
+			return m
+		}
+	}
+	return g
+}
+
 // certTable maps GUIDs to the certificates of a parsed table.
 type certTable map[[16]byte][]byte
 
@@ -245,6 +261,7 @@ func parseCertTable(b []byte) (certTable, error) {
 		if s.off < header || s.off+s.len > uint64(len(b)) {
 			return nil, attest.Malformed("certificates", "entry %d points at bytes [%d, %d) outside the table's data [%d, %d)", i, s.off, s.off+s.len, header, len(b))
 		}
+		s.guid = canonicalGUID(s.guid)
 		if _, dup := out[s.guid]; dup {
 			return nil, attest.Malformed("certificates", "entry %d repeats GUID %x", i, s.guid)
 		}

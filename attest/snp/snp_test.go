@@ -399,3 +399,16 @@ func TestEvidenceFromFile(t *testing.T) {
 		t.Fatalf("claims %+v", c)
 	}
 }
+
+func TestMixedEndianGUIDs(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	table := vcekOnlyTable(f.signer.Vcek.Raw)
+	g := table[:16]
+	g[0], g[1], g[2], g[3] = g[3], g[2], g[1], g[0]
+	g[4], g[5] = g[5], g[4]
+	g[6], g[7] = g[7], g[6]
+	v := mustNew(t, Options{Roots: f.roots, Revocation: InsecureRevocationSkip})
+	if _, err := v.Verify(context.Background(), &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: table}, attest.Options{Now: tVerify}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -334,6 +334,12 @@ func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table
 		return nil, attest.NotAuthentic(field, fmt.Errorf("does not chain to AMD's %s root (ARK-%s): %v", product, product, err))
 	}
 	chain := chains[0]
+	for _, c := range chains {
+		if len(c) == 3 && c[1].Equal(ica) {
+			chain = c // prefer our own intermediate over one the host supplied
+			break
+		}
+	}
 	if len(chain) != 3 {
 		return nil, attest.NotAuthentic(field, fmt.Errorf("chain has %d certificates, want VCEK/VLEK, intermediate, ARK", len(chain)))
 	}
