@@ -17,7 +17,6 @@ package ego
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,47 +26,22 @@ import (
 	"github.com/medicus-cloud/trust/enclave"
 )
 
-// Open Enclave's legacy report header (oe_report_header_t), which EGo's GetRemoteReport puts in
-// front of the quote.
 const (
-	// ReportHeaderSize is the size of the header in front of the quote.
-	ReportHeaderSize    = 16
-	reportHeaderVersion = 1
-	reportTypeSGXLocal  = 1
-	reportTypeSGXRemote = 2
-	maxReportSize       = ReportHeaderSize + sgx.MaxQuoteSize
-	errPrefix           = "ego: "
-	buildHint           = "build the workload with the EGo toolchain and the build tag (ego-go build -tags ego), sign it with ego sign and start it with ego run"
+	// ReportHeaderSize is the size of the Open Enclave report header in front of the quote.
+	ReportHeaderSize = sgx.OEReportHeaderSize
+	errPrefix        = "ego: "
+	buildHint        = "build the workload with the EGo toolchain and the build tag (ego-go build -tags ego), sign it with ego sign and start it with ego run"
 )
 
 // QuoteFromReport checks the Open Enclave report header of a remote report as EGo's
-// GetRemoteReport returns it and returns the DCAP quote behind it. The quote aliases report.
+// GetRemoteReport returns it and returns the DCAP quote behind it (see sgx.QuoteFromOEReport).
+// The quote aliases report.
 func QuoteFromReport(report []byte) ([]byte, error) {
-	if len(report) > maxReportSize {
-		return nil, fmt.Errorf(errPrefix+"remote report is %d bytes, limit %d", len(report), maxReportSize)
+	q, err := sgx.QuoteFromOEReport(report)
+	if err != nil {
+		return nil, fmt.Errorf(errPrefix+"remote report: %w", err)
 	}
-	if len(report) < ReportHeaderSize {
-		return nil, fmt.Errorf(errPrefix+"remote report is %d bytes, shorter than its %d-byte header", len(report), ReportHeaderSize)
-	}
-	le := binary.LittleEndian
-	if v := le.Uint32(report[0:]); v != reportHeaderVersion {
-		return nil, fmt.Errorf(errPrefix+"remote report header version %d, want %d", v, reportHeaderVersion)
-	}
-	switch typ := le.Uint32(report[4:]); typ {
-	case reportTypeSGXRemote:
-	case reportTypeSGXLocal:
-		return nil, errors.New(errPrefix + "report type 1 is a local report, not a remote one with a quote")
-	default:
-		return nil, fmt.Errorf(errPrefix+"report type %d is not an SGX remote report (2)", typ)
-	}
-	size := le.Uint64(report[8:])
-	if size != uint64(len(report)-ReportHeaderSize) {
-		return nil, fmt.Errorf(errPrefix+"remote report header says %d quote bytes, %d follow", size, len(report)-ReportHeaderSize)
-	}
-	if size == 0 {
-		return nil, errors.New(errPrefix + "remote report holds an empty quote")
-	}
-	return report[ReportHeaderSize:], nil
+	return q, nil
 }
 
 // ReportFunc is the signature of EGo's enclave.GetRemoteReport.
