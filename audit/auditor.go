@@ -327,6 +327,9 @@ func VerifyInclusion(ip *InclusionProof, checkpoint []byte, vkey string) (*Recor
 	if err != nil {
 		return nil, &EntryError{Index: ip.Index, Err: err}
 	}
+	if !bytes.Equal(hashLeaf(ip.Record), ip.LeafHash) {
+		return nil, &EntryError{Index: ip.Index, Err: errors.New("leaf_hash is not the hash of the record")}
+	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, ip.Index, cp.Size, hashLeaf(ip.Record), ip.Proof, cp.Root); err != nil {
 		return nil, &EntryError{Index: ip.Index, Err: fmt.Errorf("not included: %v", err)}
 	}
@@ -572,4 +575,46 @@ func Witness(ctx context.Context, w io.Writer, o WitnessOptions) (*Checkpoint, e
 		_, err = fmt.Fprintf(w, "ok: %s grew from %d to %d consistently\n", cp.Origin, from, cp.Size)
 	}
 	return cp, err
+}
+
+// ParseInclusionProof reads what Prove wrote, strictly (unknown members are errors), for
+// VerifyInclusion. The record is re-encoded canonically; VerifyInclusion then checks that it is
+// the leaf that was proven.
+func ParseInclusionProof(b []byte) (*InclusionProof, error) {
+	if len(b) > maxObject {
+		return nil, fmt.Errorf("audit: inclusion proof of %d bytes", len(b))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var ip InclusionProof
+	if err := dec.Decode(&ip); err != nil {
+		return nil, fmt.Errorf("audit: inclusion proof: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("audit: inclusion proof: data after the proof")
+	}
+	if len(ip.Root) != hashSize || len(ip.LeafHash) != hashSize || len(ip.Proof) > 64 {
+		return nil, errors.New("audit: inclusion proof: root, leaf_hash or proof of the wrong size")
+	}
+	for i, h := range ip.Proof {
+		if len(h) != hashSize {
+			return nil, fmt.Errorf("audit: inclusion proof: proof[%d] is %d bytes, want %d", i, len(h), hashSize)
+		}
+	}
+	if ip.Record == nil {
+		return nil, errors.New("audit: inclusion proof: no record")
+	}
+	// Prove's output is indented for people; the leaf is the canonical form of the record.
+	var r Record
+	rd := json.NewDecoder(bytes.NewReader(ip.Record))
+	rd.DisallowUnknownFields()
+	if err := rd.Decode(&r); err != nil {
+		return nil, fmt.Errorf("audit: inclusion proof: record: %v", err)
+	}
+	c, err := Marshal(&r)
+	if err != nil {
+		return nil, fmt.Errorf("audit: inclusion proof: record: %w", err)
+	}
+	ip.Record = c
+	return &ip, nil
 }

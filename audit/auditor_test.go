@@ -124,6 +124,17 @@ func TestAuditorGolden(t *testing.T) {
 		if _, err := VerifyInclusion(ip, checkpointOf(t, dir), src.Key); err != nil {
 			t.Fatalf("VerifyInclusion(%d): %v", idx, err)
 		}
+		parsed, err := ParseInclusionProof(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := VerifyInclusion(parsed, checkpointOf(t, dir), src.Key); err != nil {
+			t.Fatalf("VerifyInclusion(parsed %d): %v", idx, err)
+		}
+		parsed.Index++
+		if _, err := VerifyInclusion(parsed, checkpointOf(t, dir), src.Key); err == nil {
+			t.Fatalf("proof of %d verified for %d", idx, parsed.Index)
+		}
 		golden(t, fmt.Sprintf("prove-%03d.golden", idx), buf.Bytes())
 	}
 	if _, err := Prove(ctx, &buf, ProveOptions{Source: src, Index: 300}); err == nil {

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -63,6 +65,22 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		cp, err := OpenCheckpoint(b, vkey)
 		if err == nil && (len(cp.Root) != hashSize || cp.Origin != l.Origin()) {
 			t.Fatalf("accepted %q", b)
+		}
+	})
+}
+
+func FuzzParseInclusionProof(f *testing.F) {
+	for _, name := range []string{"prove-000.golden", "prove-299.golden"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ip, err := ParseInclusionProof(b)
+		if err == nil && len(ip.Root) != hashSize {
+			t.Fatal("accepted a bad root")
 		}
 	})
 }
