@@ -1,8 +1,10 @@
 package tdx
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/intel"
@@ -71,6 +73,8 @@ type TDReport struct {
 type Quote struct {
 	Version    uint16
 	BodyType   uint16 // 2 (TD 1.0) or 3 (TD 1.5); v4 quotes are always 2
+	// QESVN and PCESVN are header fields that only SGX quotes fill; TDX quotes carry the QE's
+	// SVN in the QE report and the PCE's in the PCK certificate.
 	QESVN      uint16
 	PCESVN     uint16
 	QEVendorID [16]byte
@@ -101,8 +105,8 @@ func ParseQuote(b []byte) (*Quote, error) {
 	}
 	q := &Quote{
 		Version: binary.LittleEndian.Uint16(b[0:]),
-		PCESVN:  binary.LittleEndian.Uint16(b[8:]),
-		QESVN:   binary.LittleEndian.Uint16(b[10:]),
+		QESVN:   binary.LittleEndian.Uint16(b[8:]),
+		PCESVN:  binary.LittleEndian.Uint16(b[10:]),
 	}
 	copy(q.QEVendorID[:], b[12:28])
 	copy(q.UserData[:], b[28:48])
@@ -246,4 +250,30 @@ func (q *Quote) parseSignatureData(s []byte) error {
 	}
 	q.PCKChain = s
 	return nil
+}
+
+// EvidenceFromFile reads a quote as tools save it: raw bytes, or the same as hex or base64 text
+// (surrounding whitespace ignored).
+func EvidenceFromFile(b []byte) (*attest.Evidence, error) {
+	if len(b) > 4*MaxQuoteSize {
+		return nil, attest.Malformed("quote", "file is %d bytes, limit %d", len(b), 4*MaxQuoteSize)
+	}
+	q := b
+	if !looksRaw(b) {
+		t := strings.TrimSpace(string(b))
+		if d, err := hex.DecodeString(t); err == nil && looksRaw(d) {
+			q = d
+		} else if d, err := base64.StdEncoding.DecodeString(t); err == nil && looksRaw(d) {
+			q = d
+		}
+	}
+	if _, err := ParseQuote(q); err != nil {
+		return nil, err
+	}
+	return &attest.Evidence{TEE: attest.TDX, Report: q}, nil
+}
+
+// looksRaw: a little-endian version 4 or 5 and the TDX TEE type.
+func looksRaw(b []byte) bool {
+	return len(b) >= 8 && (b[0] == 4 || b[0] == 5) && b[1] == 0 && binary.LittleEndian.Uint32(b[4:]) == teeTypeTDX
 }

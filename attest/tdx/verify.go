@@ -137,6 +137,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, attest.Malformed("quote.qe_report", "%v", err)
 	}
+	if err := checkQE(qe); err != nil {
+		return nil, err
+	}
 	c := claims(q, info, qe)
 	status, adv, err := v.appraise(ctx, ev, q, qe, pck, info, now)
 	if err != nil {
@@ -180,6 +183,31 @@ func (v *Verifier) authenticate(q *Quote, now time.Time) (*intel.Chain, *pckInfo
 		return nil, nil, attest.NotAuthentic("quote.qe_report.report_data", errors.New("QE report data does not bind the attestation key"))
 	}
 	return pck, info, nil
+}
+
+// IntelTDQEMRSigner is the MRSIGNER of Intel's TD quoting enclave, and TDQEProdID its
+// ISVPRODID, as Intel's TD_QE identity publishes them.
+var IntelTDQEMRSigner = [32]byte{
+	0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03,
+	0x0f, 0x7c, 0x15, 0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
+}
+
+// TDQEProdID is the ISVPRODID of Intel's TD quoting enclave.
+const TDQEProdID = 2
+
+// checkQE pins the quoting enclave to Intel's TD QE even without collateral: the PCK signs the
+// report of any enclave on the platform that asks, so only the QE's identity makes its word
+// on the attestation key worth anything. With collateral the QE identity is checked in full.
+func checkQE(qe *intel.EnclaveReport) error {
+	switch {
+	case qe.MRSIGNER != IntelTDQEMRSigner:
+		return attest.NotAuthentic("quote.qe_report.mrsigner", fmt.Errorf("quoting enclave signer %x is not Intel's", qe.MRSIGNER))
+	case qe.ISVProdID != TDQEProdID:
+		return attest.NotAuthentic("quote.qe_report.isv_prod_id", fmt.Errorf("quoting enclave product %d is not the TD QE (%d)", qe.ISVProdID, TDQEProdID))
+	case qe.Attributes[0]&0x02 != 0:
+		return attest.NotAuthentic("quote.qe_report.attributes", errors.New("quoting enclave is a debug enclave"))
+	}
+	return nil
 }
 
 func (v *Verifier) pckInfo(ch *intel.Chain) (*pckInfo, error) {

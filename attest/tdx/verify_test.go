@@ -3,6 +3,8 @@ package tdx_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -184,7 +186,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	badQE := f.QEIdentity()
-	badQE.MRSigner = make([]byte, 32)
+	badQE.ISVProdID = 3
 	wrongQE, err := f.Collateral(nil, badQE, false)
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +242,9 @@ func TestVerify(t *testing.T) {
 		{name: "expired collateral", quote: spec(nil), coll: good, at: f.Now.AddDate(0, 2, 0), wantKind: attest.ErrNotAuthentic, wantField: "collateral.rootcrl.der"},
 		{name: "collateral required", quote: spec(nil), opts: tdx.Options{RequireCollateral: true}, wantKind: attest.ErrUnavailable, wantField: "collateral"},
 		{name: "PCK chain to the Intel root", quote: spec(nil), opts: tdx.Options{Root: intel.IntelRoot()}, wantKind: attest.ErrNotAuthentic, wantField: "quote.pck_chain"},
+		{name: "QE not Intel's, no collateral", quote: spec(func(s *tdxtest.QuoteSpec) { s.QE.MRSIGNER[0] ^= 1 }), wantKind: attest.ErrNotAuthentic, wantField: "quote.qe_report.mrsigner"},
+		{name: "QE of another product", quote: spec(func(s *tdxtest.QuoteSpec) { s.QE.ISVProdID = 1 }), wantKind: attest.ErrNotAuthentic, wantField: "quote.qe_report.isv_prod_id"},
+		{name: "debug QE", quote: spec(func(s *tdxtest.QuoteSpec) { s.QE.Attributes[0] |= 2 }), wantKind: attest.ErrNotAuthentic, wantField: "quote.qe_report.attributes"},
 		{name: "QE signed by another key", quote: spec(func(s *tdxtest.QuoteSpec) { s.PCKKey = f.AK }), wantKind: attest.ErrNotAuthentic, wantField: "quote.qe_report_signature"},
 	}
 	for _, tc := range tests {
@@ -346,6 +351,25 @@ func TestBadBytes(t *testing.T) {
 	for n := range len(q) {
 		if _, err := v.Verify(context.Background(), ev(q[:n], nil), attest.Options{Now: f.Now}); !errors.Is(err, attest.ErrMalformed) {
 			t.Fatalf("truncated to %d: %v", n, err)
+		}
+	}
+}
+
+func TestEvidenceFromFile(t *testing.T) {
+	q := realQuote(t)
+	for name, b := range map[string][]byte{
+		"raw":    q,
+		"hex":    []byte(hex.EncodeToString(q) + "\n"),
+		"base64": []byte(base64.StdEncoding.EncodeToString(q)),
+	} {
+		e, err := tdx.EvidenceFromFile(b)
+		if err != nil || !bytes.Equal(e.Report, q) || e.TEE != attest.TDX {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, b := range map[string][]byte{"empty": nil, "text": []byte("hello"), "truncated hex": []byte(hex.EncodeToString(q[:600]))} {
+		if _, err := tdx.EvidenceFromFile(b); !errors.Is(err, attest.ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

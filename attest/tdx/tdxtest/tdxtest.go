@@ -17,18 +17,8 @@ import (
 	"github.com/medicus-cloud/trust/attest/tdx"
 )
 
-// QEMRSigner is the MRSIGNER of the test QE (Intel's TD QE signer, reused).
-var QEMRSigner = mustHex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5")
-
-func mustHex(s string) [32]byte {
-	var out [32]byte
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 32 {
-		panic("tdxtest: bad constant")
-	}
-	copy(out[:], b)
-	return out
-}
+// QEMRSigner is the MRSIGNER of the test QE: Intel's TD QE signer, which the verifier pins.
+var QEMRSigner = tdx.IntelTDQEMRSigner
 
 // Fixture is a test platform: a PKI, a PCK for it, an attestation key and a time at which
 // everything is valid.
