@@ -71,8 +71,8 @@ type TDReport struct {
 
 // Quote is a parsed TDX quote, version 4 or 5. Slices alias the bytes it was parsed from.
 type Quote struct {
-	Version    uint16
-	BodyType   uint16 // 2 (TD 1.0) or 3 (TD 1.5); v4 quotes are always 2
+	Version  uint16
+	BodyType uint16 // 2 (TD 1.0) or 3 (TD 1.5); v4 quotes are always 2
 	// QESVN and PCESVN are header fields that only SGX quotes fill; TDX quotes carry the QE's
 	// SVN in the QE report and the PCE's in the PCK certificate.
 	QESVN      uint16
