@@ -15,16 +15,29 @@ say() { printf '\n== %s\n' "$*"; }
 say "Building trustd, trustctl and the demo workload"
 go build -o "$BIN/trustd" ./cmd/trustd
 go build -o "$BIN/trustctl" ./cmd/trustctl
-go build -o "$BIN/hello" ./examples/hello
+for ex in hello teleconsult messenger-attachments sepsis-scoring; do
+  go build -o "$BIN/$ex" "./examples/$ex"
+done
 
-rm -rf .demo && mkdir -p .demo
-say "Creating the data key root 'hello/records' and the secret 'hello/api-token' in the local keyring"
-"$BIN/trustctl" keys create hello/records --data-dir "$DATA" --dev
-printf 'demo-api-token-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" |
-  "$BIN/trustctl" secrets put hello/api-token --data-dir "$DATA" --dev
+rm -rf .demo && mkdir -p .demo/policies
+say "Collecting the sample policies and the examples' policies into one (unsigned, dev-mode) bundle"
+cp policies/examples/*.yaml policies/examples/*.json .demo/policies/
+for ex in teleconsult messenger-attachments sepsis-scoring; do
+  cp "examples/$ex/policy.yaml" ".demo/policies/example-$ex.yaml"
+done
+"$BIN/trustctl" policy lint .demo/policies
+
+say "Creating data-key roots and secrets in the local keyring"
+for key in hello/records teleconsult/imaging messenger/attachments sepsis/vitals sepsis/scores; do
+  "$BIN/trustctl" keys create "$key" --data-dir "$DATA" --dev
+done
+for sec in hello/api-token teleconsult/viewer-token; do
+  printf 'demo-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" |
+    "$BIN/trustctl" secrets put "$sec" --data-dir "$DATA" --dev
+done
 
 say "Starting trustd in --dev mode (INSECURE simulated TEE) on 127.0.0.1"
-"$BIN/trustd" --dev --data-dir "$DATA" --policy policies/examples --listen 127.0.0.1:0 >.demo/trustd.log 2>&1 &
+"$BIN/trustd" --dev --data-dir "$DATA" --policy .demo/policies --listen 127.0.0.1:0 >.demo/trustd.log 2>&1 &
 TRUSTD=$!
 trap 'kill $TRUSTD 2>/dev/null || true; wait $TRUSTD 2>/dev/null || true' EXIT
 ADDR=""
@@ -51,4 +64,17 @@ if [[ $rc -ne 2 ]]; then
 fi
 echo "As expected: denied, nothing released."
 
-say "Demo finished: one workload attested and received its keys; the tampered one was denied."
+say "Teleconsult: a 64 MB imaging study encrypted on upload, streamed back decrypted to an authorised viewer"
+"$BIN/teleconsult" --addr "$ADDR" --size-mb 64
+
+say "Messenger: an attachment encrypted for a room; the same event forwarded to another room does not open"
+"$BIN/messenger-attachments" --addr "$ADDR"
+
+say "Sepsis scoring: vital signs decrypted inside the TEE, scored, and the scores encrypted"
+"$BIN/sepsis-scoring" --addr "$ADDR"
+
+say "Auditor: verifying the audit log offline (checkpoint signature, tree, every record)"
+"$BIN/trustctl" audit verify --log "$DATA/audit" --key "@$DATA/audit/note.pub"
+"$BIN/trustctl" audit search --log "$DATA/audit" --key "@$DATA/audit/note.pub" --verdict deny --format csv | cut -c1-160
+
+say "Demo finished: approved workloads attested and received their keys; the tampered one was denied; every decision is in the verified log."

@@ -376,7 +376,7 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 
 // GetTokenKeys implements trustv1.TrustServer.
 func (s *Service) GetTokenKeys(context.Context, *pb.GetTokenKeysRequest) (*pb.GetTokenKeysResponse, error) {
-	return TokenKeys(s.o.Tokens)
+	return s.o.Tokens.TokenKeys()
 }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

@@ -11,7 +11,9 @@ import (
 
 func main() {
 	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "trustctl:", err)
+		if e, ok := err.(*exitError); !ok || !e.quiet {
+			fmt.Fprintln(os.Stderr, "trustctl:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -20,6 +22,8 @@ func main() {
 type exitError struct {
 	code int
 	err  error
+	// quiet: the command already reported the failure on its output.
+	quiet bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -49,6 +53,9 @@ func newRoot() *cobra.Command {
 		newKeysCmd(),
 		newSecretsCmd(),
 		newPolicyCmd(),
+		newEvidenceCmd(),
+		newCollateralCmd(),
+		newAuditCmd(),
 	)
 	return root
 }

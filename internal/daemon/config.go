@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/medicus-cloud/trust/kms/vault"
 )
 
 // Config is trustd's configuration. The YAML file and the flags fill the same struct; unknown
@@ -22,8 +25,18 @@ type Config struct {
 	HTTPListen string `yaml:"http_listen"`
 	// DataDir holds all local state: keyring, nonce key, token keys, audit log.
 	DataDir string `yaml:"data_dir"`
-	// Policy is a policy file or directory.
+	// Policy is the policy bundle directory (or, in dev mode, a single file).
 	Policy string `yaml:"policy"`
+	// PolicyTrustKeys is a PEM file of the security team's public keys. A bundle loads only when
+	// PolicyThreshold of them signed it (zero: all). Required outside dev mode.
+	PolicyTrustKeys string `yaml:"policy_trust_keys"`
+	PolicyThreshold int    `yaml:"policy_threshold"`
+	// PolicyReloadInterval is how often the bundle directory is checked for a new bundle.
+	// Default 10s; a failed reload keeps the active bundle and is logged.
+	PolicyReloadInterval time.Duration `yaml:"policy_reload_interval"`
+	// TokenKeyDir holds the token signing keys (current and recent); replicas share it.
+	// Default DataDir/token-keys.
+	TokenKeyDir string `yaml:"token_key_dir"`
 	// Dev accepts the insecure simulated TEE and plaintext gRPC. Never in production.
 	Dev bool `yaml:"dev"`
 	// MasterKeyFile holds the local keyring's master key (32 bytes, raw or hex). Keep it outside
@@ -36,12 +49,46 @@ type Config struct {
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// KMS selects the key store.
 	KMS KMSConfig `yaml:"kms"`
+	// Verifiers configure evidence verification per TEE.
+	Verifiers VerifiersConfig `yaml:"verifiers"`
 }
 
 // KMSConfig selects and configures the key store.
 type KMSConfig struct {
 	// Backend is "local" (default) or "vault".
-	Backend string `yaml:"backend"`
+	Backend string        `yaml:"backend"`
+	Vault   *vault.Config `yaml:"vault"`
+}
+
+// VerifiersConfig configures the hardware TEE verifiers. All are on unless disabled.
+type VerifiersConfig struct {
+	SNP SNPConfig   `yaml:"snp"`
+	TDX IntelConfig `yaml:"tdx"`
+	SGX IntelConfig `yaml:"sgx"`
+}
+
+// SNPConfig configures SEV-SNP verification.
+type SNPConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// Offline never touches the network: VCEKs come with the evidence or from CertsDir.
+	Offline bool   `yaml:"offline"`
+	KDSURL  string `yaml:"kds_url"`
+	// CertsDir is an offline collateral directory (VCEK/VLEK certificates and CRLs).
+	CertsDir string `yaml:"certs_dir"`
+	// CacheDir keeps fetched certificates and CRLs; default DataDir/collateral/snp.
+	CacheDir string `yaml:"cache_dir"`
+}
+
+// IntelConfig configures TDX or SGX verification.
+type IntelConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// Offline never touches the network: collateral comes from CollateralDir only.
+	Offline bool `yaml:"offline"`
+	// PCSURL is Intel's PCS or a caching service (PCCS); empty means Intel's PCS.
+	PCSURL        string `yaml:"pcs_url"`
+	CollateralDir string `yaml:"collateral_dir"`
+	// CacheDir keeps fetched collateral until its next update; default DataDir/collateral/tdx (sgx).
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // Defaults fills unset fields.
@@ -58,6 +105,21 @@ func (c *Config) Defaults() {
 	if c.KMS.Backend == "" {
 		c.KMS.Backend = "local"
 	}
+	if c.PolicyReloadInterval == 0 {
+		c.PolicyReloadInterval = 10 * time.Second
+	}
+	if c.TokenKeyDir == "" {
+		c.TokenKeyDir = filepath.Join(c.DataDir, "token-keys")
+	}
+	if c.Verifiers.SNP.CacheDir == "" {
+		c.Verifiers.SNP.CacheDir = filepath.Join(c.DataDir, "collateral", "snp")
+	}
+	if c.Verifiers.TDX.CacheDir == "" {
+		c.Verifiers.TDX.CacheDir = filepath.Join(c.DataDir, "collateral", "tdx")
+	}
+	if c.Verifiers.SGX.CacheDir == "" {
+		c.Verifiers.SGX.CacheDir = filepath.Join(c.DataDir, "collateral", "sgx")
+	}
 }
 
 // Validate checks the configuration as a whole.
@@ -69,10 +131,25 @@ func (c *Config) Validate() error {
 	if c.TokenLifetime < 0 || c.TokenLifetime > time.Hour {
 		errs = append(errs, fmt.Errorf("token_lifetime: %v outside (0, 1h]", c.TokenLifetime))
 	}
+	if !c.Dev && c.PolicyTrustKeys == "" {
+		errs = append(errs, errors.New("policy_trust_keys: required outside dev mode: trustd loads only signed policy bundles"))
+	}
+	if c.PolicyThreshold < 0 {
+		errs = append(errs, fmt.Errorf("policy_threshold: %d is negative", c.PolicyThreshold))
+	}
 	switch c.KMS.Backend {
 	case "local":
+		if c.KMS.Vault != nil {
+			errs = append(errs, errors.New("kms.vault: set, but kms.backend is local"))
+		}
+	case "vault":
+		if c.KMS.Vault == nil {
+			errs = append(errs, errors.New("kms.vault: required when kms.backend is vault"))
+		} else if err := c.KMS.Vault.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("kms.vault: %w", err))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("kms.backend: %q, want local", c.KMS.Backend))
+		errs = append(errs, fmt.Errorf("kms.backend: %q, want local or vault", c.KMS.Backend))
 	}
 	return errors.Join(errs...)
 }

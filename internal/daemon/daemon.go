@@ -15,11 +15,16 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/attest/sgx"
 	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/snp"
+	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
+	"github.com/medicus-cloud/trust/kms/vault"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/service"
 	"github.com/medicus-cloud/trust/token"
@@ -32,7 +37,8 @@ type Env struct {
 
 // Daemon is a wired trustd, ready to serve.
 type Daemon struct {
-	cfg     *Config
+	cfg      *Config
+	policies *policies.Store // nil for a static dev-mode file
 	log     *slog.Logger
 	svc     *service.Service
 	auditLg *audit.Log
@@ -59,11 +65,10 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := policies.Load(cfg.Policy)
+	pols, err := d.openPolicies(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, err
 	}
-	log.Info("policy bundle loaded", "path", cfg.Policy, "policies", len(bundle.Policies), "digest", fmt.Sprintf("%x", bundle.Digest))
 	nk, err := nonceKeys(cfg.NonceKeyFiles, cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -72,27 +77,28 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	tk, err := tokenKey(cfg.DataDir)
+	ks, err := token.LoadKeys(cfg.TokenKeyDir, time.Now())
 	if err != nil {
+		return nil, fmt.Errorf("token keys: %w", err)
+	}
+	to := ks.Options("trustd")
+	to.Lifetime = cfg.TokenLifetime
+	if d.tokens, err = token.NewIssuer(to); err != nil {
 		return nil, err
 	}
-	d.tokens, err = token.NewIssuer(token.Options{Key: tk, Issuer: "trustd", Lifetime: cfg.TokenLifetime})
-	if err != nil {
-		return nil, err
-	}
+	log.Info("token keys loaded", "dir", cfg.TokenKeyDir, "kid", d.tokens.KeyID(), "recent", len(ks.Recent))
 	d.auditLg, err = audit.OpenLocal(ctx, audit.LocalOptions{Dir: filepath.Join(cfg.DataDir, "audit")})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	d.closers = append(d.closers, d.auditLg.Close)
 	log.Info("audit log open", "dir", filepath.Join(cfg.DataDir, "audit"), "verifier_key", d.auditLg.VerifierKey())
-	var verifiers []attest.Verifier
-	if cfg.Dev {
-		log.Warn("DEV MODE: accepting INSECURE simulated evidence that anyone can forge; never use in production")
-		verifiers = append(verifiers, simtee.NewInsecureVerifier())
+	verifiers, err := d.verifiers()
+	if err != nil {
+		return nil, err
 	}
 	d.svc, err = service.New(service.Options{
-		Verifiers: verifiers, Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys,
+		Verifiers: verifiers, Policies: pols, Keys: keys,
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log,
 	})
 	if err != nil {
@@ -101,7 +107,110 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	return d, nil
 }
 
-func (d *Daemon) openKeyStore(_ context.Context, env Env) (kms.KeyStore, error) {
+// verifiers builds one verifier per enabled TEE type.
+func (d *Daemon) verifiers() ([]attest.Verifier, error) {
+	vc := d.cfg.Verifiers
+	var out []attest.Verifier
+	if d.cfg.Dev {
+		d.log.Warn("DEV MODE: accepting INSECURE simulated evidence that anyone can forge; never use in production")
+		out = append(out, simtee.NewInsecureVerifier())
+	}
+	if !vc.SNP.Disabled {
+		o := snp.Options{KDSURL: vc.SNP.KDSURL, CertsDir: vc.SNP.CertsDir, CacheDir: vc.SNP.CacheDir}
+		if !vc.SNP.Offline && vc.SNP.CertsDir == "" {
+			o.Getter = &snp.HTTPGetter{}
+		}
+		v, err := snp.New(o)
+		if err != nil {
+			return nil, fmt.Errorf("verifiers.snp: %w", err)
+		}
+		out = append(out, v)
+	}
+	intelURL := func(c IntelConfig) string {
+		if c.Offline {
+			return ""
+		}
+		if c.PCSURL == "" {
+			return intel.DefaultPCSURL
+		}
+		return c.PCSURL
+	}
+	if c := vc.TDX; !c.Disabled {
+		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir})
+		if err != nil {
+			return nil, fmt.Errorf("verifiers.tdx: %w", err)
+		}
+		out = append(out, v)
+	}
+	if c := vc.SGX; !c.Disabled {
+		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir})
+		if err != nil {
+			return nil, fmt.Errorf("verifiers.sgx: %w", err)
+		}
+		out = append(out, v)
+	}
+	for _, v := range out {
+		d.log.Info("verifier enabled", "tee", v.TEE())
+	}
+	return out, nil
+}
+
+// openPolicies opens the policy store: signed bundles with rollback protection, reloaded on
+// change. In dev mode unsigned directories (and single files) are accepted.
+func (d *Daemon) openPolicies(ctx context.Context) (service.PolicySource, error) {
+	fi, err := os.Stat(d.cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if !fi.IsDir() {
+		if !d.cfg.Dev {
+			return nil, errors.New("policy: must be a signed bundle directory outside dev mode")
+		}
+		b, err := policies.Load(d.cfg.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		d.log.Warn("policy file loaded unsigned (dev mode)", "path", d.cfg.Policy, "digest", fmt.Sprintf("%x", b.Digest))
+		return service.StaticPolicies{Bundle: b}, nil
+	}
+	o := policies.StoreOptions{Dir: d.cfg.Policy, Threshold: d.cfg.PolicyThreshold, AllowUnsigned: d.cfg.Dev,
+		StateFile: filepath.Join(d.cfg.DataDir, "policy-state.json")}
+	if d.cfg.PolicyTrustKeys != "" {
+		pem, err := os.ReadFile(d.cfg.PolicyTrustKeys)
+		if err != nil {
+			return nil, fmt.Errorf("policy_trust_keys: %w", err)
+		}
+		if o.Keys, err = policies.ParseTrustKeys(pem); err != nil {
+			return nil, fmt.Errorf("policy_trust_keys: %w", err)
+		}
+	}
+	o.OnReload = func(b *policies.Bundle, err error) {
+		if err != nil {
+			d.log.Error("policy reload failed; keeping the active bundle", "err", err)
+			return
+		}
+		d.log.Info("policy bundle reloaded", "version", b.Version, "digest", fmt.Sprintf("%x", b.Digest), "policies", len(b.Policies))
+	}
+	st, err := policies.OpenStore(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	b := st.Current()
+	d.log.Info("policy bundle loaded", "path", d.cfg.Policy, "version", b.Version, "policies", len(b.Policies), "digest", fmt.Sprintf("%x", b.Digest))
+	d.policies = st
+	return st, nil
+}
+
+func (d *Daemon) openKeyStore(ctx context.Context, env Env) (kms.KeyStore, error) {
+	if d.cfg.KMS.Backend == "vault" {
+		v, err := vault.New(ctx, *d.cfg.KMS.Vault, vault.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("kms.vault: %w", err)
+		}
+		d.closers = append(d.closers, v.Close)
+		d.log.Info("vault key store open", "address", d.cfg.KMS.Vault.Address)
+		return v, nil
+	}
 	mk, from, err := MasterKey(d.cfg.MasterKeyFile, env.MasterKey, d.cfg.DataDir, d.cfg.Dev)
 	if err != nil {
 		return nil, err
@@ -128,10 +237,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
 	d.log.Info("trustd serving", "grpc", lis.Addr().String())
+	if d.policies != nil {
+		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
+	}
 	var hs *http.Server
 	if d.cfg.HTTPListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/audit/", http.StripPrefix("/audit", d.auditLg.Handler()))
+		mux.Handle("/.well-known/jwks.json", token.JWKSHandler(func() *token.Issuer { return d.tokens }))
 		hs = &http.Server{Addr: d.cfg.HTTPListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		hl, err := net.Listen("tcp", d.cfg.HTTPListen)
 		if err != nil {

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medicus-cloud/trust/audit"
+)
+
+type auditFlags struct {
+	log, key string
+}
+
+func (a *auditFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&a.log, "log", "", "the audit log: a directory (trustd's data-dir/audit, or a copy) or an http(s) URL of trustd's read endpoint")
+	cmd.PersistentFlags().StringVar(&a.key, "key", "", "the log's note verifier key, or @FILE; obtain it out of band (default: note.pub beside a local log)")
+}
+
+// source resolves the flags. A key read from beside the log proves only that the log is
+// consistent with itself; an auditor passes the key published by the operator.
+func (a *auditFlags) source(cmd *cobra.Command) (audit.Source, error) {
+	if a.log == "" {
+		return audit.Source{}, errors.New("--log is required")
+	}
+	key := a.key
+	if strings.HasPrefix(key, "@") {
+		b, err := os.ReadFile(key[1:])
+		if err != nil {
+			return audit.Source{}, fmt.Errorf("--key: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key == "" && !strings.Contains(a.log, "://") {
+		for _, p := range []string{filepath.Join(a.log, "note.pub"), filepath.Join(a.log, "..", "note.pub")} {
+			if b, err := os.ReadFile(p); err == nil {
+				key = strings.TrimSpace(string(b))
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: using the verifier key in %s; pass --key with the operator's published key for an independent check\n", p)
+				break
+			}
+		}
+	}
+	if key == "" {
+		return audit.Source{}, errors.New("--key is required: the log's note verifier key")
+	}
+	return audit.Source{Log: a.log, Key: key}, nil
+}
+
+func newAuditCmd() *cobra.Command {
+	af := &auditFlags{}
+	cmd := &cobra.Command{Use: "audit", Short: "Check the transparency log of attestation decisions and key releases"}
+	af.register(cmd)
+
+	var trusted string
+	verify := &cobra.Command{
+		Use:   "verify --log DIR|URL [--key KEY] [--trusted CHECKPOINT]",
+		Short: "Check the checkpoint signature, recompute the tree and parse every record",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := af.source(cmd)
+			if err != nil {
+				return err
+			}
+			o := audit.VerifyOptions{Source: src}
+			if trusted != "" {
+				if o.Trusted, err = os.ReadFile(trusted); err != nil {
+					return err
+				}
+			}
+			_, err = audit.Verify(cmd.Context(), cmd.OutOrStdout(), o)
+			return err
+		},
+	}
+	verify.Flags().StringVar(&trusted, "trusted", "", "a checkpoint seen earlier: the log must be consistent with it")
+
+	var index uint64
+	prove := &cobra.Command{
+		Use:   "prove --log DIR|URL --index N",
+		Short: "Print an inclusion proof of record N against the current checkpoint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := af.source(cmd)
+			if err != nil {
+				return err
+			}
+			_, err = audit.Prove(cmd.Context(), cmd.OutOrStdout(), audit.ProveOptions{Source: src, Index: index})
+			return err
+		},
+	}
+	prove.Flags().Uint64Var(&index, "index", 0, "record index")
+	prove.MarkFlagRequired("index")
+
+	var old string
+	consistency := &cobra.Command{
+		Use:   "consistency --log DIR|URL --old CHECKPOINT",
+		Short: "Prove that the log only grew since an older checkpoint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := af.source(cmd)
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(old)
+			if err != nil {
+				return err
+			}
+			_, err = audit.Consistency(cmd.Context(), cmd.OutOrStdout(), audit.ConsistencyOptions{Source: src, Old: b})
+			return err
+		},
+	}
+	consistency.Flags().StringVar(&old, "old", "", "file holding the older checkpoint")
+	consistency.MarkFlagRequired("old")
+
+	var (
+		so           audit.SearchOptions
+		since, until string
+	)
+	search := &cobra.Command{
+		Use:   "search --log DIR|URL [--measurement HEX] [--name NAME] [--verdict V] [--event E] [--since T] [--until T] [--format jsonl|csv]",
+		Short: "Export matching records as JSON Lines or CSV",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := af.source(cmd)
+			if err != nil {
+				return err
+			}
+			so.Source = src
+			for _, t := range []struct {
+				flag, v string
+				into    *time.Time
+			}{{"--since", since, &so.Since}, {"--until", until, &so.Until}} {
+				if t.v == "" {
+					continue
+				}
+				if *t.into, err = time.Parse(time.RFC3339, t.v); err != nil {
+					return fmt.Errorf("%s: %w", t.flag, err)
+				}
+			}
+			return audit.Search(cmd.Context(), cmd.OutOrStdout(), so)
+		},
+	}
+	search.Flags().StringVar(&so.Measurement, "measurement", "", "launch measurement (hex)")
+	search.Flags().StringVar(&so.Name, "name", "", "released name")
+	search.Flags().StringVar(&so.Verdict, "verdict", "", "allow, deny or error")
+	search.Flags().StringVar(&so.Event, "event", "", "attest, get_secret, generate_data_key or unwrap_data_key")
+	search.Flags().StringVar(&since, "since", "", "from this time (RFC 3339)")
+	search.Flags().StringVar(&until, "until", "", "before this time (RFC 3339)")
+	search.Flags().StringVar(&so.Format, "format", "jsonl", "jsonl or csv")
+
+	var wo audit.WitnessOptions
+	witness := &cobra.Command{
+		Use:   "witness --log DIR|URL --state FILE [--full]",
+		Short: "Accept the log's checkpoint only if it is consistent with the last one seen, and remember it",
+		Long: `Run on a schedule by a second party (see audit/README.md): the state file keeps the last
+checkpoint this witness accepted; a new checkpoint that is not an extension of it (a fork, a
+rewritten or shrunk log) is refused with a non-zero exit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := af.source(cmd)
+			if err != nil {
+				return err
+			}
+			wo.Source = src
+			_, err = audit.Witness(cmd.Context(), cmd.OutOrStdout(), wo)
+			return err
+		},
+	}
+	witness.Flags().StringVar(&wo.State, "state", "", "state file of this witness")
+	witness.Flags().BoolVar(&wo.Full, "full", false, "also recompute the whole tree and parse every record")
+	witness.MarkFlagRequired("state")
+
+	cmd.AddCommand(verify, prove, consistency, search, witness)
+	return cmd
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/attest/sgx"
+	"github.com/medicus-cloud/trust/attest/snp"
+	"github.com/medicus-cloud/trust/attest/tdx"
+)
+
+// evidenceResult is the one JSON object `evidence verify --format json` prints.
+type evidenceResult struct {
+	Verified    bool           `json:"verified"`
+	TEE         string         `json:"tee"`
+	Measurement string         `json:"measurement,omitempty"`
+	TCBStatus   string         `json:"tcb_status,omitempty"`
+	Error       string         `json:"error,omitempty"`
+	Claims      *attest.Claims `json:"claims,omitempty"`
+}
+
+func newEvidenceCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "evidence", Short: "Verify captured TEE evidence offline"}
+	var (
+		tee, certs, collateral, at, format string
+		online                             bool
+	)
+	verify := &cobra.Command{
+		Use:   "verify --tee snp|tdx|sgx [--certs DIR | --collateral DIR] [--at TIME] [--format json] FILE",
+		Short: "Verify a raw SNP report (optionally followed by its certificate table), TDX quote or SGX quote",
+		Long: `Verify captured evidence as trustd would (authenticity: signatures, certificate chains,
+revocation, collateral) and print its claims. Exit status 0 only when verified.
+
+--at verifies at a past time, so evidence captured then is checked against the certificates and
+collateral valid then. Nothing touches the network unless --online is given.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res := verifyEvidence(cmd.Context(), tee, args[0], certs, collateral, at, online)
+			if err := printEvidence(cmd.OutOrStdout(), format, res); err != nil {
+				return err
+			}
+			if !res.Verified {
+				if format == "json" {
+					return &exitError{code: 1, err: errors.New("not verified"), quiet: true}
+				}
+				return errors.New("not verified: " + res.Error)
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&tee, "tee", "", "TEE type: snp, tdx or sgx")
+	verify.Flags().StringVar(&certs, "certs", "", "SEV-SNP: offline directory of VCEK/VLEK certificates and CRLs")
+	verify.Flags().StringVar(&collateral, "collateral", "", "TDX/SGX: offline collateral directory (trustctl collateral fetch)")
+	verify.Flags().StringVar(&at, "at", "", "verification time, RFC 3339 (default now)")
+	verify.Flags().StringVar(&format, "format", "text", "output: text or json")
+	verify.Flags().BoolVar(&online, "online", false, "fetch missing certificates, CRLs and collateral from AMD or Intel")
+	verify.MarkFlagRequired("tee")
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at string, online bool) *evidenceResult {
+	res := &evidenceResult{TEE: teeName}
+	fail := func(err error) *evidenceResult { res.Error = err.Error(); return res }
+	tee, err := attest.ParseTEE(teeName)
+	if err != nil {
+		return fail(err)
+	}
+	res.TEE = string(tee)
+	opts := attest.Options{}
+	if at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return fail(fmt.Errorf("--at: %w", err))
+		}
+		opts.Now = t
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		v  attest.Verifier
+		ev = &attest.Evidence{TEE: tee, Report: raw}
+	)
+	pcs := ""
+	if online {
+		pcs = intel.DefaultPCSURL
+	}
+	switch tee {
+	case attest.SEVSNP:
+		if collateral != "" {
+			return fail(errors.New("--collateral is for tdx and sgx; SEV-SNP takes --certs"))
+		}
+		if ev, err = snp.EvidenceFromFile(raw); err != nil {
+			return fail(err)
+		}
+		o := snp.Options{CertsDir: certs}
+		if online && certs == "" {
+			o.Getter = &snp.HTTPGetter{}
+		}
+		v, err = snp.New(o)
+	case attest.TDX:
+		if certs != "" {
+			return fail(errors.New("--certs is for snp; TDX takes --collateral"))
+		}
+		v, err = tdx.New(tdx.Options{CollateralDir: collateral, PCSURL: pcs})
+	case attest.SGX:
+		if certs != "" {
+			return fail(errors.New("--certs is for snp; SGX takes --collateral"))
+		}
+		v, err = sgx.New(sgx.Options{CollateralDir: collateral, PCSURL: pcs})
+	default:
+		return fail(fmt.Errorf("--tee: %s evidence has no offline verifier", tee))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	c, err := v.Verify(ctx, ev, opts)
+	if err != nil {
+		return fail(err)
+	}
+	res.Verified, res.Claims = true, c
+	res.Measurement, res.TCBStatus = c.Measurement.String(), c.TCBStatus
+	if res.TCBStatus == "" && tee != attest.SEVSNP {
+		res.TCBStatus = "unknown"
+	}
+	return res
+}
+
+func printEvidence(w io.Writer, format string, r *evidenceResult) error {
+	switch format {
+	case "json":
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "text":
+	default:
+		return fmt.Errorf("--format: %q, want text or json", format)
+	}
+	if !r.Verified {
+		fmt.Fprintf(w, "NOT VERIFIED (%s): %s\n", r.TEE, r.Error)
+		return nil
+	}
+	c := r.Claims
+	fmt.Fprintf(w, "VERIFIED %s evidence\n", r.TEE)
+	fmt.Fprintf(w, "  measurement  %s\n", c.Measurement)
+	if r.TCBStatus != "" {
+		fmt.Fprintf(w, "  tcb_status   %s %v\n", r.TCBStatus, c.Advisories)
+	}
+	fmt.Fprintf(w, "  debug %v  migration %v  smt %v\n", c.Debug, c.Migration, c.SMT)
+	fmt.Fprintf(w, "  report_data  %s\n", c.ReportData)
+	printMap := func(title string, m map[string]string) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-12s %s = %s\n", title, k, m[k])
+		}
+	}
+	hexes := func(m map[string]attest.Hex) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			out[k] = v.String()
+		}
+		return out
+	}
+	nums := func(m map[string]uint64) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			out[k] = fmt.Sprint(v)
+		}
+		return out
+	}
+	printMap("measurement", hexes(c.Measurements))
+	printMap("config", hexes(c.Config))
+	printMap("tcb", nums(c.TCB))
+	printMap("attribute", nums(c.Attributes))
+	printMap("platform", c.Platform)
+	return nil
+}
+
+func newCollateralCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "collateral", Short: "Fetch Intel collateral for offline verification"}
+	var (
+		fmspc, out, pcsURL string
+		forSGX             bool
+	)
+	fetch := &cobra.Command{
+		Use:   "fetch --fmspc HEX --out DIR [--sgx] [--pcs-url URL]",
+		Short: "Write Intel's TCB info, QE identity and CRLs for one platform (FMSPC) into DIR",
+		Long: `Fetch collateral from Intel's PCS (or a PCCS) and write it in the collateral directory
+layout that trustd and 'trustctl evidence verify --collateral' read: tcbinfo.json,
+qeidentity.json, tcbinfo_chain.pem, qeidentity_chain.pem, pckcrl.der, pckcrl_chain.pem,
+rootcrl.der. Everything fetched is verified before it is written.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			if err := intel.Fetch(ctx, intel.FetchOptions{BaseURL: pcsURL, SGX: forSGX}, fmspc, out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote collateral for FMSPC %s to %s\n", fmspc, out)
+			return nil
+		},
+	}
+	fetch.Flags().StringVar(&fmspc, "fmspc", "", "platform FMSPC (12 hex digits)")
+	fetch.Flags().StringVar(&out, "out", "", "output directory")
+	fetch.Flags().StringVar(&pcsURL, "pcs-url", "", "Intel PCS or PCCS base URL (default Intel's PCS)")
+	fetch.Flags().BoolVar(&forSGX, "sgx", false, "fetch SGX TCB info instead of TDX")
+	fetch.MarkFlagRequired("fmspc")
+	fetch.MarkFlagRequired("out")
+	cmd.AddCommand(fetch)
+	return cmd
+}
