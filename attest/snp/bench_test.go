@@ -61,8 +61,8 @@ func BenchmarkRatioSNP(b *testing.B) {
 	raw := f.report(b, reportSpec{})
 	table := vcekOnlyTable(f.signer.Vcek.Raw)
 	crl := f.crl(b, t0, 365*24*3600*1e9)
-	v := mustNew(b, Options{Roots: f.roots})
-	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: raw, Certificates: table, Collateral: map[string][]byte{"crl.der": crl}}
+	v := mustNew(b, Options{Roots: f.roots, CertsDir: crlDir(b, crl)})
+	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: raw, Certificates: table}
 	ctx := context.Background()
 	opts := attest.Options{Now: tVerify}
 	if _, err := v.Verify(ctx, ev, opts); err != nil {

@@ -174,8 +174,9 @@ func crlURL(base, product, signer string) string {
 //	crl/{product}-{vcek|vlek}.der                                   one ARK-signed CRL
 //
 // A collateral directory for a single machine may instead hold flat files, DER or PEM:
-// vcek.der, vcek.pem, vlek.der, vlek.pem, ask.pem, ark.pem, crl.der, crl.pem. Evidence.Collateral
-// uses the same flat names.
+// vcek.der|pem, vlek.der|pem, and the CRLs crl-vcek.der|pem (or crl.der|pem) and
+// crl-vlek.der|pem. Evidence.Collateral may carry vcek.der|pem and vlek.der|pem (certificates
+// are verified against the roots whoever supplies them); CRLs are never taken from evidence.
 func vcekCachePath(product string, chipID []byte, tcb uint64) string {
 	return fmt.Sprintf("vcek/%s/%s-%016x.der", product, kdsHWID(product, chipID), tcb)
 }

@@ -147,3 +147,21 @@ func (g failGetter) Get(context.Context, string) ([]byte, error) {
 	g.t.Error("offline verifier used the network")
 	return nil, errors.New("no network")
 }
+
+// TestVLEKNeedsItsOwnCRL: a lone crl.der is the VCEK chain's CRL; a VLEK-signed report needs
+// crl-vlek.der (both CRLs carry the same ARK signature, so only the name tells them apart).
+func TestVLEKNeedsItsOwnCRL(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "crl.der"), f.crl(t, t0, 365*24*time.Hour), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir})
+	ev := &attest.Evidence{Report: f.report(t, reportSpec{signer: 1}), Certificates: f.table(t)}
+	_, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify})
+	wantErr(t, err, attest.ErrUnavailable, "certificates.crl")
+	ev = &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
+	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify}); err != nil {
+		t.Fatalf("vcek with crl.der: %v", err)
+	}
+}

@@ -213,12 +213,25 @@ func TestVerify(t *testing.T) {
 					o.Roots = tc.f.roots
 				}
 			}
+			e := tc.ev()
+			if e != nil && e.Collateral["crl.der"] != nil {
+				// The tables give the CRL with the evidence for brevity; the verifier takes CRLs
+				// only from the operator's collateral directory.
+				o.CertsDir = crlDir(t, e.Collateral["crl.der"])
+				rest := map[string][]byte{}
+				for k, b := range e.Collateral {
+					if k != "crl.der" {
+						rest[k] = b
+					}
+				}
+				e.Collateral = rest
+			}
 			v := mustNew(t, o)
 			at := tVerify
 			if !tc.at.IsZero() {
 				at = tc.at
 			}
-			c, err := v.Verify(context.Background(), tc.ev(), attest.Options{Now: at})
+			c, err := v.Verify(context.Background(), e, attest.Options{Now: at})
 			if tc.kind != nil {
 				wantErr(t, err, tc.kind, tc.field)
 				return
@@ -239,20 +252,38 @@ func TestVerify(t *testing.T) {
 // TestWarmWindow: a verified chain is reused while its window holds and checked again after.
 func TestWarmWindow(t *testing.T) {
 	f := newFixture(t, Milan, fixtureOpts{})
-	crl := f.crl(t, t0, 30*24*time.Hour)
-	v := mustNew(t, Options{Roots: f.roots})
-	ev := &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: f.table(t), Collateral: map[string][]byte{"crl.der": crl}}
+	dir := crlDir(t, f.crl(t, t0, 30*24*time.Hour))
+	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir})
+	ev := &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
 	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	// Warm: the evidence no longer carries a CRL, the cached chain still holds.
-	warm := &attest.Evidence{Report: ev.Report, Certificates: ev.Certificates}
-	if _, err := v.Verify(context.Background(), warm, attest.Options{Now: t0.Add(2 * time.Hour)}); err != nil {
+	// Warm: the CRL is gone from the directory, the cached chain still holds.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(2 * time.Hour)}); err != nil {
 		t.Fatalf("warm: %v", err)
 	}
 	// Past the CRL's next update the chain is checked again and there is no current CRL.
-	_, err := v.Verify(context.Background(), warm, attest.Options{Now: t0.Add(31 * 24 * time.Hour)})
+	_, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(31 * 24 * time.Hour)})
 	wantErr(t, err, attest.ErrUnavailable, "certificates.crl")
+	// A CRL offered with the evidence is not taken: the attester could offer an old one.
+	ev.Collateral = map[string][]byte{"crl.der": f.crl(t, t0.Add(30*24*time.Hour), 30*24*time.Hour)}
+	_, err = v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(31 * 24 * time.Hour)})
+	wantErr(t, err, attest.ErrUnavailable, "certificates.crl")
+}
+
+// crlDir is a collateral directory holding crl as both the VCEK and the VLEK chain's CRL.
+func crlDir(t testing.TB, crl []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range []string{"crl-vcek.der", "crl-vlek.der"} {
+		if err := os.WriteFile(filepath.Join(dir, n), crl, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // TestRealMilan verifies a report from a real Milan machine with its real VCEK under AMD's

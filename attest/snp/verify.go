@@ -24,7 +24,8 @@ type Revocation int
 
 const (
 	// RevocationRequired (the zero value): a current CRL signed by the product's ARK must be found
-	// (evidence collateral, collateral directory, cache or KDS) and must not list the ASK/ASVK;
+	// (collateral directory, cache or KDS; never the evidence, since the attester could pick an
+	// old CRL or the other chain's) and must not list the ASK/ASVK;
 	// when none can be found the verification fails with attest.ErrUnavailable.
 	RevocationRequired Revocation = iota
 	// RevocationIfAvailable checks a CRL when one can be found and proceeds without one otherwise
@@ -148,7 +149,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, err
 	}
-	e, err := v.endorsed(ctx, r, der, table, ev.Collateral, field, signer, now)
+	e, err := v.endorsed(ctx, r, der, table, field, signer, now)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +268,7 @@ func (v *Verifier) endorsementCert(ctx context.Context, r *report, table certTab
 }
 
 // endorsed returns the verified endorsement for der, from the cache when its window covers now.
-func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table certTable, coll map[string][]byte, field, signer string, now time.Time) (*endorsement, error) {
+func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table certTable, field, signer string, now time.Time) (*endorsement, error) {
 	if blk, _ := pem.Decode(der); blk != nil {
 		der = blk.Bytes
 	}
@@ -278,7 +279,7 @@ func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table ce
 	if e != nil && e.signer == r.signer && !now.Before(e.notBefore) && now.Before(e.notAfter) {
 		return e, nil
 	}
-	e, err := v.verifyChain(ctx, r, der, table, coll, field, signer, now)
+	e, err := v.verifyChain(ctx, r, der, table, field, signer, now)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +294,7 @@ func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table ce
 
 // verifyChain does the cold work: parse the VCEK/VLEK, verify it up to the product's ARK, check
 // the CRL.
-func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table certTable, coll map[string][]byte, field, signer string, now time.Time) (*endorsement, error) {
+func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table certTable, field, signer string, now time.Time) (*endorsement, error) {
 	cert, ext, err := parseEndorsement(field, der, r.signer)
 	if err != nil {
 		return nil, err
@@ -356,7 +357,7 @@ func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table
 	if v.o.Revocation == InsecureRevocationSkip {
 		return e, nil
 	}
-	crl, err := v.crl(ctx, roots, coll, signer, now)
+	crl, err := v.crl(ctx, roots, signer, now)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +384,7 @@ func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table
 
 // crl returns a CRL for product and signer that the ARK signed and that is current at now, or an
 // error; nil, nil only under RevocationIfAvailable when none can be found.
-func (v *Verifier) crl(ctx context.Context, roots *Roots, coll map[string][]byte, signer string, now time.Time) (*x509.RevocationList, error) {
+func (v *Verifier) crl(ctx context.Context, roots *Roots, signer string, now time.Time) (*x509.RevocationList, error) {
 	key := roots.Product + "/" + signer
 	v.mu.Lock()
 	c := v.crls[key]
@@ -391,14 +392,20 @@ func (v *Verifier) crl(ctx context.Context, roots *Roots, coll map[string][]byte
 	if c != nil && crlCurrent(c, now) {
 		return c, nil
 	}
-	var candidates [][]byte
-	for _, n := range []string{"crl.der", "crl.pem"} {
-		if b := coll[n]; len(b) > 0 {
-			candidates = append(candidates, b)
-		}
+	// The VCEK and VLEK CRLs are both signed by the same ARK and cannot be told apart by their
+	// signature, so each is only read from a name that says which it is.
+	flat := []string{"crl-vlek.der", "crl-vlek.pem"}
+	if signer == SignerVCEK {
+		flat = []string{"crl-vcek.der", "crl-vcek.pem", "crl.der", "crl.pem"}
 	}
 	rel := crlCachePath(roots.Product, signer)
-	for _, src := range []struct{ dir, rel string }{{v.o.CertsDir, "crl.der"}, {v.o.CertsDir, "crl.pem"}, {v.o.CertsDir, rel}, {v.o.CacheDir, rel}} {
+	var sources []struct{ dir, rel string }
+	for _, n := range flat {
+		sources = append(sources, struct{ dir, rel string }{v.o.CertsDir, n})
+	}
+	sources = append(sources, struct{ dir, rel string }{v.o.CertsDir, rel}, struct{ dir, rel string }{v.o.CacheDir, rel})
+	var candidates [][]byte
+	for _, src := range sources {
 		b, err := readDirFile(src.dir, src.rel)
 		if err != nil {
 			return nil, attest.Unavailable("certificates.crl", err)
@@ -436,7 +443,7 @@ func (v *Verifier) crl(ctx context.Context, roots *Roots, coll map[string][]byte
 		return nil, nil
 	}
 	if len(reasons) == 0 {
-		reasons = append(reasons, errors.New("no CRL in the evidence, collateral directory or cache, and no KDS access configured"))
+		reasons = append(reasons, errors.New("no CRL in the collateral directory or cache, and no KDS access configured"))
 	}
 	return nil, attest.Unavailable("certificates.crl", fmt.Errorf("no current ARK-%s CRL for %s: %w", roots.Product, signer, errors.Join(reasons...)))
 }
