@@ -53,22 +53,28 @@ type Source struct {
 }
 
 func (s Source) open(ctx context.Context) (source, *Checkpoint, error) {
+	src, cp, _, err := s.openRaw(ctx)
+	return src, cp, err
+}
+
+// openRaw also returns the signed checkpoint as read.
+func (s Source) openRaw(ctx context.Context) (source, *Checkpoint, []byte, error) {
 	if s.Key == "" {
-		return nil, nil, errors.New("audit: no verifier key given")
+		return nil, nil, nil, errors.New("audit: no verifier key given")
 	}
 	src, err := openSource(s.Log, s.Client)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	b, err := src.get(ctx, "checkpoint")
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: checkpoint: %w", err)
+		return nil, nil, nil, fmt.Errorf("audit: checkpoint: %w", err)
 	}
 	cp, err := OpenCheckpoint(b, s.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: %w", err)
+		return nil, nil, nil, fmt.Errorf("audit: %w", err)
 	}
-	return src, cp, nil
+	return src, cp, b, nil
 }
 
 // VerifyOptions configure Verify.
@@ -400,7 +406,8 @@ type SearchOptions struct {
 	Source
 	// Measurement matches the launch measurement or any named one (hex, any case).
 	Measurement string
-	// Name matches any released (or requested) name.
+	// Name matches any released (or requested) name, with or without the "secret:" or
+	// "data_key:" prefix trustd records.
 	Name    string
 	Verdict string
 	Event   string
@@ -429,7 +436,7 @@ func (o *SearchOptions) match(r *Record) bool {
 	if o.Name != "" {
 		ok := false
 		for _, n := range r.Names {
-			ok = ok || n == o.Name
+			ok = ok || n == o.Name || strings.TrimPrefix(n, "secret:") == o.Name || strings.TrimPrefix(n, "data_key:") == o.Name
 		}
 		if !ok {
 			return false
@@ -521,23 +528,16 @@ type WitnessOptions struct {
 }
 
 // Witness fetches the log's current checkpoint and accepts it only if it is consistent with the
-// one in o.State (the log only grew), then stores it there. A fork, a rollback or a bad
+// one in o.State (the log only grew), then stores it there. The first checkpoint is taken on
+// trust; start the witness early, or seed the state with a checkpoint obtained independently. A fork, a rollback or a bad
 // signature is an error and leaves the state as it was. It writes one line about what it did.
 func Witness(ctx context.Context, w io.Writer, o WitnessOptions) (*Checkpoint, error) {
 	if o.State == "" {
 		return nil, errors.New("audit: no witness state file given")
 	}
-	src, cp, err := o.open(ctx)
+	src, cp, cpBytes, err := o.openRaw(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var cpBytes []byte
-	if cpBytes, err = src.get(ctx, "checkpoint"); err != nil {
-		return nil, fmt.Errorf("audit: checkpoint: %w", err)
-	}
-	// The checkpoint may have moved on between the two reads: use what we store.
-	if cp, err = OpenCheckpoint(cpBytes, o.Key); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
 	}
 	var from uint64
 	prev, err := os.ReadFile(o.State)

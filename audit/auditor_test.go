@@ -152,7 +152,8 @@ func TestAuditorGolden(t *testing.T) {
 		o    SearchOptions
 	}{
 		{"search-measurement.jsonl", SearchOptions{Measurement: strings.ToUpper(testRecord(2).Measurement), Until: t0.Add(30 * time.Second)}},
-		{"search-name-deny.csv", SearchOptions{Name: "dek/radiology-3", Verdict: VerdictDeny, Format: FormatCSV, Since: t0.Add(10 * time.Second), Until: t0.Add(100 * time.Second)}},
+		{"search-bare-name.jsonl", SearchOptions{Name: "dek/radiology-4", Event: EventGenerateDataKey, Until: t0.Add(20 * time.Second)}},
+		{"search-name-deny.csv", SearchOptions{Name: "data_key:dek/radiology-3", Verdict: VerdictDeny, Format: FormatCSV, Since: t0.Add(10 * time.Second), Until: t0.Add(100 * time.Second)}},
 	} {
 		buf.Reset()
 		tc.o.Source = src

@@ -27,7 +27,7 @@ func testRecord(i int) *Record {
 		Verdict:     []string{VerdictAllow, VerdictDeny}[i%2],
 		Reason:      "",
 		Policy:      "radiology",
-		Names:       []string{fmt.Sprintf("dek/radiology-%d", i%5)},
+		Names:       []string{fmt.Sprintf("data_key:dek/radiology-%d", i%5)},
 		Caller:      "10.0.0.7:5511",
 	}
 }
