@@ -117,7 +117,8 @@ func New(o Options) (*Verifier, error) {
 func (v *Verifier) TEE() attest.TEE { return attest.SEVSNP }
 
 // Verify implements attest.Verifier. ev.Report is the 1184-byte report; ev.Certificates the
-// extended report's certificate table, if any; ev.Collateral optional flat-named collateral.
+// extended report's certificate table, if any; ev.Collateral may carry vcek.der|pem or
+// vlek.der|pem when the table lacks them.
 func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
 	if ev == nil {
 		return nil, attest.Malformed("evidence", "missing")
