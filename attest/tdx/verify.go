@@ -67,7 +67,7 @@ type Verifier struct {
 	dir     atomic.Pointer[dirCollateral]
 	pcks    sync.Map // *intel.Chain -> *pckInfo
 	pcksN   atomic.Int64
-	online  sync.Map // fmspc/ca -> *intel.Collateral
+	online  sync.Map // fmspc/ca -> *intel.Verified
 	onlineN atomic.Int64
 }
 
@@ -275,7 +275,7 @@ func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, c
 	}
 	key := fmspc + "/" + ca
 	if c, ok := v.online.Load(key); ok {
-		if vc, err := v.roots.VerifyCollateral(c.(*intel.Collateral), now); err == nil {
+		if vc := c.(*intel.Verified); vc.ValidAt(now) == nil {
 			return vc, nil
 		}
 	}
@@ -291,7 +291,7 @@ func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, c
 		v.online.Clear()
 		v.onlineN.Store(0)
 	}
-	v.online.Store(key, c)
+	v.online.Store(key, vc)
 	return vc, nil
 }
 
