@@ -20,7 +20,12 @@ type session struct {
 	ours      bool // obtained by login (AppRole, Kubernetes), so ours to revoke on Close
 }
 
-func (s *session) expires() time.Time { return s.obtained.Add(s.ttl) }
+// expires is when we stop trusting the token, a little before Vault does: Vault counts a
+// token's life from its creation time in whole seconds, so it may end up to a second earlier
+// than obtained+ttl.
+func (s *session) expires() time.Time {
+	return s.obtained.Add(s.ttl - min(time.Second, s.ttl/4))
+}
 
 // minLoginInterval keeps a broken setup from hammering Vault with logins.
 const minLoginInterval = 500 * time.Millisecond
@@ -283,6 +288,7 @@ func (s *Store) refresh(ctx context.Context, sess *session) error {
 		return err
 	}
 	if sess.renewable {
+		start := s.opts.Now()
 		inc := int64(sess.ttl / time.Second)
 		body, _ := json.Marshal(map[string]int64{"increment": inc})
 		rep, err := s.once(ctx, sess.api, http.MethodPut, "auth/token/renew-self", nil, body)
@@ -301,11 +307,11 @@ func (s *Store) refresh(ctx context.Context, sess *session) error {
 				// Renewed in full: keep the token. Capped by its max TTL: log in again
 				// before it runs out, unless that is the operator's token file.
 				if got >= sess.ttl*9/10 {
-					s.replaceLifetime(sess, got, out.Auth.Renewable)
+					s.replaceLifetime(sess, start, got, out.Auth.Renewable)
 					return nil
 				}
 				if !sess.ours {
-					s.replaceLifetime(sess, got, false)
+					s.replaceLifetime(sess, start, got, false)
 					return nil
 				}
 			}
@@ -316,14 +322,14 @@ func (s *Store) refresh(ctx context.Context, sess *session) error {
 }
 
 // replaceLifetime records a renewal as a new session value with the same token and generation.
-func (s *Store) replaceLifetime(old *session, ttl time.Duration, renewable bool) {
+func (s *Store) replaceLifetime(old *session, start time.Time, ttl time.Duration, renewable bool) {
 	s.loginMu.Lock()
 	defer s.loginMu.Unlock()
 	if cur := s.sess.Load(); cur == nil || cur.gen != old.gen {
 		return
 	}
 	n := *old
-	n.obtained, n.ttl, n.renewable = s.opts.Now(), ttl, renewable
+	n.obtained, n.ttl, n.renewable = start, ttl, renewable
 	s.sess.Store(&n)
 }
 

@@ -20,7 +20,7 @@ func BenchmarkRatioDataKey(b *testing.B) {
 }
 
 // dataKeyBenches returns the store's and the direct transit data-key benchmarks.
-func dataKeyBenches(b testing.TB) (subject, floor func(*testing.B), done func()) {
+func dataKeyBenches(b testing.TB) (subject, floor func(n int), done func()) {
 	srv := vaulttest.Shared(b)
 	transit, kv := srv.Mounts(b)
 	cfg := vault.Config{
@@ -42,15 +42,15 @@ func dataKeyBenches(b testing.TB) (subject, floor func(*testing.B), done func())
 	// The floor carries a token with the same policies as the store's login: Vault's ACL
 	// evaluation is part of both.
 	direct := srv.ClientWithToken(srv.Token(b, 0, vaulttest.PolicyRelease, vaulttest.PolicyAdmin)).Logical()
-	subject = func(b *testing.B) {
-		for b.Loop() {
+	subject = func(n int) {
+		for range n {
 			if _, err := s.GenerateDataKey(ctx, "t/k", caseA); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
-	floor = func(b *testing.B) {
-		for b.Loop() {
+	floor = func(n int) {
+		for range n {
 			if _, err := direct.WriteWithContext(ctx, transit+"/datakey/plaintext/k", map[string]any{"context": kctx, "bits": 256}); err != nil {
 				b.Fatal(err)
 			}

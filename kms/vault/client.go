@@ -219,7 +219,8 @@ func (s *Store) call(ctx context.Context, op, method, path string, query map[str
 		case rep.status >= 200 && rep.status < 300, rep.status >= 400:
 			return rep, nil
 		default:
-			return nil, fmt.Errorf("vault: %s: unexpected HTTP status %d", op, rep.status)
+			// 1xx/3xx: a redirect to a standby is not followed, the token stays put.
+			return nil, fmt.Errorf("vault: %s: %w: unexpected HTTP status %d (redirects are not followed)", op, kms.ErrUnavailable, rep.status)
 		}
 		if attempt >= s.attempts {
 			return nil, fmt.Errorf("vault: %w (after %d attempts)", last, attempt)

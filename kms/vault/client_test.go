@@ -134,6 +134,7 @@ func TestHostileNamesNeverReachVault(t *testing.T) {
 	want := []string{
 		"/v1/transit-uk-freiburg/keys/records",
 		"/v1/transit-uk-freiburg/datakey/plaintext/records",
+		"/v1/transit-uk-freiburg/keys/records", // the 400 makes it look again
 		"/v1/kv-uk-freiburg/data/trustd/db/password",
 	}
 	reqs := f.requests()
@@ -190,11 +191,14 @@ func TestRetries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s := newFake(t, func(c *Config) { c.Retry.Attempts = tc.attempts })
+			var mu sync.Mutex
 			n := 0
 			f.setHandler(func(r fakeReq) (int, string) {
 				if strings.Contains(r.uri, "/keys/") {
 					return 200, derivedKey
 				}
+				mu.Lock()
+				defer mu.Unlock()
 				st := tc.statuses[min(n, len(tc.statuses)-1)]
 				n++
 				if st == 200 {
@@ -206,6 +210,8 @@ func TestRetries(t *testing.T) {
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if n != tc.calls {
 				t.Fatalf("%d decrypt calls, want %d", n, tc.calls)
 			}
@@ -236,10 +242,15 @@ func TestKubernetesLogin(t *testing.T) {
 	jwt := filepath.Join(t.TempDir(), "sa-token")
 	os.WriteFile(jwt, []byte("eyJ.fake.jwt"), 0o600)
 	f := &fakeVault{t: t}
-	var login fakeReq
+	var (
+		mu    sync.Mutex
+		login fakeReq
+	)
 	f.handle = func(r fakeReq) (int, string) {
 		if r.uri == "/v1/auth/k8s-prod/login" {
+			mu.Lock()
 			login = r
+			mu.Unlock()
 			return 200, `{"auth":{"client_token":"hvs.k8s","lease_duration":3600,"renewable":true}}`
 		}
 		return 404, `{"errors":[]}`
@@ -255,6 +266,8 @@ func TestKubernetesLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body map[string]string
+	mu.Lock()
+	defer mu.Unlock()
 	if err := json.Unmarshal([]byte(login.body), &body); err != nil || body["role"] != "trustd" || body["jwt"] != "eyJ.fake.jwt" {
 		t.Fatalf("login body %q", login.body)
 	}

@@ -131,12 +131,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 // from a token file belongs to the operator and is left alone.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true) // no new calls, and so no new login
 		close(s.stop)
 		<-s.done
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		s.revoke(ctx)
-		s.closed.Store(true)
 		s.http.CloseIdleConnections()
 	})
 	return nil
@@ -247,7 +247,11 @@ func (s *Store) GenerateDataKey(ctx context.Context, name string, kc kms.Context
 		return nil, fmt.Errorf("vault: key %q: %w", name, kms.ErrNotFound)
 	}
 	if rep.status >= 400 {
+		// The key may have been deleted since it was checked: say so rather than guess.
 		s.forgetKey(name)
+		if _, err := s.readKey(ctx, name); isNotFound(err) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("vault: generate data key %q: Vault answered %d %s", name, rep.status, rep.message())
 	}
 	var out struct {
@@ -314,8 +318,10 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 		s.forgetKey(name)
 		return nil, fmt.Errorf("vault: key %q: %w", name, kms.ErrNotFound)
 	case rep.status == http.StatusBadRequest:
-		// Transit answers 400 for every ciphertext it will not open; the key was just seen
-		// to exist, so this is the wrapped key's fault.
+		// Transit answers 400 for every ciphertext it will not open; the key was seen to
+		// exist, so this is the wrapped key's fault. Should the key have been deleted since,
+		// the next call finds out.
+		s.forgetKey(name)
 		return nil, fmt.Errorf("vault: unwrap with key %q: %w: %s", name, kms.ErrBadWrapped, rep.message())
 	case rep.status >= 400:
 		return nil, fmt.Errorf("vault: unwrap with key %q: Vault answered %d %s", name, rep.status, rep.message())

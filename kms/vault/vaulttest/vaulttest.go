@@ -4,8 +4,9 @@
 // production server.
 //
 // Start finds the binary (MEDICUS_VAULT_BIN, else the cache that scripts/install-vault.sh fills),
-// starts it on 127.0.0.1 on a free port with a temporary HOME, enables AppRole and two roles
-// (see PolicyRelease and PolicyAdmin), and stops it in t.Cleanup. When the binary is missing the
+// starts it on 127.0.0.1 on a free port with a temporary HOME, enables transit and KV v2
+// (TransitMount, KVMount), AppRole and two roles (see PolicyRelease and PolicyAdmin), and stops
+// it in t.Cleanup. When the binary is missing the
 // test is skipped, except under CI=true, where it fails: CI never skips silently.
 //
 // Packages that want one server for all their tests call Main from TestMain and Shared from
@@ -61,6 +62,13 @@ path "+/rewrap/*"          { capabilities = ["update"] }
 path "+/data/trustd/*"     { capabilities = ["create", "read", "update"] }
 path "+/metadata/trustd/*" { capabilities = ["read", "list"] }
 `
+
+// Mounts enabled by Start: transit and KV version 2. Tests that must not see each other's keys
+// use Mounts for fresh ones.
+const (
+	TransitMount = "transit"
+	KVMount      = "kv"
+)
 
 // Roles created by Start.
 const (
@@ -316,6 +324,12 @@ func (s *Server) unseal(ctx context.Context) error {
 
 func (s *Server) provision(ctx context.Context) error {
 	c := s.Client()
+	if err := c.Sys().MountWithContext(ctx, TransitMount, &api.MountInput{Type: "transit"}); err != nil {
+		return err
+	}
+	if err := c.Sys().MountWithContext(ctx, KVMount, &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		return err
+	}
 	if err := c.Sys().EnableAuthWithOptionsWithContext(ctx, "approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
 		return err
 	}
@@ -323,6 +337,9 @@ func (s *Server) provision(ctx context.Context) error {
 		return err
 	}
 	if err := c.Sys().PutPolicyWithContext(ctx, PolicyAdmin, adminHCL); err != nil {
+		return err
+	}
+	if err := s.kvReady(ctx, KVMount); err != nil {
 		return err
 	}
 	var err error
@@ -399,14 +416,22 @@ func (s *Server) EnableKV(t testing.TB, mount string) {
 	if err := s.Client().Sys().Mount(mount, &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		t.Fatalf("vaulttest: enable kv-v2 at %s: %v", mount, err)
 	}
-	// KV v2 upgrades its storage in the background right after mounting; until then writes
-	// fail with "upgrading". Wait for a read of the config to succeed.
+	if err := s.kvReady(context.Background(), mount); err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+}
+
+// kvReady waits for a new KV v2 mount: it upgrades its storage in the background right after
+// mounting, and until then writes fail.
+func (s *Server) kvReady(ctx context.Context, mount string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := s.Client().Logical().Read(mount + "/config"); err == nil {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("vaulttest: kv-v2 at %s not ready: %v", mount, err)
+		_, err := s.Client().Logical().ReadWithContext(ctx, mount+"/config")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kv-v2 at %s not ready: %w", mount, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
