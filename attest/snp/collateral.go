@@ -80,7 +80,10 @@ func (g *HTTPGetter) Get(ctx context.Context, url string) ([]byte, error) {
 			break
 		}
 		if wait == 0 {
-			wait = backoff << i
+			wait = maxBackoff
+			if i < 16 && backoff<<i < maxBackoff {
+				wait = backoff << i
+			}
 		}
 		if wait > maxBackoff {
 			wait = maxBackoff
