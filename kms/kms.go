@@ -55,13 +55,13 @@ type Secret struct {
 
 // Errors that backends wrap. The service maps them to gRPC codes at its edge.
 var (
-	ErrNotFound    = errors.New("not found")              // NotFound
-	ErrUnavailable = errors.New("key store unavailable")  // Unavailable
-	ErrDenied      = errors.New("key store refused")      // Unavailable: trustd's own access is broken
-	ErrBadWrapped  = errors.New("wrapped key rejected")   // InvalidArgument
-	ErrInvalidName = errors.New("invalid name")           // InvalidArgument
-	ErrExists      = errors.New("already exists")         // AlreadyExists
-	ErrBadContext  = errors.New("invalid key context")    // InvalidArgument
+	ErrNotFound    = errors.New("not found")             // NotFound
+	ErrUnavailable = errors.New("key store unavailable") // Unavailable
+	ErrDenied      = errors.New("key store refused")     // Unavailable: trustd's own access is broken
+	ErrBadWrapped  = errors.New("wrapped key rejected")  // InvalidArgument
+	ErrInvalidName = errors.New("invalid name")          // InvalidArgument
+	ErrExists      = errors.New("already exists")        // AlreadyExists
+	ErrBadContext  = errors.New("invalid key context")   // InvalidArgument
 )
 
 // DataKeySize is the size of every data key: AES-256.

@@ -47,7 +47,9 @@ func newPolicyCmd() *cobra.Command {
 	explain.Flags().StringVar(&claims, "claims", "", "claims as JSON (as trustctl evidence verify --format json prints them, or attest.Claims)")
 	explain.MarkFlagRequired("claims")
 	diff := run("diff OLD NEW", "Show which images gain or lose which grants", cobra.ExactArgs(2),
-		func(cmd *cobra.Command, args []string) error { return policies.Diff(cmd.OutOrStdout(), args[0], args[1]) })
+		func(cmd *cobra.Command, args []string) error {
+			return policies.Diff(cmd.OutOrStdout(), args[0], args[1])
+		})
 	var (
 		keyFile string
 		version uint64

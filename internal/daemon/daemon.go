@@ -39,11 +39,11 @@ type Env struct {
 type Daemon struct {
 	cfg      *Config
 	policies *policies.Store // nil for a static dev-mode file
-	log     *slog.Logger
-	svc     *service.Service
-	auditLg *audit.Log
-	tokens  *token.Issuer
-	closers []func() error
+	log      *slog.Logger
+	svc      *service.Service
+	auditLg  *audit.Log
+	tokens   *token.Issuer
+	closers  []func() error
 }
 
 // New opens every component named by cfg. On error, whatever was opened is closed.
