@@ -165,3 +165,27 @@ func TestVLEKNeedsItsOwnCRL(t *testing.T) {
 		t.Fatalf("vcek with crl.der: %v", err)
 	}
 }
+
+func TestBackoffDoubles(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }))
+	defer srv.Close()
+	var slept []time.Duration
+	g := &HTTPGetter{Client: srv.Client(), Attempts: 5, MaxBackoff: 50 * time.Second, Sleep: func(_ context.Context, d time.Duration) error {
+		slept = append(slept, d)
+		return nil
+	}}
+	_, err := g.Get(context.Background(), srv.URL+"/vcek/v1/Milan/crl")
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests {
+		t.Fatalf("err %v", err)
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 50 * time.Second}
+	if len(slept) != len(want) {
+		t.Fatalf("slept %v, want %v", slept, want)
+	}
+	for i := range want {
+		if slept[i] != want[i] {
+			t.Fatalf("slept %v, want %v", slept, want)
+		}
+	}
+}
