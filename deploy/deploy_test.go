@@ -262,8 +262,11 @@ func TestDeployment(t *testing.T) {
 	spec := d.Spec
 	pod := spec.Template.Spec
 
-	if spec.Replicas == nil || *spec.Replicas < 2 {
-		t.Errorf("replicas %v: at least 2, so one replica can fail or drain", spec.Replicas)
+	if spec.Replicas == nil {
+		t.Fatal("replicas not set (the default is 1)")
+	}
+	if *spec.Replicas < 2 {
+		t.Errorf("replicas %d: at least 2, so one replica can fail or drain", *spec.Replicas)
 	}
 	if mu := spec.Strategy.RollingUpdate.MaxUnavailable; mu != 0 {
 		t.Errorf("rollingUpdate.maxUnavailable %v, want 0", mu)
