@@ -320,8 +320,8 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, q *Quote, 
 		return "", nil, collateralOrRevoked(err)
 	}
 	ti := vc.TCBInfo
-	if ti.ID != "TDX" {
-		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s, not TDX", ti.ID))
+	if ti.ID != "TDX" || ti.TCBType != 0 {
+		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s with TCB type %d, want TDX with type 0", ti.ID, ti.TCBType))
 	}
 	// Intel serves FMSPCs in upper case, certificates hold bytes: compare without case.
 	if !strings.EqualFold(ti.FMSPC, fmspc) {
@@ -390,6 +390,8 @@ func claims(q *Quote, info *pckInfo, qe *intel.EnclaveReport) *attest.Claims {
 			"rtmr2":  hx(b.RTMR[2][:]),
 			"rtmr3":  hx(b.RTMR[3][:]),
 			"mrseam": hx(b.MRSEAM[:]),
+			// Intel signs its TDX modules with MRSIGNERSEAM zero.
+			"mrsignerseam": hx(b.MRSIGNERSEAM[:]),
 		},
 		Config: map[string]attest.Hex{
 			"mrconfigid":    hx(b.MRCONFIGID[:]),
