@@ -1,4 +1,6 @@
-// Package metrics holds trustd's Prometheus collectors and the gRPC interceptors that feed them.
+// Package metrics holds trustd's observability at the gRPC edge: Prometheus collectors and the
+// interceptors that feed them, a structured access log (AccessLog), and Status, which summarizes
+// a scrape for `trustctl status`.
 //
 // The service, the audit log and the verifiers do not import Prometheus: each defines the small
 // observer interface it needs (for example an AuditAppend method) and is handed a *Metrics, which
