@@ -189,3 +189,69 @@ func TestBackoffDoubles(t *testing.T) {
 		}
 	}
 }
+
+// slowKDS blocks every request until released and counts them.
+type slowKDS struct {
+	mu      sync.Mutex
+	n       int
+	release chan struct{}
+	files   map[string][]byte
+}
+
+func (k *slowKDS) Get(ctx context.Context, url string) ([]byte, error) {
+	k.mu.Lock()
+	k.n++
+	k.mu.Unlock()
+	<-k.release
+	if b, ok := k.files[url]; ok {
+		return b, nil
+	}
+	return nil, &StatusError{URL: url, Code: http.StatusNotFound}
+}
+
+// TestConcurrentColdVerificationsShareFetches: many verifications of a new chip at once make one
+// VCEK request and one CRL request, not one each (late starters find both in memory).
+func TestConcurrentColdVerificationsShareFetches(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	raw := f.report(t, reportSpec{})
+	r, err := parseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kds := &slowKDS{release: make(chan struct{}), files: map[string][]byte{
+		vcekURL(DefaultKDSURL, Milan, r.pb.ChipId, f.tcb): f.signer.Vcek.Raw,
+		crlURL(DefaultKDSURL, Milan, SignerVCEK):          f.crl(t, t0, 365*24*time.Hour),
+	}}
+	v := mustNew(t, Options{Roots: f.roots, Getter: kds})
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+			errs <- err
+		}()
+	}
+	// Let the goroutines pile up on the first request, then release them.
+	for {
+		kds.mu.Lock()
+		started := kds.n
+		kds.mu.Unlock()
+		v.mu.Lock()
+		waiting := len(v.inflight)
+		v.mu.Unlock()
+		if started >= 1 && waiting >= 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(kds.release)
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kds.n != 2 {
+		t.Errorf("%d KDS requests for %d concurrent verifications", kds.n, n)
+	}
+}
