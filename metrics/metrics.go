@@ -47,6 +47,7 @@ type Recorder interface {
 // Nop is a Recorder that records nothing: the default where no metrics are wanted.
 type Nop struct{}
 
+// The Nop methods do nothing.
 func (Nop) Attestation(string, string)         {}
 func (Nop) Release(string, string)             {}
 func (Nop) KeyStoreError(string)               {}
