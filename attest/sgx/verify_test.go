@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -394,4 +397,67 @@ func TestQuotingEnclave(t *testing.T) {
 			wantErr(t, err, tt.kind, tt.field)
 		})
 	}
+}
+
+// fakePCS serves SGX collateral the way Intel's PCS (and a PCCS) does.
+type fakePCS struct {
+	files map[string][]byte
+	mu    sync.Mutex
+	got   []string
+	down  bool
+}
+
+func (f *fakePCS) Get(_ context.Context, u string) (http.Header, []byte, error) {
+	f.mu.Lock()
+	f.got = append(f.got, u)
+	f.mu.Unlock()
+	if f.down {
+		return nil, nil, errors.New("connection refused")
+	}
+	h := http.Header{}
+	chain := func(name, file string) { h.Set(name, url.QueryEscape(string(f.files[file]))) }
+	switch {
+	case strings.HasPrefix(u, "https://pccs.test/sgx/certification/v4/tcb?fmspc=00906ea10000"):
+		chain(intel.HeaderTCBInfoChain, intel.FileTCBInfoChain)
+		return h, f.files[intel.FileTCBInfo], nil
+	case u == "https://pccs.test/sgx/certification/v4/qe/identity":
+		chain(intel.HeaderQEIdentityChain, intel.FileQEIdentityChain)
+		return h, f.files[intel.FileQEIdentity], nil
+	case u == "https://pccs.test/sgx/certification/v4/pckcrl?ca=platform&encoding=der":
+		chain(intel.HeaderPCKCRLChain, intel.FilePCKCRLChain)
+		return h, f.files[intel.FilePCKCRL], nil
+	case u == "https://pccs.test/sgx/certification/v4/rootcacrl":
+		return h, f.files[intel.FileRootCRL], nil
+	}
+	return nil, nil, fmt.Errorf("GET %s: 404 Not Found", u)
+}
+
+func TestOnlineCollateral(t *testing.T) {
+	p := testPKI(t)
+	pcs := &fakePCS{files: p.Collateral(t, sgxtest.CollateralOptions{PlatformStatus: intel.SWHardeningNeeded, Advisories: []string{"INTEL-SA-00615"}})}
+	cache := t.TempDir()
+	v, err := New(Options{Root: p.Root, PCSURL: "https://pccs.test", Getter: pcs, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c, err := v.Verify(context.Background(), sgxEvidence(goodQuote(t, 3)), attest.Options{Now: fixtureNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.TCBStatus != "SWHardeningNeeded" || strings.Join(c.Advisories, ",") != "INTEL-SA-00615" {
+			t.Fatalf("status %s %v", c.TCBStatus, c.Advisories)
+		}
+	}
+	if len(pcs.got) != 4 {
+		t.Errorf("fetched %d times, want the 4 collateral URLs once: %v", len(pcs.got), pcs.got)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "sgx-platform-00906ea10000", intel.FileTCBInfo)); err != nil {
+		t.Errorf("collateral not cached on disk: %v", err)
+	}
+
+	// PCS down and nothing cached: authenticity cannot be decided, which is Unavailable.
+	v, _ = New(Options{Root: p.Root, PCSURL: "https://pccs.test", Getter: &fakePCS{down: true}})
+	_, err = v.Verify(context.Background(), sgxEvidence(goodQuote(t, 3)), attest.Options{Now: fixtureNow})
+	wantErr(t, err, attest.ErrUnavailable, "collateral")
 }
