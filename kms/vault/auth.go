@@ -262,7 +262,7 @@ func (s *Store) maintain() {
 			continue
 		case <-timer:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout*time.Duration(s.attempts)+time.Second)
+		ctx, cancel := context.WithTimeout(s.bg, s.timeout*time.Duration(s.attempts)+time.Second)
 		err := s.refresh(ctx, sess)
 		cancel()
 		if err != nil {

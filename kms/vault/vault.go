@@ -69,6 +69,8 @@ type Store struct {
 	keys   map[string]time.Time // transit keys seen to be derived, and when
 
 	kick      chan struct{}
+	bg        context.Context // background renewal; Close cancels it
+	bgCancel  context.CancelFunc
 	stop      chan struct{}
 	done      chan struct{}
 	closed    atomic.Bool
@@ -119,8 +121,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if s.attempts == 0 {
 		s.attempts = DefaultAttempts
 	}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.maxBackoff = max(s.maxBackoff, s.minBackoff)
 	if _, err := s.relogin(ctx, 0); err != nil && !isUnavailable(err) {
+		s.bgCancel()
 		return nil, err
 	}
 	go s.maintain()
@@ -132,6 +136,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true) // no new calls, and so no new login
+		s.bgCancel()
 		close(s.stop)
 		<-s.done
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
