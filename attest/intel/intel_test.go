@@ -336,3 +336,39 @@ func TestCollateralFromFiles(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestRelaunch(t *testing.T) {
+	comps := func(v ...int) []intel.TCBComponent {
+		out := make([]intel.TCBComponent, 16)
+		for i, x := range v {
+			out[i].SVN = x
+		}
+		return out
+	}
+	ti := &intel.TCBInfo{
+		TCBLevels:           []intel.TCBLevel{{TCB: intel.TCB{TDXTCBComponents: comps(4, 0, 7)}}},
+		TDXModuleIdentities: []intel.TDXModuleIdentity{{ID: "TDX_03", TCBLevels: []intel.TCBLevel{{TCB: intel.TCB{ISVSVN: 6}}}}},
+	}
+	svn2 := func(v ...byte) []byte { b := make([]byte, 16); copy(b, v); return b }
+	for _, tc := range []struct {
+		name                 string
+		svn2                 []byte
+		sgx, tdx, module, qe intel.Status
+		want                 intel.Status
+	}{
+		{"module 0 now current", svn2(4, 0, 7), intel.UpToDate, intel.OutOfDate, intel.OutOfDate, intel.UpToDate, intel.TDRelaunchAdvised},
+		{"module 3 now current", svn2(6, 3, 7), intel.UpToDate, intel.OutOfDate, intel.OutOfDate, intel.UpToDate, intel.TDRelaunchAdvised},
+		{"configuration needed", svn2(6, 3, 7), intel.ConfigurationNeeded, intel.OutOfDateConfigurationNeeded, intel.OutOfDate, intel.UpToDate, intel.TDRelaunchAdvisedConfigurationNeeded},
+		{"module still behind", svn2(5, 3, 7), intel.UpToDate, intel.OutOfDate, intel.OutOfDate, intel.UpToDate, intel.OutOfDate},
+		{"microcode behind", svn2(6, 3, 6), intel.UpToDate, intel.OutOfDate, intel.OutOfDate, intel.UpToDate, intel.OutOfDate},
+		{"unknown module", svn2(6, 4, 7), intel.UpToDate, intel.OutOfDate, intel.OutOfDate, intel.UpToDate, intel.OutOfDate},
+		{"QE out of date", svn2(6, 3, 7), intel.UpToDate, intel.OutOfDate, intel.OutOfDate, intel.OutOfDate, intel.OutOfDate},
+		{"SGX out of date", svn2(6, 3, 7), intel.OutOfDate, intel.OutOfDate, intel.OutOfDate, intel.UpToDate, intel.OutOfDate},
+		{"module current, platform not", svn2(6, 3, 7), intel.UpToDate, intel.OutOfDate, intel.UpToDate, intel.UpToDate, intel.OutOfDate},
+		{"not out of date", svn2(6, 3, 7), intel.UpToDate, intel.UpToDate, intel.UpToDate, intel.UpToDate, intel.UpToDate},
+	} {
+		if got := ti.Relaunch(tc.svn2, tc.sgx, tc.tdx, tc.module, tc.qe); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -142,14 +142,14 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		return nil, err
 	}
 	c := claims(q, info, qe)
+	if c.Debug && !v.o.AllowDebug {
+		return nil, attest.NotAuthentic("td_attributes.debug", errors.New("the TD is a debug TD: the host can read its memory"))
+	}
 	status, adv, err := v.appraise(ctx, ev, q, qe, pck, info, now)
 	if err != nil {
 		return nil, err
 	}
 	c.TCBStatus, c.Advisories = string(status), adv
-	if c.Debug && !v.o.AllowDebug {
-		return nil, attest.NotAuthentic("td_attributes.debug", errors.New("the TD is a debug TD: the host can read its memory"))
-	}
 	return c, nil
 }
 
@@ -186,8 +186,8 @@ func (v *Verifier) authenticate(q *Quote, now time.Time) (*intel.Chain, *pckInfo
 	return pck, info, nil
 }
 
-// IntelTDQEMRSigner is the MRSIGNER of Intel's TD quoting enclave, and TDQEProdID its
-// ISVPRODID, as Intel's TD_QE identity publishes them.
+// IntelTDQEMRSigner is the MRSIGNER of Intel's TD quoting enclave, as Intel's TD_QE identity
+// publishes it.
 var IntelTDQEMRSigner = [32]byte{
 	0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03,
 	0x0f, 0x7c, 0x15, 0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
