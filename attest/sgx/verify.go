@@ -131,7 +131,7 @@ func (v *Verifier) TEE() attest.TEE { return attest.SGX }
 
 // Verify implements attest.Verifier. ev.Report is the raw DCAP quote (enclave/ego strips EGo's
 // report header). ev.Collateral, when present, must be a complete collateral set by file name
-// (intel.Files); it takes precedence over the directory and PCS.
+// (intel.Files); it is used only for platforms that neither the directory nor PCS covers.
 func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
 	if ev == nil || ev.TEE != attest.SGX {
 		return nil, attest.Malformed("evidence.tee", "not SGX evidence")
@@ -250,22 +250,14 @@ func (v *Verifier) pckInfo(ch *intel.Chain) (*pckInfo, error) {
 }
 
 // collateral finds verified collateral for the platform, or nil when there is none to be had.
+// The verifier's own sources (the directory for this FMSPC, then PCS) come first: collateral
+// carried by the evidence comes from the party being appraised, who could pick an older TCB
+// info that is still within its nextUpdate but predates a TCB recovery. It is used only when
+// the verifier has nothing of its own for the platform.
 func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, ca string, now time.Time) (*intel.Verified, error) {
-	if len(ev.Collateral) > 0 {
-		c, err := intel.CollateralFromFiles(ev.Collateral)
-		if err != nil {
-			return nil, collateralErr(err)
-		}
-		vc, err := v.roots.VerifyCollateral(c, now)
-		if err != nil {
-			return nil, collateralErr(err)
-		}
-		return vc, nil
-	}
-	if d := v.dir.Load(); d != nil && (d.fmspc == fmspc || v.src == nil) {
-		if d.fmspc != fmspc {
-			return nil, attest.Unavailable("collateral."+intel.FileTCBInfo, fmt.Errorf("collateral directory is for FMSPC %s, the quote's platform is %s", d.fmspc, fmspc))
-		}
+	d := v.dir.Load()
+	switch {
+	case d != nil && d.fmspc == fmspc:
 		if vc := d.verified.Load(); vc != nil {
 			if err := vc.ValidAt(now); err != nil {
 				return nil, collateralErr(err)
@@ -278,10 +270,26 @@ func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, c
 		}
 		d.verified.Store(vc)
 		return vc, nil
+	case v.src != nil:
+		return v.fetch(ctx, fmspc, ca, now)
+	case len(ev.Collateral) > 0:
+		c, err := intel.CollateralFromFiles(ev.Collateral)
+		if err != nil {
+			return nil, collateralErr(err)
+		}
+		vc, err := v.roots.VerifyCollateral(c, now)
+		if err != nil {
+			return nil, collateralErr(err)
+		}
+		return vc, nil
+	case d != nil:
+		return nil, attest.Unavailable("collateral."+intel.FileTCBInfo, fmt.Errorf("collateral directory is for FMSPC %s, the quote's platform is %s", d.fmspc, fmspc))
 	}
-	if v.src == nil {
-		return nil, nil
-	}
+	return nil, nil
+}
+
+// fetch gets collateral from PCS or a PCCS, remembering it per platform and PCK CA.
+func (v *Verifier) fetch(ctx context.Context, fmspc, ca string, now time.Time) (*intel.Verified, error) {
 	key := fmspc + "/" + ca
 	if c, ok := v.online.Load(key); ok {
 		if vc, err := v.roots.VerifyCollateral(c.(*intel.Collateral), now); err == nil {

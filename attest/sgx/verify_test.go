@@ -461,3 +461,23 @@ func TestOnlineCollateral(t *testing.T) {
 	_, err = v.Verify(context.Background(), sgxEvidence(goodQuote(t, 3)), attest.Options{Now: fixtureNow})
 	wantErr(t, err, attest.ErrUnavailable, "collateral")
 }
+
+// The appraised party's own collateral never overrides the verifier's: it could be an older TCB
+// info, still unexpired, from before a TCB recovery.
+func TestEvidenceCollateralDoesNotOverride(t *testing.T) {
+	p := testPKI(t)
+	dir := t.TempDir()
+	for name, b := range p.Collateral(t, sgxtest.CollateralOptions{PlatformStatus: intel.OutOfDate}) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := New(Options{Root: p.Root, CollateralDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := sgxEvidence(goodQuote(t, 3))
+	ev.Collateral = p.Collateral(t, sgxtest.CollateralOptions{})
+	_, err = v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow})
+	wantErr(t, err, attest.ErrNotAuthentic, "tcb_status")
+}
