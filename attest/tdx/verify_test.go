@@ -397,3 +397,29 @@ func TestNotTDX(t *testing.T) {
 		t.Error("TEE")
 	}
 }
+
+// TestConcurrent verifies from many goroutines through one Verifier (run with -race).
+func TestConcurrent(t *testing.T) {
+	f := fx(t)
+	c, err := f.Collateral(nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := mustNew(t, tdx.Options{Root: f.PKI.Root})
+	q := f.Quote(f.DefaultSpec())
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := ev(q, nil)
+			if i%2 == 0 {
+				e = ev(q, c)
+			}
+			if _, err := v.Verify(context.Background(), e, attest.Options{Now: f.Now}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
