@@ -1,4 +1,6 @@
-// Package metrics holds trustd's Prometheus collectors and the gRPC interceptors that feed them.
+// Package metrics holds trustd's observability at the gRPC edge: Prometheus collectors and the
+// interceptors that feed them, a structured access log (AccessLog), and Status, which summarizes
+// a scrape for `trustctl status`.
 //
 // The service, the audit log and the verifiers do not import Prometheus: each defines the small
 // observer interface it needs (for example an AuditAppend method) and is handed a *Metrics, which
@@ -45,6 +47,7 @@ type Recorder interface {
 // Nop is a Recorder that records nothing: the default where no metrics are wanted.
 type Nop struct{}
 
+// The Nop methods do nothing.
 func (Nop) Attestation(string, string)         {}
 func (Nop) Release(string, string)             {}
 func (Nop) KeyStoreError(string)               {}

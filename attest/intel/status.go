@@ -23,6 +23,11 @@ const (
 	// Unknown means no collateral was available to appraise the TCB; the evidence is still
 	// authentic.
 	Unknown Status = "unknown"
+	// TDRelaunchAdvised and TDRelaunchAdvisedConfigurationNeeded are derived, never in TCB
+	// info: a TD 1.5 launched on an out-of-date TDX module that has since been updated in place
+	// to the latest one. Relaunching the TD brings it up to date.
+	TDRelaunchAdvised                    Status = "TDRelaunchAdvised"
+	TDRelaunchAdvisedConfigurationNeeded Status = "TDRelaunchAdvisedConfigurationNeeded"
 )
 
 func (s Status) known() bool {
@@ -36,6 +41,60 @@ func (s Status) known() bool {
 
 // OutOfDate reports whether the status says the platform needs a TCB recovery.
 func (s Status) OutOfDate() bool { return s == OutOfDate || s == OutOfDateConfigurationNeeded }
+
+// RelaunchAdvised reports whether the status says the TD must be relaunched to be current.
+func (s Status) RelaunchAdvised() bool {
+	return s == TDRelaunchAdvised || s == TDRelaunchAdvisedConfigurationNeeded
+}
+
+func (s Status) configurationNeeded() bool {
+	switch s {
+	case ConfigurationNeeded, OutOfDateConfigurationNeeded, ConfigurationAndSWHardeningNeeded, TDRelaunchAdvisedConfigurationNeeded:
+		return true
+	}
+	return false
+}
+
+// Relaunch applies Intel's TD relaunch check to a TD 1.5 report: when the TD's TCB is out of
+// date only because the TDX module it was launched on was, the QE is current, the SGX part of
+// the platform is not out of date, and the module now running (TEE_TCB_SVN_2) is at the latest
+// level of its identity, the status becomes TDRelaunchAdvised (or
+// TDRelaunchAdvisedConfigurationNeeded). Otherwise tdx is returned unchanged. sgx is the status
+// of the first level the PCK's SGX TCB meets; tdx the TD's status after folding in the module's;
+// module the module's own status (UpToDate for major version 0); qe the QE's.
+func (t *TCBInfo) Relaunch(teeTCBSVN2 []byte, sgx, tdx, module, qe Status) Status {
+	if len(teeTCBSVN2) != 16 || len(t.TCBLevels) == 0 || len(t.TCBLevels[0].TCB.TDXTCBComponents) != 16 {
+		return tdx
+	}
+	if qe == OutOfDate || qe == Revoked {
+		return tdx
+	}
+	switch sgx {
+	case UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded:
+	default:
+		return tdx
+	}
+	if !tdx.OutOfDate() || module != OutOfDate {
+		return tdx
+	}
+	latest := t.TCBLevels[0].TCB.TDXTCBComponents
+	moduleSVN := latest[0].SVN
+	if teeTCBSVN2[1] != 0 {
+		want := fmt.Sprintf("TDX_%02X", teeTCBSVN2[1])
+		i := slices.IndexFunc(t.TDXModuleIdentities, func(m TDXModuleIdentity) bool { return strings.EqualFold(m.ID, want) })
+		if i < 0 || len(t.TDXModuleIdentities[i].TCBLevels) == 0 {
+			return tdx
+		}
+		moduleSVN = t.TDXModuleIdentities[i].TCBLevels[0].TCB.ISVSVN
+	}
+	if int(teeTCBSVN2[0]) < moduleSVN || int(teeTCBSVN2[2]) < latest[2].SVN {
+		return tdx
+	}
+	if sgx.configurationNeeded() || tdx.configurationNeeded() {
+		return TDRelaunchAdvisedConfigurationNeeded
+	}
+	return TDRelaunchAdvised
+}
 
 // Converge folds a component's status (the quoting enclave's, or the TDX module's) into the
 // platform's, the way Intel's quote verification library does: a revoked component revokes
@@ -175,6 +234,10 @@ levels:
 func (t *TCBInfo) TDXModuleLevel(teeTCBSVN, mrSignerSeam, seamAttributes []byte) (*TCBLevel, error) {
 	if len(teeTCBSVN) != 16 || len(seamAttributes) != 8 {
 		return nil, fmt.Errorf("TEE_TCB_SVN or SEAMATTRIBUTES has the wrong size")
+	}
+	// Intel's quote verification requires SEAMATTRIBUTES zero whatever the mask says.
+	if !bytes.Equal(seamAttributes, make([]byte, 8)) {
+		return nil, fmt.Errorf("SEAMATTRIBUTES %x are not zero", seamAttributes)
 	}
 	if teeTCBSVN[1] == 0 {
 		if t.TDXModule == nil {

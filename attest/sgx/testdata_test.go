@@ -3,6 +3,7 @@ package sgx
 import (
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/sgx/sgxtest"
-	"github.com/medicus-cloud/trust/attest/tdx"
 )
 
 var update = flag.Bool("update", false, "rewrite the sgxtest fixtures in testdata/")
@@ -124,14 +124,19 @@ func TestFixtures(t *testing.T) {
 // made by an Intel platform. Its authentication (everything but the body) is the same as an SGX
 // quote's, so it checks authenticate against real Intel bytes and the embedded Intel root.
 func TestRealIntelAuthentication(t *testing.T) {
-	tq, err := tdx.ParseQuote(readFixture(t, "tdx_prod_quote_SPR_E4.dat"))
+	// A TDX v4 quote: header (48), TD report (584), signature data length (4), then signature,
+	// attestation key and type-6 certification data laid out as in an SGX v4 quote.
+	b := readFixture(t, "tdx_prod_quote_SPR_E4.dat")
+	const signedLen = 48 + 584
+	sigLen := int(binary.LittleEndian.Uint32(b[signedLen:]))
+	sd := b[signedLen+4 : signedLen+4+sigLen]
+	q := &Quote{Signed: b[:signedLen], Signature: sd[:64], AttestationKey: sd[64:128]}
+	inner, err := certData(sd[128:], certTypeQEReport, "quote.certification_data")
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &Quote{
-		Signed: tq.Signed, Signature: tq.Signature, AttestationKey: tq.AttestationKey,
-		QEReport: tq.QEReport, QEReportSignature: tq.QEReportSignature, QEAuthData: tq.QEAuthData,
-		PCKChain: tq.PCKChain,
+	if err := q.parseQEReportCertData(inner); err != nil {
+		t.Fatal(err)
 	}
 	v, err := New(Options{})
 	if err != nil {
@@ -145,7 +150,7 @@ func TestRealIntelAuthentication(t *testing.T) {
 	if info.ca != intel.CAPlatform || info.ext.FMSPCHex() == "" {
 		t.Errorf("real PCK: CA %q FMSPC %q", info.ca, info.ext.FMSPCHex())
 	}
-	qe, err := ParseReportBody(tq.QEReport)
+	qe, err := ParseReportBody(q.QEReport)
 	// Intel's quoting enclaves are signed by Intel's MRSIGNER; the TD QE has product ID 2.
 	if err != nil || qe.ISVProdID != 2 || qe.Debug() || hex.EncodeToString(qe.MRSIGNER[:]) != "dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5" {
 		t.Errorf("real QE report: %+v, %v", qe, err)

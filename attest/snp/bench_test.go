@@ -84,13 +84,22 @@ func BenchmarkRatioSNP(b *testing.B) {
 		return nil
 	}
 	library := func() error { return libraryVerify(f, raw, table) }
-	w := nsPerOp(b, warm)
-	benchratio.Value(b, "snp-verify-warm/p384-verify", w/nsPerOp(b, raw384))
-	benchratio.Value(b, "snp-verify-warm/go-sev-guest-verify", w/nsPerOp(b, library))
+	// Interleave the runs and keep each one's best: on a shared machine the minimum is the
+	// figure least disturbed by other load.
+	best := []float64{0, 0, 0}
+	for round := 0; round < 3; round++ {
+		for i, f := range []func() error{warm, raw384, library} {
+			if ns := nsPerOp(b, f); best[i] == 0 || ns < best[i] {
+				best[i] = ns
+			}
+		}
+	}
+	benchratio.Value(b, "snp-verify-warm/p384-verify", best[0]/best[1])
+	benchratio.Value(b, "snp-verify-warm/go-sev-guest-verify", best[0]/best[2])
 }
 
-// nsPerOp times f like testing.Benchmark would (doubling the iterations until a run takes half a
-// second). benchratio.Time calls testing.Benchmark, which deadlocks when called from inside a
+// nsPerOp times f like testing.Benchmark would (doubling the iterations until a run takes 0.3
+// seconds). benchratio.Time calls testing.Benchmark, which deadlocks when called from inside a
 // benchmark (both take the testing package's benchmark lock), so this benchmark measures for
 // itself and reports through benchratio.Value.
 func nsPerOp(b *testing.B, f func() error) float64 {
@@ -105,7 +114,7 @@ func nsPerOp(b *testing.B, f func() error) float64 {
 				b.Fatal(err)
 			}
 		}
-		if d := time.Since(start); d >= 500*time.Millisecond || n >= 1<<24 {
+		if d := time.Since(start); d >= 300*time.Millisecond || n >= 1<<24 {
 			return float64(d) / float64(n)
 		}
 	}

@@ -165,3 +165,93 @@ func TestVLEKNeedsItsOwnCRL(t *testing.T) {
 		t.Fatalf("vcek with crl.der: %v", err)
 	}
 }
+
+func TestBackoffDoubles(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }))
+	defer srv.Close()
+	var slept []time.Duration
+	g := &HTTPGetter{Client: srv.Client(), Attempts: 5, MaxBackoff: 50 * time.Second, Sleep: func(_ context.Context, d time.Duration) error {
+		slept = append(slept, d)
+		return nil
+	}}
+	_, err := g.Get(context.Background(), srv.URL+"/vcek/v1/Milan/crl")
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests {
+		t.Fatalf("err %v", err)
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 50 * time.Second}
+	if len(slept) != len(want) {
+		t.Fatalf("slept %v, want %v", slept, want)
+	}
+	for i := range want {
+		if slept[i] != want[i] {
+			t.Fatalf("slept %v, want %v", slept, want)
+		}
+	}
+}
+
+// slowKDS blocks every request until released and counts them.
+type slowKDS struct {
+	mu      sync.Mutex
+	n       int
+	release chan struct{}
+	files   map[string][]byte
+}
+
+func (k *slowKDS) Get(ctx context.Context, url string) ([]byte, error) {
+	k.mu.Lock()
+	k.n++
+	k.mu.Unlock()
+	<-k.release
+	if b, ok := k.files[url]; ok {
+		return b, nil
+	}
+	return nil, &StatusError{URL: url, Code: http.StatusNotFound}
+}
+
+// TestConcurrentColdVerificationsShareFetches: many verifications of a new chip at once make one
+// VCEK request and one CRL request, not one each (late starters find both in memory).
+func TestConcurrentColdVerificationsShareFetches(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	raw := f.report(t, reportSpec{})
+	r, err := parseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kds := &slowKDS{release: make(chan struct{}), files: map[string][]byte{
+		vcekURL(DefaultKDSURL, Milan, r.pb.ChipId, f.tcb): f.signer.Vcek.Raw,
+		crlURL(DefaultKDSURL, Milan, SignerVCEK):          f.crl(t, t0, 365*24*time.Hour),
+	}}
+	v := mustNew(t, Options{Roots: f.roots, Getter: kds})
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+			errs <- err
+		}()
+	}
+	// Let the goroutines pile up on the first request, then release them.
+	for {
+		kds.mu.Lock()
+		started := kds.n
+		kds.mu.Unlock()
+		v.mu.Lock()
+		waiting := len(v.inflight)
+		v.mu.Unlock()
+		if started >= 1 && waiting >= 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(kds.release)
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kds.n != 2 {
+		t.Errorf("%d KDS requests for %d concurrent verifications", kds.n, n)
+	}
+}

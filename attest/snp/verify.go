@@ -72,6 +72,54 @@ type Verifier struct {
 	mu     sync.Mutex
 	chains map[[32]byte]*endorsement // by SHA-256 of the VCEK/VLEK DER
 	crls   map[string]*x509.RevocationList
+	// vceks remembers VCEKs fetched from the KDS by their cache path, so a warm verification of a
+	// report that carries no certificates does not go back to the network.
+	vceks map[string][]byte
+	// inflight shares one KDS request among concurrent verifications that need the same URL
+	// (AMD throttles repeated requests).
+	inflight map[string]*fetchCall
+}
+
+type fetchCall struct {
+	done chan struct{}
+	body []byte
+	err  error
+}
+
+// fetch gets url through the Getter, joining a request already in flight for the same URL.
+// cached and keep run with v.mu held: cached returns what an earlier fetch left in memory (nil
+// if nothing), keep stores a successful body, so no caller falls between a finished fetch and
+// its result being remembered.
+func (v *Verifier) fetch(ctx context.Context, url string, cached func() []byte, keep func([]byte)) ([]byte, error) {
+	v.mu.Lock()
+	if b := cached(); b != nil {
+		v.mu.Unlock()
+		return b, nil
+	}
+	c := v.inflight[url]
+	leader := c == nil
+	if leader {
+		c = &fetchCall{done: make(chan struct{})}
+		v.inflight[url] = c
+	}
+	v.mu.Unlock()
+	if leader {
+		c.body, c.err = v.o.Getter.Get(ctx, url)
+		v.mu.Lock()
+		if c.err == nil {
+			keep(c.body)
+		}
+		delete(v.inflight, url)
+		v.mu.Unlock()
+		close(c.done)
+		return c.body, c.err
+	}
+	select {
+	case <-c.done:
+		return c.body, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // endorsement is a verified VCEK or VLEK and the window in which that verification holds.
@@ -110,7 +158,7 @@ func New(o Options) (*Verifier, error) {
 	if o.Revocation < RevocationRequired || o.Revocation > InsecureRevocationSkip {
 		return nil, fmt.Errorf("snp: unknown Revocation %d", o.Revocation)
 	}
-	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*x509.RevocationList{}}, nil
+	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*x509.RevocationList{}, inflight: map[string]*fetchCall{}, vceks: map[string][]byte{}}, nil
 }
 
 // TEE implements attest.Verifier.
@@ -238,6 +286,12 @@ func (v *Verifier) endorsementCert(ctx context.Context, r *report, table certTab
 	var lastErr error
 	for _, p := range products {
 		rel := vcekCachePath(p, r.pb.ChipId, r.pb.ReportedTcb)
+		v.mu.Lock()
+		c := v.vceks[rel]
+		v.mu.Unlock()
+		if c != nil {
+			return c, nil
+		}
 		for _, dir := range []string{v.o.CertsDir, v.o.CacheDir} {
 			c, err := readDirFile(dir, rel)
 			if err != nil {
@@ -250,7 +304,14 @@ func (v *Verifier) endorsementCert(ctx context.Context, r *report, table certTab
 		if v.o.CertsDir != "" || v.o.Getter == nil {
 			continue
 		}
-		c, err := v.o.Getter.Get(ctx, vcekURL(v.o.KDSURL, p, r.pb.ChipId, DecodeTCB(r.pb.ReportedTcb, p)))
+		c, err := v.fetch(ctx, vcekURL(v.o.KDSURL, p, r.pb.ChipId, DecodeTCB(r.pb.ReportedTcb, p)),
+			func() []byte { return v.vceks[rel] },
+			func(b []byte) {
+				if len(v.vceks) >= maxCachedChains {
+					clear(v.vceks)
+				}
+				v.vceks[rel] = b // verified before use like any other copy
+			})
 		if err != nil {
 			lastErr = err
 			continue
@@ -431,7 +492,18 @@ func (v *Verifier) crl(ctx context.Context, roots *Roots, signer string, now tim
 		}
 	}
 	if v.o.CertsDir == "" && v.o.Getter != nil {
-		b, err := v.o.Getter.Get(ctx, crlURL(v.o.KDSURL, roots.Product, signer))
+		b, err := v.fetch(ctx, crlURL(v.o.KDSURL, roots.Product, signer),
+			func() []byte {
+				if c := v.crls[key]; c != nil && crlCurrent(c, now) {
+					return c.Raw
+				}
+				return nil
+			},
+			func(b []byte) {
+				if c, err := parseCRL(b, roots.ARK, now); err == nil {
+					v.crls[key] = c
+				}
+			})
 		if err != nil {
 			reasons = append(reasons, err)
 		} else if c := try(b); c != nil {

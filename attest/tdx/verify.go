@@ -51,7 +51,8 @@ type Options struct {
 	CacheDir string
 	// AllowDebug accepts debug TDs, whose memory and registers the host can read.
 	AllowDebug bool
-	// AllowOutOfDate accepts OutOfDate and OutOfDateConfigurationNeeded TCB statuses.
+	// AllowOutOfDate accepts OutOfDate and OutOfDateConfigurationNeeded TCB statuses, and the
+	// TDRelaunchAdvised ones of TD 1.5 (launched on an out-of-date TDX module since updated).
 	AllowOutOfDate bool
 	// RequireCollateral denies evidence whose TCB cannot be appraised for want of collateral,
 	// instead of reporting TCB status "unknown".
@@ -320,8 +321,8 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, q *Quote, 
 		return "", nil, collateralOrRevoked(err)
 	}
 	ti := vc.TCBInfo
-	if ti.ID != "TDX" {
-		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s, not TDX", ti.ID))
+	if ti.ID != "TDX" || ti.TCBType != 0 {
+		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s with TCB type %d, want TDX with type 0", ti.ID, ti.TCBType))
 	}
 	// Intel serves FMSPCs in upper case, certificates hold bytes: compare without case.
 	if !strings.EqualFold(ti.FMSPC, fmspc) {
@@ -347,16 +348,26 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, q *Quote, 
 	if err != nil {
 		return "", nil, attest.NotAuthentic("tcb_status", err)
 	}
-	status := platLevel.TCBStatus
+	// Fold the statuses together in the order Intel's quote verification library does: the TDX
+	// module into the platform, then (TD 1.5) the relaunch check, then the QE.
+	status, modStatus := platLevel.TCBStatus, intel.UpToDate
 	if modLevel != nil {
-		status = intel.Converge(status, modLevel.TCBStatus)
+		modStatus = modLevel.TCBStatus
+		status = intel.Converge(status, modStatus)
+	}
+	if b.TD15 && status != intel.Revoked {
+		sgxLevel, err := ti.PlatformLevel(info.ext, nil)
+		if err != nil {
+			return "", nil, attest.NotAuthentic("tcb_status", err)
+		}
+		status = ti.Relaunch(b.TEETCBSVN2[:], sgxLevel.TCBStatus, status, modStatus, qeLevel.TCBStatus)
 	}
 	status = intel.Converge(status, qeLevel.TCBStatus)
 	adv := intel.Advisories(platLevel, modLevel, qeLevel)
 	switch {
 	case status == intel.Revoked:
 		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", advText(adv)))
-	case status.OutOfDate() && !v.o.AllowOutOfDate:
+	case (status.OutOfDate() || status.RelaunchAdvised()) && !v.o.AllowOutOfDate:
 		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, advText(adv)))
 	}
 	return status, adv, nil
@@ -390,6 +401,8 @@ func claims(q *Quote, info *pckInfo, qe *intel.EnclaveReport) *attest.Claims {
 			"rtmr2":  hx(b.RTMR[2][:]),
 			"rtmr3":  hx(b.RTMR[3][:]),
 			"mrseam": hx(b.MRSEAM[:]),
+			// Intel signs its TDX modules with MRSIGNERSEAM zero.
+			"mrsignerseam": hx(b.MRSIGNERSEAM[:]),
 		},
 		Config: map[string]attest.Hex{
 			"mrconfigid":    hx(b.MRCONFIGID[:]),

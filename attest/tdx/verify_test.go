@@ -89,7 +89,7 @@ func TestRealQuote(t *testing.T) {
 		if got := c.Measurement.String(); !strings.HasPrefix(got, "6363b8043668a3ad") || len(got) != 96 {
 			t.Errorf("measurement %s", got)
 		}
-		if len(c.Measurements) != 5 || len(c.Config) != 4 || len(c.ReportData) != 64 {
+		if len(c.Measurements) != 6 || len(c.Config) != 4 || len(c.ReportData) != 64 {
 			t.Errorf("claims maps %v %v", c.Measurements, c.Config)
 		}
 	})
@@ -235,6 +235,19 @@ func TestVerify(t *testing.T) {
 		{name: "module 1.x out of date", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TEETCBSVN = [16]byte{1, 1, 5} }), coll: good, opts: tdx.Options{AllowOutOfDate: true}, wantStatus: "OutOfDate", wantAdv: "INTEL-SA-00002"},
 		{name: "module 2.x unknown to TCB info", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TEETCBSVN = [16]byte{2, 2, 5} }), coll: good, wantKind: attest.ErrNotAuthentic, wantField: "quote.body.tdx_module"},
 		{name: "module signer not Intel", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.MRSIGNERSEAM[0] = 1 }), coll: good, wantKind: attest.ErrNotAuthentic, wantField: "quote.body.tdx_module"},
+		{name: "TD 1.5 relaunch advised", quote: spec(func(s *tdxtest.QuoteSpec) {
+			s.Version, s.TD15 = 5, true
+			s.Body.TEETCBSVN, s.Body.TEETCBSVN2 = [16]byte{1, 1, 5}, [16]byte{2, 1, 5}
+		}), coll: good, opts: tdx.Options{AllowOutOfDate: true}, wantStatus: "TDRelaunchAdvised", wantAdv: "INTEL-SA-00002"},
+		{name: "TD 1.5 relaunch advised is denied by default", quote: spec(func(s *tdxtest.QuoteSpec) {
+			s.Version, s.TD15 = 5, true
+			s.Body.TEETCBSVN, s.Body.TEETCBSVN2 = [16]byte{1, 1, 5}, [16]byte{2, 1, 5}
+		}), coll: good, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status"},
+		{name: "TD 1.5 module still out of date", quote: spec(func(s *tdxtest.QuoteSpec) {
+			s.Version, s.TD15 = 5, true
+			s.Body.TEETCBSVN, s.Body.TEETCBSVN2 = [16]byte{1, 1, 5}, [16]byte{1, 1, 5}
+		}), coll: good, opts: tdx.Options{AllowOutOfDate: true}, wantStatus: "OutOfDate", wantAdv: "INTEL-SA-00002"},
+		{name: "SEAM attributes set", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.SEAMAttributes[0] = 1 }), coll: good, wantKind: attest.ErrNotAuthentic, wantField: "quote.body.tdx_module"},
 		{name: "QE revoked", quote: spec(nil), coll: qeRev, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status"},
 		{name: "QE not Intel's", quote: spec(nil), coll: wrongQE, wantKind: attest.ErrNotAuthentic, wantField: "quote.qe_report"},
 		{name: "revoked PCK", quote: spec(nil), coll: revoked, wantKind: attest.ErrNotAuthentic, wantField: "quote.pck_chain.revoked"},

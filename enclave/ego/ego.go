@@ -67,7 +67,9 @@ func New() (*Provider, error) {
 // without a PCK private key that chains to the verifier's root).
 func NewWithReportFunc(f ReportFunc) *Provider { return &Provider{report: f} }
 
-// Available reports whether this process runs inside an EGo enclave that can make quotes.
+// Available reports whether this process runs inside an EGo enclave. Such an enclave may still be
+// unable to make quotes (simulation mode, no quote provider library): Evidence then returns an
+// error wrapping enclave.ErrNoTEE.
 func Available() bool {
 	_, err := platform()
 	return err == nil
@@ -95,6 +97,9 @@ func (p *Provider) TEE() attest.TEE { return attest.SGX }
 func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSize]byte) (*attest.Evidence, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if p == nil || p.report == nil {
+		return nil, fmt.Errorf(errPrefix+"provider not made by New: %w", enclave.ErrNoTEE)
 	}
 	rep, err := p.report(reportData[:])
 	if err != nil {

@@ -149,6 +149,9 @@ func TestNotInEnclave(t *testing.T) {
 	if !errors.Is(err, enclave.ErrNoTEE) || !strings.Contains(err.Error(), "ego-go build -tags ego") {
 		t.Fatalf("New outside an enclave: %v", err)
 	}
+	if _, err := new(Provider).Evidence(context.Background(), [64]byte{}); !errors.Is(err, enclave.ErrNoTEE) {
+		t.Fatalf("zero Provider: %v", err)
+	}
 	if Available() {
 		t.Fatal("Available outside an enclave")
 	}

@@ -291,20 +291,25 @@ func (l *Limiter) Peers() int {
 	return len(l.peers)
 }
 
-// PeerIP is the default PeerKey: the IP address of the connection, or "unknown" when the
-// transport gives none (every such request shares one bucket).
+// PeerIP is the default PeerKey: the IPv4 address of the connection, or the /64 prefix of an
+// IPv6 address (one host usually holds a whole /64, so single addresses would be free to
+// rotate), or "unknown" when the transport gives none (every such request shares one bucket).
 func PeerIP(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return "unknown"
 	}
-	switch a := p.Addr.(type) {
-	case *net.TCPAddr:
-		return a.IP.String()
+	var ip net.IP
+	if a, ok := p.Addr.(*net.TCPAddr); ok {
+		ip = a.IP
+	} else if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		ip = net.ParseIP(host)
 	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
+	switch {
+	case ip == nil:
 		return fmt.Sprintf("%s:%s", p.Addr.Network(), p.Addr.String())
+	case ip.To4() != nil:
+		return ip.To4().String()
 	}
-	return host
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

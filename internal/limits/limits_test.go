@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -345,5 +346,30 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	if o := l.Options(); o.Rate != DefaultRate || o.Burst != DefaultBurst || o.MaxConcurrent != DefaultMaxConcurrent || o.MaxRecvMsgSize != DefaultMaxRecvMsgSize {
 		t.Errorf("zero Options did not get the defaults: %+v", o)
+	}
+}
+
+func TestPeerIP(t *testing.T) {
+	tests := []struct {
+		name string
+		addr net.Addr
+		want string
+	}{
+		{"IPv4", &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4444}, "10.1.2.3"},
+		{"IPv4-mapped IPv6", &net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 1}, "10.1.2.3"},
+		{"IPv6 grouped by /64", &net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), Port: 1}, "2001:db8:1:2::/64"},
+		{"same /64, other host", &net.TCPAddr{IP: net.ParseIP("2001:db8:1:2::1"), Port: 1}, "2001:db8:1:2::/64"},
+		{"unix socket", &net.UnixAddr{Name: "/run/trustd.sock", Net: "unix"}, "unix:/run/trustd.sock"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: tc.addr})
+			if got := PeerIP(ctx); got != tc.want {
+				t.Errorf("PeerIP = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := PeerIP(context.Background()); got != "unknown" {
+		t.Errorf("no peer: %q, want unknown", got)
 	}
 }

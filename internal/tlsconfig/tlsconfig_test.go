@@ -399,3 +399,50 @@ func TestNewAuthorizerRejectsBadRules(t *testing.T) {
 		})
 	}
 }
+
+func TestClientConfig(t *testing.T) {
+	addr, p := startServer(t, tlsconfig.Options{})
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.crt")
+	writeFile(t, caFile, p.serverCA.pem)
+	opCert, opKey := p.adminCA.issue(t, leafSpec{cn: "op", uris: []string{"spiffe://medicus/role/operator"}})
+	certFile, keyFile := filepath.Join(dir, "op.crt"), filepath.Join(dir, "op.key")
+	writeFile(t, certFile, opCert)
+	writeFile(t, keyFile, opKey)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tests := []struct {
+		name   string
+		o      tlsconfig.ClientOptions
+		method string
+		want   codes.Code
+	}{
+		{"probe: CA and server name", tlsconfig.ClientOptions{CAFile: caFile, ServerName: "trustd.test"}, mHealth, codes.OK},
+		{"operator", tlsconfig.ClientOptions{CAFile: caFile, ServerName: "trustd.test", CertFile: certFile, KeyFile: keyFile}, mCreateKey, codes.OK},
+		{"wrong server name", tlsconfig.ClientOptions{CAFile: caFile, ServerName: "other.test"}, mHealth, codes.Unavailable},
+		{"system roots do not know the test CA", tlsconfig.ClientOptions{ServerName: "trustd.test"}, mHealth, codes.Unavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := tlsconfig.Client(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := call(ctx, dial(t, addr, credentials.NewTLS(cfg)), tc.method); status.Code(err) != tc.want {
+				t.Errorf("%v, want %v", err, tc.want)
+			}
+		})
+	}
+	bad := []tlsconfig.ClientOptions{
+		{CAFile: filepath.Join(dir, "missing.crt")},
+		{CAFile: keyFile},
+		{CertFile: certFile},
+		{CertFile: certFile, KeyFile: caFile},
+	}
+	for i, o := range bad {
+		if _, err := tlsconfig.Client(o); err == nil {
+			t.Errorf("bad client options %d accepted", i)
+		}
+	}
+}
