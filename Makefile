@@ -10,7 +10,7 @@ STATICCHECK_VERSION        := 2025.1.1
 
 ## demo: run trustd and the demo workload end to end (KMS=vault to use a real Vault dev server)
 demo:
-	bash scripts/demo.sh
+	KMS=$(or $(KMS),local) bash scripts/demo.sh
 
 ## test: install what the tests need (a pinned Vault server) and run every test with -race
 test:

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 BIN=.bin
 DATA=.demo/trustd-data
+KMS="${KMS:-local}"
+case "$KMS" in local|vault) ;; *) echo "KMS must be local or vault, not $KMS" >&2; exit 2 ;; esac
 mkdir -p "$BIN"
 say() { printf '\n== %s\n' "$*"; }
 
@@ -27,19 +29,34 @@ for ex in teleconsult messenger-attachments sepsis-scoring; do
 done
 "$BIN/trustctl" policy lint .demo/policies
 
-say "Creating data-key roots and secrets in the local keyring"
-for key in hello/records teleconsult/imaging messenger/attachments sepsis/vitals sepsis/scores; do
-  "$BIN/trustctl" keys create "$key" --data-dir "$DATA" --dev
-done
-for sec in hello/api-token teleconsult/viewer-token; do
-  printf 'demo-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" |
-    "$BIN/trustctl" secrets put "$sec" --data-dir "$DATA" --dev
-done
+TRUSTD_CONFIG=()
+VAULT_STATE=.demo/vault
+if [[ "$KMS" == vault ]]; then
+  say "Starting a throw-away Vault dev server on 127.0.0.1 (transit + KV v2, AppRole for trustd)"
+  VAULT_DEV_TENANTS=hello bash scripts/vault-dev.sh start "$VAULT_STATE" >/dev/null
+  { echo "kms:"; echo "  backend: vault"; echo "  vault:"; sed 's/^/    /' "$VAULT_STATE/trustd-vault.yaml"; } >.demo/trustd.yaml
+  TRUSTD_CONFIG=(--config .demo/trustd.yaml)
+  echo "trustd will release hello/records and hello/api-token from Vault (transit-hello, kv-hello)"
+else
+  say "Creating data-key roots and secrets in the local keyring"
+  for key in hello/records teleconsult/imaging messenger/attachments sepsis/vitals sepsis/scores; do
+    "$BIN/trustctl" keys create "$key" --data-dir "$DATA" --dev
+  done
+  for sec in hello/api-token teleconsult/viewer-token; do
+    printf 'demo-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" |
+      "$BIN/trustctl" secrets put "$sec" --data-dir "$DATA" --dev
+  done
+fi
 
 say "Starting trustd in --dev mode (INSECURE simulated TEE) on 127.0.0.1"
-"$BIN/trustd" --dev --data-dir "$DATA" --policy .demo/policies --listen 127.0.0.1:0 >.demo/trustd.log 2>&1 &
+"$BIN/trustd" "${TRUSTD_CONFIG[@]}" --dev --data-dir "$DATA" --policy .demo/policies --listen 127.0.0.1:0 >.demo/trustd.log 2>&1 &
 TRUSTD=$!
-trap 'kill $TRUSTD 2>/dev/null || true; wait $TRUSTD 2>/dev/null || true' EXIT
+cleanup() {
+  kill $TRUSTD 2>/dev/null || true
+  wait $TRUSTD 2>/dev/null || true
+  if [[ "$KMS" == vault ]]; then bash scripts/vault-dev.sh stop "$VAULT_STATE" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
 ADDR=""
 for _ in $(seq 1 100); do
   ADDR=$(sed -n 's/.*msg="trustd serving" grpc=\([0-9.:]*\).*/\1/p' .demo/trustd.log | head -n1)
@@ -64,6 +81,7 @@ if [[ $rc -ne 2 ]]; then
 fi
 echo "As expected: denied, nothing released."
 
+if [[ "$KMS" == local ]]; then
 say "Teleconsult: a 64 MB imaging study encrypted on upload, streamed back decrypted to an authorised viewer"
 "$BIN/teleconsult" --addr "$ADDR" --size-mb 64
 
@@ -72,6 +90,7 @@ say "Messenger: an attachment encrypted for a room; the same event forwarded to 
 
 say "Sepsis scoring: vital signs decrypted inside the TEE, scored, and the scores encrypted"
 "$BIN/sepsis-scoring" --addr "$ADDR"
+fi
 
 say "Auditor: verifying the audit log offline (checkpoint signature, tree, every record)"
 "$BIN/trustctl" audit verify --log "$DATA/audit" --key "@$DATA/audit/note.pub"

@@ -2,6 +2,8 @@ package service_test
 
 import (
 	"context"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/medicus-cloud/trust/attest"
@@ -80,6 +82,50 @@ func BenchmarkRatioAttestRelease(b *testing.B) {
 		}
 	}
 	benchratio.Time(b, "attest-release-grpc/in-process", overGRPC, inProcess)
+}
+
+// noLog acknowledges every record without keeping it: the unlogged baseline.
+type noLog struct{}
+
+func (noLog) Append(context.Context, *audit.Record) (uint64, error) { return 0, nil }
+
+// BenchmarkRatioLogged compares the attest-plus-release rate with the durable audit log (group
+// commit, fsync before every answer) against the same with a log that keeps nothing. Eight
+// workloads run concurrently, as on a busy trustd, so group commit can batch.
+func BenchmarkRatioLogged(b *testing.B) {
+	ctx := context.Background()
+	lg, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: filepath.Join(b.TempDir(), "audit")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lg.Close()
+	logged, unlogged := startFull(b, nil, lg), startFull(b, nil, noLog{})
+	kc := kms.Context{"tenant": "t"}
+	run := func(h *harness) func(n int) {
+		return func(n int) {
+			const workers = 8
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < n; i += workers {
+						c, err := sdk.New(ctx, sdk.Options{Conn: h.conn, Provider: hello()})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if _, _, err := c.GenerateDataKey(ctx, "hello/records", kc); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		}
+	}
+	benchratio.Throughput(b, "attest-release-logged/unlogged", run(logged), run(unlogged))
 }
 
 func mustBundle(b *testing.B) *policies.Bundle {

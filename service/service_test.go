@@ -87,7 +87,10 @@ type harness struct {
 func start(t testing.TB) *harness { return startWith(t, nil) }
 
 // startWith starts trustd on loopback; store replaces the local keyring when not nil.
-func startWith(t testing.TB, store kms.KeyStore) *harness {
+func startWith(t testing.TB, store kms.KeyStore) *harness { return startFull(t, store, nil) }
+
+// startFull also lets log replace the in-memory audit log.
+func startFull(t testing.TB, store kms.KeyStore, log service.AuditLog) *harness {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := local.Open(local.Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: secret.New(bytes.Repeat([]byte{9}, 32))})
@@ -125,6 +128,10 @@ spec:
 	if store != nil {
 		ks = store
 	}
+	var auditLog service.AuditLog = h.audit
+	if log != nil {
+		auditLog = log
+	}
 	clock := func() time.Time { return *h.now }
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}, Now: clock})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -133,7 +140,7 @@ spec:
 	h.policies.b.Store(bundle)
 	svc, err := service.New(service.Options{
 		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
-		Policies:  h.policies, Keys: ks, Audit: h.audit,
+		Policies:  h.policies, Keys: ks, Audit: auditLog,
 		Nonces: nonces, Tokens: h.tokens, Now: clock,
 	})
 	if err != nil {

@@ -33,7 +33,7 @@ func newEvidenceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "evidence", Short: "Verify captured TEE evidence offline"}
 	var (
 		tee, certs, collateral, at, format string
-		online                             bool
+		online, crlOptional                bool
 	)
 	verify := &cobra.Command{
 		Use:   "verify --tee snp|tdx|sgx [--certs DIR | --collateral DIR] [--at TIME] [--format json] FILE",
@@ -45,7 +45,7 @@ revocation, collateral) and print its claims. Exit status 0 only when verified.
 collateral valid then. Nothing touches the network unless --online is given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res := verifyEvidence(cmd.Context(), tee, args[0], certs, collateral, at, online)
+			res := verifyEvidence(cmd.Context(), tee, args[0], certs, collateral, at, online, crlOptional)
 			if err := printEvidence(cmd.OutOrStdout(), format, res); err != nil {
 				return err
 			}
@@ -64,12 +64,13 @@ collateral valid then. Nothing touches the network unless --online is given.`,
 	verify.Flags().StringVar(&at, "at", "", "verification time, RFC 3339 (default now)")
 	verify.Flags().StringVar(&format, "format", "text", "output: text or json")
 	verify.Flags().BoolVar(&online, "online", false, "fetch missing certificates, CRLs and collateral from AMD or Intel")
+	verify.Flags().BoolVar(&crlOptional, "crl-optional", false, "SEV-SNP: verify without a CRL when none is at hand (claims show crl_checked=0)")
 	verify.MarkFlagRequired("tee")
 	cmd.AddCommand(verify)
 	return cmd
 }
 
-func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at string, online bool) *evidenceResult {
+func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at string, online, crlOptional bool) *evidenceResult {
 	res := &evidenceResult{TEE: teeName}
 	fail := func(err error) *evidenceResult { res.Error = err.Error(); return res }
 	tee, err := attest.ParseTEE(teeName)
@@ -106,6 +107,9 @@ func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at st
 			return fail(err)
 		}
 		o := snp.Options{CertsDir: certs}
+		if crlOptional {
+			o.Revocation = snp.RevocationIfAvailable
+		}
 		if online && certs == "" {
 			o.Getter = &snp.HTTPGetter{}
 		}

@@ -118,7 +118,9 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 	if !vc.SNP.Disabled {
 		o := snp.Options{KDSURL: vc.SNP.KDSURL, CertsDir: vc.SNP.CertsDir, CacheDir: vc.SNP.CacheDir}
 		if !vc.SNP.Offline && vc.SNP.CertsDir == "" {
-			o.Getter = &snp.HTTPGetter{}
+			// Bounded, so that a throttled KDS cannot hold an Attest call for minutes; the cache
+			// makes later verifications of the same chip and TCB local.
+			o.Getter = &snp.HTTPGetter{Attempts: 2, Backoff: 2 * time.Second, MaxBackoff: 10 * time.Second}
 		}
 		v, err := snp.New(o)
 		if err != nil {

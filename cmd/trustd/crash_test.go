@@ -1,0 +1,239 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/enclave"
+	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/kms/local"
+	"github.com/medicus-cloud/trust/seal"
+	"github.com/medicus-cloud/trust/secret"
+)
+
+const helloImage = "6d656469637573207472757374206578616d706c652068656c6c6f20696d616765207631"
+
+// trustd is a real trustd process.
+type trustd struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *bytes.Buffer
+}
+
+func startTrustd(t *testing.T, bin, dataDir string) *trustd {
+	t.Helper()
+	cmd := exec.Command(bin, "--dev", "--data-dir", dataDir, "--policy", "../../policies/examples/hello.yaml", "--listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	td := &trustd{cmd: cmd, log: &bytes.Buffer{}}
+	addrc := make(chan string, 1)
+	re := regexp.MustCompile(`msg="trustd serving" grpc=(\S+)`)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+	}()
+	select {
+	case td.addr = <-addrc:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("trustd did not start")
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return td
+}
+
+// TestCrashDuringReleases kills trustd (SIGKILL) while many clients stream releases, then checks
+// what an auditor and the clients can rely on: the log verifies offline, every release a client
+// received has its record (the record was durable before the answer), and a restarted trustd
+// reopens the log and appends after it.
+func TestCrashDuringReleases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a real trustd")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "trustd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o700)
+	mk, err := os.ReadFile(filepath.Join(data, "dev-master.key"))
+	if err != nil {
+		// Let trustd create the dev master key, then stop it and provision the keyring.
+		td := startTrustd(t, bin, data)
+		td.cmd.Process.Signal(syscall.SIGTERM)
+		td.cmd.Wait()
+		if mk, err = os.ReadFile(filepath.Join(data, "dev-master.key")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := hex.DecodeString(string(bytes.TrimSpace(mk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := local.Open(local.Options{Path: filepath.Join(data, "keyring"), MasterKey: secret.New(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.CreateKey(context.Background(), "hello/records"); err != nil {
+		t.Fatal(err)
+	}
+
+	td := startTrustd(t, bin, data)
+	conn, err := grpc.NewClient(td.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rpc := pb.NewTrustClient(conn)
+
+	var (
+		mu       sync.Mutex
+		released []string // request IDs whose release a client received and opened
+		wg       sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const workers = 8
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, k, err := attestRaw(ctx, rpc)
+			if err != nil {
+				t.Errorf("worker %d attest: %v", w, err)
+				return
+			}
+			for i := 0; ; i++ {
+				rid := fmt.Sprintf("crash-%d-%d", w, i)
+				r, err := rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: tok, KeyName: "hello/records", RequestId: rid})
+				if err != nil {
+					return // trustd died: this release was not received
+				}
+				if _, err := k.Open(seal.ReleaseAAD(rid, "hello/records", emptyContext()), r.GetDataKey().GetCiphertext()); err != nil {
+					t.Errorf("release %s does not open: %v", rid, err)
+					return
+				}
+				mu.Lock()
+				released = append(released, rid)
+				mu.Unlock()
+			}
+		}()
+	}
+	// Kill once releases are flowing.
+	for {
+		mu.Lock()
+		n := len(released)
+		mu.Unlock()
+		if n >= 200 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	td.cmd.Process.Kill()
+	td.cmd.Wait()
+	wg.Wait()
+	if len(released) < 200 {
+		t.Fatalf("only %d releases before the kill", len(released))
+	}
+
+	// The auditor's view: the log verifies and holds a record for every release received.
+	vkey, err := os.ReadFile(filepath.Join(data, "audit", "note.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := audit.Source{Log: filepath.Join(data, "audit"), Key: string(bytes.TrimSpace(vkey))}
+	var report bytes.Buffer
+	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
+		t.Fatalf("log does not verify after the crash: %v\n%s", err, report.String())
+	}
+	var found bytes.Buffer
+	if err := audit.Search(ctx, &found, audit.SearchOptions{Source: src, Event: audit.EventGenerateDataKey, Verdict: audit.VerdictAllow}); err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]bool{}
+	sc := bufio.NewScanner(&found)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Record audit.Record `json:"record"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatal(err)
+		}
+		logged[line.Record.RequestID] = true
+	}
+	for _, rid := range released {
+		if !logged[rid] {
+			t.Errorf("release %s reached the client but has no audit record", rid)
+		}
+	}
+	t.Logf("%d releases received before the kill, %d release records in the log", len(released), len(logged))
+
+	// A restarted trustd reopens the log and appends after it.
+	td = startTrustd(t, bin, data)
+	conn2, _ := grpc.NewClient(td.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer conn2.Close()
+	if _, _, err := attestRaw(ctx, pb.NewTrustClient(conn2)); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	report.Reset()
+	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
+		t.Fatalf("log does not verify after the restart: %v", err)
+	}
+}
+
+func emptyContext() []byte {
+	b, _ := kms.Context(nil).Canonical()
+	return b
+}
+
+// attestRaw attests a simulated hello workload and returns the token and the workload key.
+func attestRaw(ctx context.Context, rpc pb.TrustClient) ([]byte, *enclave.Key, error) {
+	ch, err := rpc.GetChallenge(ctx, &pb.GetChallengeRequest{})
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := enclave.NewKey(seal.X25519)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, _ := hex.DecodeString(helloImage)
+	ev, err := sim.NewInsecure(sim.Options{Measurement: m, SVN: 1}).Evidence(ctx, k.ReportData(ch.GetNonce()))
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wire.WorkloadKeyToPB(k.Public())})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.GetToken(), k, nil
+}

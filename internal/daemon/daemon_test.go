@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfigStrict(t *testing.T) {
+	dir := t.TempDir()
+	good := write(t, dir, "good.yaml", "listen: 127.0.0.1:9000\ndata_dir: /tmp/x\npolicy: /etc/p\ntoken_lifetime: 2m\nkms:\n  backend: local\n")
+	c, err := LoadConfig(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9000" || c.TokenLifetime != 2*time.Minute {
+		t.Fatalf("config %+v", c)
+	}
+	for name, src := range map[string]string{
+		"unknown key":   "listen: x\ncolour: red\n",
+		"wrong type":    "dev: maybe\n",
+		"bad duration":  "token_lifetime: soon\n",
+		"unknown vault": "kms:\n  vault:\n    adress: http://127.0.0.1:8200\n",
+	} {
+		if _, err := LoadConfig(write(t, dir, "bad.yaml", src)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no policy", Config{Dev: true}, "policy: a policy file or directory is required"},
+		{"unsigned outside dev", Config{Policy: "p"}, "policy_trust_keys: required outside dev mode"},
+		{"vault without config", Config{Dev: true, Policy: "p", KMS: KMSConfig{Backend: "vault"}}, "kms.vault: required"},
+		{"unknown backend", Config{Dev: true, Policy: "p", KMS: KMSConfig{Backend: "hsm"}}, `kms.backend: "hsm"`},
+		{"long tokens", Config{Dev: true, Policy: "p", TokenLifetime: 2 * time.Hour}, "token_lifetime"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Defaults()
+			err := tc.cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	hexKey := strings.Repeat("ab", 32)
+	if k, _, err := MasterKey(write(t, dir, "hex", hexKey+"\n"), "", dir, false); err != nil || k.Len() != 32 {
+		t.Fatalf("hex file: %v", err)
+	}
+	if k, _, err := MasterKey(write(t, dir, "raw", strings.Repeat("k", 32)), "", dir, false); err != nil || k.Len() != 32 {
+		t.Fatalf("raw file: %v", err)
+	}
+	if k, from, err := MasterKey("", hexKey, dir, false); err != nil || k.Len() != 32 || !strings.Contains(from, "MEDICUS_MASTER_KEY") {
+		t.Fatalf("env: %v %s", err, from)
+	}
+	if _, _, err := MasterKey(write(t, dir, "short", "abcd"), "", dir, false); err == nil {
+		t.Fatal("short key accepted")
+	}
+	if _, _, err := MasterKey("", "", dir, false); err == nil {
+		t.Fatal("no key accepted outside dev mode")
+	}
+	k1, from, err := MasterKey("", "", dir, true)
+	if err != nil || !strings.Contains(from, "INSECURE") {
+		t.Fatalf("dev: %v %s", err, from)
+	}
+	k2, _, _ := MasterKey("", "", dir, true)
+	if !k1.Equal(k2) {
+		t.Fatal("dev key not reused")
+	}
+}
+
+func TestDevStartStop(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &Config{Dev: true, DataDir: filepath.Join(dir, "data"), Policy: "../../policies/examples", Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0"}
+	d, err := New(context.Background(), cfg, Env{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no graceful stop")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"nonce.key", "dev-master.key", "audit/note.key"} {
+		fi, err := os.Stat(filepath.Join(cfg.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v", f, fi.Mode().Perm())
+		}
+	}
+}

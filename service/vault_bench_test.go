@@ -1,0 +1,63 @@
+package service_test
+
+import (
+	"context"
+	"encoding/base64"
+	"testing"
+
+	"github.com/medicus-cloud/trust/internal/benchratio"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/kms/vault"
+	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
+	"github.com/medicus-cloud/trust/sdk"
+)
+
+// BenchmarkRatioVaultRelease compares one GenerateDataKey through trustd (token cached: token
+// check, grant and context check, transit call, HPKE seal, durable audit append... here the
+// in-memory log, HPKE open in the SDK) with the same transit call made directly with the Vault
+// client: ratio release-via-trustd/vault-direct.
+func BenchmarkRatioVaultRelease(b *testing.B) {
+	ctx := context.Background()
+	srv := vaulttest.Start(b)
+	transit, kv := srv.Mounts(b)
+	store, err := vault.New(ctx, vault.Config{
+		Address: srv.Addr,
+		TLS:     vault.TLS{CAFile: srv.CAFile},
+		Auth:    vault.Auth{Method: vault.AuthAppRole, AppRole: vault.AppRoleAuth{RoleID: srv.AdminRoleID, SecretIDFile: srv.AdminSecretIDFile}},
+		Tenants: map[string]vault.Mapping{"hello": {TransitMount: transit, KVMount: kv}},
+	}, vault.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.CreateKey(ctx, "hello/records"); err != nil {
+		b.Fatal(err)
+	}
+	h := startWith(b, store)
+	c, err := sdk.New(ctx, sdk.Options{Conn: h.conn, Provider: hello()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	kc := kms.Context{"tenant": "uk-freiburg", "case": "42"}
+	if _, err := c.Attest(ctx); err != nil {
+		b.Fatal(err)
+	}
+	digest, _ := kc.Digest()
+	direct := srv.ClientWithToken(srv.Token(b, 0, vaulttest.PolicyRelease, vaulttest.PolicyAdmin)).Logical()
+	viaTrustd := func(n int) {
+		for range n {
+			if _, _, err := c.GenerateDataKey(ctx, "hello/records", kc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	vaultDirect := func(n int) {
+		for range n {
+			if _, err := direct.WriteWithContext(ctx, transit+"/datakey/plaintext/records",
+				map[string]any{"context": base64.StdEncoding.EncodeToString(digest), "bits": 256}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	benchratio.Time(b, "release-via-trustd/vault-direct", viaTrustd, vaultDirect)
+}
