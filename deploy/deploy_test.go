@@ -135,7 +135,8 @@ type trustdConfig struct {
 	TLS           struct {
 		CertFile     string `yaml:"cert_file"`
 		KeyFile      string `yaml:"key_file"`
-		ClientCAFile string `yaml:"client_ca_file"`
+		ClientCAFile  string `yaml:"client_ca_file"`
+		ClientCRLFile string `yaml:"client_crl_file"`
 	} `yaml:"tls"`
 	KMS struct {
 		Backend string `yaml:"backend"`
@@ -412,6 +413,7 @@ func TestTLSAndConfigWiring(t *testing.T) {
 		{"tls.cert_file", cfg.TLS.CertFile, "trustd-tls"},
 		{"tls.key_file", cfg.TLS.KeyFile, "trustd-tls"},
 		{"tls.client_ca_file", cfg.TLS.ClientCAFile, "trustd-admin-ca"},
+		{"tls.client_crl_file", cfg.TLS.ClientCRLFile, "trustd-admin-ca"},
 		{"token_key_file", cfg.TokenKeyFile, "trustd-token-key"},
 	}
 	for _, nf := range cfg.NonceKeyFiles {

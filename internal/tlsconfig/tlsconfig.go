@@ -4,7 +4,8 @@
 //
 // Workloads do not need client certificates: they authenticate by attestation. Administrators
 // do: their certificate carries exactly one role (see roles.go), and Authorizer checks every
-// call against a table of which role may call which method.
+// call against a table of which role may call which method. An optional CRL of the admin CA,
+// also reloaded on change, revokes administrators' certificates before they expire.
 package tlsconfig
 
 import (
@@ -33,6 +34,10 @@ type Options struct {
 	// certificates. Empty: client certificates are neither requested nor accepted, so no call
 	// can carry a role. The CA file is read once; rotate it with a rolling restart.
 	ClientCAFile string
+	// ClientCRLFile holds the admin CA's certificate revocation list (PEM or DER), reloaded
+	// when it changes. When set, revoked client certificates are refused, and so is every
+	// client certificate while the CRL is past its NextUpdate. Needs ClientCAFile.
+	ClientCRLFile string
 	// RequireClientCert refuses handshakes without a valid client certificate, for a listener
 	// that serves only the admin API. Without it a certificate is verified if given, so that
 	// workloads and administrators can share one listener.
@@ -48,10 +53,15 @@ type Options struct {
 
 // Server hands out the current certificate to TLS handshakes.
 type Server struct {
-	o       Options
-	log     *slog.Logger
-	clients *x509.CertPool
-	cur     atomic.Pointer[loaded]
+	o         Options
+	log       *slog.Logger
+	clients   *x509.CertPool
+	clientCAs []*x509.Certificate
+	cur       atomic.Pointer[loaded]
+
+	crlMu    sync.Mutex
+	crl      *revocations
+	crlCheck time.Time
 
 	mu        sync.Mutex // serializes checks and reloads
 	lastCheck time.Time
@@ -75,8 +85,8 @@ func New(o Options) (*Server, error) {
 	if o.CertFile == "" || o.KeyFile == "" {
 		return nil, errors.New("tls: cert_file and key_file are both required outside --dev")
 	}
-	if o.RequireClientCert && o.ClientCAFile == "" {
-		return nil, errors.New("tls: require_client_cert needs client_ca_file")
+	if (o.RequireClientCert || o.ClientCRLFile != "") && o.ClientCAFile == "" {
+		return nil, errors.New("tls: require_client_cert and client_crl_file need client_ca_file")
 	}
 	if o.CheckInterval < 0 {
 		return nil, errors.New("tls: negative check interval")
@@ -102,10 +112,19 @@ func New(o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls: client CA: %w", err)
 		}
-		s.clients = x509.NewCertPool()
-		if !s.clients.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: client CA %s: no PEM certificates in it", o.ClientCAFile)
+		if s.clientCAs, err = parseCAs(pem); err != nil {
+			return nil, fmt.Errorf("tls: client CA %s: %w", o.ClientCAFile, err)
 		}
+		s.clients = x509.NewCertPool()
+		for _, c := range s.clientCAs {
+			s.clients.AddCert(c)
+		}
+	}
+	if o.ClientCRLFile != "" {
+		if s.crl, err = s.loadCRL(); err != nil {
+			return nil, err
+		}
+		s.crlCheck = o.Now()
 	}
 	return s, nil
 }
@@ -122,6 +141,9 @@ func (s *Server) Config() *tls.Config {
 		c.ClientAuth = tls.VerifyClientCertIfGiven
 		if s.o.RequireClientCert {
 			c.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		if s.o.ClientCRLFile != "" {
+			c.VerifyConnection = s.verifyConnection
 		}
 	}
 	return c
