@@ -133,8 +133,8 @@ type trustdConfig struct {
 	TokenKeyFile  string   `yaml:"token_key_file"`
 	ShutdownGrace string   `yaml:"shutdown_grace"`
 	TLS           struct {
-		CertFile     string `yaml:"cert_file"`
-		KeyFile      string `yaml:"key_file"`
+		CertFile      string `yaml:"cert_file"`
+		KeyFile       string `yaml:"key_file"`
 		ClientCAFile  string `yaml:"client_ca_file"`
 		ClientCRLFile string `yaml:"client_crl_file"`
 	} `yaml:"tls"`
