@@ -44,10 +44,6 @@ func (s *Store) session(ctx context.Context) (*session, error) {
 	return s.relogin(ctx, 0)
 }
 
-// canRelogin reports whether a fresh login can replace a dead token. For method token that is
-// reading the token file again, which helps when an operator has replaced it.
-func (s *Store) canRelogin() bool { return true }
-
 // relogin replaces session stale (by generation) with a fresh login. Concurrent callers wait for
 // one login; a caller whose session was already replaced gets the new one at once.
 func (s *Store) relogin(ctx context.Context, stale uint64) (*session, error) {
@@ -61,10 +57,14 @@ func (s *Store) relogin(ctx context.Context, stale uint64) (*session, error) {
 	}
 	s.lastLoginAt = s.opts.Now()
 	sess, err := s.login(ctx)
-	s.lastLoginErr = err
 	if err != nil {
+		// A caller that gave up is its own business, not a reason to fail others.
+		if ctx.Err() == nil {
+			s.lastLoginErr = err
+		}
 		return nil, err
 	}
+	s.lastLoginErr = nil
 	s.gen++
 	sess.gen = s.gen
 	s.sess.Store(sess)
@@ -186,6 +186,9 @@ func (s *Store) loginCall(ctx context.Context, op string, f func(context.Context
 		case err != nil:
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("vault: %s: %w: %w", op, kms.ErrUnavailable, ctx.Err())
+			}
+			if tlsErr := certificateError(err); tlsErr != nil {
+				return nil, fmt.Errorf("vault: %s: %w: %w", op, kms.ErrUnavailable, tlsErr)
 			}
 			last = fmt.Errorf("vault: %s: %w: %v", op, kms.ErrUnavailable, cleanTransportError(err))
 		case rep.status >= 500:

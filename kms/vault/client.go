@@ -195,11 +195,16 @@ func (s *Store) call(ctx context.Context, op, method, path string, query map[str
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("vault: %s: %w: %w", op, kms.ErrUnavailable, ctx.Err())
 			}
+			if tlsErr := certificateError(err); tlsErr != nil {
+				return nil, fmt.Errorf("vault: %s: %w: %w", op, kms.ErrUnavailable, tlsErr)
+			}
 			last = fmt.Errorf("%w: %s: %v", kms.ErrUnavailable, op, cleanTransportError(err))
 		case rep.status >= 500:
 			last = fmt.Errorf("%w: %s: Vault answered %d%s", kms.ErrUnavailable, op, rep.status, sealedNote(rep))
 		case rep.status == http.StatusForbidden || rep.status == http.StatusUnauthorized:
-			if !relogged && s.canRelogin() {
+			// Every method can log in again; for method token that means reading the token
+			// file again, which helps once an operator has replaced the token.
+			if !relogged {
 				dead, err := s.tokenDead(ctx, sess)
 				if err != nil {
 					return nil, fmt.Errorf("vault: %s: %w", op, err)
@@ -261,6 +266,24 @@ func sealedNote(r *reply) string {
 		return " (unavailable)"
 	}
 	return ""
+}
+
+// certificateError finds a failed verification of Vault's certificate: a wrong CA or server
+// name, or an interceptor. Retrying cannot help, so it is not retried, and New refuses to start.
+func certificateError(err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return cv
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return ua
+	}
+	var he x509.HostnameError
+	if errors.As(err, &he) {
+		return he
+	}
+	return nil
 }
 
 // cleanTransportError drops the URL that net/http puts in front of the cause.

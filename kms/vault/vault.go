@@ -1,5 +1,7 @@
-// Package vault is the kms backend on HashiCorp Vault (and OpenBao, which speaks the same API):
-// data keys from the transit engine with derived keys, secrets from KV version 2.
+// Package vault is the kms backend on HashiCorp Vault: data keys from the transit engine with
+// derived keys, secrets from KV version 2. It uses only API paths that OpenBao shares with Vault
+// (transit, KV v2, token, AppRole and Kubernetes login, namespaces as a header), so it works
+// against OpenBao too; the tests run against Vault.
 //
 // Every data key is bound to its kms.Context: the transit key must have been created with
 // derived=true and each call passes base64(Context.Digest()) as the derivation context, so a
@@ -88,7 +90,8 @@ const keyCheckTTL = 5 * time.Minute
 
 // New validates cfg, logs in and starts token renewal. If Vault cannot be reached, New still
 // returns the store, which keeps trying to log in in the background and fails every call with
-// kms.ErrUnavailable until then; refused credentials and bad configuration are errors.
+// kms.ErrUnavailable until then; refused credentials, a certificate that does not verify and
+// bad configuration are errors.
 // Call Close when done.
 func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
@@ -123,7 +126,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.maxBackoff = max(s.maxBackoff, s.minBackoff)
-	if _, err := s.relogin(ctx, 0); err != nil && !isUnavailable(err) {
+	if _, err := s.relogin(ctx, 0); err != nil && (!isUnavailable(err) || certificateError(err) != nil) {
 		s.bgCancel()
 		return nil, err
 	}

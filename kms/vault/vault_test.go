@@ -352,3 +352,23 @@ func TestRenewal(t *testing.T) {
 		t.Errorf("%d renewals and %d logins in 8s of 4s/6s tokens", renewals, logins)
 	}
 }
+
+func TestTLSVerification(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	for _, tc := range []struct {
+		name string
+		tls  vault.TLS
+	}{
+		{"system roots", vault.TLS{}},
+		{"wrong server name", vault.TLS{CAFile: srv.CAFile, ServerName: "vault.elsewhere"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile)
+			cfg.TLS = tc.tls
+			_, err := vault.New(context.Background(), cfg, vault.Options{})
+			if err == nil || !strings.Contains(err.Error(), "certificate") {
+				t.Fatalf("New = %v, want a certificate error", err)
+			}
+		})
+	}
+}
