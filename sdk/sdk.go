@@ -32,6 +32,7 @@ import (
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/enclave"
+	"github.com/medicus-cloud/trust/enclave/detect"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/sdk/envelope"
@@ -46,7 +47,9 @@ type Options struct {
 	Addr string
 	// Conn is an existing connection to trustd (for tests and custom dialing).
 	Conn grpc.ClientConnInterface
-	// Provider obtains evidence from the TEE this workload runs in. Required.
+	// Provider obtains evidence from the TEE this workload runs in. Nil means detect it: an EGo
+	// enclave, an SEV-SNP guest or a TDX guest (see enclave/detect). The simulated TEE is never
+	// detected; development code passes enclave/sim.NewInsecure explicitly.
 	Provider enclave.Provider
 	// Suite of the ephemeral key; zero means seal.X25519. seal.MLKEM768X25519 adds a
 	// post-quantum KEM.
@@ -112,7 +115,11 @@ func (e *DeniedError) Error() string {
 // New returns a client. It does not contact trustd until first use.
 func New(ctx context.Context, o Options) (*Client, error) {
 	if o.Provider == nil {
-		return nil, errors.New("sdk: Options.Provider is required")
+		p, err := detect.Provider()
+		if err != nil {
+			return nil, fmt.Errorf("sdk: no Options.Provider, and %w", err)
+		}
+		o.Provider = p
 	}
 	if o.Suite == (seal.Suite{}) {
 		o.Suite = seal.X25519

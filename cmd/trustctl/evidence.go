@@ -123,6 +123,9 @@ func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at st
 		if certs != "" {
 			return fail(errors.New("--certs is for snp; SGX takes --collateral"))
 		}
+		if ev, err = sgx.EvidenceFromFile(raw); err != nil { // a raw quote or an EGo remote report
+			return fail(err)
+		}
 		v, err = sgx.New(sgx.Options{CollateralDir: collateral, PCSURL: pcs})
 	default:
 		return fail(fmt.Errorf("--tee: %s evidence has no offline verifier", tee))
