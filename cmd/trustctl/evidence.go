@@ -50,10 +50,8 @@ collateral valid then. Nothing touches the network unless --online is given.`,
 				return err
 			}
 			if !res.Verified {
-				if format == "json" {
-					return &exitError{code: 1, err: errors.New("not verified"), quiet: true}
-				}
-				return errors.New("not verified: " + res.Error)
+				// The report above already says why.
+				return &exitError{code: 1, err: errors.New("not verified"), quiet: true}
 			}
 			return nil
 		},
@@ -117,6 +115,9 @@ func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at st
 	case attest.TDX:
 		if certs != "" {
 			return fail(errors.New("--certs is for snp; TDX takes --collateral"))
+		}
+		if ev, err = tdx.EvidenceFromFile(raw); err != nil { // raw, hex or base64 quote
+			return fail(err)
 		}
 		v, err = tdx.New(tdx.Options{CollateralDir: collateral, PCSURL: pcs})
 	case attest.SGX:
@@ -205,8 +206,8 @@ func printEvidence(w io.Writer, format string, r *evidenceResult) error {
 func newCollateralCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "collateral", Short: "Fetch Intel collateral for offline verification"}
 	var (
-		fmspc, out, pcsURL string
-		forSGX             bool
+		fmspc, out, pcsURL, ca string
+		forSGX                 bool
 	)
 	fetch := &cobra.Command{
 		Use:   "fetch --fmspc HEX --out DIR [--sgx] [--pcs-url URL]",
@@ -219,7 +220,7 @@ rootcrl.der. Everything fetched is verified before it is written.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
-			if err := intel.Fetch(ctx, intel.FetchOptions{BaseURL: pcsURL, SGX: forSGX}, fmspc, out); err != nil {
+			if err := intel.Fetch(ctx, intel.FetchOptions{BaseURL: pcsURL, SGX: forSGX, CA: ca}, fmspc, out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote collateral for FMSPC %s to %s\n", fmspc, out)
@@ -230,6 +231,7 @@ rootcrl.der. Everything fetched is verified before it is written.`,
 	fetch.Flags().StringVar(&out, "out", "", "output directory")
 	fetch.Flags().StringVar(&pcsURL, "pcs-url", "", "Intel PCS or PCCS base URL (default Intel's PCS)")
 	fetch.Flags().BoolVar(&forSGX, "sgx", false, "fetch SGX TCB info instead of TDX")
+	fetch.Flags().StringVar(&ca, "ca", "", "PCK CA whose CRL to fetch: platform or processor (default: the service's default)")
 	fetch.MarkFlagRequired("fmspc")
 	fetch.MarkFlagRequired("out")
 	cmd.AddCommand(fetch)
