@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -370,5 +371,54 @@ func TestTLSVerification(t *testing.T) {
 				t.Fatalf("New = %v, want a certificate error", err)
 			}
 		})
+	}
+}
+
+// TestConcurrentReleaseAcrossRevocation releases from many goroutines while the store's token is
+// revoked under them: every release succeeds, and the store logs in again once, not once per
+// goroutine.
+func TestConcurrentReleaseAcrossRevocation(t *testing.T) {
+	ctx := context.Background()
+	srv := vaulttest.Start(t) // its own server: revoking logins on the shared one would hit others
+	cnt := newCounter(srv)
+	s := open(t, config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile), vault.Options{Transport: cnt})
+	if err := s.CreateKey(ctx, "tenant-a/k"); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	half, revoked := make(chan struct{}), make(chan struct{})
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				if w == 0 && r == rounds/2 {
+					close(half) // the test goroutine revokes; the others carry on meanwhile
+					<-revoked
+				}
+				dk, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				got, err := s.UnwrapDataKey(ctx, "tenant-a/k", dk.Wrapped, caseA)
+				if err != nil || !got.Equal(dk.Plaintext) {
+					errs <- fmt.Errorf("unwrap: %v", err)
+				}
+			}
+		}()
+	}
+	<-half
+	srv.RevokeLogins(t)
+	close(revoked)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, _ := cnt.count("/approle/login"); n != 2 {
+		t.Errorf("%d logins, want 2 (start, and once after the revocation)", n)
 	}
 }

@@ -173,6 +173,7 @@ func launch(bin string) (_ *Server, err error) {
 	if err := s.writeTLS(); err != nil {
 		return nil, err
 	}
+	s.httpClient() // built once here, so concurrent tests only read it
 	port, err := freePort()
 	if err != nil {
 		return nil, err
