@@ -125,3 +125,18 @@ func TestDevStartStop(t *testing.T) {
 		}
 	}
 }
+
+// The shipped sample configuration parses strictly and validates.
+func TestSampleConfig(t *testing.T) {
+	c, err := LoadConfig("../../cmd/trustd/trustd.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Dev || c.KMS.Backend != "vault" || c.PolicyThreshold != 2 || c.Verifiers.TDX.PCSURL == "" {
+		t.Fatalf("sample config read as %+v", c)
+	}
+}
