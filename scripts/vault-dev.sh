@@ -10,6 +10,7 @@
 #   trustd-vault.yaml  the kms/vault config section for trustd (AppRole login, release policy)
 #   role-id, secret-id the AppRole credentials trustd logs in with (0600)
 #   vault.log, vault.pid
+# The server listens on the first free port from 8250 (VAULT_DEV_PORT to choose).
 #
 # A dev server keeps everything in memory and listens on plain http on 127.0.0.1 only; it is
 # for demos, never for data. Tenants come from VAULT_DEV_TENANTS (default "uk-freiburg"); each
@@ -18,7 +19,7 @@ set -euo pipefail
 
 cmd="${1:-}"
 STATE="${2:-.vault-dev}"
-PORT="${VAULT_DEV_PORT:-8250}"
+PORT="${VAULT_DEV_PORT:-}"
 TENANTS="${VAULT_DEV_TENANTS:-uk-freiburg}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -37,6 +38,17 @@ start)
   mkdir -p "$STATE"
   chmod 700 "$STATE"
   STATE="$(cd "$STATE" && pwd)"
+  # The first free port from 8250 unless VAULT_DEV_PORT says: a server left over from an
+  # earlier run (its state dir deleted) must not make this one fail.
+  listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  if [[ -z "$PORT" ]]; then
+    for p in $(seq 8250 8299); do
+      if ! listening "$p"; then PORT=$p; break; fi
+    done
+    [[ -n "$PORT" ]] || { log "no free port in 8250-8299"; exit 1; }
+  elif listening "$PORT"; then
+    log "port $PORT is in use"; exit 1
+  fi
   ADDR="http://127.0.0.1:$PORT"
   ROOT="root-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   # A private HOME: the dev server writes a token helper file there.
