@@ -67,6 +67,7 @@ const (
 	NameAuditErrors     = "trustd_audit_append_errors_total"
 	NameCollateral      = "trustd_collateral_cache_requests_total"
 	NameRejected        = "trustd_limits_rejected_total"
+	NameCertNotAfter    = "trustd_tls_certificate_not_after_timestamp_seconds"
 )
 
 // LatencyBuckets span a cached attestation (well under a millisecond of crypto) to one that
@@ -79,6 +80,10 @@ type Options struct {
 	ConstLabels prometheus.Labels
 	// Now times requests; it defaults to time.Now.
 	Now func() time.Time
+	// CertNotAfter, if set, reports when the served TLS certificate expires (for example
+	// func() time.Time { return tlsServer.Leaf().NotAfter }). A failed renewal keeps the old
+	// certificate in service, so this gauge is how an alert learns of it in time.
+	CertNotAfter func() time.Time
 }
 
 // Metrics is the Prometheus Recorder and the source of the gRPC interceptors.
@@ -130,8 +135,14 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRejected, ConstLabels: cl,
 			Help: "Requests refused with ResourceExhausted by the limits, by method and reason."}, []string{"method", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.attestations, m.releases, m.requests, m.duration, m.inFlight,
-		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected} {
+	cs := []prometheus.Collector{m.attestations, m.releases, m.requests, m.duration, m.inFlight,
+		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected}
+	if f := o.CertNotAfter; f != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: NameCertNotAfter, ConstLabels: cl,
+			Help: "When the served TLS certificate expires, as a Unix timestamp."},
+			func() float64 { return float64(f().Unix()) }))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

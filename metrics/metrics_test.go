@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -265,4 +266,34 @@ func near(a, b float64) bool {
 		return math.IsNaN(a) && math.IsNaN(b)
 	}
 	return math.Abs(a-b) < 1e-9
+}
+
+func TestCertificateExpiryGauge(t *testing.T) {
+	notAfter := time.Unix(1_900_000_000, 0)
+	_, reg := newMetrics(t, metrics.Options{CertNotAfter: func() time.Time { return notAfter }})
+	want := `
+# HELP trustd_tls_certificate_not_after_timestamp_seconds When the served TLS certificate expires, as a Unix timestamp.
+# TYPE trustd_tls_certificate_not_after_timestamp_seconds gauge
+trustd_tls_certificate_not_after_timestamp_seconds 1.9e+09
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), metrics.NameCertNotAfter); err != nil {
+		t.Error(err)
+	}
+	page, err := testutil.GatherAndFormat(reg, expfmt.TypeTextPlain, metrics.NameCertNotAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := metrics.ParseStatus(strings.NewReader(string(page) + "# TYPE trustd_grpc_requests_total counter\ntrustd_grpc_requests_total{code=\"OK\",method=\"/m/A\"} 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.CertNotAfter.Equal(notAfter) {
+		t.Errorf("status certificate expiry %v, want %v", st.CertNotAfter, notAfter)
+	}
+	// A renewal shows at the next scrape.
+	notAfter = notAfter.Add(time.Hour)
+	want = strings.Replace(want, "1.9e+09", "1.9000036e+09", 1)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), metrics.NameCertNotAfter); err != nil {
+		t.Error(err)
+	}
 }

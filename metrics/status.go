@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -36,6 +37,8 @@ type Status struct {
 	Rejected       map[string]float64
 	CollateralHits float64
 	CollateralMiss float64
+	// CertNotAfter is when the served TLS certificate expires; zero when not reported.
+	CertNotAfter time.Time
 }
 
 // MethodStatus summarizes one gRPC method since trustd started.
@@ -97,6 +100,9 @@ func ParseStatus(r io.Reader) (*Status, error) {
 		} else {
 			s.CollateralMiss += m.GetCounter().GetValue()
 		}
+	}
+	if v := sum(fams[NameCertNotAfter]); v > 0 && v < 1e11 {
+		s.CertNotAfter = time.Unix(int64(v), 0).UTC()
 	}
 	s.InFlight = sum(fams[NameInFlight])
 	s.KeyStoreErrors = sum(fams[NameKeyStoreErrors])
@@ -193,6 +199,9 @@ func (s *Status) Print(w io.Writer) error {
 	fmt.Fprintf(tw, "key store errors\t%.0f\n", s.KeyStoreErrors)
 	fmt.Fprintf(tw, "audit appends\t%.0f (errors %.0f, p99 %s)\n", s.AuditAppends, s.AuditErrors, ms(s.AuditP99))
 	fmt.Fprintf(tw, "collateral cache\t%.0f hits, %.0f misses\n", s.CollateralHits, s.CollateralMiss)
+	if !s.CertNotAfter.IsZero() {
+		fmt.Fprintf(tw, "tls certificate\texpires %s\n", s.CertNotAfter.Format(time.RFC3339))
+	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "METHOD\tREQUESTS\tERRORS\tP50\tP99")
 	for _, m := range s.Methods {
