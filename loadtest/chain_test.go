@@ -66,7 +66,7 @@ func serverCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509
 
 // TestProductionChainOverTLS runs the load test against trustd's service wired the way
 // production wires it: TLS 1.3 from files, then the interceptors in the recommended order
-// (metrics, access log, limits, roles), and checks what the metrics saw.
+// (metrics, limits, access log, roles), and checks what the metrics saw.
 func TestProductionChainOverTLS(t *testing.T) {
 	certFile, keyFile, roots := serverCert(t, t.TempDir())
 	ts, err := tlsconfig.New(tlsconfig.Options{CertFile: certFile, KeyFile: keyFile})
@@ -90,7 +90,7 @@ func TestProductionChainOverTLS(t *testing.T) {
 	}
 	opts := append(lim.ServerOptions(),
 		grpc.Creds(ts.Credentials()),
-		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), metrics.AccessLog(metrics.AccessLogOptions{}), lim.UnaryInterceptor(), az.UnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), lim.UnaryInterceptor(), metrics.AccessLog(metrics.AccessLogOptions{}), az.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor(), lim.StreamInterceptor(), az.StreamInterceptor()))
 	addr := startTrustd(t, opts...)
 

@@ -28,8 +28,9 @@ const maxLoggedMessage = 200
 
 // AccessLog returns an interceptor that logs one structured record per call: method, peer
 // address, status code, duration and, when the request or response carries one, the request ID
-// that also names the call's audit record. Calls that succeed are logged at Debug, refusals and
-// failures at Info (Warn for Internal and Unavailable). It never logs message contents: tokens,
+// that also names the call's audit record. Calls that succeed or hit a limit are logged at
+// Debug, other refusals and failures at Info (Warn for Internal and Unavailable). Chain it after
+// the limits, so that a flood they refuse never reaches it. It never logs message contents: tokens,
 // evidence, wrapped keys and sealed releases stay out of the log. Status messages are logged
 // (shortened), because trustd's never echo secrets (DESIGN.md "Errors").
 func AccessLog(o AccessLogOptions) grpc.UnaryServerInterceptor {
@@ -47,7 +48,9 @@ func AccessLog(o AccessLogOptions) grpc.UnaryServerInterceptor {
 		st := status.Convert(err)
 		level := slog.LevelDebug
 		switch st.Code() {
-		case codes.OK:
+		// Refusals by the limits come in floods; the metrics count them, the log must not
+		// become the flood's amplifier.
+		case codes.OK, codes.ResourceExhausted:
 		case codes.Internal, codes.Unavailable, codes.DataLoss, codes.Unknown:
 			level = slog.LevelWarn
 		default:

@@ -38,6 +38,7 @@ func TestAccessLog(t *testing.T) {
 			status.Error(codes.PermissionDenied, "t/api is not granted"), "INFO", "rid-3", "PermissionDenied"},
 		{"key store down", &pb.UnwrapDataKeyRequest{Token: token, WrappedKey: sealed}, nil,
 			status.Error(codes.Unavailable, "key store unavailable: nothing was released"), "WARN", "", "Unavailable"},
+		{"rate limited", &pb.GetChallengeRequest{}, nil, status.Error(codes.ResourceExhausted, "rate limit"), "DEBUG", "", "ResourceExhausted"},
 		{"plain error", &pb.GetChallengeRequest{}, nil, errors.New("boom"), "WARN", "", "Unknown"},
 	}
 	for _, tc := range tests {
