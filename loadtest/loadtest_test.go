@@ -2,6 +2,7 @@ package loadtest_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,11 @@ func TestLimitsSeenByTheLoadTest(t *testing.T) {
 		t.Errorf("one source: %d ok, errors %v; want ResourceExhausted after about 3", r.OK, r.ErrorsByCode)
 	}
 
+	if l, err := net.Listen("tcp", "127.0.0.3:0"); err != nil {
+		t.Skipf("distinct sources need all of 127.0.0.0/8 on the loopback interface (Linux): %v", err)
+	} else {
+		l.Close()
+	}
 	spread := base
 	spread.DistinctSources = true
 	r, err = loadtest.Run(ctxT(t), spread)
