@@ -50,6 +50,35 @@ type AuditLog interface {
 	Append(ctx context.Context, r *audit.Record) (uint64, error)
 }
 
+// Recorder observes decisions for metrics (package metrics implements it). Nil records nothing.
+type Recorder interface {
+	Attestation(tee, verdict string)
+	Release(kind, outcome string)
+	KeyStoreError(op string)
+	AuditAppend(d time.Duration, err error)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Attestation(string, string)       {}
+func (nopRecorder) Release(string, string)           {}
+func (nopRecorder) KeyStoreError(string)             {}
+func (nopRecorder) AuditAppend(time.Duration, error) {}
+
+// timedAudit measures every append.
+type timedAudit struct {
+	AuditLog
+	m   Recorder
+	now func() time.Time
+}
+
+func (t timedAudit) Append(ctx context.Context, r *audit.Record) (uint64, error) {
+	start := t.now()
+	i, err := t.AuditLog.Append(ctx, r)
+	t.m.AuditAppend(t.now().Sub(start), err)
+	return i, err
+}
+
 // Limits on request fields. Larger inputs are InvalidArgument.
 const (
 	MaxReportSize       = 64 << 10
@@ -69,6 +98,7 @@ type Options struct {
 	Nonces    *challenge.Issuer
 	Tokens    *token.Issuer
 	Logger    *slog.Logger
+	Metrics   Recorder
 	Now       func() time.Time
 }
 
@@ -91,6 +121,10 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Metrics == nil {
+		o.Metrics = nopRecorder{}
+	}
+	o.Audit = timedAudit{AuditLog: o.Audit, m: o.Metrics, now: o.Now}
 	s := &Service{verifiers: map[attest.TEE]attest.Verifier{}, o: o, log: o.Logger}
 	for _, v := range o.Verifiers {
 		s.verifiers[v.TEE()] = v
@@ -126,6 +160,7 @@ func (s *Service) Attest(ctx context.Context, req *pb.AttestRequest) (*pb.Attest
 		s.log.Error("audit append failed; answering Unavailable", "request_id", rid, "err", aerr)
 		return nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was issued")
 	}
+	s.o.Metrics.Attestation(string(ev.TEE), rec.Verdict)
 	s.log.Info("attest", "request_id", rid, "tee", ev.TEE, "verdict", rec.Verdict, "policy", rec.Policy, "reason", rec.Reason)
 	if err != nil {
 		return nil, toStatus(err)
@@ -274,6 +309,10 @@ func (s *Service) release(ctx context.Context, r *release) (rid string, sealed [
 	if _, aerr := s.o.Audit.Append(ctx, rec); aerr != nil {
 		s.log.Error("audit append failed; nothing released", "request_id", rid, "err", aerr)
 		return "", nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was released")
+	}
+	s.o.Metrics.Release(r.kind, rec.Verdict)
+	if errors.Is(err, kms.ErrUnavailable) || errors.Is(err, kms.ErrDenied) {
+		s.o.Metrics.KeyStoreError(r.event)
 	}
 	s.log.Info(r.event, "request_id", rid, "name", r.name, "verdict", rec.Verdict, "reason", rec.Reason)
 	if err != nil {

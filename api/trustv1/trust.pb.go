@@ -1401,6 +1401,581 @@ func (x *GetTokenKeysResponse) GetKeys() []*TokenKey {
 	return nil
 }
 
+type CreateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyRequest) Reset() {
+	*x = CreateKeyRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyRequest) ProtoMessage() {}
+
+func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type CreateKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyResponse) Reset() {
+	*x = CreateKeyResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyResponse) ProtoMessage() {}
+
+func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{20}
+}
+
+type RotateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyRequest) Reset() {
+	*x = RotateKeyRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyRequest) ProtoMessage() {}
+
+func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RotateKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RotateKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyResponse) Reset() {
+	*x = RotateKeyResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyResponse) ProtoMessage() {}
+
+func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{22}
+}
+
+type PutSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// At most 64 KiB. Sent only over the mutual-TLS admin channel; never logged or audited.
+	Value         []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretRequest) Reset() {
+	*x = PutSecretRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretRequest) ProtoMessage() {}
+
+func (x *PutSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretRequest.ProtoReflect.Descriptor instead.
+func (*PutSecretRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PutSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutSecretRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type PutSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretResponse) Reset() {
+	*x = PutSecretResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretResponse) ProtoMessage() {}
+
+func (x *PutSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretResponse.ProtoReflect.Descriptor instead.
+func (*PutSecretResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PutSecretResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ReloadPoliciesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadPoliciesRequest) Reset() {
+	*x = ReloadPoliciesRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadPoliciesRequest) ProtoMessage() {}
+
+func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ReloadPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{25}
+}
+
+type ReloadPoliciesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *PolicyStatus          `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadPoliciesResponse) Reset() {
+	*x = ReloadPoliciesResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadPoliciesResponse) ProtoMessage() {}
+
+func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ReloadPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReloadPoliciesResponse) GetStatus() *PolicyStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type GetPolicyStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyStatusRequest) Reset() {
+	*x = GetPolicyStatusRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyStatusRequest) ProtoMessage() {}
+
+func (x *GetPolicyStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyStatusRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{27}
+}
+
+type GetPolicyStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *PolicyStatus          `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyStatusResponse) Reset() {
+	*x = GetPolicyStatusResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyStatusResponse) ProtoMessage() {}
+
+func (x *GetPolicyStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyStatusResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetPolicyStatusResponse) GetStatus() *PolicyStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type PolicyStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Policies      []string               `protobuf:"bytes,3,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyStatus) Reset() {
+	*x = PolicyStatus{}
+	mi := &file_trustv1_trust_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyStatus) ProtoMessage() {}
+
+func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyStatus.ProtoReflect.Descriptor instead.
+func (*PolicyStatus) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PolicyStatus) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *PolicyStatus) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+type GetLogInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLogInfoRequest) Reset() {
+	*x = GetLogInfoRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLogInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLogInfoRequest) ProtoMessage() {}
+
+func (x *GetLogInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLogInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetLogInfoRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{30}
+}
+
+type GetLogInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint origin and the note verifier key that signs checkpoints.
+	Origin      string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	VerifierKey string `protobuf:"bytes,2,opt,name=verifier_key,json=verifierKey,proto3" json:"verifier_key,omitempty"`
+	// Path of the read-only tlog-tiles endpoint on trustd's HTTP listener.
+	TilesPath     string `protobuf:"bytes,3,opt,name=tiles_path,json=tilesPath,proto3" json:"tiles_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLogInfoResponse) Reset() {
+	*x = GetLogInfoResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLogInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLogInfoResponse) ProtoMessage() {}
+
+func (x *GetLogInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLogInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetLogInfoResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetLogInfoResponse) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *GetLogInfoResponse) GetVerifierKey() string {
+	if x != nil {
+		return x.VerifierKey
+	}
+	return ""
+}
+
+func (x *GetLogInfoResponse) GetTilesPath() string {
+	if x != nil {
+		return x.TilesPath
+	}
+	return ""
+}
+
 var File_trustv1_trust_proto protoreflect.FileDescriptor
 
 const file_trustv1_trust_proto_rawDesc = "" +
@@ -1543,7 +2118,34 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\talgorithm\x18\x03 \x01(\tR\talgorithm\x127\n" +
 	"\tnot_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"F\n" +
 	"\x14GetTokenKeysResponse\x12.\n" +
-	"\x04keys\x18\x01 \x03(\v2\x1a.medicus.trust.v1.TokenKeyR\x04keys*a\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1a.medicus.trust.v1.TokenKeyR\x04keys\"&\n" +
+	"\x10CreateKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
+	"\x11CreateKeyResponse\"&\n" +
+	"\x10RotateKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
+	"\x11RotateKeyResponse\"<\n" +
+	"\x10PutSecretRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"-\n" +
+	"\x11PutSecretResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\x17\n" +
+	"\x15ReloadPoliciesRequest\"P\n" +
+	"\x16ReloadPoliciesResponse\x126\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.medicus.trust.v1.PolicyStatusR\x06status\"\x18\n" +
+	"\x16GetPolicyStatusRequest\"Q\n" +
+	"\x17GetPolicyStatusResponse\x126\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.medicus.trust.v1.PolicyStatusR\x06status\"\\\n" +
+	"\fPolicyStatus\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\x12\x1a\n" +
+	"\bpolicies\x18\x03 \x03(\tR\bpolicies\"\x13\n" +
+	"\x11GetLogInfoRequest\"n\n" +
+	"\x12GetLogInfoResponse\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12!\n" +
+	"\fverifier_key\x18\x02 \x01(\tR\vverifierKey\x12\x1d\n" +
+	"\n" +
+	"tiles_path\x18\x03 \x01(\tR\ttilesPath*a\n" +
 	"\x03TEE\x12\x13\n" +
 	"\x0fTEE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vTEE_SEV_SNP\x10\x01\x12\v\n" +
@@ -1556,7 +2158,15 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\tGetSecret\x12\".medicus.trust.v1.GetSecretRequest\x1a#.medicus.trust.v1.GetSecretResponse\x12f\n" +
 	"\x0fGenerateDataKey\x12(.medicus.trust.v1.GenerateDataKeyRequest\x1a).medicus.trust.v1.GenerateDataKeyResponse\x12`\n" +
 	"\rUnwrapDataKey\x12&.medicus.trust.v1.UnwrapDataKeyRequest\x1a'.medicus.trust.v1.UnwrapDataKeyResponse\x12]\n" +
-	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
+	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\xaf\x04\n" +
+	"\x05Admin\x12T\n" +
+	"\tCreateKey\x12\".medicus.trust.v1.CreateKeyRequest\x1a#.medicus.trust.v1.CreateKeyResponse\x12T\n" +
+	"\tRotateKey\x12\".medicus.trust.v1.RotateKeyRequest\x1a#.medicus.trust.v1.RotateKeyResponse\x12T\n" +
+	"\tPutSecret\x12\".medicus.trust.v1.PutSecretRequest\x1a#.medicus.trust.v1.PutSecretResponse\x12c\n" +
+	"\x0eReloadPolicies\x12'.medicus.trust.v1.ReloadPoliciesRequest\x1a(.medicus.trust.v1.ReloadPoliciesResponse\x12f\n" +
+	"\x0fGetPolicyStatus\x12(.medicus.trust.v1.GetPolicyStatusRequest\x1a).medicus.trust.v1.GetPolicyStatusResponse\x12W\n" +
+	"\n" +
+	"GetLogInfo\x12#.medicus.trust.v1.GetLogInfoRequest\x1a$.medicus.trust.v1.GetLogInfoResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
 
 var (
 	file_trustv1_trust_proto_rawDescOnce sync.Once
@@ -1571,7 +2181,7 @@ func file_trustv1_trust_proto_rawDescGZIP() []byte {
 }
 
 var file_trustv1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_trustv1_trust_proto_goTypes = []any{
 	(TEE)(0),                        // 0: medicus.trust.v1.TEE
 	(Grant_Kind)(0),                 // 1: medicus.trust.v1.Grant.Kind
@@ -1594,56 +2204,83 @@ var file_trustv1_trust_proto_goTypes = []any{
 	(*GetTokenKeysRequest)(nil),     // 18: medicus.trust.v1.GetTokenKeysRequest
 	(*TokenKey)(nil),                // 19: medicus.trust.v1.TokenKey
 	(*GetTokenKeysResponse)(nil),    // 20: medicus.trust.v1.GetTokenKeysResponse
-	nil,                             // 21: medicus.trust.v1.Evidence.CollateralEntry
-	nil,                             // 22: medicus.trust.v1.Claims.MeasurementsEntry
-	nil,                             // 23: medicus.trust.v1.Claims.ConfigEntry
-	nil,                             // 24: medicus.trust.v1.Claims.TcbEntry
-	nil,                             // 25: medicus.trust.v1.Claims.PlatformEntry
-	nil,                             // 26: medicus.trust.v1.Claims.AttributesEntry
-	nil,                             // 27: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	nil,                             // 28: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*CreateKeyRequest)(nil),        // 21: medicus.trust.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 22: medicus.trust.v1.CreateKeyResponse
+	(*RotateKeyRequest)(nil),        // 23: medicus.trust.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),       // 24: medicus.trust.v1.RotateKeyResponse
+	(*PutSecretRequest)(nil),        // 25: medicus.trust.v1.PutSecretRequest
+	(*PutSecretResponse)(nil),       // 26: medicus.trust.v1.PutSecretResponse
+	(*ReloadPoliciesRequest)(nil),   // 27: medicus.trust.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),  // 28: medicus.trust.v1.ReloadPoliciesResponse
+	(*GetPolicyStatusRequest)(nil),  // 29: medicus.trust.v1.GetPolicyStatusRequest
+	(*GetPolicyStatusResponse)(nil), // 30: medicus.trust.v1.GetPolicyStatusResponse
+	(*PolicyStatus)(nil),            // 31: medicus.trust.v1.PolicyStatus
+	(*GetLogInfoRequest)(nil),       // 32: medicus.trust.v1.GetLogInfoRequest
+	(*GetLogInfoResponse)(nil),      // 33: medicus.trust.v1.GetLogInfoResponse
+	nil,                             // 34: medicus.trust.v1.Evidence.CollateralEntry
+	nil,                             // 35: medicus.trust.v1.Claims.MeasurementsEntry
+	nil,                             // 36: medicus.trust.v1.Claims.ConfigEntry
+	nil,                             // 37: medicus.trust.v1.Claims.TcbEntry
+	nil,                             // 38: medicus.trust.v1.Claims.PlatformEntry
+	nil,                             // 39: medicus.trust.v1.Claims.AttributesEntry
+	nil,                             // 40: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	nil,                             // 41: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	(*timestamppb.Timestamp)(nil),   // 42: google.protobuf.Timestamp
 }
 var file_trustv1_trust_proto_depIdxs = []int32{
-	29, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: medicus.trust.v1.Evidence.tee:type_name -> medicus.trust.v1.TEE
-	21, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
+	34, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
 	4,  // 3: medicus.trust.v1.AttestRequest.evidence:type_name -> medicus.trust.v1.Evidence
 	5,  // 4: medicus.trust.v1.AttestRequest.workload_key:type_name -> medicus.trust.v1.WorkloadKey
 	0,  // 5: medicus.trust.v1.Claims.tee:type_name -> medicus.trust.v1.TEE
-	22, // 6: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
-	23, // 7: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
-	24, // 8: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
-	25, // 9: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
-	26, // 10: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
+	35, // 6: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
+	36, // 7: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
+	37, // 8: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
+	38, // 9: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
+	39, // 10: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
 	1,  // 11: medicus.trust.v1.Grant.kind:type_name -> medicus.trust.v1.Grant.Kind
 	7,  // 12: medicus.trust.v1.AttestResponse.claims:type_name -> medicus.trust.v1.Claims
 	8,  // 13: medicus.trust.v1.AttestResponse.grants:type_name -> medicus.trust.v1.Grant
-	29, // 14: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 14: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
 	11, // 15: medicus.trust.v1.GetSecretResponse.secret:type_name -> medicus.trust.v1.Sealed
-	27, // 16: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	40, // 16: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
 	11, // 17: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	28, // 18: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	41, // 18: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
 	11, // 19: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	29, // 20: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
+	42, // 20: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
 	19, // 21: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
-	2,  // 22: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
-	6,  // 23: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
-	12, // 24: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
-	14, // 25: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
-	16, // 26: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
-	18, // 27: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
-	3,  // 28: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
-	9,  // 29: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
-	13, // 30: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
-	15, // 31: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
-	17, // 32: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
-	20, // 33: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	31, // 22: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	31, // 23: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	2,  // 24: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
+	6,  // 25: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
+	12, // 26: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
+	14, // 27: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
+	16, // 28: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
+	18, // 29: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
+	21, // 30: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
+	23, // 31: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
+	25, // 32: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
+	27, // 33: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
+	29, // 34: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
+	32, // 35: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
+	3,  // 36: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
+	9,  // 37: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
+	13, // 38: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
+	15, // 39: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
+	17, // 40: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
+	20, // 41: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
+	22, // 42: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
+	24, // 43: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
+	26, // 44: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
+	28, // 45: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
+	30, // 46: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
+	33, // 47: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
+	36, // [36:48] is the sub-list for method output_type
+	24, // [24:36] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_trustv1_trust_proto_init() }
@@ -1657,9 +2294,9 @@ func file_trustv1_trust_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trustv1_trust_proto_rawDesc), len(file_trustv1_trust_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   40,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_trustv1_trust_proto_goTypes,
 		DependencyIndexes: file_trustv1_trust_proto_depIdxs,

@@ -47,10 +47,37 @@ type Config struct {
 	NonceKeyFiles []string `yaml:"nonce_key_files"`
 	// TokenLifetime of result tokens. Default 5m.
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// TLS secures every listener; required outside dev mode.
+	TLS TLSConfig `yaml:"tls"`
+	// Limits protect trustd from floods and oversized messages.
+	Limits LimitsConfig `yaml:"limits"`
 	// KMS selects the key store.
 	KMS KMSConfig `yaml:"kms"`
 	// Verifiers configure evidence verification per TEE.
 	Verifiers VerifiersConfig `yaml:"verifiers"`
+}
+
+// TLSConfig is the server certificate (reloaded when the files change, TLS 1.3 only) and, for
+// the admin API, the CA that issues administrators' certificates. Roles come from the
+// certificate's URI SAN spiffe://<trust_domain>/role/<security-team|operator|auditor>.
+type TLSConfig struct {
+	CertFile      string `yaml:"cert_file"`
+	KeyFile       string `yaml:"key_file"`
+	ClientCAFile  string `yaml:"client_ca_file"`
+	ClientCRLFile string `yaml:"client_crl_file"`
+	TrustDomain   string `yaml:"trust_domain"`
+}
+
+// LimitsConfig bounds what one peer and all peers together may ask; excess is answered with
+// ResourceExhausted at once rather than queued. Zero values take the limits package defaults.
+type LimitsConfig struct {
+	// Rate is requests per second per peer (IPv6 peers are charged per /64); Burst the bucket.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// MaxConcurrent caps requests in flight across all peers.
+	MaxConcurrent  int           `yaml:"max_concurrent"`
+	MaxRecvMsgSize int           `yaml:"max_recv_msg_size"`
+	RequestTimeout time.Duration `yaml:"request_timeout"`
 }
 
 // KMSConfig selects and configures the key store.
@@ -130,6 +157,15 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenLifetime < 0 || c.TokenLifetime > time.Hour {
 		errs = append(errs, fmt.Errorf("token_lifetime: %v outside (0, 1h]", c.TokenLifetime))
+	}
+	if !c.Dev && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file are required outside dev mode: trustd serves TLS 1.3 only"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls: client_ca_file needs cert_file and key_file"))
 	}
 	if !c.Dev && c.PolicyTrustKeys == "" {
 		errs = append(errs, errors.New("policy_trust_keys: required outside dev mode: trustd loads only signed policy bundles"))

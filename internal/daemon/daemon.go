@@ -11,7 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
@@ -22,9 +25,12 @@ import (
 	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/internal/limits"
+	"github.com/medicus-cloud/trust/internal/tlsconfig"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/kms/vault"
+	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/service"
 	"github.com/medicus-cloud/trust/token"
@@ -38,6 +44,9 @@ type Env struct {
 // Daemon is a wired trustd, ready to serve.
 type Daemon struct {
 	cfg      *Config
+	admin    *service.Admin // nil unless mutual TLS is configured
+	metrics  *metrics.Metrics
+	registry *prometheus.Registry
 	policies *policies.Store // nil for a static dev-mode file
 	log      *slog.Logger
 	svc      *service.Service
@@ -97,12 +106,28 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
+	d.registry = metrics.NewRegistry()
+	if d.metrics, err = metrics.New(d.registry, metrics.Options{}); err != nil {
+		return nil, err
+	}
 	d.svc, err = service.New(service.Options{
 		Verifiers: verifiers, Policies: pols, Keys: keys,
-		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log,
+		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if admin, ok := keys.(kms.Admin); ok && cfg.TLS.ClientCAFile != "" {
+		var reloader service.PolicyReloader
+		if d.policies != nil {
+			reloader = d.policies
+		}
+		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: admin, Policies: reloader, Audit: d.auditLg,
+			LogOrigin: d.auditLg.Origin(), LogVerifierKey: d.auditLg.VerifierKey(), LogTilesPath: "/audit/",
+			Caller: adminCaller, Logger: log})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }
@@ -227,34 +252,44 @@ func (d *Daemon) openKeyStore(ctx context.Context, env Env) (kms.KeyStore, error
 
 // Run serves until ctx is cancelled, then stops gracefully: in-flight releases finish.
 func (d *Daemon) Run(ctx context.Context) error {
-	if !d.cfg.Dev {
-		return errors.New("TLS listeners are not configured yet: start with --dev for a local plaintext trustd")
+	srv, ts, err := d.grpcServer()
+	if err != nil {
+		return err
 	}
 	lis, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
-	pb.RegisterTrustServer(srv, d.svc)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
-	d.log.Info("trustd serving", "grpc", lis.Addr().String())
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	d.log.Info("trustd serving", "grpc", lis.Addr().String(), "tls", ts != nil, "admin", d.admin != nil)
 	if d.policies != nil {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
-	var hs *http.Server
+	var httpSrv *http.Server
 	if d.cfg.HTTPListen != "" {
 		mux := http.NewServeMux()
+		// The log holds no secrets and is meant to be mirrored: auditors verify it against the
+		// published verifier key, not against the transport.
 		mux.Handle("/audit/", http.StripPrefix("/audit", d.auditLg.Handler()))
 		mux.Handle("/.well-known/jwks.json", token.JWKSHandler(func() *token.Issuer { return d.tokens }))
-		hs = &http.Server{Addr: d.cfg.HTTPListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		mux.Handle("/metrics", metrics.Handler(d.registry))
+		httpSrv = &http.Server{Addr: d.cfg.HTTPListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		hl, err := net.Listen("tcp", d.cfg.HTTPListen)
 		if err != nil {
 			srv.Stop()
 			return err
 		}
-		go func() { errc <- hs.Serve(hl) }()
-		d.log.Info("trustd http serving", "http", hl.Addr().String())
+		if ts != nil {
+			httpSrv.TLSConfig = ts.Config()
+			go func() { errc <- httpSrv.ServeTLS(hl, "", "") }()
+		} else {
+			go func() { errc <- httpSrv.Serve(hl) }()
+		}
+		d.log.Info("trustd http serving", "http", hl.Addr().String(), "tls", ts != nil)
 	}
 	select {
 	case <-ctx.Done():
@@ -263,6 +298,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.log.Info("shutting down: finishing in-flight requests")
+	hs.Shutdown()
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {
@@ -270,12 +306,81 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		srv.Stop()
 	}
-	if hs != nil {
+	if httpSrv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		hs.Shutdown(sctx)
+		httpSrv.Shutdown(sctx)
 	}
 	return nil
+}
+
+// grpcServer builds the server: TLS 1.3 from files (plaintext only in dev mode without
+// certificates), then metrics, access log, limits and roles, in that order, so that refused
+// calls are still counted and logged.
+func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
+	var ts *tlsconfig.Server
+	if d.cfg.TLS.CertFile != "" {
+		var err error
+		ts, err = tlsconfig.New(tlsconfig.Options{CertFile: d.cfg.TLS.CertFile, KeyFile: d.cfg.TLS.KeyFile,
+			ClientCAFile: d.cfg.TLS.ClientCAFile, ClientCRLFile: d.cfg.TLS.ClientCRLFile, Logger: d.log})
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if !d.cfg.Dev {
+		return nil, nil, errors.New("tls: required outside dev mode")
+	} else {
+		d.log.Warn("DEV MODE: plaintext gRPC")
+	}
+	l := d.cfg.Limits
+	lim, err := limits.New(limits.Options{Rate: l.Rate, Burst: l.Burst, MaxConcurrent: l.MaxConcurrent,
+		MaxRecvMsgSize: l.MaxRecvMsgSize, RequestTimeout: l.RequestTimeout, Observer: d.metrics,
+		Exempt: []string{healthpb.Health_Check_FullMethodName}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("limits: %w", err)
+	}
+	rules := tlsconfig.Rules{
+		Public:      append(tlsconfig.Methods(&pb.Trust_ServiceDesc), tlsconfig.Methods(&healthpb.Health_ServiceDesc)...),
+		Roles:       AdminRoles(),
+		TrustDomain: d.cfg.TLS.TrustDomain,
+	}
+	az, err := tlsconfig.NewAuthorizer(rules)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append(lim.ServerOptions(),
+		grpc.ChainUnaryInterceptor(d.metrics.UnaryInterceptor(), metrics.AccessLog(metrics.AccessLogOptions{Logger: d.log}),
+			lim.UnaryInterceptor(), az.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(d.metrics.StreamInterceptor(), lim.StreamInterceptor(), az.StreamInterceptor()))
+	if ts != nil {
+		opts = append(opts, grpc.Creds(ts.Credentials()))
+	}
+	srv := grpc.NewServer(opts...)
+	pb.RegisterTrustServer(srv, d.svc)
+	if d.admin != nil {
+		pb.RegisterAdminServer(srv, d.admin)
+	}
+	return srv, ts, nil
+}
+
+// AdminRoles is the access table of the admin API: each role may call its methods and nothing
+// else.
+func AdminRoles() map[string][]tlsconfig.Role {
+	return map[string][]tlsconfig.Role{
+		pb.Admin_CreateKey_FullMethodName:       {tlsconfig.Operator},
+		pb.Admin_RotateKey_FullMethodName:       {tlsconfig.Operator},
+		pb.Admin_PutSecret_FullMethodName:       {tlsconfig.Operator},
+		pb.Admin_ReloadPolicies_FullMethodName:  {tlsconfig.SecurityTeam},
+		pb.Admin_GetPolicyStatus_FullMethodName: {tlsconfig.SecurityTeam},
+		pb.Admin_GetLogInfo_FullMethodName:      {tlsconfig.Auditor},
+	}
+}
+
+// adminCaller names the administrator for audit records: role, certificate subject and serial.
+func adminCaller(ctx context.Context) string {
+	if c, ok := tlsconfig.CallerFrom(ctx); ok {
+		return fmt.Sprintf("%s %s serial %s", c.Role, c.Subject, c.Serial)
+	}
+	return "unknown"
 }
 
 // Close releases what New opened.

@@ -1,0 +1,181 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/secret"
+)
+
+// PolicyReloader is a policy source that can be told to reload now.
+type PolicyReloader interface {
+	PolicySource
+	Reload(ctx context.Context) error
+}
+
+// AdminOptions wire an Admin service. Keys and Audit are required; a nil Policies makes the
+// policy calls FailedPrecondition (a dev-mode single file is not reloadable).
+type AdminOptions struct {
+	Keys     kms.Admin
+	Policies PolicyReloader
+	Audit    AuditLog
+	// Log describes the audit log for auditors.
+	LogOrigin, LogVerifierKey, LogTilesPath string
+	// Caller names who made a call for the audit record (from the client certificate). Nil
+	// records the peer address only.
+	Caller func(ctx context.Context) string
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Admin implements trustv1.AdminServer. Role checks happen in the transport's interceptor; this
+// type assumes the caller was admitted for the method.
+type Admin struct {
+	pb.UnimplementedAdminServer
+	o AdminOptions
+}
+
+// MaxSecretSize bounds PutSecret.
+const MaxSecretSize = 64 << 10
+
+// NewAdmin returns an Admin service.
+func NewAdmin(o AdminOptions) (*Admin, error) {
+	if o.Keys == nil || o.Audit == nil {
+		return nil, errors.New("service: admin needs keys and an audit log")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Caller == nil {
+		o.Caller = caller
+	}
+	return &Admin{o: o}, nil
+}
+
+// do runs one admin action and records it; the action's effect stands only if the record is
+// durable (an action whose record cannot be written is reported as Unavailable, and the
+// operator retries; key creation and rotation are idempotent enough for that to be safe).
+func (a *Admin) do(ctx context.Context, event, name string, act func() error) error {
+	rec := &audit.Record{Time: a.o.Now().UTC(), RequestID: newRequestID(), Event: event, Caller: a.o.Caller(ctx)}
+	if name != "" {
+		rec.Names = []string{name}
+	}
+	err := act()
+	rec.Verdict = audit.VerdictAllow
+	if err != nil {
+		rec.Verdict, rec.Reason = audit.VerdictError, err.Error()
+	}
+	if _, aerr := a.o.Audit.Append(ctx, rec); aerr != nil {
+		a.o.Logger.Error("audit append failed for an admin action", "event", event, "err", aerr)
+		return status.Error(codes.Unavailable, "audit log unavailable: the action is not confirmed")
+	}
+	a.o.Logger.Info("admin", "event", event, "name", name, "caller", rec.Caller, "verdict", rec.Verdict)
+	if err != nil {
+		if errors.Is(err, kms.ErrExists) {
+			return status.Error(codes.AlreadyExists, err.Error())
+		}
+		return toStatus(err)
+	}
+	return nil
+}
+
+// CreateKey implements trustv1.AdminServer.
+func (a *Admin) CreateKey(ctx context.Context, req *pb.CreateKeyRequest) (*pb.CreateKeyResponse, error) {
+	if err := kms.CheckName(req.GetName()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "name: %v", err)
+	}
+	err := a.do(ctx, "admin.create_key", req.GetName(), func() error { return a.o.Keys.CreateKey(ctx, req.GetName()) })
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CreateKeyResponse{}, nil
+}
+
+// RotateKey implements trustv1.AdminServer.
+func (a *Admin) RotateKey(ctx context.Context, req *pb.RotateKeyRequest) (*pb.RotateKeyResponse, error) {
+	if err := kms.CheckName(req.GetName()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "name: %v", err)
+	}
+	err := a.do(ctx, "admin.rotate_key", req.GetName(), func() error { return a.o.Keys.RotateKey(ctx, req.GetName()) })
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RotateKeyResponse{}, nil
+}
+
+// PutSecret implements trustv1.AdminServer. The value is never logged or audited.
+func (a *Admin) PutSecret(ctx context.Context, req *pb.PutSecretRequest) (*pb.PutSecretResponse, error) {
+	if err := kms.CheckName(req.GetName()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "name: %v", err)
+	}
+	if n := len(req.GetValue()); n == 0 || n > MaxSecretSize {
+		return nil, status.Errorf(codes.InvalidArgument, "value: %d bytes, want 1 to %d", n, MaxSecretSize)
+	}
+	var v uint64
+	err := a.do(ctx, "admin.put_secret", req.GetName(), func() error {
+		var err error
+		v, err = a.o.Keys.PutSecret(ctx, req.GetName(), secret.New(append([]byte(nil), req.GetValue()...)))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PutSecretResponse{Version: v}, nil
+}
+
+// ReloadPolicies implements trustv1.AdminServer.
+func (a *Admin) ReloadPolicies(ctx context.Context, _ *pb.ReloadPoliciesRequest) (*pb.ReloadPoliciesResponse, error) {
+	if a.o.Policies == nil {
+		return nil, status.Error(codes.FailedPrecondition, "policies: this trustd runs a fixed policy file (dev mode); nothing to reload")
+	}
+	var reloadErr error
+	err := a.do(ctx, "admin.reload_policies", "", func() error {
+		reloadErr = a.o.Policies.Reload(ctx)
+		return reloadErr
+	})
+	if err != nil && reloadErr == nil {
+		return nil, err // the audit log is down
+	}
+	if reloadErr != nil {
+		// A bundle that does not verify or parse is the security team's to fix: say why; the
+		// active bundle keeps serving.
+		return nil, status.Errorf(codes.FailedPrecondition, "policy reload refused, the active bundle stays: %v", reloadErr)
+	}
+	return &pb.ReloadPoliciesResponse{Status: policyStatus(a.o.Policies.Current())}, nil
+}
+
+// GetPolicyStatus implements trustv1.AdminServer.
+func (a *Admin) GetPolicyStatus(context.Context, *pb.GetPolicyStatusRequest) (*pb.GetPolicyStatusResponse, error) {
+	if a.o.Policies == nil {
+		return nil, status.Error(codes.FailedPrecondition, "policies: this trustd runs a fixed policy file (dev mode)")
+	}
+	return &pb.GetPolicyStatusResponse{Status: policyStatus(a.o.Policies.Current())}, nil
+}
+
+// GetLogInfo implements trustv1.AdminServer.
+func (a *Admin) GetLogInfo(context.Context, *pb.GetLogInfoRequest) (*pb.GetLogInfoResponse, error) {
+	return &pb.GetLogInfoResponse{Origin: a.o.LogOrigin, VerifierKey: a.o.LogVerifierKey, TilesPath: a.o.LogTilesPath}, nil
+}
+
+func policyStatus(b *policies.Bundle) *pb.PolicyStatus {
+	if b == nil {
+		return &pb.PolicyStatus{}
+	}
+	st := &pb.PolicyStatus{Version: b.Version, Digest: b.Digest}
+	for _, p := range b.Policies {
+		st.Policies = append(st.Policies, p.Metadata.Name)
+	}
+	return st
+}
