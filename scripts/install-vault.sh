@@ -20,6 +20,16 @@ fi
 
 WORK="$CACHE/vault-build-$VAULT_VERSION"
 mkdir -p "$WORK" "$(dirname "$BIN")"
+# One build at a time: a second caller (make test in another shell) waits for the first and
+# then finds the binary.
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.install-vault-$VAULT_VERSION.lock"
+  flock 9
+  if [[ -x "$BIN" ]] && "$BIN" version >/dev/null 2>&1; then
+    echo "$BIN"
+    exit 0
+  fi
+fi
 cd "$WORK"
 if [[ ! -f go.mod ]]; then
   cat >go.mod <<MOD
