@@ -16,7 +16,11 @@
 // errors wrap kms.ErrUnavailable, kms.ErrDenied, kms.ErrNotFound or kms.ErrBadWrapped.
 //
 // It is not a general Vault client: it touches transit and KV v2 under the configured mounts,
-// its own token endpoints and the login endpoint, nothing else.
+// its own token endpoints and the login endpoint, nothing else. The Vault policy for releasing
+// needs, per tenant: read on <transit>/keys/*, update on <transit>/datakey/plaintext/* and
+// <transit>/decrypt/*, read on <kv>/data/<prefix>/*. The Admin methods also need create and
+// update on <transit>/keys/* and <kv>/data/<prefix>/*, and update on <transit>/rewrap/*.
+// scripts/vault-dev.sh and package vaulttest write such policies.
 package vault
 
 import (
