@@ -270,9 +270,10 @@ func (c *counter) count(suffix string) (n int, statuses []int) {
 func TestPolicyDenies(t *testing.T) {
 	ctx := context.Background()
 	srv := vaulttest.Shared(t)
-	admin := adminStore(t, srv)
-	_ = admin
 	cfg := config(t, srv, srv.ReleaseRoleID, srv.ReleaseSecretIDFile)
+	adminCfg := cfg
+	adminCfg.Auth = vault.Auth{Method: vault.AuthAppRole, AppRole: vault.AppRoleAuth{RoleID: srv.AdminRoleID, SecretIDFile: srv.AdminSecretIDFile}}
+	admin := open(t, adminCfg, vault.Options{})
 	cnt := newCounter(srv)
 	s := open(t, cfg, vault.Options{Transport: cnt})
 	// The release role may not create keys or write secrets: ErrDenied, and no login storm.
@@ -286,6 +287,23 @@ func TestPolicyDenies(t *testing.T) {
 	}
 	if n, _ := cnt.count("/approle/login"); n != 1 {
 		t.Errorf("%d logins, want 1: a denied path must not cause re-logins", n)
+	}
+
+	// A policy that lets trustd see its keys but not use them: releases are refused.
+	if err := admin.CreateKey(ctx, "tenant-a/records"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client().Sys().PutPolicy("see-only", `path "+/keys/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	acfg := cfg // the same mounts
+	acfg.Auth = vault.Auth{Method: vault.AuthToken, TokenFile: srv.WriteFile(t, "see-only.token", srv.Token(t, time.Hour, "see-only"))}
+	ro := open(t, acfg, vault.Options{})
+	if dk, err := ro.GenerateDataKey(ctx, "tenant-a/records", caseA); dk != nil || !errors.Is(err, kms.ErrDenied) {
+		t.Errorf("GenerateDataKey under a denying policy: %v", err)
+	}
+	if sec, err := ro.GetSecret(ctx, "tenant-a/api-token"); sec != nil || !errors.Is(err, kms.ErrDenied) {
+		t.Errorf("GetSecret under a denying policy: %v", err)
 	}
 }
 
