@@ -4,7 +4,7 @@ GO    ?= go
 # Pinned code generators for `make proto` (protoc itself comes from Debian's protobuf-compiler).
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
-STATICCHECK_VERSION        := 2025.1.1
+STATICCHECK_VERSION        := v0.6.1
 
 .PHONY: demo test bench lint proto fuzz vault clean
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/medicus-cloud/trust/internal/daemon"
 )
 
 // The parts of Kubernetes objects the checks read. Decoding is not strict, since the manifests
@@ -130,7 +132,7 @@ type trustdConfig struct {
 	Dev           bool     `yaml:"dev"`
 	DataDir       string   `yaml:"data_dir"`
 	NonceKeyFiles []string `yaml:"nonce_key_files"`
-	TokenKeyFile  string   `yaml:"token_key_file"`
+	TokenKeyDir   string   `yaml:"token_key_dir"`
 	ShutdownGrace string   `yaml:"shutdown_grace"`
 	TLS           struct {
 		CertFile      string `yaml:"cert_file"`
@@ -389,7 +391,7 @@ func TestTLSAndConfigWiring(t *testing.T) {
 	if cfg.KMS.Backend != "vault" {
 		t.Errorf("kms.backend %q, want vault", cfg.KMS.Backend)
 	}
-	if len(cfg.NonceKeyFiles) == 0 || cfg.TokenKeyFile == "" {
+	if len(cfg.NonceKeyFiles) == 0 || cfg.TokenKeyDir == "" {
 		t.Error("replicas need shared nonce and token keys from files")
 	}
 
@@ -414,7 +416,7 @@ func TestTLSAndConfigWiring(t *testing.T) {
 		{"tls.key_file", cfg.TLS.KeyFile, "trustd-tls"},
 		{"tls.client_ca_file", cfg.TLS.ClientCAFile, "trustd-admin-ca"},
 		{"tls.client_crl_file", cfg.TLS.ClientCRLFile, "trustd-admin-ca"},
-		{"token_key_file", cfg.TokenKeyFile, "trustd-token-key"},
+		{"token_key_dir", cfg.TokenKeyDir, "trustd-token-key"},
 	}
 	for _, nf := range cfg.NonceKeyFiles {
 		secretFiles = append(secretFiles, struct{ field, path, secret string }{"nonce_key_files", nf, "trustd-nonce-keys"})
@@ -674,6 +676,41 @@ func TestSystemdUnit(t *testing.T) {
 		name, _, _ := strings.Cut(cred, ":")
 		if !strings.Contains(string(b), "/run/credentials/trustd.service/"+name) {
 			t.Errorf("LoadCredential %s is not used by systemd/trustd.yaml", name)
+		}
+	}
+}
+
+// TestConfigsLoadInTrustd reads the shipped configurations with trustd's own strict loader
+// (unknown keys are errors) and validation, so the manifests cannot drift from what trustd
+// accepts.
+func TestConfigsLoadInTrustd(t *testing.T) {
+	var cm *object
+	for _, o := range find(t, loadManifests(t), "ConfigMap") {
+		if o.Metadata.Name == "trustd-config" {
+			cm = o
+		}
+	}
+	if cm == nil {
+		t.Fatal("no ConfigMap trustd-config")
+	}
+	var data struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := cm.node.Decode(&data); err != nil {
+		t.Fatal(err)
+	}
+	k8s := filepath.Join(t.TempDir(), "trustd.yaml")
+	if err := os.WriteFile(k8s, []byte(data.Data["trustd.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{k8s, "systemd/trustd.yaml"} {
+		c, err := daemon.LoadConfig(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		c.Defaults()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", path, err)
 		}
 	}
 }

@@ -29,13 +29,15 @@ for ex in teleconsult messenger-attachments sepsis-scoring; do
 done
 "$BIN/trustctl" policy lint .demo/policies
 
-TRUSTD_CONFIG=()
+# Every demo workload runs from 127.0.0.1: raise the per-peer rate limit that protects a
+# production trustd from one noisy client.
+printf 'limits:\n  rate: 1000\n  burst: 2000\n' >.demo/trustd.yaml
+TRUSTD_CONFIG=(--config .demo/trustd.yaml)
 VAULT_STATE=.demo/vault
 if [[ "$KMS" == vault ]]; then
   say "Starting a throw-away Vault dev server on 127.0.0.1 (transit + KV v2, AppRole for trustd)"
   VAULT_DEV_TENANTS=hello bash scripts/vault-dev.sh start "$VAULT_STATE" >/dev/null
-  { echo "kms:"; echo "  backend: vault"; echo "  vault:"; sed 's/^/    /' "$VAULT_STATE/trustd-vault.yaml"; } >.demo/trustd.yaml
-  TRUSTD_CONFIG=(--config .demo/trustd.yaml)
+  { echo "kms:"; echo "  backend: vault"; echo "  vault:"; sed 's/^/    /' "$VAULT_STATE/trustd-vault.yaml"; } >>.demo/trustd.yaml
   echo "trustd will release hello/records and hello/api-token from Vault (transit-hello, kv-hello)"
 else
   say "Creating data-key roots and secrets in the local keyring"

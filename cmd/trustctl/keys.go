@@ -79,25 +79,9 @@ func newSecretsCmd() *cobra.Command {
 		Use: "put NAME [--from-file FILE]", Short: "Store a new version of a secret, read from a file or standard input",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader = cmd.InOrStdin()
-			if fromFile != "" {
-				f, err := os.Open(fromFile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			b, err := io.ReadAll(io.LimitReader(r, 64<<10+1))
+			b, err := readSecretFrom(cmd.InOrStdin(), fromFile)
 			if err != nil {
 				return err
-			}
-			if len(b) > 64<<10 {
-				return errors.New("secret larger than 64 KiB")
-			}
-			b = bytes.TrimRight(b, "\r\n")
-			if len(b) == 0 {
-				return errors.New("empty secret")
 			}
 			k, err := kf.open()
 			if err != nil {
@@ -114,4 +98,30 @@ func newSecretsCmd() *cobra.Command {
 	put.Flags().StringVar(&fromFile, "from-file", "", "read the secret from FILE instead of standard input")
 	cmd.AddCommand(put)
 	return cmd
+}
+
+// readSecretFrom reads a secret from a file or from in, at most 64 KiB, without its trailing
+// newline.
+func readSecretFrom(in io.Reader, file string) ([]byte, error) {
+	r := in
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 64<<10 {
+		return nil, errors.New("secret larger than 64 KiB")
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) == 0 {
+		return nil, errors.New("empty secret")
+	}
+	return b, nil
 }

@@ -56,6 +56,10 @@ func newRoot() *cobra.Command {
 		newEvidenceCmd(),
 		newCollateralCmd(),
 		newAuditCmd(),
+		newAdminCmd(g),
+		newStatusCmd(),
+		newHealthCmd(g),
+		newLoadtestCmd(g),
 	)
 	return root
 }

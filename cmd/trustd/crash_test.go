@@ -41,7 +41,13 @@ type trustd struct {
 
 func startTrustd(t *testing.T, bin, dataDir string) *trustd {
 	t.Helper()
-	cmd := exec.Command(bin, "--dev", "--data-dir", dataDir, "--policy", "../../policies/examples/hello.yaml", "--listen", "127.0.0.1:0")
+	// Eight clients from one address: raise the per-peer limits that would otherwise (rightly)
+	// throttle them.
+	cfg := filepath.Join(dataDir, "..", "trustd.yaml")
+	if err := os.WriteFile(cfg, []byte("limits:\n  rate: 100000\n  burst: 100000\n  max_concurrent: 256\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfg, "--dev", "--data-dir", dataDir, "--policy", "../../policies/examples/hello.yaml", "--listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,13 @@ import (
 type Config struct {
 	// Listen is the gRPC address. Default 127.0.0.1:7443.
 	Listen string `yaml:"listen"`
-	// HTTPListen serves read-only HTTP endpoints (audit log tiles, token key set). Empty: off.
+	// HTTPListen serves read-only HTTP endpoints (audit log tiles, token key set; and metrics
+	// unless MetricsListen is set). HTTPS when tls is configured. Empty: off.
 	HTTPListen string `yaml:"http_listen"`
+	// MetricsListen serves /metrics on its own address (HTTPS when tls is configured).
+	MetricsListen string `yaml:"metrics_listen"`
+	// ShutdownGrace is how long in-flight requests may take after SIGTERM. Default 30s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// DataDir holds all local state: keyring, nonce key, token keys, audit log.
 	DataDir string `yaml:"data_dir"`
 	// Policy is the policy bundle directory (or, in dev mode, a single file).
@@ -75,9 +80,10 @@ type LimitsConfig struct {
 	Rate  float64 `yaml:"rate"`
 	Burst int     `yaml:"burst"`
 	// MaxConcurrent caps requests in flight across all peers.
-	MaxConcurrent  int           `yaml:"max_concurrent"`
-	MaxRecvMsgSize int           `yaml:"max_recv_msg_size"`
-	RequestTimeout time.Duration `yaml:"request_timeout"`
+	MaxConcurrent   int           `yaml:"max_concurrent"`
+	MaxRecvMsgBytes int           `yaml:"max_recv_msg_bytes"`
+	MaxSendMsgBytes int           `yaml:"max_send_msg_bytes"`
+	RequestTimeout  time.Duration `yaml:"request_timeout"`
 }
 
 // KMSConfig selects and configures the key store.
@@ -131,6 +137,9 @@ func (c *Config) Defaults() {
 	}
 	if c.KMS.Backend == "" {
 		c.KMS.Backend = "local"
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 30 * time.Second
 	}
 	if c.PolicyReloadInterval == 0 {
 		c.PolicyReloadInterval = 10 * time.Second

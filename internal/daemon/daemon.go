@@ -265,31 +265,49 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(pb.Trust_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	d.log.Info("trustd serving", "grpc", lis.Addr().String(), "tls", ts != nil, "admin", d.admin != nil)
 	if d.policies != nil {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
-	var httpSrv *http.Server
+	var httpSrvs []*http.Server
+	serveHTTP := func(addr string, h http.Handler, what string) error {
+		hsrv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		hl, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		if ts != nil {
+			hsrv.TLSConfig = ts.Config()
+			go func() { errc <- hsrv.ServeTLS(hl, "", "") }()
+		} else {
+			go func() { errc <- hsrv.Serve(hl) }()
+		}
+		httpSrvs = append(httpSrvs, hsrv)
+		d.log.Info("trustd http serving", "what", what, "http", hl.Addr().String(), "tls", ts != nil)
+		return nil
+	}
 	if d.cfg.HTTPListen != "" {
 		mux := http.NewServeMux()
 		// The log holds no secrets and is meant to be mirrored: auditors verify it against the
 		// published verifier key, not against the transport.
 		mux.Handle("/audit/", http.StripPrefix("/audit", d.auditLg.Handler()))
 		mux.Handle("/.well-known/jwks.json", token.JWKSHandler(func() *token.Issuer { return d.tokens }))
-		mux.Handle("/metrics", metrics.Handler(d.registry))
-		httpSrv = &http.Server{Addr: d.cfg.HTTPListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		hl, err := net.Listen("tcp", d.cfg.HTTPListen)
-		if err != nil {
+		if d.cfg.MetricsListen == "" {
+			mux.Handle("/metrics", metrics.Handler(d.registry))
+		}
+		if err := serveHTTP(d.cfg.HTTPListen, mux, "audit log, token keys"); err != nil {
 			srv.Stop()
 			return err
 		}
-		if ts != nil {
-			httpSrv.TLSConfig = ts.Config()
-			go func() { errc <- httpSrv.ServeTLS(hl, "", "") }()
-		} else {
-			go func() { errc <- httpSrv.Serve(hl) }()
+	}
+	if d.cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(d.registry))
+		if err := serveHTTP(d.cfg.MetricsListen, mux, "metrics"); err != nil {
+			srv.Stop()
+			return err
 		}
-		d.log.Info("trustd http serving", "http", hl.Addr().String(), "tls", ts != nil)
 	}
 	select {
 	case <-ctx.Done():
@@ -303,13 +321,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(30 * time.Second):
+	case <-time.After(d.cfg.ShutdownGrace):
+		d.log.Warn("shutdown grace exceeded: stopping with requests in flight", "grace", d.cfg.ShutdownGrace)
 		srv.Stop()
 	}
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		httpSrv.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, h := range httpSrvs {
+		h.Shutdown(sctx)
 	}
 	return nil
 }
@@ -333,7 +352,7 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
 	}
 	l := d.cfg.Limits
 	lim, err := limits.New(limits.Options{Rate: l.Rate, Burst: l.Burst, MaxConcurrent: l.MaxConcurrent,
-		MaxRecvMsgSize: l.MaxRecvMsgSize, RequestTimeout: l.RequestTimeout, Observer: d.metrics,
+		MaxRecvMsgSize: l.MaxRecvMsgBytes, MaxSendMsgSize: l.MaxSendMsgBytes, RequestTimeout: l.RequestTimeout, Observer: d.metrics,
 		Exempt: []string{healthpb.Health_Check_FullMethodName}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("limits: %w", err)
