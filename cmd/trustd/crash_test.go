@@ -40,11 +40,16 @@ type trustd struct {
 }
 
 func startTrustd(t *testing.T, bin, dataDir string) *trustd {
+	return startTrustdWith(t, bin, dataDir, "")
+}
+
+// startTrustdWith starts a trustd whose configuration file holds extra YAML.
+func startTrustdWith(t *testing.T, bin, dataDir, extra string) *trustd {
 	t.Helper()
 	// Eight clients from one address: raise the per-peer limits that would otherwise (rightly)
 	// throttle them.
-	cfg := filepath.Join(dataDir, "..", "trustd.yaml")
-	if err := os.WriteFile(cfg, []byte("limits:\n  rate: 100000\n  burst: 100000\n  max_concurrent: 256\n"), 0o600); err != nil {
+	cfg := dataDir + ".yaml"
+	if err := os.WriteFile(cfg, []byte("limits:\n  rate: 100000\n  burst: 100000\n  max_concurrent: 256\n"+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config", cfg, "--dev", "--data-dir", dataDir, "--policy", "../../policies/examples/hello.yaml", "--listen", "127.0.0.1:0")
@@ -85,10 +90,7 @@ func TestCrashDuringReleases(t *testing.T) {
 		t.Skip("builds and kills a real trustd")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "trustd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTrustd(t, dir)
 	data := filepath.Join(dir, "data")
 	os.MkdirAll(data, 0o700)
 	mk, err := os.ReadFile(filepath.Join(data, "dev-master.key"))
@@ -215,6 +217,15 @@ func TestCrashDuringReleases(t *testing.T) {
 	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
 		t.Fatalf("log does not verify after the restart: %v", err)
 	}
+}
+
+func buildTrustd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "trustd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func emptyContext() []byte {
