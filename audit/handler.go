@@ -17,11 +17,11 @@ func (l *Log) Handler() http.Handler { return DirHandler(l.pub) }
 
 // DirHandler serves a copy of a log's public tree (the "log" directory of OpenLocal's Dir) the
 // same way, for mirrors.
-func DirHandler(dir string) http.Handler { return dirHandler{dirSource(dir)} }
+func DirHandler(dir string) http.Handler { return tileHandler{dirSource(dir)} }
 
-type dirHandler struct{ src dirSource }
+type tileHandler struct{ src source }
 
-func (h dirHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h tileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

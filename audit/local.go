@@ -242,6 +242,21 @@ func truncateReason(s string) string {
 	return s[:cut] + mark
 }
 
+// MarshalForAppend is Marshal after what Append does to every record: a zero Time is set to
+// now() and a Reason longer than MaxReason is cut. Other log backends call it so that they
+// accept and encode records exactly as the local log does.
+func MarshalForAppend(r *Record, now func() time.Time) ([]byte, error) {
+	if r != nil && (r.Time.IsZero() || len(r.Reason) > MaxReason) {
+		c := *r
+		if c.Time.IsZero() {
+			c.Time = now()
+		}
+		c.Reason = truncateReason(c.Reason)
+		r = &c
+	}
+	return Marshal(r)
+}
+
 // Append writes r to the log and returns its index once it is durable: the entry, the tiles
 // and a checkpoint covering it are fsync'ed. Concurrent calls share one commit. If the log
 // cannot be written the record is not acknowledged (ErrUnwritable) and the log goes on from
@@ -250,15 +265,7 @@ func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if r != nil && (r.Time.IsZero() || len(r.Reason) > MaxReason) {
-		c := *r
-		if c.Time.IsZero() {
-			c.Time = l.now()
-		}
-		c.Reason = truncateReason(c.Reason)
-		r = &c
-	}
-	b, err := Marshal(r)
+	b, err := MarshalForAppend(r, l.now)
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}

@@ -47,13 +47,11 @@ type object struct {
 	data []byte
 }
 
-// write commits entries after st and returns the new state; st is not changed. Objects are
-// written first, each atomically and fsync'ed with its directory; the checkpoint last. Until the
-// checkpoint is renamed into place nothing is committed, and recover discards the rest.
-func (l *Log) write(old *state, entries [][]byte) (*state, error) {
-	st := old.clone()
-	var objs []object
-	var full []string
+// extend computes the tree after appending entries to st, without writing anything: the new
+// state, the tiles and bundles that changed (full ones listed in full as well) and the new root.
+// st is not changed.
+func (old *state) extend(entries [][]byte) (st *state, objs []object, full []string, root []byte, err error) {
+	st = old.clone()
 	addHash := func(h []byte) {
 		for L := 0; ; L++ {
 			if L == len(st.levels) {
@@ -80,7 +78,7 @@ func (l *Log) write(old *state, entries [][]byte) (*state, error) {
 		}
 		h := hashLeaf(e)
 		if err := st.rng.Append(h, nil); err != nil {
-			return nil, err
+			return nil, nil, nil, nil, err
 		}
 		st.size++
 		addHash(h)
@@ -93,7 +91,20 @@ func (l *Log) write(old *state, entries [][]byte) (*state, error) {
 			objs = append(objs, object{tilePath(L, levelCount(L, st.size)/tileWidth, len(hs)), bytes.Join(hs, nil)})
 		}
 	}
-	root, err := st.rng.GetRootHash(nil)
+	root = emptyRoot()
+	if st.size > 0 {
+		if root, err = st.rng.GetRootHash(nil); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	return st, objs, full, root, nil
+}
+
+// write commits entries after st and returns the new state; st is not changed. Objects are
+// written first, each atomically and fsync'ed with its directory; the checkpoint last. Until the
+// checkpoint is renamed into place nothing is committed, and recover discards the rest.
+func (l *Log) write(old *state, entries [][]byte) (*state, error) {
+	st, objs, full, root, err := old.extend(entries)
 	if err != nil {
 		return nil, err
 	}
