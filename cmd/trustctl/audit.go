@@ -174,6 +174,55 @@ rewritten or shrunk log) is refused with a non-zero exit.`,
 	witness.Flags().BoolVar(&wo.Full, "full", false, "also recompute the whole tree and parse every record")
 	witness.MarkFlagRequired("state")
 
-	cmd.AddCommand(verify, prove, consistency, search, witness)
+	var proofFile, checkpointFile string
+	checkProof := &cobra.Command{
+		Use:   "check-proof --proof FILE --checkpoint FILE --key KEY",
+		Short: "Check a saved inclusion proof (from audit prove) against a signed checkpoint, offline",
+		Long: `Check, without the log, that a record is in it: the proof (as 'trustctl audit prove'
+writes it) must name the checkpoint given, the checkpoint must be signed by the log's key, and
+the record must hash into the checkpoint's root. Prints the record.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key := af.key
+			if strings.HasPrefix(key, "@") {
+				b, err := os.ReadFile(key[1:])
+				if err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				key = strings.TrimSpace(string(b))
+			}
+			if key == "" {
+				return errors.New("--key is required: the log's note verifier key")
+			}
+			pb, err := os.ReadFile(proofFile)
+			if err != nil {
+				return err
+			}
+			cp, err := os.ReadFile(checkpointFile)
+			if err != nil {
+				return err
+			}
+			ip, err := audit.ParseInclusionProof(pb)
+			if err != nil {
+				return err
+			}
+			r, err := audit.VerifyInclusion(ip, cp, key)
+			if err != nil {
+				return err
+			}
+			b, err := audit.Marshal(r)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: record %d is in %s at size %d\n%s\n", ip.Index, ip.Origin, ip.Size, b)
+			return nil
+		},
+	}
+	checkProof.Flags().StringVar(&proofFile, "proof", "", "inclusion proof file (JSON from audit prove)")
+	checkProof.Flags().StringVar(&checkpointFile, "checkpoint", "", "the signed checkpoint the proof names")
+	checkProof.MarkFlagRequired("proof")
+	checkProof.MarkFlagRequired("checkpoint")
+
+	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof)
 	return cmd
 }

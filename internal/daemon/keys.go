@@ -2,12 +2,8 @@ package daemon
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -134,35 +130,4 @@ func nonceKeys(files []string, dataDir string) ([][]byte, error) {
 		keys = append(keys, k.Reveal())
 	}
 	return keys, nil
-}
-
-// tokenKey loads or creates the ECDSA P-256 token signing key in the data directory.
-func tokenKey(dataDir string) (*ecdsa.PrivateKey, error) {
-	b, err := loadOrCreate(filepath.Join(dataDir, "token-key.pem"), func() ([]byte, error) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("token key: not PEM")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
-	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return nil, errors.New("token key: want an ECDSA P-256 key")
-	}
-	return ek, nil
 }

@@ -108,8 +108,11 @@ func TestWriterErrors(t *testing.T) {
 	}
 	w, _ = NewWriter(ctx, ks, io.Discard, testKey, caseCtx, nil)
 	w.Write([]byte("x"))
-	if w.Close() != nil || w.Close() != nil {
-		t.Fatal("second Close failed")
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("second Close failed: %v", err)
 	}
 	if _, err := w.Write([]byte("y")); err == nil {
 		t.Fatal("write after Close accepted")
