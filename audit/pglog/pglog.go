@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,6 +110,11 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	// A replica that stops in the middle of an append (paused, cut off) holds the tree head
+	// lock, and every other replica waits on it: have the server end such a transaction.
+	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt((2 * o.Timeout).Milliseconds(), 10)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
@@ -184,6 +190,59 @@ func (l *Log) load(ctx context.Context, q querier, cp []byte) error {
 	}
 	l.edge, l.cp = edge, cp
 	return nil
+}
+
+// maxCatchUp bounds how many records of other replicas catchUp reads rather than reloading the
+// tree edge from the tiles.
+const maxCatchUp = 4 * audit.TileWidth
+
+// catchUp brings the edge up to the stored checkpoint cp of a tree of the given size. When this
+// replica's edge is a little behind (other replicas appended), it appends their records to it
+// and accepts the result only if it hashes to cp's signed root: one query instead of reading
+// the partial tiles and bundle. Otherwise, or if that fails, it loads the edge from the tiles.
+func (l *Log) catchUp(ctx context.Context, q querier, cp []byte, size int64) error {
+	if l.edge == nil || size <= int64(l.edge.Size()) || size-int64(l.edge.Size()) > maxCatchUp {
+		return l.load(ctx, q, cp)
+	}
+	c, err := audit.OpenCheckpoint(cp, l.vkey)
+	if err != nil {
+		return fmt.Errorf("pglog: %w: stored checkpoint: %v", audit.ErrCorrupt, err)
+	}
+	if c.Size != uint64(size) {
+		return fmt.Errorf("pglog: %w: head size %d differs from its checkpoint's %d", audit.ErrCorrupt, size, c.Size)
+	}
+	from := int64(l.edge.Size())
+	rows, err := q.Query(ctx, `SELECT idx, data FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, from, size)
+	if err != nil {
+		return err
+	}
+	var entries [][]byte
+	for rows.Next() {
+		var (
+			i int64
+			e []byte
+		)
+		if err := rows.Scan(&i, &e); err != nil {
+			rows.Close()
+			return err
+		}
+		if i != from+int64(len(entries)) {
+			break // a gap: let load find out what is wrong
+		}
+		entries = append(entries, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if int64(len(entries)) == size-from {
+		edge, _, root, err := l.edge.Append(entries)
+		if err == nil && bytes.Equal(root, c.Root) {
+			l.edge, l.cp = edge, cp
+			return nil
+		}
+	}
+	return l.load(ctx, q, cp)
 }
 
 // VerifierKey returns the note verifier key auditors use to check checkpoints.
@@ -313,8 +372,9 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) 
 		return 0, err
 	}
 	if l.edge == nil || !bytes.Equal(cp, l.cp) {
-		// Another replica appended since (or this one failed): read the edge it left.
-		if err := l.load(ctx, tx, cp); err != nil {
+		// Another replica appended since (or this one failed): catch up with its records, or
+		// read the edge it left.
+		if err := l.catchUp(ctx, tx, cp, size); err != nil {
 			return 0, err
 		}
 	}
