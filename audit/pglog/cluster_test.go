@@ -27,7 +27,10 @@ type cluster struct {
 // pgBin finds the PostgreSQL server binaries: $PG_BIN, else the newest Debian install, else PATH.
 func pgBin() string {
 	if d := os.Getenv("PG_BIN"); d != "" {
-		return d
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d
+		}
+		return ""
 	}
 	ms, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	sort.Slice(ms, func(i, j int) bool {
