@@ -110,6 +110,14 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	// Append acknowledges on COMMIT: the commit must be durable whatever the server's or the
+	// role's default is.
+	switch v, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; {
+	case !set:
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	case v == "off":
+		return nil, errors.New("pglog: synchronous_commit=off in the DSN would acknowledge records before they are durable")
+	}
 	// A replica that stops in the middle of an append (paused, cut off) holds the tree head
 	// lock, and every other replica waits on it: have the server end such a transaction.
 	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
@@ -155,6 +163,14 @@ func (l *Log) init(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("pglog: %w: creating the tables: %v", audit.ErrUnwritable, err)
+	}
+	// A server that does not fsync loses acknowledged records when it crashes.
+	var fsync string
+	if err := l.pool.QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil {
+		return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
+	if fsync != "on" {
+		return fmt.Errorf("pglog: the server runs with fsync=%s: acknowledged records would not survive a crash", fsync)
 	}
 	tx, err := l.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {

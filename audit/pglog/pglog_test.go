@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,7 +25,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/service"
 )
+
+// trustd takes a *Log where it takes the local log.
+var _ service.AuditLog = (*Log)(nil)
 
 var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 
@@ -391,5 +396,56 @@ func TestKilledReplicaLeavesNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "x")
 	if err := l.Export(ctx, dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	skey, _ := newKey(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"no DSN", Options{Key: skey}, "DSN is empty"},
+		{"no key", Options{DSN: "postgres://localhost/x"}, "not a note signing key"},
+		{"bad DSN", Options{DSN: "postgres://u:s3cret@[::1/x", Key: skey}, "does not parse"},
+		{"unsafe commit", Options{DSN: "postgres://localhost/x?synchronous_commit=off", Key: skey}, "synchronous_commit=off"},
+	} {
+		_, err := Open(ctx, tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestAppendErrors(t *testing.T) {
+	c := startCluster(t)
+	skey, _ := newKey(t)
+	l := openLog(t, c.dsn(), skey)
+	ctx := context.Background()
+	if _, err := l.Append(ctx, &audit.Record{Event: "x", Verdict: "maybe", Time: t0}); !errors.Is(err, audit.ErrInvalidRecord) {
+		t.Fatalf("invalid record: %v", err)
+	}
+	// A zero time is stamped, a long reason cut, as the local log does.
+	r := record("e", 0)
+	r.Time = time.Time{}
+	r.Reason = strings.Repeat("x", 2*audit.MaxReason)
+	if i, err := l.Append(ctx, r); err != nil || i != 0 {
+		t.Fatalf("append: %d, %v", i, err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.Append(cancelled, record("e", 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	l.Close()
+	if _, err := l.Append(ctx, record("e", 2)); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	// The server stopped: Open fails as unwritable, without a panic or a hang.
+	c.stop("fast")
+	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); !errors.Is(err, audit.ErrUnwritable) {
+		t.Fatalf("open without a server: %v", err)
 	}
 }
