@@ -33,6 +33,10 @@ func ParseTilePath(p string) (level int, index uint64, width int, err error) {
 	return level, index, width, nil
 }
 
+// TilePath is the tlog-tiles path of a tile: level -1 for an entry bundle, width 0 or
+// TileWidth for a full tile.
+func TilePath(level int, index uint64, width int) string { return tilePath(level, index, width) }
+
 // TileWidth is how many hashes (or entries) a full tile holds.
 const TileWidth = tileWidth
 

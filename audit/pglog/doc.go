@@ -1,0 +1,18 @@
+// Package pglog is the audit log kept in PostgreSQL, for several trustd replicas behind one
+// address that share nothing but Vault and this log.
+//
+// Every replica opens the same database with the same note signing key. Appends from all of them
+// serialize on the one-row tree head (locked FOR UPDATE); inside one replica concurrent appends
+// share one transaction (group commit). A transaction inserts the records, updates the hash
+// tiles and replaces the signed checkpoint together, so Append returns an index only once the
+// record and a checkpoint covering it are committed; a replica that dies mid-transaction leaves
+// nothing behind, and an error means nothing was acknowledged.
+//
+// The tree, the records' encoding, the checkpoints and the served layout (C2SP tlog-tiles) are
+// those of the local log in package audit: Log.Handler serves the log read-only from the
+// database, and the auditor functions of package audit (and trustctl audit ...) check it as they
+// check a local log. Export writes the same layout to a directory.
+//
+// pglog is not a general key-value store for tiles and does not manage the database: it creates
+// its three tables (audit_head, audit_entries, audit_tiles) if they are missing, nothing else.
+package pglog

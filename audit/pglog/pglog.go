@@ -1,0 +1,369 @@
+package pglog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/medicus-cloud/trust/audit"
+)
+
+// Errors are those of package audit, mapped the same way by the service: audit.ErrUnwritable
+// (the database could not be reached or the transaction failed: nothing was acknowledged) and
+// audit.ErrClosed to Unavailable, audit.ErrInvalidRecord to Internal, audit.ErrCorrupt (the
+// tables do not match the signed checkpoint, or the key does not match the log) to a failed
+// start, or to Unavailable when found during an append.
+
+// Defaults of Options.
+const (
+	DefaultMaxBatch = audit.DefaultMaxBatch
+	DefaultTimeout  = 10 * time.Second
+)
+
+// Options configure Open. DSN and Key are required; the zero value of the rest is usable.
+type Options struct {
+	// DSN is the PostgreSQL connection string (URL or key=value form, see pgx).
+	DSN string
+	// Key is the note signing key ("PRIVATE+KEY+origin+..."), the same for every replica of
+	// the log: see ReadKeyFile and GenerateKey.
+	Key string
+	// Now stamps records whose Time is zero; default time.Now.
+	Now func() time.Time
+	// MaxBatch bounds how many records one transaction appends; default DefaultMaxBatch.
+	MaxBatch int
+	// Timeout bounds one append transaction; default DefaultTimeout.
+	Timeout time.Duration
+	// MaxConns bounds the connections to the database (appends use one at a time, the rest
+	// serve Handler); default pgx's.
+	MaxConns int32
+}
+
+// Log is the audit log of one replica. It is safe for concurrent use.
+type Log struct {
+	pool    *pgxpool.Pool
+	signer  note.Signer
+	vkey    string
+	now     func() time.Time
+	max     int
+	timeout time.Duration
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+	reqs   chan *appendReq
+	done   chan struct{}
+
+	// Owned by the writer goroutine: the tree as of the last checkpoint this replica saw.
+	edge *audit.Edge
+	cp   []byte
+
+	// beforeCommit, if set (tests), runs inside the append transaction before COMMIT.
+	beforeCommit func(ctx context.Context, tx pgx.Tx) error
+}
+
+type appendReq struct {
+	data []byte
+	res  chan appendRes
+}
+
+type appendRes struct {
+	index uint64
+	err   error
+}
+
+// Open connects to the database, creates the tables and the empty signed tree if they are
+// missing, and checks that the log there is signed by Key. Replicas may open it at the same time.
+func Open(ctx context.Context, o Options) (*Log, error) {
+	if o.DSN == "" {
+		return nil, errors.New("pglog: Options.DSN is empty")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	signer, err := note.NewSigner(o.Key)
+	if err != nil {
+		return nil, errors.New("pglog: Options.Key is not a note signing key")
+	}
+	vkey, err := audit.NoteVerifierKey(o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("pglog: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(o.DSN)
+	if err != nil {
+		// The DSN may hold a password: do not repeat it.
+		return nil, errors.New("pglog: Options.DSN does not parse as a PostgreSQL connection string")
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
+	l := &Log{
+		pool:    pool,
+		signer:  signer,
+		vkey:    vkey,
+		now:     o.Now,
+		max:     o.MaxBatch,
+		timeout: o.Timeout,
+		reqs:    make(chan *appendReq, o.MaxBatch),
+		done:    make(chan struct{}),
+	}
+	if err := l.init(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+// init creates the schema and the empty tree, then loads and checks the current tree.
+func (l *Log) init(ctx context.Context) error {
+	empty, err := audit.SignCheckpoint(audit.Checkpoint{Origin: l.signer.Name(), Size: 0, Root: emptyRoot}, l.signer)
+	if err != nil {
+		return fmt.Errorf("pglog: %v", err)
+	}
+	err = pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, schema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO audit_head (size, checkpoint) VALUES (0, $1) ON CONFLICT DO NOTHING`, empty)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pglog: %w: creating the tables: %v", audit.ErrUnwritable, err)
+	}
+	tx, err := l.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
+	defer tx.Rollback(ctx)
+	var cp []byte
+	if err := tx.QueryRow(ctx, `SELECT checkpoint FROM audit_head`).Scan(&cp); err != nil {
+		return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
+	return l.load(ctx, tx, cp)
+}
+
+// emptyRoot is the RFC 6962 root of the empty tree, SHA-256 of nothing.
+var emptyRoot = []byte{
+	0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+	0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+}
+
+// load verifies the stored checkpoint cp under the log's key and rebuilds the tree edge from
+// the tables q reads, checked against it.
+func (l *Log) load(ctx context.Context, q querier, cp []byte) error {
+	c, err := audit.OpenCheckpoint(cp, l.vkey)
+	if err != nil {
+		return fmt.Errorf("pglog: %w: stored checkpoint: %v", audit.ErrCorrupt, err)
+	}
+	edge, err := audit.LoadEdge(ctx, reader(q), c)
+	if err != nil {
+		if errors.Is(err, audit.ErrCorrupt) {
+			return fmt.Errorf("pglog: %w", err)
+		}
+		return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
+	l.edge, l.cp = edge, cp
+	return nil
+}
+
+// VerifierKey returns the note verifier key auditors use to check checkpoints.
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// Origin returns the log's origin line.
+func (l *Log) Origin() string { return l.signer.Name() }
+
+// Handler serves the log read-only from the database at the C2SP tlog-tiles paths, like
+// audit.Log.Handler: mount it with http.StripPrefix.
+func (l *Log) Handler() http.Handler { return audit.ReaderHandler(reader(l.pool)) }
+
+// Append writes r to the log and returns its index once the transaction holding it and a
+// checkpoint covering it has committed. Concurrent calls share one transaction. An error means
+// the record is not acknowledged (audit.ErrUnwritable when the database failed). A cancelled
+// ctx returns its error; the record may still be logged.
+func (l *Log) Append(ctx context.Context, r *audit.Record) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	b, err := audit.MarshalForAppend(r, l.now)
+	if err != nil {
+		return 0, fmt.Errorf("pglog: %w", err)
+	}
+	req := &appendReq{data: b, res: make(chan appendRes, 1)}
+	if err := l.enqueue(ctx, req); err != nil {
+		return 0, err
+	}
+	select {
+	case res := <-req.res:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (l *Log) enqueue(ctx context.Context, req *appendReq) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return fmt.Errorf("pglog: %w", audit.ErrClosed)
+	}
+	select {
+	case l.reqs <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close waits for pending appends to finish and closes the connections. Appends after Close
+// fail with audit.ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	first := !l.closed
+	if first {
+		l.closed = true
+		close(l.reqs)
+	}
+	l.mu.Unlock()
+	<-l.done
+	if first {
+		l.pool.Close()
+	}
+	return nil
+}
+
+// run is the writer of this replica: whatever queued up during the previous transaction goes
+// into the next one (group commit).
+func (l *Log) run() {
+	defer close(l.done)
+	batch := make([]*appendReq, 0, l.max)
+	for req := range l.reqs {
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < l.max {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		first, err := l.commit(batch)
+		for i, r := range batch {
+			if err != nil {
+				r.res <- appendRes{err: err}
+			} else {
+				r.res <- appendRes{index: first + uint64(i)}
+			}
+		}
+	}
+}
+
+// commit appends a batch in one transaction and returns the index of its first record.
+func (l *Log) commit(batch []*appendReq) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	first, err := l.commitTx(ctx, batch)
+	if err != nil {
+		// Whatever this replica believed about the tree may be stale or half-applied: the
+		// next transaction starts again from the checkpoint in the database.
+		l.edge, l.cp = nil, nil
+		if errors.Is(err, audit.ErrCorrupt) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
+	return first, nil
+}
+
+func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) {
+	tx, err := l.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	// The head row serializes every replica's appends.
+	var (
+		size int64
+		cp   []byte
+	)
+	if err := tx.QueryRow(ctx, `SELECT size, checkpoint FROM audit_head FOR UPDATE`).Scan(&size, &cp); err != nil {
+		return 0, err
+	}
+	if l.edge == nil || !bytes.Equal(cp, l.cp) {
+		// Another replica appended since (or this one failed): read the edge it left.
+		if err := l.load(ctx, tx, cp); err != nil {
+			return 0, err
+		}
+	}
+	if l.edge.Size() != uint64(size) {
+		return 0, fmt.Errorf("%w: head size %d differs from its checkpoint's %d", audit.ErrCorrupt, size, l.edge.Size())
+	}
+	entries := make([][]byte, len(batch))
+	idx := make([]int64, len(batch))
+	for i, r := range batch {
+		entries[i] = r.data
+		idx[i] = size + int64(i)
+	}
+	edge, tiles, root, err := l.edge.Append(entries)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		levels []int16
+		tidx   []int64
+		tdata  [][]byte
+	)
+	for _, t := range tiles {
+		if t.Level < 0 {
+			continue // entry bundles are built from audit_entries when served
+		}
+		levels = append(levels, int16(t.Level))
+		tidx = append(tidx, int64(t.Index))
+		tdata = append(tdata, t.Data)
+	}
+	newCP, err := audit.SignCheckpoint(audit.Checkpoint{Origin: l.signer.Name(), Size: edge.Size(), Root: root}, l.signer)
+	if err != nil {
+		return 0, err
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO audit_entries (idx, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, idx, entries)
+	b.Queue(`INSERT INTO audit_tiles (level, idx, data) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
+		ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data`, levels, tidx, tdata)
+	b.Queue(`UPDATE audit_head SET size = $1, checkpoint = $2`, int64(edge.Size()), newCP)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	if l.beforeCommit != nil {
+		if err := l.beforeCommit(ctx, tx); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	l.edge, l.cp = edge, newCP
+	return uint64(size), nil
+}

@@ -1,0 +1,395 @@
+package pglog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medicus-cloud/trust/audit"
+)
+
+var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+
+func record(who string, i int) *audit.Record {
+	return &audit.Record{
+		Time:      t0.Add(time.Duration(i) * time.Millisecond),
+		RequestID: fmt.Sprintf("%s-%05d", who, i),
+		Event:     audit.EventGetSecret,
+		TEE:       "sev-snp",
+		Verdict:   audit.VerdictAllow,
+		Names:     []string{"secret:radiology"},
+	}
+}
+
+func newKey(t testing.TB) (string, string) {
+	t.Helper()
+	skey, vkey, err := GenerateKey(rand.Reader, audit.DefaultOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey, vkey
+}
+
+func openLog(t testing.TB, dsn, skey string) *Log {
+	t.Helper()
+	l, err := Open(context.Background(), Options{DSN: dsn, Key: skey, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func serve(t testing.TB, l *Log) string {
+	t.Helper()
+	srv := httptest.NewServer(http.StripPrefix("/audit", l.Handler()))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/audit/"
+}
+
+// records returns every record of a verified log by index, through audit.Search.
+func records(t testing.TB, src audit.Source) map[uint64]string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := audit.Search(context.Background(), &buf, audit.SearchOptions{Source: src}); err != nil {
+		t.Fatalf("search: %v", err)
+	}
+	got := map[uint64]string{}
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Index  uint64
+			Record audit.Record
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatal(err)
+		}
+		got[line.Index] = line.Record.RequestID
+	}
+	return got
+}
+
+// acks collects acknowledged appends: index to request ID, failing on an index given twice.
+type acks struct {
+	mu sync.Mutex
+	m  map[uint64]string
+}
+
+func (a *acks) add(t testing.TB, i uint64, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[uint64]string{}
+	}
+	if prev, dup := a.m[i]; dup {
+		t.Errorf("index %d acknowledged for %s and %s", i, prev, id)
+	}
+	a.m[i] = id
+}
+
+func (a *acks) check(t testing.TB, got map[uint64]string) {
+	t.Helper()
+	seen := map[string]uint64{}
+	for i, id := range got {
+		if j, dup := seen[id]; dup {
+			t.Errorf("record %s at indices %d and %d", id, i, j)
+		}
+		seen[id] = i
+	}
+	for i, id := range a.m {
+		if got[i] != id {
+			t.Errorf("acknowledged index %d holds %q, want %q", i, got[i], id)
+		}
+	}
+}
+
+// Two replicas append concurrently to one database; the log served by either (and exported)
+// verifies, grew consistently from a checkpoint taken midway, and holds every acknowledged
+// record exactly once at its index.
+func TestReplicasAppendConcurrently(t *testing.T) {
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	a, b := openLog(t, c.dsn(), skey), openLog(t, c.dsn(), skey)
+	if a.VerifierKey() != vkey || a.Origin() != audit.DefaultOrigin {
+		t.Fatalf("verifier key %q origin %q", a.VerifierKey(), a.Origin())
+	}
+	urlA, urlB := serve(t, a), serve(t, b)
+	ctx := context.Background()
+
+	var got acks
+	appendAll := func(l *Log, who string, n, workers int) {
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		for range workers {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= n {
+						return
+					}
+					r := record(who, i)
+					idx, err := l.Append(ctx, r)
+					if err != nil {
+						t.Errorf("%s: append %d: %v", who, i, err)
+						return
+					}
+					got.add(t, idx, r.RequestID)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { appendAll(a, "a", 150, 8) })
+	wg.Go(func() { appendAll(b, "b", 150, 8) })
+	wg.Wait()
+	mid := fetch(t, urlB+"checkpoint")
+	wg.Go(func() { appendAll(a, "a2", 200, 16) })
+	wg.Go(func() { appendAll(b, "b2", 200, 16) })
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, u := range []string{urlA, urlB} {
+		cp, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: u, Key: vkey}, Trusted: mid})
+		if err != nil {
+			t.Fatalf("verify %s: %v", u, err)
+		}
+		if cp.Size != 700 {
+			t.Fatalf("size %d, want 700", cp.Size)
+		}
+	}
+	got.check(t, records(t, audit.Source{Log: urlA, Key: vkey}))
+	if _, err := audit.Prove(ctx, io.Discard, audit.ProveOptions{Source: audit.Source{Log: urlB, Key: vkey}, Index: 517}); err != nil {
+		t.Fatalf("prove: %v", err)
+	}
+	if _, err := audit.Consistency(ctx, io.Discard, audit.ConsistencyOptions{Source: audit.Source{Log: urlA, Key: vkey}, Old: mid}); err != nil {
+		t.Fatalf("consistency: %v", err)
+	}
+	dir := t.TempDir()
+	if err := a.Export(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: dir, Key: vkey}, Trusted: mid}); err != nil {
+		t.Fatalf("verify export: %v", err)
+	}
+	// A third replica started later picks the tree up from the database.
+	c3 := openLog(t, c.dsn(), skey)
+	if i, err := c3.Append(ctx, record("c", 0)); err != nil || i != 700 {
+		t.Fatalf("third replica: index %d, %v", i, err)
+	}
+	// A replica with another key must not write to this log.
+	other, _ := newKey(t)
+	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: other}); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("open with another key: %v, want ErrCorrupt", err)
+	}
+}
+
+func fetch(t testing.TB, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", u, resp.Status, err)
+	}
+	return b
+}
+
+// PostgreSQL crashes and comes back while appends are running: appends fail with
+// ErrUnwritable meanwhile, succeed again afterwards, and every acknowledged record is there.
+func TestPostgresRestartDuringAppends(t *testing.T) {
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	l := openLog(t, c.dsn(), skey)
+	ctx := context.Background()
+
+	var (
+		got       acks
+		failures  atomic.Int64
+		afterBack atomic.Int64
+		back      atomic.Bool
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := record(fmt.Sprintf("w%d", w), i)
+				idx, err := l.Append(ctx, r)
+				if err != nil {
+					if !errors.Is(err, audit.ErrUnwritable) {
+						t.Errorf("append: %v, want ErrUnwritable", err)
+					}
+					failures.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				got.add(t, idx, r.RequestID)
+				if back.Load() {
+					afterBack.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.stop("immediate") // a crash: only what was committed survives
+	time.Sleep(500 * time.Millisecond)
+	c.start()
+	back.Store(true)
+	deadline := time.Now().Add(30 * time.Second)
+	for afterBack.Load() < 200 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failures.Load() == 0 {
+		t.Error("no append failed while the server was down")
+	}
+	if afterBack.Load() < 200 {
+		t.Fatalf("only %d appends succeeded after the restart", afterBack.Load())
+	}
+	url := serve(t, l)
+	if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: url, Key: vkey}}); err != nil {
+		t.Fatal(err)
+	}
+	recs := records(t, audit.Source{Log: url, Key: vkey})
+	got.check(t, recs)
+	t.Logf("%d acknowledged, %d failed while down, %d in the log", len(got.m), failures.Load(), len(recs))
+}
+
+// Altering, removing or reordering a stored record is caught by Verify, which names the entry.
+func TestTamperedRowNamed(t *testing.T) {
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	l := openLog(t, c.dsn(), skey)
+	ctx := context.Background()
+	for i := range 300 {
+		if _, err := l.Append(ctx, record("t", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := audit.Source{Log: serve(t, l), Key: vkey}
+	if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: src}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, c.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, tc := range []struct {
+		name  string
+		sql   string
+		undo  string
+		entry uint64
+	}{
+		{"altered", `UPDATE audit_entries SET data = convert_to(replace(convert_from(data, 'UTF8'), 'allow', 'deny '), 'UTF8') WHERE idx = 17`,
+			`UPDATE audit_entries SET data = convert_to(replace(convert_from(data, 'UTF8'), 'deny ', 'allow'), 'UTF8') WHERE idx = 17`, 17},
+		{"altered in the partial bundle", `UPDATE audit_entries SET data = convert_to(replace(convert_from(data, 'UTF8'), 't-00290', 't-00291'), 'UTF8') WHERE idx = 290`,
+			`UPDATE audit_entries SET data = convert_to(replace(convert_from(data, 'UTF8'), 't-00291', 't-00290'), 'UTF8') WHERE idx = 290`, 290},
+		{"removed", `DELETE FROM audit_entries WHERE idx = 40`, "", 40},
+	} {
+		if _, err := pool.Exec(ctx, tc.sql); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: src})
+		var ee *audit.EntryError
+		if !errors.As(err, &ee) || ee.Index != tc.entry {
+			t.Fatalf("%s: verify: %v, want an error naming entry %d", tc.name, err, tc.entry)
+		}
+		if tc.undo != "" {
+			if _, err := pool.Exec(ctx, tc.undo); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A replica that has to reload the tree refuses to append to a log that no longer matches
+	// its checkpoint.
+	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); err != nil {
+		// Entry 40 is in a full bundle, which Open does not read: it opens.
+		t.Fatalf("open: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE audit_tiles SET data = overlay(data placing '\x00'::bytea from 1) WHERE level = 1 AND idx = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("open over a tampered tile: %v, want ErrCorrupt", err)
+	}
+}
+
+// A replica killed (SIGKILL) in the middle of its append transaction leaves nothing: the log
+// stays at its last checkpoint, verifies, and the next append gets the next index.
+func TestKilledReplicaLeavesNothing(t *testing.T) {
+	if dsn, skey := os.Getenv("PGLOG_KILL_DSN"), os.Getenv("PGLOG_KILL_KEY"); dsn != "" {
+		// The replica to kill, run as a child of the test below.
+		l, err := Open(context.Background(), Options{DSN: dsn, Key: skey})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		l.beforeCommit = func(context.Context, pgx.Tx) error {
+			return syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		for i := range 5 {
+			l.Append(context.Background(), record("killed", i))
+		}
+		os.Exit(3)
+	}
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	l := openLog(t, c.dsn(), skey)
+	ctx := context.Background()
+	for i := range 10 {
+		if _, err := l.Append(ctx, record("before", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledReplicaLeavesNothing$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PGLOG_KILL_DSN="+c.dsn(), "PGLOG_KILL_KEY="+skey)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	i, err := l.Append(ctx, record("after", 0))
+	if err != nil || i != 10 {
+		t.Fatalf("append after the kill: index %d, %v; want 10", i, err)
+	}
+	src := audit.Source{Log: serve(t, l), Key: vkey}
+	recs := records(t, src)
+	if len(recs) != 11 || recs[10] != "after-00000" {
+		t.Fatalf("log holds %d records, last %q", len(recs), recs[10])
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	if err := l.Export(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+}
