@@ -85,6 +85,8 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Measurement of the simulated workloads; the policy of the trustd must admit it.
 	Measurement []byte
+	// SVN is the simulated workloads' guest SVN (policies may demand a minimum).
+	SVN uint32
 	// Release is ReleaseDataKey (default) or ReleaseSecret.
 	Release string
 	// Name of the data key root or secret to release; the policy must grant it.
@@ -355,7 +357,7 @@ func (o *Options) clients(ctx context.Context) ([]*sdk.Client, func(), error) {
 			conns = append(conns, cc)
 			conn = cc
 		}
-		c, err := sdk.New(ctx, sdk.Options{Conn: conn, Provider: sim.NewInsecure(sim.Options{Measurement: o.Measurement}), Now: o.Now})
+		c, err := sdk.New(ctx, sdk.Options{Conn: conn, Provider: sim.NewInsecure(sim.Options{Measurement: o.Measurement, SVN: o.SVN}), Now: o.Now})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("loadtest: %w", err)

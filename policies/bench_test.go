@@ -6,10 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/internal/benchratio"
@@ -86,31 +86,18 @@ func BenchmarkRatioPolicy(b *testing.B) {
 	rand.Read(report)
 	sum := sha512.Sum384(report)
 	sig, _ := ecdsa.SignASN1(rand.Reader, key, sum[:])
-	eval := nsPerOp(b, func() bool {
+	eval := func() error {
 		_, err := bundle.Evaluate(c)
-		return err == nil
-	})
-	verify := nsPerOp(b, func() bool {
-		s := sha512.Sum384(report)
-		return ecdsa.VerifyASN1(&key.PublicKey, s[:], sig)
-	})
-	benchratio.Value(b, "policy-eval/snp-verify-warm", eval/verify)
-}
-
-// nsPerOp times f, doubling the iterations until a run takes half a second.
-func nsPerOp(b *testing.B, f func() bool) float64 {
-	b.Helper()
-	for n := 1; ; n *= 2 {
-		start := time.Now()
-		for range n {
-			if !f() {
-				b.Fatal("benchmarked function failed")
-			}
-		}
-		if d := time.Since(start); d >= 500*time.Millisecond || n >= 1<<24 {
-			return float64(d) / float64(n)
-		}
+		return err
 	}
+	verify := func() error {
+		s := sha512.Sum384(report)
+		if !ecdsa.VerifyASN1(&key.PublicKey, s[:], sig) {
+			return errors.New("signature does not verify")
+		}
+		return nil
+	}
+	benchratio.Value(b, "policy-eval/snp-verify-warm", benchratio.PerOp(b, eval)/benchratio.PerOp(b, verify))
 }
 
 func BenchmarkEvaluate(b *testing.B) {

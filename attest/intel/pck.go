@@ -21,8 +21,6 @@ var (
 	oidSGXType    = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 5}
 	oidPlatInstID = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 6}
 	oidConfig     = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 7}
-	oidPCESVN     = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 2, 17}
-	oidCPUSVN     = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 2, 18}
 	oidSMTEnabled = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 7, 3}
 )
 

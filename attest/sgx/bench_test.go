@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/sgx/sgxtest"
@@ -32,11 +31,11 @@ func BenchmarkRatioSGX(b *testing.B) {
 	signed := ev.Report[:headerSize+ReportBodySize]
 	h := sha256.Sum256(signed)
 	sig, _ := ecdsa.SignASN1(rand.Reader, key, h[:])
-	warm := nsPerOp(b, func() error {
+	warm := benchratio.PerOp(b, func() error {
 		_, err := v.Verify(context.Background(), ev, opts)
 		return err
 	})
-	raw := nsPerOp(b, func() error {
+	raw := benchratio.PerOp(b, func() error {
 		h := sha256.Sum256(signed)
 		if !ecdsa.VerifyASN1(&key.PublicKey, h[:], sig) {
 			return errors.New("raw verify failed")
@@ -45,25 +44,5 @@ func BenchmarkRatioSGX(b *testing.B) {
 	})
 	benchratio.Value(b, "sgx-verify-warm/p256-verify", warm/raw)
 	for b.Loop() {
-	}
-}
-
-// nsPerOp times f, doubling the iterations until a run takes half a second; the first call
-// (which fills the caches) is not timed.
-func nsPerOp(b *testing.B, f func() error) float64 {
-	b.Helper()
-	if err := f(); err != nil {
-		b.Fatal(err)
-	}
-	for n := 1; ; n *= 2 {
-		start := time.Now()
-		for range n {
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if d := time.Since(start); d >= 500*time.Millisecond || n >= 1<<24 {
-			return float64(d) / float64(n)
-		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
 )
 
 // Layout of Intel SGX DCAP ECDSA quotes (Intel SGX ECDSA Quote Library API, appendix "Quote
@@ -23,12 +24,11 @@ import (
 //	             (384) | QE report signature (64) | QE auth data len (2) | QE auth data |
 //	             cert type 5 (2) | size (4) | PEM chain
 const (
-	headerSize      = 48
-	ReportBodySize  = 384
-	v5DescSize      = 6
-	sigKeySize      = 64 + 64
-	certHeaderSize  = 6
-	qeReportSigSize = 64
+	headerSize     = 48
+	ReportBodySize = 384
+	v5DescSize     = 6
+	sigKeySize     = 64 + 64
+	certHeaderSize = 6
 
 	// MaxQuoteSize bounds a quote; real ones are about 4.5 KiB.
 	MaxQuoteSize = 64 << 10
@@ -46,7 +46,7 @@ const (
 )
 
 // IntelQEVendorID is the QE vendor ID of Intel's quoting enclaves.
-var IntelQEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
+var IntelQEVendorID = intel.QEVendorID
 
 // ReportBody is an SGX enclave report body (sgx_report_body_t): the quoted enclave's identity, or
 // the quoting enclave's in a QE report.
@@ -209,19 +209,12 @@ func ParseQuote(b []byte) (*Quote, error) {
 // parseQEReportCertData parses the QE report, its signature, the QE authentication data and
 // the PCK certification data: the whole of s.
 func (q *Quote) parseQEReportCertData(s []byte) error {
-	if len(s) < ReportBodySize+qeReportSigSize+2 {
-		return attest.Malformed("quote.qe_report", "QE report certification data truncated (%d bytes)", len(s))
+	var err error
+	q.QEReport, q.QEReportSignature, q.QEAuthData, s, err = intel.SplitQEReportCertData(s)
+	if err != nil {
+		return err
 	}
-	q.QEReport = s[:ReportBodySize]
-	q.QEReportSignature = s[ReportBodySize : ReportBodySize+qeReportSigSize]
-	s = s[ReportBodySize+qeReportSigSize:]
-	authLen := int(binary.LittleEndian.Uint16(s))
-	s = s[2:]
-	if authLen > len(s) {
-		return attest.Malformed("quote.qe_auth_data", "QE authentication data length %d exceeds the %d bytes left", authLen, len(s))
-	}
-	q.QEAuthData = s[:authLen]
-	chain, err := certData(s[authLen:], certTypePCKChain, "quote.pck_certification_data")
+	chain, err := certData(s, certTypePCKChain, "quote.pck_certification_data")
 	if err != nil {
 		return err
 	}

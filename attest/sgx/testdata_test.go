@@ -147,8 +147,8 @@ func TestRealIntelAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ca != intel.CAPlatform || info.ext.FMSPCHex() == "" {
-		t.Errorf("real PCK: CA %q FMSPC %q", info.ca, info.ext.FMSPCHex())
+	if info.CA != intel.CAPlatform || info.Ext.FMSPCHex() == "" {
+		t.Errorf("real PCK: CA %q FMSPC %q", info.CA, info.Ext.FMSPCHex())
 	}
 	qe, err := ParseReportBody(q.QEReport)
 	// Intel's quoting enclaves are signed by Intel's MRSIGNER; the TD QE has product ID 2.

@@ -16,16 +16,10 @@ package sgx
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
@@ -63,43 +57,21 @@ type Options struct {
 
 // Verifier verifies SGX quotes. It is safe for concurrent use.
 type Verifier struct {
-	o     Options
-	roots *intel.Roots
-	src   *intel.Source
-
-	dir     atomic.Pointer[dirCollateral]
-	pcks    sync.Map // *intel.Chain -> *pckInfo
-	pcksN   atomic.Int64
-	online  sync.Map // fmspc/ca -> *intel.Collateral
-	onlineN atomic.Int64
+	o Options
+	q *intel.QuoteVerifier
 }
 
-type dirCollateral struct {
-	raw      *intel.Collateral
-	fmspc    string // lowercase
-	verified atomic.Pointer[intel.Verified]
-}
-
-type pckInfo struct {
-	ext *intel.PCKExtensions
-	ca  string
-	pub *ecdsa.PublicKey
-}
-
-// maxCached bounds the per-PCK and online collateral caches; past it a cache is dropped and
-// rebuilt, which costs only re-parsing.
-const maxCached = 4096
+// maxOnline bounds the online collateral cache (by FMSPC and PCK CA); past it the cache is
+// dropped and rebuilt, which costs only fetching again (from CacheDir when set).
+const maxOnline = 4096
 
 // New returns a Verifier. With CollateralDir set, the directory must hold complete SGX
 // collateral.
 func New(o Options) (*Verifier, error) {
-	v := &Verifier{o: o, roots: intel.NewRoots(o.Root)}
-	if o.PCSURL != "" {
-		v.src = &intel.Source{
-			Fetch:    intel.FetchOptions{BaseURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, SGX: true},
-			CacheDir: o.CacheDir,
-		}
-	}
+	v := &Verifier{o: o, q: intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
+		Root: o.Root, PCSURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, CacheDir: o.CacheDir,
+		SGX: true, MaxOnline: maxOnline,
+	})}
 	if o.CollateralDir != "" {
 		if err := v.ReloadCollateral(); err != nil {
 			return nil, err
@@ -111,19 +83,7 @@ func New(o Options) (*Verifier, error) {
 // ReloadCollateral re-reads Options.CollateralDir, for example after `trustctl collateral fetch
 // --tee sgx` refreshed it.
 func (v *Verifier) ReloadCollateral() error {
-	c, err := intel.ReadDir(v.o.CollateralDir)
-	if err != nil {
-		return fmt.Errorf("sgx collateral directory %s: %w", v.o.CollateralDir, err)
-	}
-	info, _, _, err := intel.ParseTCBInfo(c.TCBInfo)
-	if err != nil {
-		return fmt.Errorf("sgx collateral directory %s: %w", v.o.CollateralDir, &intel.FileError{File: intel.FileTCBInfo, Err: err})
-	}
-	if info.ID != "SGX" {
-		return fmt.Errorf("sgx collateral directory %s: %w", v.o.CollateralDir, &intel.FileError{File: intel.FileTCBInfo, Err: fmt.Errorf("TCB info is for %s, not SGX", info.ID)})
-	}
-	v.dir.Store(&dirCollateral{raw: c, fmspc: strings.ToLower(info.FMSPC)})
-	return nil
+	return v.q.LoadDir(v.o.CollateralDir, "sgx", "SGX")
 }
 
 // TEE implements attest.Verifier.
@@ -165,36 +125,12 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 }
 
 // authenticate checks the signatures and the binding that make the quote Intel's.
-func (v *Verifier) authenticate(q *Quote, now time.Time) (*intel.Chain, *pckInfo, error) {
-	ak, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append([]byte{4}, q.AttestationKey...))
-	if err != nil {
-		return nil, nil, attest.NotAuthentic("quote.attestation_key", fmt.Errorf("not a P-256 point: %w", err))
-	}
-	if !intel.VerifyRawP256(ak, q.Signed, q.Signature) {
-		return nil, nil, attest.NotAuthentic("quote.signature", errors.New("header and enclave report are not signed by the attestation key"))
-	}
-	pck, err := v.roots.VerifyPEM(q.PCKChain, now)
-	if err != nil {
-		return nil, nil, attest.NotAuthentic("quote.pck_chain", err)
-	}
-	info, err := v.pckInfo(pck)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !intel.VerifyRawP256(info.pub, q.QEReport, q.QEReportSignature) {
-		return nil, nil, attest.NotAuthentic("quote.qe_report_signature", errors.New("QE report is not signed by the PCK"))
-	}
-	// The QE vouches for the attestation key by putting SHA-256(key || QE auth data) in the first
-	// half of its report data; the second half is zero.
-	h := sha256.New()
-	h.Write(q.AttestationKey)
-	h.Write(q.QEAuthData)
-	var want [64]byte
-	h.Sum(want[:0])
-	if !bytes.Equal(q.QEReport[320:384], want[:]) {
-		return nil, nil, attest.NotAuthentic("quote.qe_report.report_data", errors.New("QE report data does not bind the attestation key"))
-	}
-	return pck, info, nil
+func (v *Verifier) authenticate(q *Quote, now time.Time) (*intel.Chain, *intel.PCKInfo, error) {
+	return v.q.Authenticate(&intel.QuoteSignature{
+		Signed: q.Signed, Signature: q.Signature, AttestationKey: q.AttestationKey,
+		QEReport: q.QEReport, QEReportSignature: q.QEReportSignature, QEAuthData: q.QEAuthData,
+		PCKChain: q.PCKChain,
+	}, "enclave report", now)
 }
 
 // IntelQEMRSIGNER is the MRSIGNER of Intel's quoting enclaves (the SGX QE's identity at PCS
@@ -219,139 +155,47 @@ func checkQE(qe *intel.EnclaveReport) error {
 	return nil
 }
 
-func (v *Verifier) pckInfo(ch *intel.Chain) (*pckInfo, error) {
-	if p, ok := v.pcks.Load(ch); ok {
-		return p.(*pckInfo), nil
-	}
-	if cn := strings.TrimSpace(ch.Leaf.Subject.CommonName); cn != "Intel SGX PCK Certificate" {
-		return nil, attest.NotAuthentic("quote.pck_chain", fmt.Errorf("leaf %q is not a PCK certificate", cn))
-	}
-	ca, err := intel.PCKCAKind(ch.Leaf)
-	if err != nil {
-		return nil, attest.NotAuthentic("quote.pck_chain", err)
-	}
-	ext, err := intel.ParsePCKExtensions(ch.Leaf)
-	if err != nil {
-		return nil, attest.NotAuthentic("quote.pck_chain.sgx_extensions", err)
-	}
-	pub, ok := ch.Leaf.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return nil, attest.NotAuthentic("quote.pck_chain", errors.New("PCK key is not ECDSA P-256"))
-	}
-	p := &pckInfo{ext: ext, ca: ca, pub: pub}
-	// Entries are per verified chain, which the chain cache bounds; past the same bound drop
-	// them all rather than track which chains were evicted there.
-	if v.pcksN.Add(1) > maxCached {
-		v.pcks.Clear()
-		v.pcksN.Store(0)
-	}
-	v.pcks.Store(ch, p)
-	return p, nil
-}
-
 // collateral finds verified collateral for the platform, or nil when there is none to be had.
 // The verifier's own sources (the directory for this FMSPC, then PCS) come first: collateral
 // carried by the evidence comes from the party being appraised, who could pick an older TCB
 // info that is still within its nextUpdate but predates a TCB recovery. It is used only when
 // the verifier has nothing of its own for the platform.
 func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, ca string, now time.Time) (*intel.Verified, error) {
-	d := v.dir.Load()
+	d := v.q.Offline()
 	switch {
-	case d != nil && d.fmspc == fmspc:
-		if vc := d.verified.Load(); vc != nil {
-			if err := vc.ValidAt(now); err != nil {
-				return nil, collateralErr(err)
-			}
-			return vc, nil
-		}
-		vc, err := v.roots.VerifyCollateral(d.raw, now)
-		if err != nil {
-			return nil, collateralErr(err)
-		}
-		d.verified.Store(vc)
-		return vc, nil
-	case v.src != nil:
-		return v.fetch(ctx, fmspc, ca, now)
+	case d != nil && d.FMSPC() == fmspc:
+		return v.q.VerifyOffline(d, now)
+	case v.q.CanFetch():
+		return v.q.Fetch(ctx, fmspc, ca, now)
 	case len(ev.Collateral) > 0:
-		c, err := intel.CollateralFromFiles(ev.Collateral)
-		if err != nil {
-			return nil, collateralErr(err)
-		}
-		vc, err := v.roots.VerifyCollateral(c, now)
-		if err != nil {
-			return nil, collateralErr(err)
-		}
-		return vc, nil
+		return v.q.FromEvidence(ev.Collateral, now)
 	case d != nil:
-		return nil, attest.Unavailable("collateral."+intel.FileTCBInfo, fmt.Errorf("collateral directory is for FMSPC %s, the quote's platform is %s", d.fmspc, fmspc))
+		return nil, d.Mismatch(fmspc)
 	}
 	return nil, nil
-}
-
-// fetch gets collateral from PCS or a PCCS, remembering it per platform and PCK CA.
-func (v *Verifier) fetch(ctx context.Context, fmspc, ca string, now time.Time) (*intel.Verified, error) {
-	key := fmspc + "/" + ca
-	if c, ok := v.online.Load(key); ok {
-		if vc, err := v.roots.VerifyCollateral(c.(*intel.Collateral), now); err == nil {
-			return vc, nil
-		}
-	}
-	c, err := v.src.Get(ctx, fmspc, ca, now)
-	if err != nil {
-		return nil, attest.Unavailable("collateral", err)
-	}
-	vc, err := v.roots.VerifyCollateral(c, now)
-	if err != nil {
-		return nil, collateralErr(err)
-	}
-	if v.onlineN.Add(1) > maxCached {
-		v.online.Clear()
-		v.onlineN.Store(0)
-	}
-	v.online.Store(key, c)
-	return vc, nil
-}
-
-func collateralErr(err error) error {
-	var fe *intel.FileError
-	if errors.As(err, &fe) {
-		return attest.NotAuthentic("collateral."+fe.File, fe.Err)
-	}
-	return attest.NotAuthentic("collateral", err)
 }
 
 // appraise evaluates the TCB status as Intel's quote verification does for SGX: the platform's
 // level from the PCK certificate's TCB (CPUSVN components and PCESVN) in the SGX TCB info,
 // folded with the QE's level from the QE identity.
-func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.EnclaveReport, pck *intel.Chain, info *pckInfo, now time.Time) (intel.Status, []string, error) {
-	fmspc := info.ext.FMSPCHex()
-	vc, err := v.collateral(ctx, ev, fmspc, info.ca, now)
+func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.EnclaveReport, pck *intel.Chain, info *intel.PCKInfo, now time.Time) (intel.Status, []string, error) {
+	vc, err := v.collateral(ctx, ev, info.Ext.FMSPCHex(), info.CA, now)
 	if err != nil {
 		return "", nil, err
 	}
 	if vc == nil {
-		if v.o.RequireCollateral {
-			return "", nil, attest.Unavailable("collateral", errors.New("no collateral for this platform and none may be fetched"))
-		}
-		return intel.Unknown, nil, nil
+		status, err := intel.NoCollateral(v.o.RequireCollateral)
+		return status, nil, err
 	}
 	if err := vc.CheckPCK(pck); err != nil {
-		var fe *intel.FileError
-		if errors.As(err, &fe) {
-			return "", nil, collateralErr(err)
-		}
-		return "", nil, attest.NotAuthentic("quote.pck_chain.revoked", err)
+		return "", nil, intel.RevocationError(err)
 	}
 	ti := vc.TCBInfo
 	if ti.ID != "SGX" {
 		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s, not SGX", ti.ID))
 	}
-	// Intel serves FMSPCs in upper case, certificates hold bytes: compare without case.
-	if !strings.EqualFold(ti.FMSPC, fmspc) {
-		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for FMSPC %s, the PCK for %s", strings.ToLower(ti.FMSPC), fmspc))
-	}
-	if !strings.EqualFold(ti.PCEID, info.ext.PCEIDHex()) {
-		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for PCE ID %s, the PCK for %s", ti.PCEID, info.ext.PCEIDHex()))
+	if err := intel.MatchPlatform(ti, info.Ext); err != nil {
+		return "", nil, err
 	}
 	qi := vc.QEIdentity
 	if qi.ID != "QE" {
@@ -361,7 +205,7 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.
 	if err != nil {
 		return "", nil, attest.NotAuthentic("quote.qe_report", err)
 	}
-	platLevel, err := ti.PlatformLevel(info.ext, nil)
+	platLevel, err := ti.PlatformLevel(info.Ext, nil)
 	if err != nil {
 		return "", nil, attest.NotAuthentic("tcb_status", err)
 	}
@@ -369,24 +213,17 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.
 	adv := intel.Advisories(platLevel, qeLevel)
 	switch {
 	case status == intel.Revoked:
-		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", advText(adv)))
+		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", intel.AdvisoryText(adv)))
 	case status.OutOfDate() && !v.o.AllowOutOfDate:
-		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, advText(adv)))
+		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, intel.AdvisoryText(adv)))
 	}
 	return status, adv, nil
-}
-
-func advText(adv []string) string {
-	if len(adv) == 0 {
-		return ""
-	}
-	return " (advisories " + strings.Join(adv, ", ") + ")"
 }
 
 // claims maps a verified quote onto the normalized claims. The names policies use:
 // measurement (MRENCLAVE), measurements.mrsigner, attributes.isv_prod_id, tcb.isv_svn, debug
 // and tcb_status.
-func claims(q *Quote, info *pckInfo, qe *intel.EnclaveReport) *attest.Claims {
+func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Claims {
 	b := &q.Body
 	hx := func(p []byte) attest.Hex { return bytes.Clone(p) }
 	return &attest.Claims{
@@ -404,17 +241,17 @@ func claims(q *Quote, info *pckInfo, qe *intel.EnclaveReport) *attest.Claims {
 		TCB: map[string]uint64{
 			"isv_svn":    uint64(b.ISVSVN),
 			"config_svn": uint64(b.ConfigSVN),
-			"pce_svn":    uint64(info.ext.PCESVN),
+			"pce_svn":    uint64(info.Ext.PCESVN),
 			"qe_svn":     uint64(qe.ISVSVN),
 		},
 		Debug:      b.Debug(),
-		SMT:        info.ext.SMTEnabled != nil && *info.ext.SMTEnabled,
+		SMT:        info.Ext.SMTEnabled != nil && *info.Ext.SMTEnabled,
 		ReportData: hx(b.ReportData[:]),
 		Platform: map[string]string{
-			"fmspc":         info.ext.FMSPCHex(),
+			"fmspc":         info.Ext.FMSPCHex(),
 			"signer":        "pck",
-			"pce_id":        info.ext.PCEIDHex(),
-			"pck_ca":        info.ca,
+			"pce_id":        info.Ext.PCEIDHex(),
+			"pck_ca":        info.CA,
 			"quote_version": strconv.Itoa(int(q.Version)),
 		},
 		Attributes: map[string]uint64{

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math/big"
 	"testing"
-	"time"
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/verify"
@@ -89,33 +88,11 @@ func BenchmarkRatioSNP(b *testing.B) {
 	best := []float64{0, 0, 0}
 	for round := 0; round < 3; round++ {
 		for i, f := range []func() error{warm, raw384, library} {
-			if ns := nsPerOp(b, f); best[i] == 0 || ns < best[i] {
+			if ns := benchratio.PerOp(b, f); best[i] == 0 || ns < best[i] {
 				best[i] = ns
 			}
 		}
 	}
 	benchratio.Value(b, "snp-verify-warm/p384-verify", best[0]/best[1])
 	benchratio.Value(b, "snp-verify-warm/go-sev-guest-verify", best[0]/best[2])
-}
-
-// nsPerOp times f like testing.Benchmark would (doubling the iterations until a run takes 0.3
-// seconds). benchratio.Time calls testing.Benchmark, which deadlocks when called from inside a
-// benchmark (both take the testing package's benchmark lock), so this benchmark measures for
-// itself and reports through benchratio.Value.
-func nsPerOp(b *testing.B, f func() error) float64 {
-	b.Helper()
-	if err := f(); err != nil {
-		b.Fatal(err)
-	}
-	for n := 1; ; n *= 2 {
-		start := time.Now()
-		for i := 0; i < n; i++ {
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if d := time.Since(start); d >= 300*time.Millisecond || n >= 1<<24 {
-			return float64(d) / float64(n)
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/google/go-tdx-guest/verify"
 
@@ -61,28 +60,7 @@ func BenchmarkRatioTDX(b *testing.B) {
 	opts := &verify.Options{TrustedRoots: pool, Now: ts}
 	lib := func() error { return verify.RawTdxQuote(q, opts) }
 
-	w := nsPerOp(b, warm)
-	benchratio.Value(b, "tdx-verify-warm/p256-verify", w/nsPerOp(b, p256))
-	benchratio.Value(b, "tdx-verify-warm/go-tdx-guest-verify", w/nsPerOp(b, lib))
-}
-
-// nsPerOp times f the way testing.Benchmark does (doubling iterations until a run takes half a
-// second). benchratio.Time cannot be used: it calls testing.Benchmark, which deadlocks inside a
-// running benchmark (both take the testing package's benchmark lock).
-func nsPerOp(b *testing.B, f func() error) float64 {
-	b.Helper()
-	if err := f(); err != nil {
-		b.Fatal(err)
-	}
-	for n := 1; ; n *= 2 {
-		start := time.Now()
-		for range n {
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if d := time.Since(start); d >= 500*time.Millisecond || n >= 1<<24 {
-			return float64(d) / float64(n)
-		}
-	}
+	w := benchratio.PerOp(b, warm)
+	benchratio.Value(b, "tdx-verify-warm/p256-verify", w/benchratio.PerOp(b, p256))
+	benchratio.Value(b, "tdx-verify-warm/go-tdx-guest-verify", w/benchratio.PerOp(b, lib))
 }

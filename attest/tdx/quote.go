@@ -20,14 +20,12 @@ import (
 // (384), its signature by the PCK (64), QE authentication data (2-byte length and data) and
 // certification data of type 5, the PEM PCK certificate chain.
 const (
-	headerSize      = 48
-	tdReport10Size  = 584
-	tdReport15Size  = 648
-	v5DescSize      = 6
-	sigHeaderSize   = 64 + 64
-	certHeaderSize  = 6
-	qeReportSize    = intel.EnclaveReportSize
-	qeReportSigSize = 64
+	headerSize     = 48
+	tdReport10Size = 584
+	tdReport15Size = 648
+	v5DescSize     = 6
+	sigHeaderSize  = 64 + 64
+	certHeaderSize = 6
 
 	// MaxQuoteSize bounds a quote; real ones are about 5 KiB.
 	MaxQuoteSize = 64 << 10
@@ -46,7 +44,7 @@ const (
 )
 
 // IntelQEVendorID is the QE vendor ID of Intel's quoting enclaves.
-var IntelQEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
+var IntelQEVendorID = intel.QEVendorID
 
 // TDReport is the TD quote body: TDX 1.0 fields, and for a v5 TD 1.5 body TEE_TCB_SVN_2 and
 // MRSERVICETD.
@@ -221,19 +219,11 @@ func (q *Quote) parseSignatureData(s []byte) error {
 	if size != len(s) {
 		return attest.Malformed("quote.certification_data.size", "certification data size %d, but %d bytes follow", size, len(s))
 	}
-	if len(s) < qeReportSize+qeReportSigSize+2 {
-		return attest.Malformed("quote.qe_report", "QE report certification data truncated (%d bytes)", len(s))
+	var err error
+	q.QEReport, q.QEReportSignature, q.QEAuthData, s, err = intel.SplitQEReportCertData(s)
+	if err != nil {
+		return err
 	}
-	q.QEReport = s[:qeReportSize]
-	q.QEReportSignature = s[qeReportSize : qeReportSize+qeReportSigSize]
-	s = s[qeReportSize+qeReportSigSize:]
-	authLen := int(binary.LittleEndian.Uint16(s))
-	s = s[2:]
-	if authLen > len(s) {
-		return attest.Malformed("quote.qe_auth_data", "QE authentication data length %d exceeds the %d bytes left", authLen, len(s))
-	}
-	q.QEAuthData = s[:authLen]
-	s = s[authLen:]
 	if len(s) < certHeaderSize {
 		return attest.Malformed("quote.pck_certification_data", "PCK certification data truncated")
 	}

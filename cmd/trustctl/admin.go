@@ -212,5 +212,6 @@ releases one data key. Prints throughput, p50/p99 latency and errors by status c
 	cmd.Flags().Float64Var(&o.Rate, "rate", 0, "target requests per second in all (0: as fast as possible)")
 	cmd.Flags().StringVar(&measurement, "measurement", "6d656469637573207472757374206578616d706c652068656c6c6f20696d616765207631", "simulated measurement (hex) approved by trustd's policy")
 	cmd.Flags().StringVar(&o.Name, "name", "hello/records", "data key to release")
+	cmd.Flags().Uint32Var(&o.SVN, "svn", 1, "simulated guest SVN")
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,9 +35,10 @@ const helloImage = "6d656469637573207472757374206578616d706c652068656c6c6f20696d
 
 // trustd is a real trustd process.
 type trustd struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *bytes.Buffer
+	cmd   *exec.Cmd
+	addr  string
+	httpc chan string // the HTTP listeners' addresses, as trustd announces them
+	log   *bytes.Buffer
 }
 
 func startTrustd(t *testing.T, bin, dataDir string) *trustd {
@@ -49,7 +51,10 @@ func startTrustdWith(t *testing.T, bin, dataDir, extra string) *trustd {
 	// Eight clients from one address: raise the per-peer limits that would otherwise (rightly)
 	// throttle them.
 	cfg := dataDir + ".yaml"
-	if err := os.WriteFile(cfg, []byte("limits:\n  rate: 100000\n  burst: 100000\n  max_concurrent: 256\n"+extra), 0o600); err != nil {
+	if !strings.Contains(extra, "limits:") {
+		extra = "limits:\n  rate: 100000\n  burst: 100000\n  max_concurrent: 256\n" + extra
+	}
+	if err := os.WriteFile(cfg, []byte(extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config", cfg, "--dev", "--data-dir", dataDir, "--policy", "../../policies/examples/hello.yaml", "--listen", "127.0.0.1:0")
@@ -61,11 +66,15 @@ func startTrustdWith(t *testing.T, bin, dataDir, extra string) *trustd {
 		t.Fatal(err)
 	}
 	td := &trustd{cmd: cmd, log: &bytes.Buffer{}}
-	addrc := make(chan string, 1)
+	addrc, httpc := make(chan string, 1), make(chan string, 4)
 	re := regexp.MustCompile(`msg="trustd serving" grpc=(\S+)`)
+	reHTTP := regexp.MustCompile(`msg="trustd http serving" .*http=(\S+)`)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if m := reHTTP.FindStringSubmatch(sc.Text()); m != nil {
+				httpc <- m[1]
+			}
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- m[1]
 			}
@@ -73,6 +82,7 @@ func startTrustdWith(t *testing.T, bin, dataDir, extra string) *trustd {
 	}()
 	select {
 	case td.addr = <-addrc:
+		td.httpc = httpc
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("trustd did not start")
@@ -216,6 +226,18 @@ func TestCrashDuringReleases(t *testing.T) {
 	report.Reset()
 	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
 		t.Fatalf("log does not verify after the restart: %v", err)
+	}
+}
+
+// httpAddr waits for trustd to announce its (first) HTTP listener.
+func (td *trustd) httpAddr(t *testing.T) string {
+	t.Helper()
+	select {
+	case a := <-td.httpc:
+		return a
+	case <-time.After(10 * time.Second):
+		t.Fatal("trustd announced no HTTP listener")
+		return ""
 	}
 }
 

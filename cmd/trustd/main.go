@@ -52,7 +52,7 @@ func run() error {
 	log := slog.New(h)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := daemon.New(ctx, fileCfg, daemon.Env{MasterKey: os.Getenv(daemon.MasterKeyEnv)}, log)
+	d, err := daemon.New(ctx, fileCfg, daemon.Env{MasterKey: os.Getenv(daemon.MasterKeyEnv), AuditDSN: os.Getenv(daemon.AuditDSNEnv)}, log)
 	if err != nil {
 		return err
 	}

@@ -77,3 +77,15 @@ func emit(b *testing.B, name string, v float64) float64 {
 	b.ReportMetric(v, "ratio")
 	return v
 }
+
+// PerOp is NsPerOp for a single operation that can fail: an error fails the benchmark.
+func PerOp(tb testing.TB, f func() error) float64 {
+	tb.Helper()
+	return NsPerOp(func(n int) {
+		for range n {
+			if err := f(); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	})
+}

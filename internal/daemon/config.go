@@ -56,6 +56,8 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 	// Limits protect trustd from floods and oversized messages.
 	Limits LimitsConfig `yaml:"limits"`
+	// Audit selects the audit log.
+	Audit AuditConfig `yaml:"audit"`
 	// KMS selects the key store.
 	KMS KMSConfig `yaml:"kms"`
 	// Verifiers configure evidence verification per TEE.
@@ -84,6 +86,17 @@ type LimitsConfig struct {
 	MaxRecvMsgBytes int           `yaml:"max_recv_msg_bytes"`
 	MaxSendMsgBytes int           `yaml:"max_send_msg_bytes"`
 	RequestTimeout  time.Duration `yaml:"request_timeout"`
+}
+
+// AuditConfig selects the audit log: "local" (tiles in DataDir/audit, one trustd) or
+// "postgres" (one log that every replica appends to, with the same tiles, checkpoints and
+// auditor tools).
+type AuditConfig struct {
+	Backend string `yaml:"backend"`
+	// DSNFile holds the PostgreSQL connection string; MEDICUS_AUDIT_DSN is the alternative.
+	DSNFile string `yaml:"dsn_file"`
+	// KeyFile holds the note signing key that every replica shares (trustctl can make one).
+	KeyFile string `yaml:"key_file"`
 }
 
 // KMSConfig selects and configures the key store.
@@ -138,6 +151,9 @@ func (c *Config) Defaults() {
 	if c.KMS.Backend == "" {
 		c.KMS.Backend = "local"
 	}
+	if c.Audit.Backend == "" {
+		c.Audit.Backend = "local"
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 30 * time.Second
 	}
@@ -181,6 +197,18 @@ func (c *Config) Validate() error {
 	}
 	if c.PolicyThreshold < 0 {
 		errs = append(errs, fmt.Errorf("policy_threshold: %d is negative", c.PolicyThreshold))
+	}
+	switch c.Audit.Backend {
+	case "local":
+		if c.Audit.DSNFile != "" || c.Audit.KeyFile != "" {
+			errs = append(errs, errors.New("audit: dsn_file and key_file are for backend postgres"))
+		}
+	case "postgres":
+		if c.Audit.KeyFile == "" {
+			errs = append(errs, errors.New("audit.key_file: required for backend postgres: every replica signs with the same note key"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("audit.backend: %q, want local or postgres", c.Audit.Backend))
 	}
 	switch c.KMS.Backend {
 	case "local":

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/pglog"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/internal/tlsconfig"
@@ -39,6 +41,19 @@ import (
 // Env is what trustd takes from its process environment; the library never reads it itself.
 type Env struct {
 	MasterKey string // MEDICUS_MASTER_KEY
+	AuditDSN  string // MEDICUS_AUDIT_DSN
+}
+
+// AuditDSNEnv may carry the PostgreSQL connection string of the audit log.
+const AuditDSNEnv = "MEDICUS_AUDIT_DSN"
+
+// auditLog is what trustd needs of either audit backend.
+type auditLog interface {
+	service.AuditLog
+	Handler() http.Handler
+	VerifierKey() string
+	Origin() string
+	Close() error
 }
 
 // Daemon is a wired trustd, ready to serve.
@@ -50,7 +65,7 @@ type Daemon struct {
 	policies *policies.Store // nil for a static dev-mode file
 	log      *slog.Logger
 	svc      *service.Service
-	auditLg  *audit.Log
+	auditLg  auditLog
 	tokens   *token.Issuer
 	closers  []func() error
 }
@@ -96,12 +111,10 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, err
 	}
 	log.Info("token keys loaded", "dir", cfg.TokenKeyDir, "kid", d.tokens.KeyID(), "recent", len(ks.Recent))
-	d.auditLg, err = audit.OpenLocal(ctx, audit.LocalOptions{Dir: filepath.Join(cfg.DataDir, "audit")})
-	if err != nil {
+	if d.auditLg, err = d.openAudit(ctx, env); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	d.closers = append(d.closers, d.auditLg.Close)
-	log.Info("audit log open", "dir", filepath.Join(cfg.DataDir, "audit"), "verifier_key", d.auditLg.VerifierKey())
 	verifiers, err := d.verifiers()
 	if err != nil {
 		return nil, err
@@ -130,6 +143,40 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		}
 	}
 	return d, nil
+}
+
+// openAudit opens the configured audit log.
+func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
+	if d.cfg.Audit.Backend == "postgres" {
+		dsn := env.AuditDSN
+		if d.cfg.Audit.DSNFile != "" {
+			b, err := os.ReadFile(d.cfg.Audit.DSNFile)
+			if err != nil {
+				return nil, fmt.Errorf("audit.dsn_file: %w", err)
+			}
+			dsn = strings.TrimSpace(string(b))
+		}
+		if dsn == "" {
+			return nil, fmt.Errorf("audit: backend postgres needs dsn_file or %s", AuditDSNEnv)
+		}
+		key, err := pglog.ReadKeyFile(d.cfg.Audit.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("audit.key_file: %w", err)
+		}
+		l, err := pglog.Open(ctx, pglog.Options{DSN: dsn, Key: key})
+		if err != nil {
+			return nil, err
+		}
+		d.log.Info("audit log open (postgres)", "origin", l.Origin(), "verifier_key", l.VerifierKey())
+		return l, nil
+	}
+	dir := filepath.Join(d.cfg.DataDir, "audit")
+	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("audit log open", "dir", dir, "verifier_key", l.VerifierKey())
+	return l, nil
 }
 
 // verifiers builds one verifier per enabled TEE type.

@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"io"
 	"testing"
-	"time"
 
 	"github.com/medicus-cloud/trust/internal/benchratio"
 )
@@ -45,23 +44,12 @@ func BenchmarkRatioStream(b *testing.B) {
 		}
 	}
 	// Best of three, alternating, so a burst of load from a neighbour hits both alike.
-	s, f := measure(subject), measure(floor)
+	s, f := benchratio.NsPerOp(subject), benchratio.NsPerOp(floor)
 	for range 2 {
-		s, f = min(s, measure(subject)), min(f, measure(floor))
+		s, f = min(s, benchratio.NsPerOp(subject)), min(f, benchratio.NsPerOp(floor))
 	}
 	w.Close()
 	benchratio.Value(b, "stream-encrypt/aes-gcm-raw", f/s)
 	peak, _ := streamThrough(b, ks, 1<<30)
 	benchratio.Value(b, "stream-peak-heap-mib", peak)
-}
-
-// measure returns the time per call of f's body, doubling n until one run lasts 300ms.
-func measure(f func(n int)) float64 {
-	for n := 1; ; n *= 2 {
-		start := time.Now()
-		f(n)
-		if d := time.Since(start); d >= 300*time.Millisecond || n >= 1<<30 {
-			return float64(d) / float64(n)
-		}
-	}
 }
