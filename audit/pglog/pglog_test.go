@@ -168,6 +168,10 @@ func TestReplicasAppendConcurrently(t *testing.T) {
 	wg.Go(func() { appendAll(b, "b", 150, 8) })
 	wg.Wait()
 	mid := fetch(t, urlB+"checkpoint")
+	state := filepath.Join(t.TempDir(), "witness")
+	if _, err := audit.Witness(ctx, io.Discard, audit.WitnessOptions{Source: audit.Source{Log: urlA, Key: vkey}, State: state}); err != nil {
+		t.Fatalf("witness: %v", err)
+	}
 	wg.Go(func() { appendAll(a, "a2", 200, 16) })
 	wg.Go(func() { appendAll(b, "b2", 200, 16) })
 	wg.Wait()
@@ -184,6 +188,9 @@ func TestReplicasAppendConcurrently(t *testing.T) {
 		}
 	}
 	got.check(t, records(t, audit.Source{Log: urlA, Key: vkey}))
+	if cp, err := audit.Witness(ctx, io.Discard, audit.WitnessOptions{Source: audit.Source{Log: urlB, Key: vkey}, State: state, Full: true}); err != nil || cp.Size != 700 {
+		t.Fatalf("witness: %v", err)
+	}
 	if _, err := audit.Prove(ctx, io.Discard, audit.ProveOptions{Source: audit.Source{Log: urlB, Key: vkey}, Index: 517}); err != nil {
 		t.Fatalf("prove: %v", err)
 	}
