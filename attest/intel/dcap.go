@@ -243,6 +243,26 @@ func (v *QuoteVerifier) FromEvidence(files map[string][]byte, now time.Time) (*V
 	return vc, nil
 }
 
+// Collateral finds verified collateral for a platform, or nil when there is none to be had.
+// trustd's own sources come first: the offline directory when it is for this platform, then
+// PCS or a PCCS, and only then collateral the evidence carries. The order matters: collateral
+// sent by the attester could be an older TCB info, still within its validity window, from
+// before a TCB recovery, and so report a better status than Intel gives the platform today.
+func (v *QuoteVerifier) Collateral(ctx context.Context, evidence map[string][]byte, fmspc, ca string, now time.Time) (*Verified, error) {
+	d := v.Offline()
+	switch {
+	case d != nil && d.FMSPC() == fmspc:
+		return v.VerifyOffline(d, now)
+	case v.CanFetch():
+		return v.Fetch(ctx, fmspc, ca, now)
+	case len(evidence) > 0:
+		return v.FromEvidence(evidence, now)
+	case d != nil:
+		return nil, d.Mismatch(fmspc)
+	}
+	return nil, nil
+}
+
 // CanFetch reports whether online collateral is configured.
 func (v *QuoteVerifier) CanFetch() bool { return v.src != nil }
 

@@ -155,31 +155,11 @@ func checkQE(qe *intel.EnclaveReport) error {
 	return nil
 }
 
-// collateral finds verified collateral for the platform, or nil when there is none to be had.
-// The verifier's own sources (the directory for this FMSPC, then PCS) come first: collateral
-// carried by the evidence comes from the party being appraised, who could pick an older TCB
-// info that is still within its nextUpdate but predates a TCB recovery. It is used only when
-// the verifier has nothing of its own for the platform.
-func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, ca string, now time.Time) (*intel.Verified, error) {
-	d := v.q.Offline()
-	switch {
-	case d != nil && d.FMSPC() == fmspc:
-		return v.q.VerifyOffline(d, now)
-	case v.q.CanFetch():
-		return v.q.Fetch(ctx, fmspc, ca, now)
-	case len(ev.Collateral) > 0:
-		return v.q.FromEvidence(ev.Collateral, now)
-	case d != nil:
-		return nil, d.Mismatch(fmspc)
-	}
-	return nil, nil
-}
-
 // appraise evaluates the TCB status as Intel's quote verification does for SGX: the platform's
 // level from the PCK certificate's TCB (CPUSVN components and PCESVN) in the SGX TCB info,
 // folded with the QE's level from the QE identity.
 func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.EnclaveReport, pck *intel.Chain, info *intel.PCKInfo, now time.Time) (intel.Status, []string, error) {
-	vc, err := v.collateral(ctx, ev, info.Ext.FMSPCHex(), info.CA, now)
+	vc, err := v.q.Collateral(ctx, ev.Collateral, info.Ext.FMSPCHex(), info.CA, now)
 	if err != nil {
 		return "", nil, err
 	}

@@ -154,28 +154,9 @@ func checkQE(qe *intel.EnclaveReport) error {
 	return nil
 }
 
-// collateral finds verified collateral for the platform, or nil when there is none to be had.
-// Collateral the evidence carries comes first, then the directory (which, without PCS, must be
-// for this platform), then PCS.
-func (v *Verifier) collateral(ctx context.Context, ev *attest.Evidence, fmspc, ca string, now time.Time) (*intel.Verified, error) {
-	if len(ev.Collateral) > 0 {
-		return v.q.FromEvidence(ev.Collateral, now)
-	}
-	if d := v.q.Offline(); d != nil && (d.FMSPC() == fmspc || !v.q.CanFetch()) {
-		if d.FMSPC() != fmspc {
-			return nil, d.Mismatch(fmspc)
-		}
-		return v.q.VerifyOffline(d, now)
-	}
-	if !v.q.CanFetch() {
-		return nil, nil
-	}
-	return v.q.Fetch(ctx, fmspc, ca, now)
-}
-
 // appraise evaluates the TCB status as Intel's quote verification does.
 func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, q *Quote, qe *intel.EnclaveReport, pck *intel.Chain, info *intel.PCKInfo, now time.Time) (intel.Status, []string, error) {
-	vc, err := v.collateral(ctx, ev, info.Ext.FMSPCHex(), info.CA, now)
+	vc, err := v.q.Collateral(ctx, ev.Collateral, info.Ext.FMSPCHex(), info.CA, now)
 	if err != nil {
 		return "", nil, err
 	}
