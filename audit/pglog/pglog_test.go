@@ -172,9 +172,31 @@ func TestReplicasAppendConcurrently(t *testing.T) {
 	if _, err := audit.Witness(ctx, io.Discard, audit.WitnessOptions{Source: audit.Source{Log: urlA, Key: vkey}, State: state}); err != nil {
 		t.Fatalf("witness: %v", err)
 	}
+	// Auditors read while the replicas append: a checkpoint and the tiles fetched after it
+	// (which may have grown meanwhile) always verify.
+	done := make(chan struct{})
+	var verified atomic.Int64
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: urlB, Key: vkey}}); err != nil {
+				t.Errorf("verify during appends: %v", err)
+				return
+			}
+			verified.Add(1)
+		}
+	})
 	wg.Go(func() { appendAll(a, "a2", 200, 16) })
 	wg.Go(func() { appendAll(b, "b2", 200, 16) })
 	wg.Wait()
+	close(done)
+	readers.Wait()
+	t.Logf("%d verifications during appends", verified.Load())
 	if t.Failed() {
 		t.FailNow()
 	}
