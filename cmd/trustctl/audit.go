@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/pglog"
 )
 
 type auditFlags struct {
@@ -223,6 +225,37 @@ the record must hash into the checkpoint's root. Prints the record.`,
 	checkProof.MarkFlagRequired("proof")
 	checkProof.MarkFlagRequired("checkpoint")
 
-	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof)
+	var keyOut, origin string
+	keygen := &cobra.Command{
+		Use:   "keygen --out FILE [--origin NAME]",
+		Short: "Make the note signing key that trustd replicas share for a PostgreSQL audit log",
+		Long: `Write a new checkpoint signing key to FILE (mode 0600; give it to every replica as
+audit.key_file) and print its verifier key, which the operator publishes to auditors.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			skey, vkey, err := pglog.GenerateKey(rand.Reader, origin)
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(keyOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintln(f, skey); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), vkey)
+			return nil
+		},
+	}
+	keygen.Flags().StringVar(&keyOut, "out", "", "file for the signing key (must not exist)")
+	keygen.Flags().StringVar(&origin, "origin", audit.DefaultOrigin, "the log's name, as it appears in checkpoints")
+	keygen.MarkFlagRequired("out")
+
+	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof, keygen)
 	return cmd
 }
