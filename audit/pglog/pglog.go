@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"sync"
@@ -197,12 +198,21 @@ func (l *Log) load(ctx context.Context, q querier, cp []byte) error {
 	if err != nil {
 		return fmt.Errorf("pglog: %w: stored checkpoint: %v", audit.ErrCorrupt, err)
 	}
-	edge, err := audit.LoadEdge(ctx, reader(q), c)
-	if err != nil {
-		if errors.Is(err, audit.ErrCorrupt) {
-			return fmt.Errorf("pglog: %w", err)
+	// LoadEdge calls every failure corrupt; one of reading the database is not.
+	var readErr error
+	get := reader(q)
+	edge, err := audit.LoadEdge(ctx, func(ctx context.Context, p string) ([]byte, error) {
+		b, err := get(ctx, p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && readErr == nil {
+			readErr = err
 		}
-		return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+		return b, err
+	}, c)
+	switch {
+	case err != nil && readErr != nil:
+		return fmt.Errorf("pglog: %w: reading the tree: %v", audit.ErrUnwritable, readErr)
+	case err != nil:
+		return fmt.Errorf("pglog: %w", err)
 	}
 	l.edge, l.cp = edge, cp
 	return nil
