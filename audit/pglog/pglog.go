@@ -375,7 +375,7 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 		// Whatever this replica believed about the tree may be stale or half-applied: the
 		// next transaction starts again from the checkpoint in the database.
 		l.edge, l.cp = nil, nil
-		if errors.Is(err, audit.ErrCorrupt) {
+		if errors.Is(err, audit.ErrCorrupt) || errors.Is(err, audit.ErrUnwritable) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
@@ -405,7 +405,7 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) 
 		}
 	}
 	if l.edge.Size() != uint64(size) {
-		return 0, fmt.Errorf("%w: head size %d differs from its checkpoint's %d", audit.ErrCorrupt, size, l.edge.Size())
+		return 0, fmt.Errorf("pglog: %w: head size %d differs from its checkpoint's %d", audit.ErrCorrupt, size, l.edge.Size())
 	}
 	entries := make([][]byte, len(batch))
 	idx := make([]int64, len(batch))
