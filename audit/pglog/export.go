@@ -18,7 +18,7 @@ import (
 // "tile/<L>/<N>[.p/<W>]" and "tile/entries/<N>[.p/<W>]". It reads one consistent snapshot
 // and does not check what it copies: run audit.Verify on the result.
 func (l *Log) Export(ctx context.Context, dir string) error {
-	tx, err := l.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
+	tx, err := l.rpool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
 	}

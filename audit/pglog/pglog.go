@@ -43,14 +43,15 @@ type Options struct {
 	MaxBatch int
 	// Timeout bounds one append transaction; default DefaultTimeout.
 	Timeout time.Duration
-	// MaxConns bounds the connections to the database (appends use one at a time, the rest
-	// serve Handler); default pgx's.
+	// MaxConns bounds the connections that serve Handler and Export; default pgx's. Appends
+	// have two more of their own, so that auditors' reads never hold them up.
 	MaxConns int32
 }
 
 // Log is the audit log of one replica. It is safe for concurrent use.
 type Log struct {
-	pool    *pgxpool.Pool
+	pool    *pgxpool.Pool // appends
+	rpool   *pgxpool.Pool // Handler and Export: readers cannot take the appends' connections
 	signer  note.Signer
 	vkey    string
 	now     func() time.Time
@@ -108,9 +109,6 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		// The DSN may hold a password: do not repeat it.
 		return nil, errors.New("pglog: Options.DSN does not parse as a PostgreSQL connection string")
 	}
-	if o.MaxConns > 0 {
-		cfg.MaxConns = o.MaxConns
-	}
 	// Append acknowledges on COMMIT: the commit must be durable whatever the server's or the
 	// role's default is.
 	switch v, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; {
@@ -124,12 +122,23 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
 		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt((2 * o.Timeout).Milliseconds(), 10)
 	}
+	rcfg := cfg.Copy()
+	if o.MaxConns > 0 {
+		rcfg.MaxConns = o.MaxConns
+	}
+	cfg.MaxConns = 2
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
 	}
+	rpool, err := pgxpool.NewWithConfig(ctx, rcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+	}
 	l := &Log{
 		pool:    pool,
+		rpool:   rpool,
 		signer:  signer,
 		vkey:    vkey,
 		now:     o.Now,
@@ -140,6 +149,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 	if err := l.init(ctx); err != nil {
 		pool.Close()
+		rpool.Close()
 		return nil, err
 	}
 	go l.run()
@@ -279,7 +289,7 @@ func (l *Log) Origin() string { return l.signer.Name() }
 
 // Handler serves the log read-only from the database at the C2SP tlog-tiles paths, like
 // audit.Log.Handler: mount it with http.StripPrefix.
-func (l *Log) Handler() http.Handler { return audit.ReaderHandler(reader(l.pool)) }
+func (l *Log) Handler() http.Handler { return audit.ReaderHandler(reader(l.rpool)) }
 
 // Append writes r to the log and returns its index once the transaction holding it and a
 // checkpoint covering it has committed. Concurrent calls share one transaction. An error means
@@ -332,6 +342,7 @@ func (l *Log) Close() error {
 	<-l.done
 	if first {
 		l.pool.Close()
+		l.rpool.Close()
 	}
 	return nil
 }
