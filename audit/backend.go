@@ -101,3 +101,10 @@ func (e *Edge) Append(entries [][]byte) (*Edge, []Tile, []byte, error) {
 	}
 	return &Edge{st}, tiles, root, nil
 }
+
+// Consistent checks, with a consistency proof built from the tiles r reads, that the tree of
+// cp extends the tree of old (both checkpoints already verified); otherwise the error wraps
+// ErrInconsistent.
+func Consistent(ctx context.Context, r ObjectReader, old, cp *Checkpoint) error {
+	return consistent(ctx, newTree(r, cp.Size), old, cp)
+}

@@ -208,6 +208,16 @@ func (l *Log) load(ctx context.Context, q querier, cp []byte) error {
 	if err != nil {
 		return fmt.Errorf("pglog: %w: stored checkpoint: %v", audit.ErrCorrupt, err)
 	}
+	edge, err := loadEdge(ctx, q, c)
+	if err != nil {
+		return err
+	}
+	l.edge, l.cp = edge, cp
+	return nil
+}
+
+// loadEdge reads the edge of the tree of the verified checkpoint c.
+func loadEdge(ctx context.Context, q querier, c *audit.Checkpoint) (*audit.Edge, error) {
 	// LoadEdge calls every failure corrupt; one of reading the database is not.
 	var readErr error
 	get := reader(q)
@@ -220,12 +230,11 @@ func (l *Log) load(ctx context.Context, q querier, cp []byte) error {
 	}, c)
 	switch {
 	case err != nil && readErr != nil:
-		return fmt.Errorf("pglog: %w: reading the tree: %v", audit.ErrUnwritable, readErr)
+		return nil, fmt.Errorf("pglog: %w: reading the tree: %v", audit.ErrUnwritable, readErr)
 	case err != nil:
-		return fmt.Errorf("pglog: %w", err)
+		return nil, fmt.Errorf("pglog: %w", err)
 	}
-	l.edge, l.cp = edge, cp
-	return nil
+	return edge, nil
 }
 
 // maxCatchUp bounds how many records of other replicas catchUp reads rather than reloading the
@@ -235,17 +244,43 @@ const maxCatchUp = 4 * audit.TileWidth
 // catchUp brings the edge up to the stored checkpoint cp of a tree of the given size. When this
 // replica's edge is a little behind (other replicas appended), it appends their records to it
 // and accepts the result only if it hashes to cp's signed root: one query instead of reading
-// the partial tiles and bundle. Otherwise, or if that fails, it loads the edge from the tiles.
+// the partial tiles and bundle. When it is far behind, it loads the edge from the tiles and
+// checks a consistency proof from its last checkpoint.
+//
+// The tree in the database must extend the last one this replica saw: a database restored from
+// an older backup, or rewritten, would lose acknowledged records, and the replica refuses to
+// append to it (ErrCorrupt) until it is restarted by someone who knows why.
 func (l *Log) catchUp(ctx context.Context, q querier, cp []byte, size int64) error {
-	if l.edge == nil || size <= int64(l.edge.Size()) || size-int64(l.edge.Size()) > maxCatchUp {
-		return l.load(ctx, q, cp)
-	}
 	c, err := audit.OpenCheckpoint(cp, l.vkey)
 	if err != nil {
 		return fmt.Errorf("pglog: %w: stored checkpoint: %v", audit.ErrCorrupt, err)
 	}
 	if c.Size != uint64(size) {
 		return fmt.Errorf("pglog: %w: head size %d differs from its checkpoint's %d", audit.ErrCorrupt, size, c.Size)
+	}
+	if l.edge == nil {
+		return l.load(ctx, q, cp)
+	}
+	if c.Size < l.edge.Size() {
+		return fmt.Errorf("pglog: %w: the log in the database has %d records, fewer than the %d this replica saw", audit.ErrCorrupt, c.Size, l.edge.Size())
+	}
+	if c.Size == l.edge.Size() || c.Size-l.edge.Size() > maxCatchUp {
+		old, err := audit.OpenCheckpoint(l.cp, l.vkey)
+		if err != nil {
+			return fmt.Errorf("pglog: %v", err)
+		}
+		edge, err := loadEdge(ctx, q, c)
+		if err != nil {
+			return err
+		}
+		if err := audit.Consistent(ctx, reader(q), old, c); err != nil {
+			if errors.Is(err, audit.ErrInconsistent) {
+				return fmt.Errorf("pglog: %w: the log in the database does not extend the one this replica saw: %v", audit.ErrCorrupt, err)
+			}
+			return fmt.Errorf("pglog: %w: %v", audit.ErrUnwritable, err)
+		}
+		l.edge, l.cp = edge, cp
+		return nil
 	}
 	from := int64(l.edge.Size())
 	rows, err := q.Query(ctx, `SELECT idx, data FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, from, size)
@@ -263,7 +298,7 @@ func (l *Log) catchUp(ctx context.Context, q querier, cp []byte, size int64) err
 			return err
 		}
 		if i != from+int64(len(entries)) {
-			break // a gap: let load find out what is wrong
+			break // a gap: reported below
 		}
 		entries = append(entries, e)
 	}
@@ -278,7 +313,7 @@ func (l *Log) catchUp(ctx context.Context, q querier, cp []byte, size int64) err
 			return nil
 		}
 	}
-	return l.load(ctx, q, cp)
+	return fmt.Errorf("pglog: %w: records %d to %d in the database do not extend the tree this replica saw to the stored checkpoint", audit.ErrCorrupt, from, size-1)
 }
 
 // VerifierKey returns the note verifier key auditors use to check checkpoints.
@@ -383,9 +418,8 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 	defer cancel()
 	first, err := l.commitTx(ctx, batch)
 	if err != nil {
-		// Whatever this replica believed about the tree may be stale or half-applied: the
-		// next transaction starts again from the checkpoint in the database.
-		l.edge, l.cp = nil, nil
+		// l.edge is still the edge of a committed tree (a prefix of the log if the COMMIT
+		// went through unacknowledged): the next transaction catches up from it.
 		if errors.Is(err, audit.ErrCorrupt) || errors.Is(err, audit.ErrUnwritable) {
 			return 0, err
 		}
@@ -408,7 +442,7 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) 
 	if err := tx.QueryRow(ctx, `SELECT size, checkpoint FROM audit_head FOR UPDATE`).Scan(&size, &cp); err != nil {
 		return 0, err
 	}
-	if l.edge == nil || !bytes.Equal(cp, l.cp) {
+	if !bytes.Equal(cp, l.cp) {
 		// Another replica appended since (or this one failed): catch up with its records, or
 		// read the edge it left.
 		if err := l.catchUp(ctx, tx, cp, size); err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/service"
@@ -476,5 +477,100 @@ func TestAppendErrors(t *testing.T) {
 	c.stop("fast")
 	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); !errors.Is(err, audit.ErrUnwritable) {
 		t.Fatalf("open without a server: %v", err)
+	}
+}
+
+// A database rolled back under a running replica (restored from an older backup) would lose
+// acknowledged records: the replica refuses to append to it.
+func TestRollbackRefused(t *testing.T) {
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	a := openLog(t, c.dsn(), skey)
+	url := serve(t, a)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := a.Append(ctx, record("r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := fetch(t, url+"checkpoint")
+	for i := 5; i < 10; i++ {
+		if _, err := a.Append(ctx, record("r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool, err := pgxpool.New(ctx, c.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `DELETE FROM audit_entries WHERE idx >= 5`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE audit_head SET size = 5, checkpoint = $1`, old); err != nil {
+		t.Fatal(err)
+	}
+	// The rolled-back log is itself valid: only a party that remembers can tell.
+	if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: url, Key: vkey}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, record("r", 10)); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("append after a rollback: %v, want ErrCorrupt", err)
+	}
+	// Still refused: the replica keeps what it saw.
+	if _, err := a.Append(ctx, record("r", 11)); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("second append after a rollback: %v, want ErrCorrupt", err)
+	}
+}
+
+// A replica far behind the others reloads the tree from the tiles and checks that it extends
+// what it saw; a same-size checkpoint with another root (a fork) is refused.
+func TestFarBehindReplicaAndFork(t *testing.T) {
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	a, b := openLog(t, c.dsn(), skey), openLog(t, c.dsn(), skey)
+	ctx := context.Background()
+	if _, err := a.Append(ctx, record("a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := range (maxCatchUp + 200) / 32 {
+				if _, err := b.Append(ctx, record(fmt.Sprintf("b%d", w), i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	i, err := a.Append(ctx, record("a", 1))
+	if err != nil || i <= maxCatchUp {
+		t.Fatalf("far-behind append: %d, %v", i, err)
+	}
+	if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: serve(t, a), Key: vkey}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another tree of the same size, signed with the key (which a database administrator
+	// does not have, but a compromised replica does).
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fork, err := audit.SignCheckpoint(audit.Checkpoint{Origin: a.Origin(), Size: i + 1, Root: bytes.Repeat([]byte{7}, 32)}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, c.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `UPDATE audit_head SET checkpoint = $1`, fork); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, record("a", 2)); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("append over a fork: %v, want ErrCorrupt", err)
 	}
 }
