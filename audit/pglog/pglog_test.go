@@ -473,8 +473,28 @@ func TestAppendErrors(t *testing.T) {
 	if _, err := l.Append(ctx, record("e", 2)); !errors.Is(err, audit.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
-	// The server stopped: Open fails as unwritable, without a panic or a hang.
+	url := serve(t, openLog(t, c.dsn(), skey))
+	for p, want := range map[string]int{"checkpoint": 200, "tile/entries/000.p/1": 200, "tile/0/000": 404, "tile/0/000.p/2": 404, "note.key": 404, "../checkpoint": 404} {
+		resp, err := http.Get(url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s, want %d", p, resp.Status, want)
+		}
+	}
+	// The server stopped: the handler answers 503, Open fails as unwritable, without a panic
+	// or a hang.
 	c.stop("fast")
+	resp, err := http.Get(url + "checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("checkpoint without a server: %s, want 503", resp.Status)
+	}
 	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); !errors.Is(err, audit.ErrUnwritable) {
 		t.Fatalf("open without a server: %v", err)
 	}
