@@ -484,7 +484,19 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) 
 	b.Queue(`INSERT INTO audit_tiles (level, idx, data) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
 		ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data`, levels, tidx, tdata)
 	b.Queue(`UPDATE audit_head SET size = $1, checkpoint = $2`, int64(edge.Size()), newCP)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	br := tx.SendBatch(ctx, b)
+	want := []int64{int64(len(entries)), int64(len(tdata)), 1}
+	for i := range want {
+		tag, err := br.Exec()
+		if err == nil && tag.RowsAffected() != want[i] {
+			err = fmt.Errorf("statement %d of the append changed %d rows, want %d", i+1, tag.RowsAffected(), want[i])
+		}
+		if err != nil {
+			br.Close()
+			return 0, err
+		}
+	}
+	if err := br.Close(); err != nil {
 		return 0, err
 	}
 	if l.beforeCommit != nil {
