@@ -166,8 +166,17 @@ func (l *Log) init(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, schema); err != nil {
+		// A role with only the privileges the README lists may not create tables: only try
+		// when one is missing.
+		var exist bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass('audit_head') IS NOT NULL AND to_regclass('audit_entries') IS NOT NULL
+			AND to_regclass('audit_tiles') IS NOT NULL`).Scan(&exist); err != nil {
 			return err
+		}
+		if !exist {
+			if _, err := tx.Exec(ctx, schema); err != nil {
+				return err
+			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO audit_head (size, checkpoint) VALUES (0, $1) ON CONFLICT DO NOTHING`, empty)
 		return err

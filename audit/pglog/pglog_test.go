@@ -594,3 +594,51 @@ func TestFarBehindReplicaAndFork(t *testing.T) {
 		t.Fatalf("append over a fork: %v, want ErrCorrupt", err)
 	}
 }
+
+// trustd's role needs no more than the README grants once the tables exist.
+func TestLeastPrivilege(t *testing.T) {
+	c := startCluster(t)
+	skey, vkey := newKey(t)
+	ctx := context.Background()
+	owner := openLog(t, c.dsn(), skey) // creates the tables as the superuser
+	if _, err := owner.Append(ctx, record("owner", 0)); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, c.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, q := range []string{
+		`CREATE ROLE trustd LOGIN`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`GRANT SELECT, INSERT, UPDATE ON audit_head, audit_tiles TO trustd`,
+		`GRANT SELECT, INSERT ON audit_entries TO trustd`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	dsn := strings.Replace(c.dsn(), "postgres@", "trustd@", 1)
+	l := openLog(t, dsn, skey)
+	for i := range 300 {
+		if _, err := l.Append(ctx, record("trustd", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := owner.Append(ctx, record("owner", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: audit.Source{Log: serve(t, l), Key: vkey}}); err != nil || cp.Size != 302 {
+		t.Fatalf("verify: %v", err)
+	}
+	// What the role cannot do.
+	rp, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	if _, err := rp.Exec(ctx, `DELETE FROM audit_entries WHERE idx = 3`); err == nil {
+		t.Fatal("trustd's role deleted a record")
+	}
+}
