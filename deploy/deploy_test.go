@@ -68,7 +68,8 @@ type podSpec struct {
 	Volumes        []struct {
 		Name   string `yaml:"name"`
 		Secret *struct {
-			SecretName string `yaml:"secretName"`
+			SecretName  string `yaml:"secretName"`
+			DefaultMode *int   `yaml:"defaultMode"`
 		} `yaml:"secret"`
 		ConfigMap *struct {
 			Name string `yaml:"name"`
@@ -711,6 +712,25 @@ func TestConfigsLoadInTrustd(t *testing.T) {
 		c.Defaults()
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", path, err)
+		}
+	}
+}
+
+// TestSecretModes: trustd refuses key files that others may read or its group may write
+// (internal/keyfile), so every Secret volume must give a mode it accepts, and never the
+// Kubernetes default of 0644.
+func TestSecretModes(t *testing.T) {
+	d := decode[deployment](t, find(t, loadManifests(t), "Deployment")[0])
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		if v.Secret.DefaultMode == nil {
+			t.Errorf("volume %s: no defaultMode, so Kubernetes uses 0644, which trustd refuses", v.Name)
+			continue
+		}
+		if m := *v.Secret.DefaultMode; m&0o027 != 0 {
+			t.Errorf("volume %s: defaultMode %#o lets others read or the group write", v.Name, m)
 		}
 	}
 }

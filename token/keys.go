@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 // Signing keys live in a directory, one PEM file (PKCS #8, mode 0600) per key, named
@@ -201,16 +203,11 @@ func (d KeyDir) set(files []keyFile, now time.Time) (*KeySet, error) {
 }
 
 func readKey(p string) (*ecdsa.PrivateKey, error) {
-	fi, err := os.Stat(p)
+	// Shared key directories are provisioned by operators (a Kubernetes Secret volume with an
+	// fsGroup, say): group read is allowed, access by others is not.
+	b, err := keyfile.Read(p, "token: key")
 	if err != nil {
-		return nil, fmt.Errorf("token: key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("token: key file %s is readable by others (mode %v): want 0600", p, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("token: key: %w", err)
+		return nil, err
 	}
 	blk, rest := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" || len(strings.TrimSpace(string(rest))) != 0 {

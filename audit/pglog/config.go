@@ -2,11 +2,10 @@ package pglog
 
 import (
 	"errors"
-	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 // Config is the configuration file form of Options, for trustd's "audit" section:
@@ -48,26 +47,11 @@ func (c Config) Options() (Options, error) {
 	return Options{DSN: dsn, Key: key, MaxBatch: c.MaxBatch, Timeout: c.Timeout, MaxConns: c.MaxConns}, nil
 }
 
-// readPrivate reads a small file that only its owner may read.
+// readPrivate reads a small secret file that others may not access (see internal/keyfile).
 func readPrivate(path, what string) (string, error) {
-	f, err := os.Open(path)
+	b, err := keyfile.Read(path, "pglog: "+what)
 	if err != nil {
-		return "", fmt.Errorf("pglog: %s: %w", what, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("pglog: %s: %w", what, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("pglog: %s file %s is readable by others (mode %v): want 0600", what, path, fi.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4<<10+1))
-	if err != nil {
-		return "", fmt.Errorf("pglog: %s: %w", what, err)
-	}
-	if len(b) > 4<<10 {
-		return "", fmt.Errorf("pglog: %s file %s is larger than 4 KiB", what, path)
+		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
 }

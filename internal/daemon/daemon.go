@@ -27,6 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/pglog"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/internal/tlsconfig"
 	"github.com/medicus-cloud/trust/kms"
@@ -150,9 +151,9 @@ func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
 	if d.cfg.Audit.Backend == "postgres" {
 		dsn := env.AuditDSN
 		if d.cfg.Audit.DSNFile != "" {
-			b, err := os.ReadFile(d.cfg.Audit.DSNFile)
+			b, err := keyfile.Read(d.cfg.Audit.DSNFile, "audit.dsn_file")
 			if err != nil {
-				return nil, fmt.Errorf("audit.dsn_file: %w", err)
+				return nil, err
 			}
 			dsn = strings.TrimSpace(string(b))
 		}

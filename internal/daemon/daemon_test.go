@@ -82,6 +82,11 @@ func TestMasterKey(t *testing.T) {
 	if _, _, err := MasterKey("", "", dir, false); err == nil {
 		t.Fatal("no key accepted outside dev mode")
 	}
+	loose := write(t, dir, "loose", hexKey)
+	os.Chmod(loose, 0o644)
+	if _, _, err := MasterKey(loose, "", dir, false); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("world-readable master key: %v", err)
+	}
 	k1, from, err := MasterKey("", "", dir, true)
 	if err != nil || !strings.Contains(from, "INSECURE") {
 		t.Fatalf("dev: %v %s", err, from)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/secret"
 )
 
@@ -22,9 +23,9 @@ const MasterKeyEnv = "MEDICUS_MASTER_KEY"
 func MasterKey(file, env, dataDir string, dev bool) (*secret.Bytes, string, error) {
 	switch {
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := keyfile.Read(file, "master key")
 		if err != nil {
-			return nil, "", fmt.Errorf("master key: %w", err)
+			return nil, "", err
 		}
 		k, err := decodeKey(b)
 		if err != nil {
@@ -119,9 +120,9 @@ func nonceKeys(files []string, dataDir string) ([][]byte, error) {
 	}
 	var keys [][]byte
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := keyfile.Read(f, "nonce key")
 		if err != nil {
-			return nil, fmt.Errorf("nonce key: %w", err)
+			return nil, err
 		}
 		k, err := decodeKey(b)
 		if err != nil {

@@ -1,0 +1,44 @@
+// Package keyfile reads key material that operators provision as files: token signing keys, the
+// shared audit note key, connection strings, master and nonce keys.
+//
+// Such files may be readable by the owner and the owner's group, the way Kubernetes Secret
+// volumes with an fsGroup and systemd credentials present them to a non-root service, but
+// never by others, and never writable by the group. Files trustd creates itself stay 0600.
+package keyfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// MaxSize bounds a key file.
+const MaxSize = 64 << 10
+
+// Read opens path, refuses it when others may access it or its group may write it, and reads
+// at most MaxSize bytes. what names the file in errors; the contents never appear in them.
+func Read(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %s is not a regular file", what, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		return nil, fmt.Errorf("%s: %s is readable by others or writable by its group (mode %v): want 0600, 0640 or 0440", what, path, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("%s: %s is larger than %d bytes", what, path, MaxSize)
+	}
+	return b, nil
+}
