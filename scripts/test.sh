@@ -16,6 +16,19 @@ if [[ -z "${MEDICUS_VAULT_BIN:-}" ]]; then
   fi
 fi
 
+# The PostgreSQL audit log's tests start throw-away clusters with the distribution's server
+# binaries; install them (apt) when missing.
+if [[ -z "${PG_BIN:-}" ]]; then
+  if PG_BIN=$(bash scripts/postgres-test.sh --install-only); then
+    export PG_BIN
+  elif [[ "${CI:-}" == "true" ]]; then
+    echo "test: could not install PostgreSQL; CI never skips the PostgreSQL tests" >&2
+    exit 1
+  else
+    echo "test: could not install PostgreSQL; its tests will skip with a message" >&2
+  fi
+fi
+
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [[ -n "$unformatted" ]]; then
   echo "gofmt needed:" >&2
