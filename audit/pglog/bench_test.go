@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
 	"github.com/medicus-cloud/trust/internal/benchratio"
 )
 
@@ -17,9 +18,9 @@ import (
 // replicas (two Logs on the database, whose transactions take turns on the tree head), and
 // reports the absolute PostgreSQL figures as appends/s metrics.
 func BenchmarkRatioPGAudit(b *testing.B) {
-	c := startCluster(b)
+	c := pgtest.Start(b)
 	skey, _ := newKey(b)
-	pg := openLog(b, c.dsn(), skey)
+	pg := openLog(b, c.DSN(), skey)
 	local, err := audit.OpenLocal(context.Background(), audit.LocalOptions{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -27,7 +28,7 @@ func BenchmarkRatioPGAudit(b *testing.B) {
 	defer local.Close()
 	const appenders = 32
 	r := record("bench", 1)
-	pg2 := openLog(b, c.dsn(), skey)
+	pg2 := openLog(b, c.DSN(), skey)
 	run := func(logs ...interface {
 		Append(context.Context, *audit.Record) (uint64, error)
 	}) func(n int) {

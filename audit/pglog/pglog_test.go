@@ -26,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
 	"github.com/medicus-cloud/trust/service"
 )
 
@@ -132,9 +133,9 @@ func (a *acks) check(t testing.TB, got map[uint64]string) {
 // verifies, grew consistently from a checkpoint taken midway, and holds every acknowledged
 // record exactly once at its index.
 func TestReplicasAppendConcurrently(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
-	a, b := openLog(t, c.dsn(), skey), openLog(t, c.dsn(), skey)
+	a, b := openLog(t, c.DSN(), skey), openLog(t, c.DSN(), skey)
 	if a.VerifierKey() != vkey || a.Origin() != audit.DefaultOrigin {
 		t.Fatalf("verifier key %q origin %q", a.VerifierKey(), a.Origin())
 	}
@@ -228,13 +229,13 @@ func TestReplicasAppendConcurrently(t *testing.T) {
 		t.Fatalf("verify export: %v", err)
 	}
 	// A third replica started later picks the tree up from the database.
-	c3 := openLog(t, c.dsn(), skey)
+	c3 := openLog(t, c.DSN(), skey)
 	if i, err := c3.Append(ctx, record("c", 0)); err != nil || i != 700 {
 		t.Fatalf("third replica: index %d, %v", i, err)
 	}
 	// A replica with another key must not write to this log.
 	other, _ := newKey(t)
-	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: other}); !errors.Is(err, audit.ErrCorrupt) {
+	if _, err := Open(ctx, Options{DSN: c.DSN(), Key: other}); !errors.Is(err, audit.ErrCorrupt) {
 		t.Fatalf("open with another key: %v, want ErrCorrupt", err)
 	}
 }
@@ -256,9 +257,9 @@ func fetch(t testing.TB, u string) []byte {
 // PostgreSQL crashes and comes back while appends are running: appends fail with
 // ErrUnwritable meanwhile, succeed again afterwards, and every acknowledged record is there.
 func TestPostgresRestartDuringAppends(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
-	l := openLog(t, c.dsn(), skey)
+	l := openLog(t, c.DSN(), skey)
 	ctx := context.Background()
 
 	var (
@@ -295,9 +296,9 @@ func TestPostgresRestartDuringAppends(t *testing.T) {
 		})
 	}
 	time.Sleep(500 * time.Millisecond)
-	c.stop("immediate") // a crash: only what was committed survives
+	c.Stop("immediate") // a crash: only what was committed survives
 	time.Sleep(500 * time.Millisecond)
-	c.start()
+	c.Start()
 	back.Store(true)
 	deadline := time.Now().Add(30 * time.Second)
 	for afterBack.Load() < 200 && time.Now().Before(deadline) {
@@ -322,9 +323,9 @@ func TestPostgresRestartDuringAppends(t *testing.T) {
 
 // Altering, removing or reordering a stored record is caught by Verify, which names the entry.
 func TestTamperedRowNamed(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
-	l := openLog(t, c.dsn(), skey)
+	l := openLog(t, c.DSN(), skey)
 	ctx := context.Background()
 	for i := range 300 {
 		if _, err := l.Append(ctx, record("t", i)); err != nil {
@@ -335,7 +336,7 @@ func TestTamperedRowNamed(t *testing.T) {
 	if _, err := audit.Verify(ctx, io.Discard, audit.VerifyOptions{Source: src}); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, c.dsn())
+	pool, err := pgxpool.New(ctx, c.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,14 +369,14 @@ func TestTamperedRowNamed(t *testing.T) {
 	}
 	// A replica that has to reload the tree refuses to append to a log that no longer matches
 	// its checkpoint.
-	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); err != nil {
+	if _, err := Open(ctx, Options{DSN: c.DSN(), Key: skey}); err != nil {
 		// Entry 40 is in a full bundle, which Open does not read: it opens.
 		t.Fatalf("open: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE audit_tiles SET data = overlay(data placing '\x00'::bytea from 1) WHERE level = 1 AND idx = 0`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); !errors.Is(err, audit.ErrCorrupt) {
+	if _, err := Open(ctx, Options{DSN: c.DSN(), Key: skey}); !errors.Is(err, audit.ErrCorrupt) {
 		t.Fatalf("open over a tampered tile: %v, want ErrCorrupt", err)
 	}
 }
@@ -398,9 +399,9 @@ func TestKilledReplicaLeavesNothing(t *testing.T) {
 		}
 		os.Exit(3)
 	}
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
-	l := openLog(t, c.dsn(), skey)
+	l := openLog(t, c.DSN(), skey)
 	ctx := context.Background()
 	for i := range 10 {
 		if _, err := l.Append(ctx, record("before", i)); err != nil {
@@ -408,7 +409,7 @@ func TestKilledReplicaLeavesNothing(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledReplicaLeavesNothing$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PGLOG_KILL_DSN="+c.dsn(), "PGLOG_KILL_KEY="+skey)
+	cmd.Env = append(os.Environ(), "PGLOG_KILL_DSN="+c.DSN(), "PGLOG_KILL_KEY="+skey)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -450,9 +451,9 @@ func TestOpenRejects(t *testing.T) {
 }
 
 func TestAppendErrors(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, _ := newKey(t)
-	l := openLog(t, c.dsn(), skey)
+	l := openLog(t, c.DSN(), skey)
 	ctx := context.Background()
 	if _, err := l.Append(ctx, &audit.Record{Event: "x", Verdict: "maybe", Time: t0}); !errors.Is(err, audit.ErrInvalidRecord) {
 		t.Fatalf("invalid record: %v", err)
@@ -473,7 +474,7 @@ func TestAppendErrors(t *testing.T) {
 	if _, err := l.Append(ctx, record("e", 2)); !errors.Is(err, audit.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
-	url := serve(t, openLog(t, c.dsn(), skey))
+	url := serve(t, openLog(t, c.DSN(), skey))
 	for p, want := range map[string]int{"checkpoint": 200, "tile/entries/000.p/1": 200, "tile/0/000": 404, "tile/0/000.p/2": 404, "note.key": 404, "../checkpoint": 404} {
 		resp, err := http.Get(url + p)
 		if err != nil {
@@ -486,7 +487,7 @@ func TestAppendErrors(t *testing.T) {
 	}
 	// The server stopped: the handler answers 503, Open fails as unwritable, without a panic
 	// or a hang.
-	c.stop("fast")
+	c.Stop("fast")
 	resp, err := http.Get(url + "checkpoint")
 	if err != nil {
 		t.Fatal(err)
@@ -495,7 +496,7 @@ func TestAppendErrors(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("checkpoint without a server: %s, want 503", resp.Status)
 	}
-	if _, err := Open(ctx, Options{DSN: c.dsn(), Key: skey}); !errors.Is(err, audit.ErrUnwritable) {
+	if _, err := Open(ctx, Options{DSN: c.DSN(), Key: skey}); !errors.Is(err, audit.ErrUnwritable) {
 		t.Fatalf("open without a server: %v", err)
 	}
 }
@@ -503,9 +504,9 @@ func TestAppendErrors(t *testing.T) {
 // A database rolled back under a running replica (restored from an older backup) would lose
 // acknowledged records: the replica refuses to append to it.
 func TestRollbackRefused(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
-	a := openLog(t, c.dsn(), skey)
+	a := openLog(t, c.DSN(), skey)
 	url := serve(t, a)
 	ctx := context.Background()
 	for i := range 5 {
@@ -519,7 +520,7 @@ func TestRollbackRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pool, err := pgxpool.New(ctx, c.dsn())
+	pool, err := pgxpool.New(ctx, c.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,9 +547,9 @@ func TestRollbackRefused(t *testing.T) {
 // A replica far behind the others reloads the tree from the tiles and checks that it extends
 // what it saw; a same-size checkpoint with another root (a fork) is refused.
 func TestFarBehindReplicaAndFork(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
-	a, b := openLog(t, c.dsn(), skey), openLog(t, c.dsn(), skey)
+	a, b := openLog(t, c.DSN(), skey), openLog(t, c.DSN(), skey)
 	ctx := context.Background()
 	if _, err := a.Append(ctx, record("a", 0)); err != nil {
 		t.Fatal(err)
@@ -582,7 +583,7 @@ func TestFarBehindReplicaAndFork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, c.dsn())
+	pool, err := pgxpool.New(ctx, c.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,14 +598,14 @@ func TestFarBehindReplicaAndFork(t *testing.T) {
 
 // trustd's role needs no more than the README grants once the tables exist.
 func TestLeastPrivilege(t *testing.T) {
-	c := startCluster(t)
+	c := pgtest.Start(t)
 	skey, vkey := newKey(t)
 	ctx := context.Background()
-	owner := openLog(t, c.dsn(), skey) // creates the tables as the superuser
+	owner := openLog(t, c.DSN(), skey) // creates the tables as the superuser
 	if _, err := owner.Append(ctx, record("owner", 0)); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, c.dsn())
+	pool, err := pgxpool.New(ctx, c.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,7 +620,7 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	dsn := strings.Replace(c.dsn(), "postgres@", "trustd@", 1)
+	dsn := strings.Replace(c.DSN(), "postgres@", "trustd@", 1)
 	l := openLog(t, dsn, skey)
 	for i := range 300 {
 		if _, err := l.Append(ctx, record("trustd", i)); err != nil {

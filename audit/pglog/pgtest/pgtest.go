@@ -1,4 +1,7 @@
-package pglog
+// Package pgtest starts throw-away PostgreSQL servers for tests: the audit log's own, and
+// trustd's replica tests. It needs the distribution's server binaries (scripts/postgres-test.sh
+// installs them); without them a test skips with a message, or fails when CI=true.
+package pgtest
 
 import (
 	"bytes"
@@ -13,10 +16,10 @@ import (
 	"testing"
 )
 
-// cluster is a throw-away PostgreSQL server for one test: initdb into a temporary directory,
+// Cluster is a throw-away PostgreSQL server for one test: initdb into a temporary directory,
 // listening on 127.0.0.1 on a free port with its socket in that directory, trust
 // authentication. It is stopped and removed when the test ends.
-type cluster struct {
+type Cluster struct {
 	t    testing.TB
 	bin  string
 	dir  string
@@ -47,7 +50,8 @@ func pgBin() string {
 	return ""
 }
 
-func startCluster(t testing.TB) *cluster {
+// Start initdb's and starts a server for t, stopped and removed when t ends.
+func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := pgBin()
 	if bin == "" {
@@ -57,7 +61,7 @@ func startCluster(t testing.TB) *cluster {
 		}
 		t.Skip(msg)
 	}
-	c := &cluster{t: t, bin: bin}
+	c := &Cluster{t: t, bin: bin}
 	// initdb and postgres refuse to run as root: run them as the postgres user, in a directory
 	// it owns (t.TempDir's parents are not reachable by it).
 	dir, err := os.MkdirTemp("", "pglog-test-")
@@ -85,14 +89,14 @@ func startCluster(t testing.TB) *cluster {
 	}
 	c.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	c.start()
-	t.Cleanup(func() { c.stop("immediate") })
+	c.Start()
+	t.Cleanup(func() { c.Stop("immediate") })
 	return c
 }
 
-func (c *cluster) data() string { return filepath.Join(c.dir, "data") }
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
 
-func (c *cluster) run(name string, args ...string) {
+func (c *Cluster) run(name string, args ...string) {
 	c.t.Helper()
 	cmd := exec.Command(filepath.Join(c.bin, name), args...)
 	if c.as != "" {
@@ -107,15 +111,16 @@ func (c *cluster) run(name string, args ...string) {
 	}
 }
 
-func (c *cluster) start() {
+// Start starts the server again after Stop.
+func (c *Cluster) Start() {
 	c.t.Helper()
 	c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "start",
 		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=50", c.port, c.dir))
 }
 
-// stop stops the server: "fast" rolls back open transactions, "immediate" is a crash (the next
+// Stop stops the server: "fast" rolls back open transactions, "immediate" is a crash (the next
 // start replays the WAL).
-func (c *cluster) stop(mode string) {
+func (c *Cluster) Stop(mode string) {
 	c.t.Helper()
 	cmd := exec.Command(filepath.Join(c.bin, "pg_ctl"), "-D", c.data(), "-m", mode, "-w", "stop")
 	if c.as != "" {
@@ -124,6 +129,7 @@ func (c *cluster) stop(mode string) {
 	_ = cmd.Run() // already stopped is fine
 }
 
-func (c *cluster) dsn() string {
+// DSN is the connection string of the server's postgres database.
+func (c *Cluster) DSN() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
