@@ -53,17 +53,17 @@ func openSeeded(t testing.TB, dir string, seed uint64) *Log {
 // deterministic while the writer still batches them.
 func appendInOrder(t testing.TB, l *Log, recs []*Record) {
 	t.Helper()
-	var waits []<-chan appendRes
+	var waits []chan groupRes
 	for _, r := range recs {
 		b, err := Marshal(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ch, err := l.enqueue(context.Background(), b)
-		if err != nil {
+		req := &groupReq{data: b, res: make(chan groupRes, 1)}
+		if err := l.gc.enqueue(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
-		waits = append(waits, ch)
+		waits = append(waits, req.res)
 	}
 	for _, ch := range waits {
 		if r := <-ch; r.err != nil {

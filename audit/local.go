@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -69,24 +68,11 @@ type Log struct {
 	now    func() time.Time
 	max    int
 
-	mu     sync.RWMutex // guards closed against sends on reqs
-	closed bool
-	reqs   chan *appendReq
-	done   chan struct{}
+	gc *GroupCommit
 
 	// Owned by the writer goroutine after OpenLocal returns.
 	st     *state
 	broken error
-}
-
-type appendReq struct {
-	data []byte
-	res  chan appendRes
-}
-
-type appendRes struct {
-	index uint64
-	err   error
 }
 
 // state is the right edge of the tree: everything the next append needs.
@@ -153,8 +139,6 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 		vkey:   vkey,
 		now:    o.Now,
 		max:    o.MaxBatch,
-		reqs:   make(chan *appendReq, o.MaxBatch),
-		done:   make(chan struct{}),
 	}
 	if err := writeFileAtomic(filepath.Join(o.Dir, tmpDir), filepath.Join(o.Dir, pubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
@@ -162,7 +146,7 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 	if l.st, err = l.recover(ctx); err != nil {
 		return nil, err
 	}
-	go l.run()
+	l.gc = StartGroupCommit(o.MaxBatch, l.commit)
 	ok = true
 	return l, nil
 }
@@ -269,91 +253,26 @@ func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
-	res, err := l.enqueue(ctx, b)
-	if err != nil {
-		return 0, err
-	}
-	select {
-	case r := <-res:
-		return r.index, r.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-// enqueue hands an encoded record to the writer; requests are committed in the order queued.
-func (l *Log) enqueue(ctx context.Context, b []byte) (<-chan appendRes, error) {
-	req := &appendReq{data: b, res: make(chan appendRes, 1)}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return nil, fmt.Errorf("audit: %w", ErrClosed)
-	}
-	select {
-	case l.reqs <- req:
-		return req.res, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return l.gc.Append(ctx, b)
 }
 
 // Close waits for pending appends to finish, stops the log and releases its directory.
 // Appends after Close fail with ErrClosed.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	first := !l.closed
-	if first {
-		l.closed = true
-		close(l.reqs)
-	}
-	l.mu.Unlock()
-	<-l.done
+	first := l.gc.Close()
 	if first {
 		return l.lock.Close()
 	}
 	return nil
 }
 
-// run is the single writer: it takes whatever has queued up while the previous commit was
-// being fsync'ed and commits it as one batch (group commit).
-func (l *Log) run() {
-	defer close(l.done)
-	batch := make([]*appendReq, 0, l.max)
-	for req := range l.reqs {
-		batch = append(batch[:0], req)
-	drain:
-		for len(batch) < l.max {
-			select {
-			case r, ok := <-l.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		first, err := l.commit(batch)
-		for i, r := range batch {
-			if err != nil {
-				r.res <- appendRes{err: err}
-			} else {
-				r.res <- appendRes{index: first + uint64(i)}
-			}
-		}
-	}
-}
-
-func (l *Log) commit(batch []*appendReq) (uint64, error) {
+// commit makes a batch durable; the group-commit writer calls it, one batch at a time.
+func (l *Log) commit(entries [][]byte) (uint64, error) {
 	if l.broken != nil {
 		// A previous failure left the log in a state we could not re-read: fail closed.
 		return 0, l.broken
 	}
 	first := l.st.size
-	entries := make([][]byte, len(batch))
-	for i, r := range batch {
-		entries[i] = r.data
-	}
 	st, err := l.write(l.st, entries)
 	if err != nil {
 		err = fmt.Errorf("audit: %w: %v", ErrUnwritable, err)

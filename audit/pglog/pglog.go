@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,10 +57,7 @@ type Log struct {
 	max     int
 	timeout time.Duration
 
-	mu     sync.RWMutex // guards closed against sends on reqs
-	closed bool
-	reqs   chan *appendReq
-	done   chan struct{}
+	gc *audit.GroupCommit
 
 	// Owned by the writer goroutine: the tree as of the last checkpoint this replica saw.
 	edge *audit.Edge
@@ -69,16 +65,6 @@ type Log struct {
 
 	// beforeCommit, if set (tests), runs inside the append transaction before COMMIT.
 	beforeCommit func(ctx context.Context, tx pgx.Tx) error
-}
-
-type appendReq struct {
-	data []byte
-	res  chan appendRes
-}
-
-type appendRes struct {
-	index uint64
-	err   error
 }
 
 // Open connects to the database, creates the tables and the empty signed tree if they are
@@ -144,15 +130,13 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		now:     o.Now,
 		max:     o.MaxBatch,
 		timeout: o.Timeout,
-		reqs:    make(chan *appendReq, o.MaxBatch),
-		done:    make(chan struct{}),
 	}
 	if err := l.init(ctx); err != nil {
 		pool.Close()
 		rpool.Close()
 		return nil, err
 	}
-	go l.run()
+	l.gc = audit.StartGroupCommit(o.MaxBatch, l.commit)
 	return l, nil
 }
 
@@ -347,43 +331,13 @@ func (l *Log) Append(ctx context.Context, r *audit.Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pglog: %w", err)
 	}
-	req := &appendReq{data: b, res: make(chan appendRes, 1)}
-	if err := l.enqueue(ctx, req); err != nil {
-		return 0, err
-	}
-	select {
-	case res := <-req.res:
-		return res.index, res.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-func (l *Log) enqueue(ctx context.Context, req *appendReq) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return fmt.Errorf("pglog: %w", audit.ErrClosed)
-	}
-	select {
-	case l.reqs <- req:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return l.gc.Append(ctx, b)
 }
 
 // Close waits for pending appends to finish and closes the connections. Appends after Close
 // fail with audit.ErrClosed.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	first := !l.closed
-	if first {
-		l.closed = true
-		close(l.reqs)
-	}
-	l.mu.Unlock()
-	<-l.done
+	first := l.gc.Close()
 	if first {
 		l.pool.Close()
 		l.rpool.Close()
@@ -391,41 +345,11 @@ func (l *Log) Close() error {
 	return nil
 }
 
-// run is the writer of this replica: whatever queued up during the previous transaction goes
-// into the next one (group commit).
-func (l *Log) run() {
-	defer close(l.done)
-	batch := make([]*appendReq, 0, l.max)
-	for req := range l.reqs {
-		batch = append(batch[:0], req)
-	drain:
-		for len(batch) < l.max {
-			select {
-			case r, ok := <-l.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		first, err := l.commit(batch)
-		for i, r := range batch {
-			if err != nil {
-				r.res <- appendRes{err: err}
-			} else {
-				r.res <- appendRes{index: first + uint64(i)}
-			}
-		}
-	}
-}
-
 // commit appends a batch in one transaction and returns the index of its first record.
-func (l *Log) commit(batch []*appendReq) (uint64, error) {
+func (l *Log) commit(entries [][]byte) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	first, err := l.commitTx(ctx, batch)
+	first, err := l.commitTx(ctx, entries)
 	if err != nil {
 		// l.edge is still the edge of a committed tree (a prefix of the log if the COMMIT
 		// went through unacknowledged): the next transaction catches up from it.
@@ -437,7 +361,7 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 	return first, nil
 }
 
-func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) {
+func (l *Log) commitTx(ctx context.Context, entries [][]byte) (uint64, error) {
 	tx, err := l.pool.Begin(ctx)
 	if err != nil {
 		return 0, err
@@ -461,10 +385,8 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) (uint64, error) 
 	if l.edge.Size() != uint64(size) {
 		return 0, fmt.Errorf("pglog: %w: head size %d differs from its checkpoint's %d", audit.ErrCorrupt, size, l.edge.Size())
 	}
-	entries := make([][]byte, len(batch))
-	idx := make([]int64, len(batch))
-	for i, r := range batch {
-		entries[i] = r.data
+	idx := make([]int64, len(entries))
+	for i := range entries {
 		idx[i] = size + int64(i)
 	}
 	edge, tiles, root, err := l.edge.Append(entries)

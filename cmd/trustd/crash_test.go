@@ -193,24 +193,9 @@ func TestCrashDuringReleases(t *testing.T) {
 	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
 		t.Fatalf("log does not verify after the crash: %v\n%s", err, report.String())
 	}
-	var found bytes.Buffer
-	if err := audit.Search(ctx, &found, audit.SearchOptions{Source: src, Event: audit.EventGenerateDataKey, Verdict: audit.VerdictAllow}); err != nil {
-		t.Fatal(err)
-	}
-	logged := map[string]bool{}
-	sc := bufio.NewScanner(&found)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var line struct {
-			Record audit.Record `json:"record"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatal(err)
-		}
-		logged[line.Record.RequestID] = true
-	}
+	logged := releaseRecords(ctx, t, src)
 	for _, rid := range released {
-		if !logged[rid] {
+		if logged[rid] == 0 {
 			t.Errorf("release %s reached the client but has no audit record", rid)
 		}
 	}
@@ -248,6 +233,28 @@ func buildTrustd(t *testing.T, dir string) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// releaseRecords counts the allowed data-key release records in a log by request ID.
+func releaseRecords(ctx context.Context, t *testing.T, src audit.Source) map[string]int {
+	t.Helper()
+	var found bytes.Buffer
+	if err := audit.Search(ctx, &found, audit.SearchOptions{Source: src, Event: audit.EventGenerateDataKey, Verdict: audit.VerdictAllow}); err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]int{}
+	sc := bufio.NewScanner(&found)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Record audit.Record `json:"record"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatal(err)
+		}
+		logged[line.Record.RequestID]++
+	}
+	return logged
 }
 
 func emptyContext() []byte {

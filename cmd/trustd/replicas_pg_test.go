@@ -1,12 +1,10 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -158,22 +156,7 @@ http_listen: 127.0.0.1:0
 	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
 		t.Fatalf("log: %v\n%s", err, report.String())
 	}
-	var found bytes.Buffer
-	if err := audit.Search(ctx, &found, audit.SearchOptions{Source: src, Event: audit.EventGenerateDataKey, Verdict: audit.VerdictAllow}); err != nil {
-		t.Fatal(err)
-	}
-	logged := map[string]int{}
-	sc := bufio.NewScanner(&found)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var line struct {
-			Record audit.Record `json:"record"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatal(err)
-		}
-		logged[line.Record.RequestID]++
-	}
+	logged := releaseRecords(ctx, t, src)
 	for _, rid := range released {
 		if logged[rid] != 1 {
 			t.Errorf("release %s reached its client but is in the log %d times", rid, logged[rid])
