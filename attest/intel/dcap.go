@@ -58,6 +58,9 @@ type QuoteVerifierOptions struct {
 	// MaxOnline bounds the online collateral cache (by FMSPC and PCK CA); past it the cache is
 	// dropped and rebuilt.
 	MaxOnline int
+	// CacheObserver, if set, learns whether each online collateral lookup was answered from
+	// the cache (for metrics). It must not block.
+	CacheObserver func(hit bool)
 }
 
 // QuoteVerifier authenticates DCAP quotes up to the QE report and finds verified collateral for
@@ -69,6 +72,7 @@ type QuoteVerifier struct {
 	dir    atomic.Pointer[Offline]
 	pcks   boundedMap[*Chain, *PCKInfo]
 	online boundedMap[string, *Verified]
+	seen   func(hit bool)
 }
 
 // maxCachedPCKs bounds the per-PCK cache. Entries are per verified chain, which the chain cache
@@ -78,7 +82,10 @@ const maxCachedPCKs = maxCachedChains
 
 // NewQuoteVerifier returns a QuoteVerifier without offline collateral; see LoadDir.
 func NewQuoteVerifier(o QuoteVerifierOptions) *QuoteVerifier {
-	v := &QuoteVerifier{roots: NewRoots(o.Root)}
+	v := &QuoteVerifier{roots: NewRoots(o.Root), seen: o.CacheObserver}
+	if v.seen == nil {
+		v.seen = func(bool) {}
+	}
 	v.pcks.max = maxCachedPCKs
 	v.online.max = int64(o.MaxOnline)
 	if o.PCSURL != "" {
@@ -271,8 +278,10 @@ func (v *QuoteVerifier) CanFetch() bool { return v.src != nil }
 func (v *QuoteVerifier) Fetch(ctx context.Context, fmspc, ca string, now time.Time) (*Verified, error) {
 	key := fmspc + "/" + ca
 	if vc, ok := v.online.load(key); ok && vc.ValidAt(now) == nil {
+		v.seen(true)
 		return vc, nil
 	}
+	v.seen(false)
 	c, err := v.src.Get(ctx, fmspc, ca, now)
 	if err != nil {
 		return nil, attest.Unavailable("collateral", err)

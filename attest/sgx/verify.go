@@ -53,6 +53,9 @@ type Options struct {
 	// RequireCollateral denies quotes whose TCB cannot be appraised for want of collateral,
 	// instead of reporting TCB status "unknown".
 	RequireCollateral bool
+	// CacheObserver, if set, learns whether each online collateral lookup was answered from
+	// the cache (for metrics). It must not block.
+	CacheObserver func(hit bool)
 }
 
 // Verifier verifies SGX quotes. It is safe for concurrent use.
@@ -70,7 +73,7 @@ const maxOnline = 4096
 func New(o Options) (*Verifier, error) {
 	v := &Verifier{o: o, q: intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
 		Root: o.Root, PCSURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, CacheDir: o.CacheDir,
-		SGX: true, MaxOnline: maxOnline,
+		SGX: true, MaxOnline: maxOnline, CacheObserver: o.CacheObserver,
 	})}
 	if o.CollateralDir != "" {
 		if err := v.ReloadCollateral(); err != nil {

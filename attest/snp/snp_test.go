@@ -253,7 +253,8 @@ func TestVerify(t *testing.T) {
 func TestWarmWindow(t *testing.T) {
 	f := newFixture(t, Milan, fixtureOpts{})
 	dir := crlDir(t, f.crl(t, t0, 30*24*time.Hour))
-	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir})
+	var seen []bool
+	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir, CacheObserver: func(hit bool) { seen = append(seen, hit) }})
 	ev := &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
 	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -264,6 +265,9 @@ func TestWarmWindow(t *testing.T) {
 	}
 	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(2 * time.Hour)}); err != nil {
 		t.Fatalf("warm: %v", err)
+	}
+	if len(seen) != 2 || seen[0] || !seen[1] {
+		t.Fatalf("cache observer saw %v, want a miss then a hit", seen)
 	}
 	// Past the CRL's next update the chain is checked again and there is no current CRL.
 	_, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(31 * 24 * time.Hour)})

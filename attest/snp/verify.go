@@ -62,6 +62,9 @@ type Options struct {
 	CertsDir string
 	// Revocation says how CRLs are used; the zero value requires one.
 	Revocation Revocation
+	// CacheObserver, if set, learns whether each endorsement (VCEK/VLEK chain with its CRL
+	// checks) came from the verified-chain cache (for metrics). It must not block.
+	CacheObserver func(hit bool)
 }
 
 // Verifier verifies SEV-SNP evidence. It is safe for concurrent use.
@@ -338,7 +341,11 @@ func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table ce
 	v.mu.Lock()
 	e := v.chains[fp]
 	v.mu.Unlock()
-	if e != nil && e.signer == r.signer && !now.Before(e.notBefore) && now.Before(e.notAfter) {
+	hit := e != nil && e.signer == r.signer && !now.Before(e.notBefore) && now.Before(e.notAfter)
+	if v.o.CacheObserver != nil {
+		v.o.CacheObserver(hit)
+	}
+	if hit {
 		return e, nil
 	}
 	e, err := v.verifyChain(ctx, r, der, table, field, signer, now)

@@ -62,7 +62,15 @@ func TestOnlineCollateral(t *testing.T) {
 		return mustNew(t, tdx.Options{Root: f.PKI.Root, PCSURL: srv.URL, Getter: intel.HTTPGetter{Client: srv.Client()}, CacheDir: cache})
 	}
 
-	v := newV(t.TempDir())
+	var misses, cacheHits atomic.Int32
+	v := mustNew(t, tdx.Options{Root: f.PKI.Root, PCSURL: srv.URL, Getter: intel.HTTPGetter{Client: srv.Client()}, CacheDir: t.TempDir(),
+		CacheObserver: func(hit bool) {
+			if hit {
+				cacheHits.Add(1)
+			} else {
+				misses.Add(1)
+			}
+		}})
 	for range 3 {
 		got, err := v.Verify(ctx, ev(q, nil), attest.Options{Now: f.Now})
 		if err != nil || got.TCBStatus != "UpToDate" {
@@ -71,6 +79,9 @@ func TestOnlineCollateral(t *testing.T) {
 	}
 	if n := hits.Load(); n != 4 {
 		t.Errorf("%d PCCS requests for three verifications, want 4 (one fetch)", n)
+	}
+	if misses.Load() != 1 || cacheHits.Load() != 2 {
+		t.Errorf("cache observer saw %d misses and %d hits, want 1 and 2", misses.Load(), cacheHits.Load())
 	}
 
 	// A second verifier with the same cache directory needs no network.

@@ -51,6 +51,9 @@ type Options struct {
 	// RequireCollateral denies evidence whose TCB cannot be appraised for want of collateral,
 	// instead of reporting TCB status "unknown".
 	RequireCollateral bool
+	// CacheObserver, if set, learns whether each online collateral lookup was answered from
+	// the cache (for metrics). It must not block.
+	CacheObserver func(hit bool)
 }
 
 // Verifier verifies TDX quotes. It is safe for concurrent use.
@@ -67,7 +70,7 @@ const maxOnline = 1024
 func New(o Options) (*Verifier, error) {
 	v := &Verifier{o: o, q: intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
 		Root: o.Root, PCSURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, CacheDir: o.CacheDir,
-		MaxOnline: maxOnline,
+		MaxOnline: maxOnline, CacheObserver: o.CacheObserver,
 	})}
 	if o.CollateralDir != "" {
 		if err := v.ReloadCollateral(); err != nil {

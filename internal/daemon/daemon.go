@@ -116,12 +116,12 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	d.closers = append(d.closers, d.auditLg.Close)
-	verifiers, err := d.verifiers()
-	if err != nil {
-		return nil, err
-	}
 	d.registry = metrics.NewRegistry()
 	if d.metrics, err = metrics.New(d.registry, metrics.Options{}); err != nil {
+		return nil, err
+	}
+	verifiers, err := d.verifiers()
+	if err != nil {
 		return nil, err
 	}
 	d.svc, err = service.New(service.Options{
@@ -189,7 +189,8 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 		out = append(out, simtee.NewInsecureVerifier())
 	}
 	if !vc.SNP.Disabled {
-		o := snp.Options{KDSURL: vc.SNP.KDSURL, CertsDir: vc.SNP.CertsDir, CacheDir: vc.SNP.CacheDir}
+		o := snp.Options{KDSURL: vc.SNP.KDSURL, CertsDir: vc.SNP.CertsDir, CacheDir: vc.SNP.CacheDir,
+			CacheObserver: func(hit bool) { d.metrics.CollateralCache("amd-endorsement", hit) }}
 		if !vc.SNP.Offline && vc.SNP.CertsDir == "" {
 			// Bounded, so that a throttled KDS cannot hold an Attest call for minutes; the cache
 			// makes later verifications of the same chip and TCB local.
@@ -211,14 +212,16 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 		return c.PCSURL
 	}
 	if c := vc.TDX; !c.Disabled {
-		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir})
+		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir,
+			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-tdx", hit) }})
 		if err != nil {
 			return nil, fmt.Errorf("verifiers.tdx: %w", err)
 		}
 		out = append(out, v)
 	}
 	if c := vc.SGX; !c.Disabled {
-		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir})
+		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir,
+			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-sgx", hit) }})
 		if err != nil {
 			return nil, fmt.Errorf("verifiers.sgx: %w", err)
 		}
