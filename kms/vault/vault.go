@@ -306,22 +306,7 @@ func parseWrapped(w []byte) error {
 // refusal by transit (other context, other key, tampering, a version below the key's minimum
 // decryption version) is kms.ErrBadWrapped.
 func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	kctx, err := contextParam(kc)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.router.transitPath(name, "decrypt")
-	if err != nil {
-		return nil, err
-	}
-	if err := parseWrapped(wrapped); err != nil {
-		return nil, err
-	}
-	if err := s.checkDerived(ctx, name); err != nil {
-		return nil, err
-	}
-	body, _ := json.Marshal(map[string]string{"ciphertext": string(wrapped), "context": kctx})
-	rep, err := s.call(ctx, "unwrap data key "+strconv.Quote(name), http.MethodPut, p, nil, body)
+	rep, err := s.sendWrapped(ctx, "decrypt", "unwrap data key", name, wrapped, kc)
 	if err != nil {
 		return nil, err
 	}
@@ -352,14 +337,15 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 	return secret.New(out.Data.Plaintext), nil
 }
 
-// RewrapDataKey re-encrypts a wrapped key under the newest version of its key, without the
-// data key leaving Vault. Use it after RotateKey, before raising the minimum decryption version.
-func (s *Store) RewrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) ([]byte, error) {
+// sendWrapped sends a wrapped key and its context to transit's op (decrypt or rewrap) of the
+// named key, after the checks both share: a well-formed context, a name inside its tenant's
+// mount, a transit ciphertext, and a key known to be derived.
+func (s *Store) sendWrapped(ctx context.Context, op, what, name string, wrapped []byte, kc kms.Context) (*reply, error) {
 	kctx, err := contextParam(kc)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.router.transitPath(name, "rewrap")
+	p, err := s.router.transitPath(name, op)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +356,13 @@ func (s *Store) RewrapDataKey(ctx context.Context, name string, wrapped []byte, 
 		return nil, err
 	}
 	body, _ := json.Marshal(map[string]string{"ciphertext": string(wrapped), "context": kctx})
-	rep, err := s.call(ctx, "rewrap with key "+strconv.Quote(name), http.MethodPut, p, nil, body)
+	return s.call(ctx, what+" "+strconv.Quote(name), http.MethodPut, p, nil, body)
+}
+
+// RewrapDataKey re-encrypts a wrapped key under the newest version of its key, without the
+// data key leaving Vault. Use it after RotateKey, before raising the minimum decryption version.
+func (s *Store) RewrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) ([]byte, error) {
+	rep, err := s.sendWrapped(ctx, "rewrap", "rewrap with key", name, wrapped, kc)
 	if err != nil {
 		return nil, err
 	}
