@@ -12,7 +12,6 @@ import (
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/internal/benchratio"
 	"github.com/medicus-cloud/trust/kms"
-	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/token"
@@ -36,7 +35,7 @@ func BenchmarkRatioAttestRelease(b *testing.B) {
 			}
 		}
 	}
-	bundle := mustBundle(b)
+	bundle := h.policies.Current() // the policy trustd appraises with, so both sides do the same work
 	verifier := simtee.NewInsecureVerifier()
 	mem := &memAudit{}
 	inProcess := func(n int) {
@@ -126,20 +125,4 @@ func BenchmarkRatioLogged(b *testing.B) {
 		}
 	}
 	benchratio.Throughput(b, "attest-release-logged/unlogged", run(logged), run(unlogged))
-}
-
-func mustBundle(b *testing.B) *policies.Bundle {
-	bundle, err := policies.Parse(map[string][]byte{"hello.yaml": []byte(`
-apiVersion: trust.medicus.cloud/v1
-kind: ImagePolicy
-metadata: {name: hello}
-spec:
-  tee: [insecure-simulated]
-  measurements: ["` + attest.Hex(helloMeasurement()).String() + `"]
-  grants: {dataKeys: [hello/records]}
-`)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return bundle
 }
