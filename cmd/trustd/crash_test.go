@@ -152,13 +152,13 @@ func TestCrashDuringReleases(t *testing.T) {
 			}
 			for i := 0; ; i++ {
 				rid := fmt.Sprintf("crash-%d-%d", w, i)
-				r, err := rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: tok, KeyName: "hello/records", RequestId: rid})
+				received, err := releaseDataKey(ctx, rpc, tok, k, rid)
 				if err != nil {
-					return // trustd died: this release was not received
-				}
-				if _, err := k.Open(seal.ReleaseAAD(rid, "hello/records", emptyContext()), r.GetDataKey().GetCiphertext()); err != nil {
-					t.Errorf("release %s does not open: %v", rid, err)
+					t.Error(err)
 					return
+				}
+				if !received {
+					return // trustd died: this release was not received
 				}
 				mu.Lock()
 				released = append(released, rid)
@@ -233,6 +233,20 @@ func buildTrustd(t *testing.T, dir string) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// releaseDataKey asks for one data key of hello/records under request ID rid and opens it with
+// the workload key. received is false when trustd gave no answer (or an error status): nothing
+// reached the client. An answer that does not open is an error.
+func releaseDataKey(ctx context.Context, rpc pb.TrustClient, tok []byte, k *enclave.Key, rid string) (received bool, err error) {
+	r, err := rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: tok, KeyName: "hello/records", RequestId: rid})
+	if err != nil {
+		return false, nil
+	}
+	if _, err := k.Open(seal.ReleaseAAD(rid, "hello/records", emptyContext()), r.GetDataKey().GetCiphertext()); err != nil {
+		return false, fmt.Errorf("release %s does not open: %v", rid, err)
+	}
+	return true, nil
 }
 
 // releaseRecords counts the allowed data-key release records in a log by request ID.
