@@ -9,6 +9,7 @@ package service
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -297,8 +298,8 @@ func (s *Service) release(ctx context.Context, r *release) (rid string, sealed [
 		PolicyDigest: hex.EncodeToString(claims.PolicyDigest), Names: []string{r.kind + ":" + r.name},
 		Caller: caller(ctx), TokenID: claims.ID}
 	if len(r.kc) > 0 {
-		d, _ := r.kc.Digest()
-		rec.ContextDigest = hex.EncodeToString(d)
+		d := sha256.Sum256(canon) // kms.Context.Digest, without encoding the context again
+		rec.ContextDigest = hex.EncodeToString(d[:])
 	}
 	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
 	"path/filepath"
@@ -204,6 +205,10 @@ func TestAllowPath(t *testing.T) {
 			// Every decision is audited, and no record holds the secret.
 			if n := len(h.audit.records); n != 4 {
 				t.Fatalf("%d audit records, want 4", n)
+			}
+			want, _ := kc.Digest()
+			if got := h.audit.records[2].ContextDigest; got != hex.EncodeToString(want) {
+				t.Errorf("data-key record's context digest %s, want %x", got, want)
 			}
 			for _, r := range h.audit.records {
 				if r.Verdict != audit.VerdictAllow || r.RequestID == "" {
