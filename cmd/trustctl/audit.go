@@ -257,5 +257,6 @@ audit.key_file) and print its verifier key, which the operator publishes to audi
 	keygen.MarkFlagRequired("out")
 
 	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof, keygen)
+	cmd.AddCommand(newAuditContextCmds()...)
 	return cmd
 }
