@@ -149,7 +149,7 @@ func newAuditCmd() *cobra.Command {
 	search.Flags().StringVar(&so.Measurement, "measurement", "", "launch measurement (hex)")
 	search.Flags().StringVar(&so.Name, "name", "", "released name")
 	search.Flags().StringVar(&so.Verdict, "verdict", "", "allow, deny or error")
-	search.Flags().StringVar(&so.Event, "event", "", "attest, get_secret, generate_data_key or unwrap_data_key")
+	search.Flags().StringVar(&so.Event, "event", "", "attest, attest_unverified, get_secret, generate_data_key, unwrap_data_key, or an admin event such as admin.put_secret")
 	search.Flags().StringVar(&since, "since", "", "from this time (RFC 3339)")
 	search.Flags().StringVar(&until, "until", "", "before this time (RFC 3339)")
 	search.Flags().StringVar(&so.Format, "format", "jsonl", "jsonl or csv")
