@@ -448,7 +448,8 @@ func (o *SearchOptions) match(r *Record) bool {
 // csvHeader is the column order of the CSV export. Maps are written as sorted key=value pairs
 // joined by ";", names joined by ";".
 var csvHeader = []string{"index", "time", "request_id", "event", "tee", "platform", "measurement",
-	"measurements", "verdict", "reason", "policy", "policy_digest", "names", "context_digest", "caller", "token_id"}
+	"measurements", "verdict", "reason", "policy", "policy_digest", "names", "context_digest", "caller", "token_id",
+	"token_policy_digest", "count", "until"}
 
 // Search verifies the whole log as Verify does and writes the matching records, in log order,
 // as JSON Lines ({"index":N,"record":{...}} with the canonical record) or CSV. Nothing is
@@ -500,7 +501,13 @@ func Search(ctx context.Context, w io.Writer, o SearchOptions) error {
 func csvRow(i uint64, r *Record) []string {
 	row := []string{strconv.FormatUint(i, 10), r.Time.UTC().Format(time.RFC3339Nano), r.RequestID, r.Event, r.TEE,
 		joinMap(r.Platform), r.Measurement, joinMap(r.Measurements), r.Verdict, r.Reason, r.Policy,
-		r.PolicyDigest, strings.Join(r.Names, ";"), r.ContextDigest, r.Caller, r.TokenID}
+		r.PolicyDigest, strings.Join(r.Names, ";"), r.ContextDigest, r.Caller, r.TokenID, r.TokenPolicyDigest, "", ""}
+	if r.Count != 0 {
+		row[len(row)-2] = strconv.FormatUint(r.Count, 10)
+	}
+	if !r.Until.IsZero() {
+		row[len(row)-1] = r.Until.UTC().Format(time.RFC3339Nano)
+	}
 	for j, v := range row {
 		// Spreadsheets run cells that start like a formula; auditors open these files in them.
 		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {

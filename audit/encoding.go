@@ -23,8 +23,8 @@ var ErrInvalidRecord = errors.New("invalid audit record")
 // escaping off and no insignificant whitespace: members in the order Record declares them,
 // empty optional members omitted, map members sorted by key, strings as encoding/json escapes
 // them, and "time" in UTC as RFC 3339 with as many fractional-second digits as needed (none for
-// whole seconds). Time must be set; Event and Verdict must be non-empty and Verdict one of
-// VerdictAllow, VerdictDeny and VerdictError.
+// whole seconds), and so "until" when set. Time must be set; Event and Verdict must be
+// non-empty and Verdict one of VerdictAllow, VerdictDeny and VerdictError.
 func Marshal(r *Record) ([]byte, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: nil", ErrInvalidRecord)
@@ -34,6 +34,9 @@ func Marshal(r *Record) ([]byte, error) {
 	}
 	c := *r
 	c.Time = r.Time.UTC().Round(0)
+	if !r.Until.IsZero() {
+		c.Until = r.Until.UTC().Round(0)
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -55,6 +58,8 @@ func (r *Record) validate() error {
 		return fmt.Errorf("%w: time %v outside years 1-9999", ErrInvalidRecord, r.Time.Year())
 	case r.Event == "":
 		return fmt.Errorf("%w: event empty", ErrInvalidRecord)
+	case !r.Until.IsZero() && (r.Until.Year() < 1 || r.Until.Year() > 9999):
+		return fmt.Errorf("%w: until %v outside years 1-9999", ErrInvalidRecord, r.Until.Year())
 	}
 	switch r.Verdict {
 	case VerdictAllow, VerdictDeny, VerdictError:
@@ -79,7 +84,7 @@ func ParseRecord(b []byte) (*Record, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: data after the record", ErrInvalidRecord)
 	}
-	if r.Time.Location() != time.UTC {
+	if r.Time.Location() != time.UTC || !r.Until.IsZero() && r.Until.Location() != time.UTC {
 		return nil, fmt.Errorf("%w: time is not in UTC", ErrInvalidRecord)
 	}
 	// Canonical means the bytes are exactly what Marshal would write: this rejects duplicate

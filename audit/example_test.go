@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/kms"
 )
 
 func Example() {
@@ -37,4 +38,18 @@ func Example() {
 	// Output:
 	// ok: medicus.cloud/trust/audit size 1 root wGTrfL/0nKzwau/uG0GkC5hAENsA4VDjLWRGmuDpwLU=: signature, 1 records and all tiles verified
 	// record 0
+}
+
+// An auditor who holds one tenant's context key checks a release's context against the
+// record's digest, offline.
+func ExampleTenantKey_Check() {
+	deployment, _ := audit.NewContextKey(make([]byte, audit.ContextKeySize)) // from audit.context_key_file
+	tenant := deployment.Tenant("uk-freiburg")                               // handed to that tenant's auditor
+
+	canon, _ := kms.Context{"tenant": "uk-freiburg", "case": "c-1042"}.Canonical()
+	digest := deployment.Digest("uk-freiburg", canon) // what trustd writes as context_digest
+
+	other, _ := kms.Context{"tenant": "uk-freiburg", "case": "c-1043"}.Canonical()
+	fmt.Println(tenant.Check(digest, canon), tenant.Check(digest, other))
+	// Output: true false
 }

@@ -1,6 +1,10 @@
 package audit
 
-import "time"
+import (
+	"time"
+
+	"github.com/medicus-cloud/trust/release"
+)
 
 // Events recorded.
 const (
@@ -8,13 +12,17 @@ const (
 	EventGetSecret       = "get_secret"
 	EventGenerateDataKey = "generate_data_key"
 	EventUnwrapDataKey   = "unwrap_data_key"
+	// EventAttestUnverified summarizes the Attest calls of one source, within one interval,
+	// whose evidence failed verification: Count of them from Time until Until, with the first
+	// one's Reason. Such calls issue nothing, so they are not recorded one by one.
+	EventAttestUnverified = "attest_unverified"
 )
 
-// Verdicts recorded.
+// Verdicts recorded: the outcomes of package release.
 const (
-	VerdictAllow = "allow"
-	VerdictDeny  = "deny"
-	VerdictError = "error"
+	VerdictAllow = string(release.Allow)
+	VerdictDeny  = string(release.Deny)
+	VerdictError = string(release.Error)
 )
 
 // Record is one decision. It never holds key material or patient data: names of what was
@@ -32,12 +40,22 @@ type Record struct {
 	Verdict      string            `json:"verdict"`
 	Reason       string            `json:"reason,omitempty"`
 	Policy       string            `json:"policy,omitempty"`
-	PolicyDigest string            `json:"policy_digest,omitempty"`
+	// PolicyDigest is the digest of the policy bundle that decided. For a release, that is the
+	// bundle active at release time, and TokenPolicyDigest the one the result token was issued
+	// under (they differ after a reload).
+	PolicyDigest      string `json:"policy_digest,omitempty"`
+	TokenPolicyDigest string `json:"token_policy_digest,omitempty"`
 	// Names released (or asked for, when denied).
 	Names []string `json:"names,omitempty"`
-	// ContextDigest is the hex SHA-256 of the canonical key context of a data-key release.
+	// ContextDigest is the keyed digest of the canonical key context of a data-key release
+	// (ContextDigest in contextkey.go): without the deployment's context key nobody can tell
+	// which context, tenant or case it stands for.
 	ContextDigest string `json:"context_digest,omitempty"`
 	// Caller is the peer address; TokenID the result token's ID that authorised a release.
 	Caller  string `json:"caller,omitempty"`
 	TokenID string `json:"token_id,omitempty"`
+	// Count and Until are set on summaries (EventAttestUnverified): how many calls the record
+	// stands for, and the end of the interval that began at Time.
+	Count uint64    `json:"count,omitempty"`
+	Until time.Time `json:"until,omitzero"`
 }

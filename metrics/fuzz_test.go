@@ -20,7 +20,7 @@ func FuzzParseStatus(f *testing.F) {
 		f.Fatal(err)
 	}
 	m.Attestation("tdx", "allow")
-	m.Release("secret", "ok")
+	m.Release("secret", "allow")
 	m.AuditAppend(0, nil)
 	m.Rejected("/m/A", "rate")
 	page, err := testutil.GatherAndFormat(reg, expfmt.TypeTextPlain, metrics.NameAttestations, metrics.NameReleases,

@@ -24,16 +24,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/medicus-cloud/trust/release"
 )
 
 // Recorder is everything trustd's packages report. Implementations must not block.
 type Recorder interface {
 	// Attestation counts one decision: tee as in attest.TEE ("sev-snp", "tdx", "sgx",
-	// "insecure-simulated"), verdict as in audit ("allow", "deny", "error").
-	Attestation(tee, verdict string)
-	// Release counts one release call: kind "secret", "data_key" or "unwrap"; outcome "ok",
-	// "denied" or "error".
-	Release(kind, outcome string)
+	// "insecure-simulated"), verdict one of release.Outcomes (the audit record's verdict).
+	Attestation(tee string, verdict release.Outcome)
+	// Release counts one release call by kind and outcome, in package release's vocabulary.
+	Release(kind release.Kind, outcome release.Outcome)
+	// UnverifiedEvidence counts one Attest whose evidence failed verification. trustd records
+	// such calls in the audit log only as summaries; this counter sees every one.
+	UnverifiedEvidence(tee string)
 	// KeyStoreError counts a failed key store operation (for example "generate", "unwrap",
 	// "secret").
 	KeyStoreError(op string)
@@ -48,17 +52,19 @@ type Recorder interface {
 type Nop struct{}
 
 // The Nop methods do nothing.
-func (Nop) Attestation(string, string)         {}
-func (Nop) Release(string, string)             {}
-func (Nop) KeyStoreError(string)               {}
-func (Nop) AuditAppend(time.Duration, error)   {}
-func (Nop) CollateralCache(string, bool)       {}
-func (Nop) Rejected(fullMethod, reason string) {}
+func (Nop) Attestation(string, release.Outcome)   {}
+func (Nop) Release(release.Kind, release.Outcome) {}
+func (Nop) UnverifiedEvidence(string)             {}
+func (Nop) KeyStoreError(string)                  {}
+func (Nop) AuditAppend(time.Duration, error)      {}
+func (Nop) CollateralCache(string, bool)          {}
+func (Nop) Rejected(fullMethod, reason string)    {}
 
 // Metric names, for scrapers and for Status.
 const (
 	NameAttestations    = "trustd_attestations_total"
 	NameReleases        = "trustd_releases_total"
+	NameUnverified      = "trustd_attest_unverified_evidence_total"
 	NameRequests        = "trustd_grpc_requests_total"
 	NameRequestDuration = "trustd_grpc_request_duration_seconds"
 	NameInFlight        = "trustd_grpc_in_flight_requests"
@@ -90,6 +96,7 @@ type Options struct {
 type Metrics struct {
 	attestations *prometheus.CounterVec
 	releases     *prometheus.CounterVec
+	unverified   *prometheus.CounterVec
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	inFlight     prometheus.Gauge
@@ -118,6 +125,8 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 			Help: "Attestation decisions by TEE type and verdict."}, []string{"tee", "verdict"}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameReleases, ConstLabels: cl,
 			Help: "Release calls (secrets, data keys, unwraps) by kind and outcome."}, []string{"kind", "outcome"}),
+		unverified: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameUnverified, ConstLabels: cl,
+			Help: "Attest calls whose evidence failed verification (audited only as summaries), by TEE type."}, []string{"tee"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRequests, ConstLabels: cl,
 			Help: "gRPC requests handled, by full method and status code."}, []string{"method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: NameRequestDuration, ConstLabels: cl,
@@ -135,7 +144,7 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRejected, ConstLabels: cl,
 			Help: "Requests refused with ResourceExhausted by the limits, by method and reason."}, []string{"method", "reason"}),
 	}
-	cs := []prometheus.Collector{m.attestations, m.releases, m.requests, m.duration, m.inFlight,
+	cs := []prometheus.Collector{m.attestations, m.releases, m.unverified, m.requests, m.duration, m.inFlight,
 		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected}
 	if f := o.CertNotAfter; f != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: NameCertNotAfter, ConstLabels: cl,
@@ -169,17 +178,14 @@ func Handler(g prometheus.Gatherer) http.Handler {
 }
 
 var (
-	tees     = set("sev-snp", "tdx", "sgx", "insecure-simulated")
-	verdicts = set("allow", "deny", "error")
-	kinds    = set("secret", "data_key", "unwrap")
-	outcomes = set("ok", "denied", "error")
-	reasons  = set("rate", "concurrency")
+	tees    = set("sev-snp", "tdx", "sgx", "insecure-simulated")
+	reasons = set("rate", "concurrency")
 )
 
-func set(vs ...string) map[string]bool {
+func set[S ~string](vs ...S) map[string]bool {
 	m := make(map[string]bool, len(vs))
 	for _, v := range vs {
-		m[v] = true
+		m[string(v)] = true
 	}
 	return m
 }
@@ -207,13 +213,29 @@ func name(v string) string {
 }
 
 // Attestation implements Recorder.
-func (m *Metrics) Attestation(tee, verdict string) {
-	m.attestations.WithLabelValues(oneOf(tees, strings.ToLower(tee)), oneOf(verdicts, verdict)).Inc()
+func (m *Metrics) Attestation(tee string, verdict release.Outcome) {
+	m.attestations.WithLabelValues(oneOf(tees, strings.ToLower(tee)), outcome(verdict)).Inc()
 }
 
 // Release implements Recorder.
-func (m *Metrics) Release(kind, outcome string) {
-	m.releases.WithLabelValues(oneOf(kinds, kind), oneOf(outcomes, outcome)).Inc()
+func (m *Metrics) Release(kind release.Kind, o release.Outcome) {
+	k := "other"
+	if kind.Valid() {
+		k = string(kind)
+	}
+	m.releases.WithLabelValues(k, outcome(o)).Inc()
+}
+
+// UnverifiedEvidence implements Recorder.
+func (m *Metrics) UnverifiedEvidence(tee string) {
+	m.unverified.WithLabelValues(oneOf(tees, strings.ToLower(tee))).Inc()
+}
+
+func outcome(o release.Outcome) string {
+	if o.Valid() {
+		return string(o)
+	}
+	return "other"
 }
 
 // KeyStoreError implements Recorder.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/metrics"
+	"github.com/medicus-cloud/trust/release"
 )
 
 var (
@@ -50,9 +51,12 @@ func TestRecorderSeries(t *testing.T) {
 	// Values from outside the fixed sets must not become series of their own.
 	m.Attestation("evil\"tee", "allow")
 	m.Attestation("tdx", "maybe")
-	m.Release("data_key", "ok")
-	m.Release("secret", "denied")
-	m.Release("bogus", "ok")
+	m.Release(release.DataKey, release.Allow)
+	m.Release(release.Secret, release.Deny)
+	m.Release(release.Unwrap, release.Allow)
+	m.Release("bogus", release.Allow)
+	m.Release(release.Unwrap, "ok") // the old, drifted vocabulary is not a label of its own
+	m.UnverifiedEvidence("sev-snp")
 	m.KeyStoreError("unwrap")
 	m.KeyStoreError("vault: connection refused to 10.0.0.1")
 	m.AuditAppend(3*time.Millisecond, nil)
@@ -72,9 +76,11 @@ trustd_attestations_total{tee="tdx",verdict="deny"} 1
 trustd_attestations_total{tee="tdx",verdict="other"} 1
 # HELP trustd_releases_total Release calls (secrets, data keys, unwraps) by kind and outcome.
 # TYPE trustd_releases_total counter
-trustd_releases_total{kind="data_key",outcome="ok"} 1
-trustd_releases_total{kind="other",outcome="ok"} 1
-trustd_releases_total{kind="secret",outcome="denied"} 1
+trustd_releases_total{kind="data_key",outcome="allow"} 1
+trustd_releases_total{kind="other",outcome="allow"} 1
+trustd_releases_total{kind="secret",outcome="deny"} 1
+trustd_releases_total{kind="unwrap",outcome="allow"} 1
+trustd_releases_total{kind="unwrap",outcome="other"} 1
 # HELP trustd_keystore_errors_total Failed key store operations by operation.
 # TYPE trustd_keystore_errors_total counter
 trustd_keystore_errors_total{op="other"} 1
@@ -90,9 +96,12 @@ trustd_collateral_cache_requests_total{result="miss",source="intel-pcs"} 1
 # HELP trustd_limits_rejected_total Requests refused with ResourceExhausted by the limits, by method and reason.
 # TYPE trustd_limits_rejected_total counter
 trustd_limits_rejected_total{method="/medicus.trust.v1.Trust/Attest",reason="rate"} 1
+# HELP trustd_attest_unverified_evidence_total Attest calls whose evidence failed verification (audited only as summaries), by TEE type.
+# TYPE trustd_attest_unverified_evidence_total counter
+trustd_attest_unverified_evidence_total{tee="sev-snp"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), metrics.NameAttestations, metrics.NameReleases,
-		metrics.NameKeyStoreErrors, metrics.NameAuditErrors, metrics.NameCollateral, metrics.NameRejected); err != nil {
+		metrics.NameKeyStoreErrors, metrics.NameAuditErrors, metrics.NameCollateral, metrics.NameRejected, metrics.NameUnverified); err != nil {
 		t.Error(err)
 	}
 	if n, err := testutil.GatherAndCount(reg, metrics.NameAuditAppend); err != nil || n != 1 {

@@ -64,24 +64,30 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	return &Admin{o: o}, nil
 }
 
-// do runs one admin action and records it; the action's effect stands only if the record is
-// durable (an action whose record cannot be written is reported as Unavailable, and the
-// operator retries; key creation and rotation are idempotent enough for that to be safe).
+// do records an admin action, then runs it. The action runs only once its record is durable:
+// with the audit log down the call answers Unavailable and changes nothing. The record states
+// who asked for what (verdict allow: the caller was admitted); if the action then fails, a
+// second record with the same request ID and verdict error says why, written on a best-effort
+// basis (the failed action changed nothing that needs it).
 func (a *Admin) do(ctx context.Context, event, name string, act func() error) error {
-	rec := &audit.Record{Time: a.o.Now().UTC(), RequestID: newRequestID(), Event: event, Caller: a.o.Caller(ctx)}
+	rec := &audit.Record{Time: a.o.Now().UTC(), RequestID: newRequestID(), Event: event, Caller: a.o.Caller(ctx),
+		Verdict: audit.VerdictAllow}
 	if name != "" {
 		rec.Names = []string{name}
 	}
-	err := act()
-	rec.Verdict = audit.VerdictAllow
-	if err != nil {
-		rec.Verdict, rec.Reason = audit.VerdictError, err.Error()
-	}
 	if _, aerr := a.o.Audit.Append(ctx, rec); aerr != nil {
-		a.o.Logger.Error("audit append failed for an admin action", "event", event, "err", aerr)
-		return status.Error(codes.Unavailable, "audit log unavailable: the action is not confirmed")
+		a.o.Logger.Error("audit append failed for an admin action; not acting", "event", event, "err", aerr)
+		return status.Error(codes.Unavailable, "audit log unavailable: nothing was changed")
 	}
-	a.o.Logger.Info("admin", "event", event, "name", name, "caller", rec.Caller, "verdict", rec.Verdict)
+	err := act()
+	if err != nil {
+		fail := *rec
+		fail.Time, fail.Verdict, fail.Reason = a.o.Now().UTC(), audit.VerdictError, err.Error()
+		if _, aerr := a.o.Audit.Append(context.WithoutCancel(ctx), &fail); aerr != nil {
+			a.o.Logger.Error("audit append failed for a failed admin action", "event", event, "err", aerr)
+		}
+	}
+	a.o.Logger.Info("admin", "event", event, "name", name, "caller", rec.Caller, "request_id", rec.RequestID, "ok", err == nil)
 	if err != nil {
 		if errors.Is(err, kms.ErrExists) {
 			return status.Error(codes.AlreadyExists, err.Error())

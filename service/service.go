@@ -9,13 +9,13 @@ package service
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -30,6 +30,7 @@ import (
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/token"
@@ -52,19 +53,22 @@ type AuditLog interface {
 }
 
 // Recorder observes decisions for metrics (package metrics implements it). Nil records nothing.
+// Kinds and outcomes are package release's: the same values the audit records carry.
 type Recorder interface {
-	Attestation(tee, verdict string)
-	Release(kind, outcome string)
+	Attestation(tee string, verdict release.Outcome)
+	Release(kind release.Kind, outcome release.Outcome)
+	UnverifiedEvidence(tee string)
 	KeyStoreError(op string)
 	AuditAppend(d time.Duration, err error)
 }
 
 type nopRecorder struct{}
 
-func (nopRecorder) Attestation(string, string)       {}
-func (nopRecorder) Release(string, string)           {}
-func (nopRecorder) KeyStoreError(string)             {}
-func (nopRecorder) AuditAppend(time.Duration, error) {}
+func (nopRecorder) Attestation(string, release.Outcome)   {}
+func (nopRecorder) Release(release.Kind, release.Outcome) {}
+func (nopRecorder) UnverifiedEvidence(string)             {}
+func (nopRecorder) KeyStoreError(string)                  {}
+func (nopRecorder) AuditAppend(time.Duration, error)      {}
 
 // timedAudit measures every append.
 type timedAudit struct {
@@ -89,7 +93,11 @@ const (
 	MaxWrappedKeySize   = 4 << 10
 )
 
-// Options wire a Service. Every field but Logger and Now is required.
+// DefaultUnverifiedInterval is how long one summary of failed evidence from one source runs.
+const DefaultUnverifiedInterval = time.Minute
+
+// Options wire a Service. Every field but Logger, Metrics, Now, ContextKey and
+// UnverifiedInterval is required.
 type Options struct {
 	// Verifiers, one per accepted TEE type. Evidence of other types is refused.
 	Verifiers []attest.Verifier
@@ -101,14 +109,22 @@ type Options struct {
 	Logger    *slog.Logger
 	Metrics   Recorder
 	Now       func() time.Time
+	// ContextKey keys the context digests of audit records (audit.ContextKey). Nil: a random
+	// key for this process only, so that records reveal nothing but their digests cannot be
+	// checked later; trustd always passes the deployment's key.
+	ContextKey *audit.ContextKey
+	// UnverifiedInterval is the length of one summary of Attest calls whose evidence failed
+	// verification, per source; default DefaultUnverifiedInterval.
+	UnverifiedInterval time.Duration
 }
 
 // Service implements trustv1.TrustServer.
 type Service struct {
 	pb.UnimplementedTrustServer
-	verifiers map[attest.TEE]attest.Verifier
-	o         Options
-	log       *slog.Logger
+	verifiers  map[attest.TEE]attest.Verifier
+	o          Options
+	log        *slog.Logger
+	unverified *summarizer
 }
 
 // New checks the options and returns a Service.
@@ -125,8 +141,17 @@ func New(o Options) (*Service, error) {
 	if o.Metrics == nil {
 		o.Metrics = nopRecorder{}
 	}
+	if o.ContextKey == nil {
+		k := make([]byte, audit.ContextKeySize)
+		rand.Read(k)
+		o.ContextKey, _ = audit.NewContextKey(k)
+	}
+	if o.UnverifiedInterval <= 0 {
+		o.UnverifiedInterval = DefaultUnverifiedInterval
+	}
 	o.Audit = timedAudit{AuditLog: o.Audit, m: o.Metrics, now: o.Now}
 	s := &Service{verifiers: map[attest.TEE]attest.Verifier{}, o: o, log: o.Logger}
+	s.unverified = newSummarizer(o.Audit, o.UnverifiedInterval, o.Now, o.Logger)
 	for _, v := range o.Verifiers {
 		s.verifiers[v.TEE()] = v
 	}
@@ -151,17 +176,29 @@ func (s *Service) Attest(ctx context.Context, req *pb.AttestRequest) (*pb.Attest
 	if err != nil {
 		return nil, err
 	}
+	// Evidence that does not verify issues nothing and may come from anyone: it is counted and
+	// summarized per source (see summarizer), never recorded one call at a time, so that a
+	// flood of forgeries cannot grow the public log.
+	claims, err := s.verifiers[ev.TEE].Verify(ctx, ev, attest.Options{Now: s.o.Now()})
+	if err != nil {
+		v := verdictOf(err)
+		s.o.Metrics.UnverifiedEvidence(string(ev.TEE))
+		s.o.Metrics.Attestation(string(ev.TEE), v)
+		s.unverified.note(ctx, caller(ctx), string(ev.TEE), v, err.Error())
+		s.log.Debug("attest: evidence not verified", "tee", ev.TEE, "verdict", v, "reason", err.Error())
+		return nil, toStatus(err)
+	}
 	rid := newRequestID()
 	rec := &audit.Record{Time: s.o.Now().UTC(), RequestID: rid, Event: audit.EventAttest, TEE: string(ev.TEE), Caller: caller(ctx)}
-	resp, err := s.attest(ctx, req, ev, pk, rec)
+	resp, err := s.attest(req, claims, pk, rec)
 	if err != nil {
-		rec.Verdict, rec.Reason = verdictOf(err), err.Error()
+		rec.Verdict, rec.Reason = string(verdictOf(err)), err.Error()
 	}
 	if _, aerr := s.o.Audit.Append(ctx, rec); aerr != nil {
 		s.log.Error("audit append failed; answering Unavailable", "request_id", rid, "err", aerr)
 		return nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was issued")
 	}
-	s.o.Metrics.Attestation(string(ev.TEE), rec.Verdict)
+	s.o.Metrics.Attestation(string(ev.TEE), release.Outcome(rec.Verdict))
 	s.log.Info("attest", "request_id", rid, "tee", ev.TEE, "verdict", rec.Verdict, "policy", rec.Policy, "reason", rec.Reason)
 	if err != nil {
 		return nil, toStatus(err)
@@ -215,11 +252,7 @@ func (s *Service) checkAttestRequest(req *pb.AttestRequest) (*attest.Evidence, *
 	return ev, pk, nil
 }
 
-func (s *Service) attest(ctx context.Context, req *pb.AttestRequest, ev *attest.Evidence, pk *seal.PublicKey, rec *audit.Record) (*pb.AttestResponse, error) {
-	claims, err := s.verifiers[ev.TEE].Verify(ctx, ev, attest.Options{Now: s.o.Now()})
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.PublicKey, rec *audit.Record) (*pb.AttestResponse, error) {
 	rec.Platform = claims.Platform
 	rec.Measurement = claims.Measurement.String()
 	if len(claims.Measurements) > 0 {
@@ -262,16 +295,18 @@ func (s *Service) attest(ctx context.Context, req *pb.AttestRequest, ev *attest.
 	}, nil
 }
 
-// release is the common path of the three release calls: authorize, fetch, seal, audit, answer.
-type release struct {
-	event, kind, name, requestID string
-	token                        []byte
-	kc                           kms.Context
+// releaseCall is the common path of the three release calls: authorize, fetch, seal, audit,
+// answer.
+type releaseCall struct {
+	event, name, requestID string
+	kind                   release.Kind
+	token                  []byte
+	kc                     kms.Context
 	// fetch gets the plaintext from the key store; it may set wrapped for the response.
 	fetch func(ctx context.Context) (*secret.Bytes, error)
 }
 
-func (s *Service) release(ctx context.Context, r *release) (rid string, sealed []byte, err error) {
+func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, sealed []byte, err error) {
 	claims, err := s.o.Tokens.Verify(r.token)
 	if err != nil {
 		return "", nil, status.Errorf(codes.Unauthenticated, "token: %v", err)
@@ -283,7 +318,7 @@ func (s *Service) release(ctx context.Context, r *release) (rid string, sealed [
 		return "", nil, status.Error(codes.InvalidArgument, "request_id: must be 1-64 characters of [A-Za-z0-9._-]")
 	}
 	field := "name"
-	if r.kind == token.KindDataKey {
+	if r.kind.Grant() == release.GrantDataKey {
 		field = "key_name"
 	}
 	if err := kms.CheckName(r.name); err != nil {
@@ -295,23 +330,24 @@ func (s *Service) release(ctx context.Context, r *release) (rid string, sealed [
 	}
 	rec := &audit.Record{Time: s.o.Now().UTC(), RequestID: rid, Event: r.event, TEE: claims.TEE,
 		Measurement: hex.EncodeToString(claims.Measurement), Platform: claims.Platform, Policy: claims.Policy,
-		PolicyDigest: hex.EncodeToString(claims.PolicyDigest), Names: []string{r.kind + ":" + r.name},
+		TokenPolicyDigest: hex.EncodeToString(claims.PolicyDigest), Names: []string{string(r.kind.Grant()) + ":" + r.name},
 		Caller: caller(ctx), TokenID: claims.ID}
 	if len(r.kc) > 0 {
-		d := sha256.Sum256(canon) // kms.Context.Digest, without encoding the context again
-		rec.ContextDigest = hex.EncodeToString(d[:])
+		// Keyed per deployment and tenant: the public log must not confirm a guessed case.
+		rec.ContextDigest = s.o.ContextKey.Digest(r.kc[audit.TenantField], canon)
 	}
-	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon)
+	outcome := release.Allow
+	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon, rec)
 	if err != nil {
-		rec.Verdict, rec.Reason = verdictOf(err), err.Error()
-	} else {
-		rec.Verdict = audit.VerdictAllow
+		outcome = verdictOf(err)
+		rec.Reason = err.Error()
 	}
+	rec.Verdict = string(outcome)
 	if _, aerr := s.o.Audit.Append(ctx, rec); aerr != nil {
 		s.log.Error("audit append failed; nothing released", "request_id", rid, "err", aerr)
 		return "", nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was released")
 	}
-	s.o.Metrics.Release(r.kind, rec.Verdict)
+	s.o.Metrics.Release(r.kind, outcome)
 	if errors.Is(err, kms.ErrUnavailable) || errors.Is(err, kms.ErrDenied) {
 		s.o.Metrics.KeyStoreError(r.event)
 	}
@@ -322,23 +358,26 @@ func (s *Service) release(ctx context.Context, r *release) (rid string, sealed [
 	return rid, sealed, nil
 }
 
-func (s *Service) releaseAuthorized(ctx context.Context, r *release, claims *token.Claims, rid string, canon []byte) ([]byte, error) {
-	if !claims.Granted(r.kind, r.name) {
+func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *token.Claims, rid string, canon []byte, rec *audit.Record) ([]byte, error) {
+	grant := string(r.kind.Grant())
+	if !claims.Granted(grant, r.name) {
 		return nil, &policies.Denial{Policy: claims.Policy, Claim: "grants", Seen: r.name,
-			Expected: fmt.Sprintf("a %s granted to this workload", r.kind)}
+			Expected: fmt.Sprintf("a %s granted to this workload", grant)}
 	}
 	// The token says what the bundle granted when it was issued; the current bundle decides
 	// now. A reload that drops the image or the grant stops releases at once, and context
-	// constraints (for example a tenant) are enforced on every release.
+	// constraints (for example a tenant) are enforced on every release. The record names both
+	// bundles.
 	bundle := s.o.Policies.Current()
 	if bundle == nil {
 		return nil, fmt.Errorf("%w: no policy bundle loaded", errNoPolicy)
 	}
+	rec.PolicyDigest = hex.EncodeToString(bundle.Digest)
 	if err := bundle.Revalidate(claims.Policy, attest.TEE(claims.TEE), claims.Measurement); err != nil {
 		return nil, err
 	}
-	if err := bundle.CheckContext(claims.Policy, r.kind, r.name, r.kc); err != nil {
-		return nil, err
+	if err := bundle.CheckContext(claims.Policy, grant, r.name, r.kc); err != nil {
+		return nil, redactContext(err)
 	}
 	c := claims.Confirmation
 	pk, err := seal.ParsePublicKey(seal.Suite{KEM: c.KEM, KDF: c.KDF, AEAD: c.AEAD}, c.PublicKey)
@@ -353,11 +392,28 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *release, claims *tok
 	return pk.Seal(seal.ReleaseAAD(rid, r.name, canon), pt.Reveal())
 }
 
+// redactContext keeps context values (tenants, case numbers, patient pseudonyms) out of a
+// context denial: it becomes the client's status, the audit record's reason and a log line,
+// and the log is public and permanent. The denial still names the field; the caller knows what
+// it sent, and the security team knows what the policy allows.
+func redactContext(err error) error {
+	var d *policies.Denial
+	if !errors.As(err, &d) || !strings.HasPrefix(d.Claim, "context.") {
+		return err
+	}
+	seen := "a value the grant does not allow"
+	if d.Seen == "absent" {
+		seen = "absent"
+	}
+	return &policies.Denial{Policy: d.Policy, Claim: d.Claim, Seen: seen,
+		Expected: "one of the values policy " + d.Policy + " allows for this grant"}
+}
+
 // GetSecret implements trustv1.TrustServer.
 func (s *Service) GetSecret(ctx context.Context, req *pb.GetSecretRequest) (*pb.GetSecretResponse, error) {
 	var version uint64
-	rid, sealed, err := s.release(ctx, &release{
-		event: audit.EventGetSecret, kind: token.KindSecret, name: req.GetName(), requestID: req.GetRequestId(), token: req.GetToken(),
+	rid, sealed, err := s.release(ctx, &releaseCall{
+		event: audit.EventGetSecret, kind: release.Secret, name: req.GetName(), requestID: req.GetRequestId(), token: req.GetToken(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			sec, err := s.o.Keys.GetSecret(ctx, req.GetName())
 			if err != nil {
@@ -377,8 +433,8 @@ func (s *Service) GetSecret(ctx context.Context, req *pb.GetSecretRequest) (*pb.
 func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRequest) (*pb.GenerateDataKeyResponse, error) {
 	var wrapped []byte
 	kc := kms.Context(req.GetContext())
-	rid, sealed, err := s.release(ctx, &release{
-		event: audit.EventGenerateDataKey, kind: token.KindDataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
+	rid, sealed, err := s.release(ctx, &releaseCall{
+		event: audit.EventGenerateDataKey, kind: release.DataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
 		token: req.GetToken(), kc: kc,
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			dk, err := s.o.Keys.GenerateDataKey(ctx, req.GetKeyName(), kc)
@@ -401,8 +457,8 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 		return nil, status.Errorf(codes.InvalidArgument, "wrapped_key: %d bytes, want 1 to %d", len(req.GetWrappedKey()), MaxWrappedKeySize)
 	}
 	kc := kms.Context(req.GetContext())
-	rid, sealed, err := s.release(ctx, &release{
-		event: audit.EventUnwrapDataKey, kind: token.KindDataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
+	rid, sealed, err := s.release(ctx, &releaseCall{
+		event: audit.EventUnwrapDataKey, kind: release.Unwrap, name: req.GetKeyName(), requestID: req.GetRequestId(),
 		token: req.GetToken(), kc: kc,
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			return s.o.Keys.UnwrapDataKey(ctx, req.GetKeyName(), req.GetWrappedKey(), kc)
@@ -436,10 +492,10 @@ func caller(ctx context.Context) string {
 
 var errNoPolicy = errors.New("no policy")
 
-func verdictOf(err error) string {
+func verdictOf(err error) release.Outcome {
 	var d *policies.Denial
 	if errors.As(err, &d) || errors.Is(err, attest.ErrNotAuthentic) {
-		return audit.VerdictDeny
+		return release.Deny
 	}
-	return audit.VerdictError
+	return release.Error
 }

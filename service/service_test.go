@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"path/filepath"
@@ -83,6 +82,8 @@ type harness struct {
 	keys     *local.Keyring
 	tokens   *token.Issuer
 	now      *time.Time
+	ctxKey   *audit.ContextKey
+	svc      *service.Service
 }
 
 func start(t testing.TB) *harness { return startWith(t, nil) }
@@ -92,6 +93,12 @@ func startWith(t testing.TB, store kms.KeyStore) *harness { return startFull(t, 
 
 // startFull also lets log replace the in-memory audit log.
 func startFull(t testing.TB, store kms.KeyStore, log service.AuditLog) *harness {
+	t.Helper()
+	return startCustom(t, store, log, nil)
+}
+
+// startCustom also lets configure change the service's options last.
+func startCustom(t testing.TB, store kms.KeyStore, log service.AuditLog, configure func(*service.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := local.Open(local.Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: secret.New(bytes.Repeat([]byte{9}, 32))})
@@ -139,14 +146,20 @@ spec:
 	h.tokens, _ = token.NewIssuer(token.Options{Key: tk, Now: clock})
 	h.policies = &swappable{}
 	h.policies.b.Store(bundle)
-	svc, err := service.New(service.Options{
+	h.ctxKey, _ = audit.NewContextKey(bytes.Repeat([]byte{5}, audit.ContextKeySize))
+	o := service.Options{
 		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
 		Policies:  h.policies, Keys: ks, Audit: auditLog,
-		Nonces: nonces, Tokens: h.tokens, Now: clock,
-	})
+		Nonces: nonces, Tokens: h.tokens, Now: clock, ContextKey: h.ctxKey,
+	}
+	if configure != nil {
+		configure(&o)
+	}
+	svc, err := service.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.svc = svc
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -206,9 +219,11 @@ func TestAllowPath(t *testing.T) {
 			if n := len(h.audit.records); n != 4 {
 				t.Fatalf("%d audit records, want 4", n)
 			}
-			want, _ := kc.Digest()
-			if got := h.audit.records[2].ContextDigest; got != hex.EncodeToString(want) {
-				t.Errorf("data-key record's context digest %s, want %x", got, want)
+			// The context digest is keyed with the deployment's context key, per tenant.
+			canon, _ := kc.Canonical()
+			want := h.ctxKey.Digest("uk-freiburg", canon)
+			if got := h.audit.records[2].ContextDigest; got != want {
+				t.Errorf("data-key record's context digest %s, want %s", got, want)
 			}
 			for _, r := range h.audit.records {
 				if r.Verdict != audit.VerdictAllow || r.RequestID == "" {

@@ -149,7 +149,7 @@ func newAuditCmd() *cobra.Command {
 	search.Flags().StringVar(&so.Measurement, "measurement", "", "launch measurement (hex)")
 	search.Flags().StringVar(&so.Name, "name", "", "released name")
 	search.Flags().StringVar(&so.Verdict, "verdict", "", "allow, deny or error")
-	search.Flags().StringVar(&so.Event, "event", "", "attest, get_secret, generate_data_key or unwrap_data_key")
+	search.Flags().StringVar(&so.Event, "event", "", "attest, attest_unverified, get_secret, generate_data_key, unwrap_data_key, or an admin event such as admin.put_secret")
 	search.Flags().StringVar(&since, "since", "", "from this time (RFC 3339)")
 	search.Flags().StringVar(&until, "until", "", "before this time (RFC 3339)")
 	search.Flags().StringVar(&so.Format, "format", "jsonl", "jsonl or csv")
@@ -257,5 +257,6 @@ audit.key_file) and print its verifier key, which the operator publishes to audi
 	keygen.MarkFlagRequired("out")
 
 	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof, keygen)
+	cmd.AddCommand(newAuditContextCmds()...)
 	return cmd
 }

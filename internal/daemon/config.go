@@ -97,6 +97,10 @@ type AuditConfig struct {
 	DSNFile string `yaml:"dsn_file"`
 	// KeyFile holds the note signing key that every replica shares (trustctl can make one).
 	KeyFile string `yaml:"key_file"`
+	// ContextKeyFile holds the deployment's audit context key (64 hex characters, `trustctl
+	// audit context-keygen`), shared by every replica: records carry context digests keyed
+	// with it, per tenant. Required outside dev mode, which keeps one in DataDir.
+	ContextKeyFile string `yaml:"context_key_file"`
 }
 
 // KMSConfig selects and configures the key store.
@@ -197,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PolicyThreshold < 0 {
 		errs = append(errs, fmt.Errorf("policy_threshold: %d is negative", c.PolicyThreshold))
+	}
+	if !c.Dev && c.Audit.ContextKeyFile == "" {
+		errs = append(errs, errors.New("audit.context_key_file: required outside dev mode: it keys the context digests of audit records"))
 	}
 	switch c.Audit.Backend {
 	case "local":

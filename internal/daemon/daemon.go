@@ -124,9 +124,14 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
+	ck, ckFrom, err := AuditContextKey(cfg.Audit.ContextKeyFile, cfg.DataDir, cfg.Dev)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("audit context key loaded", "from", ckFrom)
 	d.svc, err = service.New(service.Options{
 		Verifiers: verifiers, Policies: pols, Keys: keys,
-		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics,
+		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 	})
 	if err != nil {
 		return nil, err
@@ -321,6 +326,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.policies != nil {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
+	fctx, fcancel := context.WithCancel(ctx)
+	flushed := make(chan struct{})
+	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()
+	defer func() { fcancel(); <-flushed }() // the last summaries are written before the log closes
 	var httpSrvs []*http.Server
 	serveHTTP := func(addr string, h http.Handler, what string) error {
 		hsrv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}

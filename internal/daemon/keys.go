@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -131,4 +132,34 @@ func nonceKeys(files []string, dataDir string) ([][]byte, error) {
 		keys = append(keys, k.Reveal())
 	}
 	return keys, nil
+}
+
+// AuditContextKey returns the deployment's audit context key from file or, in dev mode without
+// one, from a key file in the data directory that it creates (insecure: beside the log).
+func AuditContextKey(file, dataDir string, dev bool) (*audit.ContextKey, string, error) {
+	if file != "" {
+		b, err := keyfile.Read(file, "audit.context_key_file")
+		if err != nil {
+			return nil, "", err
+		}
+		k, err := audit.ParseContextKey(b)
+		if err != nil {
+			return nil, "", fmt.Errorf("audit.context_key_file %s: %w", file, err)
+		}
+		return k, "file " + file, nil
+	}
+	if !dev {
+		return nil, "", errors.New("audit.context_key_file: required outside dev mode")
+	}
+	path := filepath.Join(dataDir, "dev-audit-context.key")
+	b, err := loadOrCreate(path, func() ([]byte, error) {
+		k := make([]byte, audit.ContextKeySize)
+		_, err := rand.Read(k)
+		return []byte(hex.EncodeToString(k) + "\n"), err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("audit context key: %w", err)
+	}
+	k, err := audit.ParseContextKey(b)
+	return k, "INSECURE dev key " + path, err
 }
