@@ -337,3 +337,30 @@ func mustCanon(t *testing.T, c kms.Context) []byte {
 	return b
 }
 
+
+// The repository specifies its protocol itself: README points at docs/, every vector file is
+// described in the documents, and no document sends readers outside the repository for it.
+func TestSpecIsInTheRepository(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(readme, []byte("../shared/DESIGN.md")) || !bytes.Contains(readme, []byte("docs/")) {
+		t.Error("README.md must point at docs/, not ../shared/DESIGN.md")
+	}
+	var all []byte
+	mds, _ := filepath.Glob("*.md")
+	for _, m := range mds {
+		b, _ := os.ReadFile(m)
+		all = append(all, b...)
+	}
+	files, _ := filepath.Glob("vectors/*.json")
+	if len(files) == 0 {
+		t.Fatal("no vectors")
+	}
+	for _, f := range files {
+		if !bytes.Contains(all, []byte(filepath.ToSlash(f))) {
+			t.Errorf("%s is not described in docs/*.md", f)
+		}
+	}
+}
