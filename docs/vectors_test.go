@@ -337,7 +337,6 @@ func mustCanon(t *testing.T, c kms.Context) []byte {
 	return b
 }
 
-
 // The repository specifies its protocol itself: README points at docs/, every vector file is
 // described in the documents, and no document sends readers outside the repository for it.
 func TestSpecIsInTheRepository(t *testing.T) {
