@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -263,5 +265,15 @@ func TestHandlerRefusesUnauthenticated(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s over plain HTTP: %s", path, resp.Status)
 		}
+	}
+}
+
+// The binding as the README specifies it, for clients in other languages: a fixed 91-byte
+// SubjectPublicKeyInfo-sized input (0x30 repeated) and its report data.
+func TestTLSReportDataVector(t *testing.T) {
+	got := tlsReportData(bytes.Repeat([]byte{0x30}, 91))
+	const want = "9c6f04e1a4733612984617969d6201e43b123afcccd6b8792ddae9713d7ee8eb9c03e29000aefb57e14520552f6a0151df67d1573ebe7d4d7d459a3c960ec3a5"
+	if hex.EncodeToString(got[:]) != want {
+		t.Fatalf("report data %x, want %s", got, want)
 	}
 }
