@@ -12,9 +12,10 @@ STATICCHECK_VERSION        := v0.6.1
 demo:
 	KMS=$(or $(KMS),local) bash scripts/demo.sh
 
-## test: install what the tests need (a pinned Vault server) and run every test with -race
+## test: refuse large tracked files, lint (gofmt, vet, staticcheck), install what the tests need
+## (a pinned Vault server, PostgreSQL) and run every test with -race
 test:
-	bash scripts/test.sh
+	STATICCHECK_VERSION=$(STATICCHECK_VERSION) bash scripts/test.sh
 
 ## bench: print the `ratio NAME VALUE` lines of every benchmark
 bench:
@@ -22,9 +23,7 @@ bench:
 
 ## lint: formatting, vet and staticcheck
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	STATICCHECK_VERSION=$(STATICCHECK_VERSION) bash scripts/lint.sh
 
 ## fuzz: a short run of every fuzz target (FUZZTIME=30s for longer)
 fuzz:

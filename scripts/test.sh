@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Cheap checks first: no build outputs or dumps in the repository, then gofmt, vet, staticcheck.
+bash scripts/check-large-files.sh
+bash scripts/lint.sh
+
 if [[ -z "${MEDICUS_VAULT_BIN:-}" ]]; then
   if MEDICUS_VAULT_BIN=$(bash scripts/install-vault.sh); then
     export MEDICUS_VAULT_BIN
@@ -29,11 +33,4 @@ if [[ -z "${PG_BIN:-}" ]]; then
   fi
 fi
 
-unformatted=$(gofmt -l $(git ls-files '*.go'))
-if [[ -n "$unformatted" ]]; then
-  echo "gofmt needed:" >&2
-  echo "$unformatted" >&2
-  exit 1
-fi
-go vet ./...
 go test -race -count=1 ./...

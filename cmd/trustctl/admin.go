@@ -176,11 +176,13 @@ func newLoadtestCmd(g *globals) *cobra.Command {
 		measurement string
 	)
 	cmd := &cobra.Command{
-		Use:   "loadtest --dev [--workloads N] [--requests N | --duration D] [--rate R]",
+		Use:   "loadtest [--insecure] [--workloads N] [--requests N | --duration D] [--rate R]",
 		Short: "Drive simulated workloads (attest + release) against a trustd on this machine and report throughput, p50/p99 and errors",
-		Long: `Drive many simulated workloads against a trustd in --dev mode on 127.0.0.1 (remote
-addresses are refused), bounded in count and time. Each request attests a fresh workload and
-releases one data key. Prints throughput, p50/p99 latency and errors by status code.`,
+		Long: `Drive many simulated workloads against a trustd on 127.0.0.1 (remote addresses are
+refused), bounded in count and time. The trustd must run in dev mode (trustd --dev), the only
+mode that accepts the simulated TEE; --insecure talks plaintext gRPC to a dev trustd without
+TLS. Each request attests a fresh workload and releases one data key. Prints throughput,
+p50/p99 latency and errors by status code.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := hex.DecodeString(measurement)

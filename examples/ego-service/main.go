@@ -3,8 +3,11 @@
 // confidential VM does with an SNP report or TDX quote, and then keeps patient records encrypted
 // under data keys that trustd releases only to this enclave.
 //
-// It serves:
+// It serves HTTPS only, with a TLS key made inside the enclave and bound into an SGX quote of its
+// own (see tlsbind.go), and only to clients whose certificate chains to the hospitals' client CA
+// (mutual TLS):
 //
+//	GET /attestation      the quote that binds the service's TLS key (JSON: tee, quote)
 //	PUT /records/{case}   store the request body encrypted (envelope format) for the case
 //	GET /records/{case}   return the decrypted record
 //	GET /healthz          "ok" once attested
@@ -58,7 +61,10 @@ type config struct {
 	// (enclave.json "files"), so that it is part of MRENCLAVE: a CA from the host would let the
 	// host impersonate trustd and hand the enclave keys it knows.
 	CAFile string
-	// Listen is the HTTP listen address.
+	// ClientCAFile is the PEM CA of the hospitals' client certificates: only their holders may
+	// connect. Embedded in the enclave like CAFile, so that the host cannot add its own.
+	ClientCAFile string
+	// Listen is the HTTPS listen address.
 	Listen string
 	// KeyName is the trustd data key that records are encrypted under.
 	KeyName string
@@ -72,7 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs.StringVar(&c.Trustd, "trustd", "trustd.medicus.internal:7443", "trustd address (host:port)")
 	fs.StringVar(&c.CAFile, "ca", "/etc/medicus/trustd-ca.pem", "CA of trustd's TLS certificate (a path inside the enclave)")
-	fs.StringVar(&c.Listen, "listen", ":8443", "HTTP listen address")
+	fs.StringVar(&c.ClientCAFile, "client-ca", "/etc/medicus/hospital-client-ca.pem", "CA of the hospitals' client certificates (a path inside the enclave)")
+	fs.StringVar(&c.Listen, "listen", ":8443", "HTTPS listen address (mutual TLS)")
 	fs.StringVar(&c.KeyName, "key", "ego-service/records", "trustd data key for records")
 	fs.StringVar(&c.Tenant, "tenant", "", "tenant of the records (required)")
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +100,8 @@ func (c *config) validate() error {
 		return errors.New("-key must not be empty")
 	case c.CAFile == "":
 		return errors.New("-ca is required: the enclave must know which trustd it talks to")
+	case c.ClientCAFile == "":
+		return errors.New("-client-ca is required: patient records go only to authenticated hospital clients")
 	}
 	if _, _, err := net.SplitHostPort(c.Trustd); err != nil {
 		return fmt.Errorf("-trustd %q: %w", c.Trustd, err)
@@ -116,6 +125,19 @@ func (c *config) tlsConfig() (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, nil
 }
 
+// clientCAs reads the hospitals' client CA.
+func (c *config) clientCAs() (*x509.CertPool, error) {
+	pemCA, err := os.ReadFile(c.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCA) {
+		return nil, fmt.Errorf("-client-ca %s holds no PEM certificate", c.ClientCAFile)
+	}
+	return pool, nil
+}
+
 // run attests through the EGo provider and serves until ctx ends.
 func run(ctx context.Context, cfg *config, out io.Writer) error {
 	prov, err := ego.New()
@@ -126,17 +148,29 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	clientCAs, err := cfg.clientCAs()
+	if err != nil {
+		return err
+	}
 	c, err := sdk.New(ctx, sdk.Options{Addr: cfg.Trustd, Provider: prov, TLS: tlsConf})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return serve(ctx, cfg, c, out)
+	id, err := newTLSIdentity(ctx, prov, time.Now())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, c, id, clientCAs, ln, out)
 }
 
 // serve attests once up front (so that a denial shows at start, not on the first request) and
-// then serves HTTP on cfg.Listen until ctx ends.
-func serve(ctx context.Context, cfg *config, c *sdk.Client, out io.Writer) error {
+// then serves HTTPS with the attested key and mutual TLS on ln until ctx ends.
+func serve(ctx context.Context, cfg *config, c *sdk.Client, id *tlsIdentity, clientCAs *x509.CertPool, ln net.Listener, out io.Writer) error {
 	att, err := c.Attest(ctx)
 	if err != nil {
 		var d *sdk.DeniedError
@@ -147,12 +181,12 @@ func serve(ctx context.Context, cfg *config, c *sdk.Client, out io.Writer) error
 	}
 	fmt.Fprintf(out, "ego-service: attested to trustd as SGX enclave; policy %q, token valid until %s\n", att.Policy, att.ExpiresAt.Format(time.RFC3339))
 	srv := &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           newHandler(c, cfg.KeyName, cfg.Tenant),
+		Handler:           newHandler(c, cfg.KeyName, cfg.Tenant, id.doc),
+		TLSConfig:         id.serverTLS(clientCAs),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	select {
 	case err := <-errc:
 		return err

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +52,7 @@ func TestParseFlags(t *testing.T) {
 		{"bad listen", []string{"-tenant", "t", "-listen", "8443"}, "-listen"},
 		{"empty ca", []string{"-tenant", "t", "-ca", ""}, "-ca is required"},
 		{"empty key", []string{"-tenant", "t", "-key", ""}, "-key must not be empty"},
+		{"empty client ca", []string{"-tenant", "t", "-client-ca", ""}, "-client-ca is required"},
 		{"unknown flag", []string{"-tenant", "t", "-insecure"}, "flag provided but not defined"},
 	}
 	for _, tt := range tests {
@@ -93,7 +93,7 @@ func TestTLSConfig(t *testing.T) {
 // Outside an enclave (and built without the ego tag) the service stops before any network use,
 // saying why, with an error the exit code maps from.
 func TestRunOutsideEnclave(t *testing.T) {
-	err := run(context.Background(), &config{Trustd: "127.0.0.1:1", CAFile: "/nonexistent", Listen: ":0", KeyName: "k", Tenant: "t"}, io.Discard)
+	err := run(context.Background(), &config{Trustd: "127.0.0.1:1", CAFile: "/nonexistent", ClientCAFile: "/nonexistent", Listen: ":0", KeyName: "k", Tenant: "t"}, io.Discard)
 	if !errors.Is(err, enclave.ErrNoTEE) {
 		t.Fatalf("run outside an enclave: %v", err)
 	}
@@ -166,18 +166,7 @@ func startTrustd(t *testing.T, p *sgxtest.Platform, policy string) grpc.ClientCo
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Collateral as `trustctl collateral fetch --tee sgx` would leave it: policies want a TCB
-	// status, which takes Intel's TCB info and QE identity.
-	collDir := t.TempDir()
-	for name, b := range p.Collateral(t, sgxtest.CollateralOptions{}) {
-		if err := os.WriteFile(filepath.Join(collDir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	verifier, err := sgx.New(sgx.Options{Root: p.Root, CollateralDir: collDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	verifier := sgxVerifier(t, p)
 	svc, err := service.New(service.Options{
 		Verifiers: []attest.Verifier{verifier},
 		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{},
@@ -202,6 +191,23 @@ func startTrustd(t *testing.T, p *sgxtest.Platform, policy string) grpc.ClientCo
 	return conn
 }
 
+// sgxVerifier verifies quotes of p with collateral as `trustctl collateral fetch --tee sgx` would
+// leave it: policies want a TCB status, which takes Intel's TCB info and QE identity.
+func sgxVerifier(t *testing.T, p *sgxtest.Platform) *sgx.Verifier {
+	t.Helper()
+	collDir := t.TempDir()
+	for name, b := range p.Collateral(t, sgxtest.CollateralOptions{}) {
+		if err := os.WriteFile(filepath.Join(collDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verifier, err := sgx.New(sgx.Options{Root: p.Root, CollateralDir: collDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return verifier
+}
+
 func signerPolicy(e sgxtest.Enclave) string {
 	return `
 apiVersion: trust.medicus.cloud/v1
@@ -216,29 +222,16 @@ spec:
 }
 
 func TestEnclaveAttestsAndStoresRecords(t *testing.T) {
-	p := sgxtest.NewPlatform(t)
-	e := sgxtest.DefaultEnclave()
-	conn := startTrustd(t, p, signerPolicy(e))
-	c, err := sdk.New(context.Background(), sdk.Options{Conn: conn, Provider: ego.NewWithReportFunc(fakeEGo(t, p, e)), Now: func() time.Time { return sgxtest.Now }})
+	env := startService(t)
+	client, err := hospitalClient(context.Background(), env.url, env.hospital, env.check(signerPolicy(env.enclave)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	att, err := c.Attest(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if att.Policy != "ego-service" {
-		t.Fatalf("policy %q", att.Policy)
-	}
-
-	srv := httptest.NewServer(newHandler(c, "ego-service/records", "st-marien"))
-	defer srv.Close()
 	record := "Patient 4711: troponin 52 ng/l"
 	do := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		resp, err := srv.Client().Do(req)
+		req, _ := http.NewRequest(method, env.url+path, strings.NewReader(body))
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -345,11 +338,15 @@ func TestEnclaveJSON(t *testing.T) {
 			t.Errorf("environment variable %s from the host is untrusted input", e.Name)
 		}
 	}
-	ca := false
+	ca, clientCA := false, false
 	for _, f := range conf.Files {
 		ca = ca || f.Target == "/etc/medicus/trustd-ca.pem"
+		clientCA = clientCA || f.Target == "/etc/medicus/hospital-client-ca.pem"
 	}
 	if !ca {
 		t.Error("trustd's CA must be embedded (files) at the path -ca defaults to")
+	}
+	if !clientCA {
+		t.Error("the hospitals' client CA must be embedded (files) at the path -client-ca defaults to")
 	}
 }

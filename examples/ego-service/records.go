@@ -22,13 +22,27 @@ type records struct {
 	store map[string][]byte // case -> envelope ciphertext
 }
 
-func newHandler(keys envelope.KeySource, keyName, tenant string) http.Handler {
+// newHandler serves the records API and, at GET /attestation, attDoc (the quote binding the TLS
+// key). Every request must have come over TLS with a verified client certificate: the server's
+// TLS configuration demands one, and the handler refuses any request without one as well, so that
+// a misconfigured listener cannot hand a record to an unauthenticated caller.
+func newHandler(keys envelope.KeySource, keyName, tenant string, attDoc []byte) http.Handler {
 	r := &records{keys: keys, keyName: keyName, tenant: tenant, store: map[string][]byte{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /attestation", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(attDoc)
+	})
 	mux.HandleFunc("PUT /records/{case}", r.put)
 	mux.HandleFunc("GET /records/{case}", r.get)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.TLS == nil || len(req.TLS.VerifiedChains) == 0 {
+			http.Error(w, "a hospital client certificate is required", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
 }
 
 // context binds a record's data key to its tenant and case: a ciphertext moved to another case
