@@ -5,6 +5,8 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 )
@@ -332,4 +334,25 @@ func FuzzParseOVMF(f *testing.F) {
 		_, _ = LaunchDigest(fw, Params{VCPUs: 2, Boot: &DirectBoot{}})
 		_, _ = SVSMLaunchDigest(fw, data, 0, 1, 0)
 	})
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/synthetic-amdsev.fd")
+
+// TestSyntheticFixture keeps testdata/synthetic-amdsev.fd (used by the trustctl measure golden
+// tests) equal to the image this file describes.
+func TestSyntheticFixture(t *testing.T) {
+	const path = "testdata/synthetic-amdsev.fd"
+	want := amdSev.build()
+	if *update {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("testdata/synthetic-amdsev.fd is stale: go test ./measure/snp -run Fixture -update")
+	}
 }
