@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -12,7 +12,7 @@ import (
 // TestMeasureTDXDirectBoot runs measure tdx with a real PE image (Go's debug/pe test binary) as
 // the kernel: three lines, MRTD unchanged by the kernel.
 func TestMeasureTDXDirectBoot(t *testing.T) {
-	kernel := filepath.Join(runtime.GOROOT(), "src/debug/pe/testdata/gcc-amd64-mingw-exec")
+	kernel := filepath.Join(goroot(t), "src/debug/pe/testdata/gcc-amd64-mingw-exec")
 	if _, err := os.Stat(kernel); err != nil {
 		t.Skip(err)
 	}
@@ -32,4 +32,13 @@ func TestMeasureTDXDirectBoot(t *testing.T) {
 		!strings.HasPrefix(lines[1], "RTMR1 ") || !strings.HasPrefix(lines[2], "RTMR2 ") || len(lines[1]) != 6+96 {
 		t.Errorf("output %q", out.String())
 	}
+}
+
+// goroot is the Go installation running the test, whose debug/pe test data holds a real PE file.
+func goroot(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skipf("go env GOROOT: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -8,8 +8,8 @@ import (
 	"encoding/hex"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -20,7 +20,7 @@ import (
 // (debug/pe testdata, padded to 8 bytes as osslsigncode pads before the certificate table) with
 // -h sha384 records this "current message digest".
 func TestAuthenticode(t *testing.T) {
-	img, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src/debug/pe/testdata/gcc-amd64-mingw-exec"))
+	img, err := os.ReadFile(filepath.Join(goroot(t), "src/debug/pe/testdata/gcc-amd64-mingw-exec"))
 	if err != nil {
 		t.Skipf("Go's PE test data is not installed: %v", err)
 	}
@@ -237,4 +237,13 @@ func TestSyntheticFixture(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("testdata/synthetic-tdvf.fd is stale: go test ./measure/tdx -run Fixture -update")
 	}
+}
+
+// goroot is the Go installation running the test, whose debug/pe test data holds a real PE file.
+func goroot(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skipf("go env GOROOT: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
