@@ -27,6 +27,8 @@ type evidenceResult struct {
 	TCBStatus   string         `json:"tcb_status,omitempty"`
 	Error       string         `json:"error,omitempty"`
 	Claims      *attest.Claims `json:"claims,omitempty"`
+
+	EventLog *eventLogResult `json:"event_log,omitempty"` // --event-log: evidence_eventlog.go
 }
 
 func newEvidenceCmd() *cobra.Command {
@@ -34,6 +36,8 @@ func newEvidenceCmd() *cobra.Command {
 	var (
 		tee, certs, collateral, at, format string
 		online, crlOptional                bool
+
+		el eventLogFlags
 	)
 	verify := &cobra.Command{
 		Use:   "verify --tee snp|tdx|sgx [--certs DIR | --collateral DIR] [--at TIME] [--format json] FILE",
@@ -46,6 +50,7 @@ collateral valid then. Nothing touches the network unless --online is given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res := verifyEvidence(cmd.Context(), tee, args[0], certs, collateral, at, online, crlOptional)
+			el.apply(res)
 			if err := printEvidence(cmd.OutOrStdout(), format, res); err != nil {
 				return err
 			}
@@ -63,6 +68,7 @@ collateral valid then. Nothing touches the network unless --online is given.`,
 	verify.Flags().StringVar(&format, "format", "text", "output: text or json")
 	verify.Flags().BoolVar(&online, "online", false, "fetch missing certificates, CRLs and collateral from AMD or Intel")
 	verify.Flags().BoolVar(&crlOptional, "crl-optional", false, "SEV-SNP: verify without a CRL when none is at hand (claims show crl_checked=0)")
+	el.register(verify)
 	verify.MarkFlagRequired("tee")
 	cmd.AddCommand(verify)
 	return cmd

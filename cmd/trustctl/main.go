@@ -60,6 +60,8 @@ func newRoot() *cobra.Command {
 		newStatusCmd(),
 		newHealthCmd(g),
 		newLoadtestCmd(g),
+		newMeasureCmd(),
+		newEventlogCmd(),
 	)
 	return root
 }
