@@ -572,11 +572,14 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 			"family_id":         p.FamilyId,
 			"image_id":          p.ImageId,
 		},
-		TCB:        map[string]uint64{"guest_svn": uint64(p.GuestSvn)},
-		Debug:      p.Policy&policyDebug != 0,
-		Migration:  p.Policy&policyMigrateMA != 0,
-		SMT:        p.Policy&policySMT != 0,
-		ReportData: attest.Hex(p.ReportData),
+		TCB:       map[string]uint64{"guest_svn": uint64(p.GuestSvn)},
+		Debug:     p.Policy&policyDebug != 0,
+		Migration: p.Policy&policyMigrateMA != 0,
+		// Two different facts: whether the guest owner allows SMT (guest policy bit 16), and
+		// whether the platform has it on (PLATFORM_INFO bit 0, SMT_EN).
+		PolicySMTAllowed:   new(p.Policy&policySMT != 0),
+		PlatformSMTEnabled: attest.TristateOf(new(p.PlatformInfo&platformInfoSMTEn != 0)),
+		ReportData:         attest.Hex(p.ReportData),
 		Platform: map[string]string{
 			"product": e.product,
 			"signer":  signer,

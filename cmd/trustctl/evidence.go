@@ -169,7 +169,11 @@ func printEvidence(w io.Writer, format string, r *evidenceResult) error {
 	if r.TCBStatus != "" {
 		fmt.Fprintf(w, "  tcb_status   %s %v\n", r.TCBStatus, c.Advisories)
 	}
-	fmt.Fprintf(w, "  debug %v  migration %v  smt %v\n", c.Debug, c.Migration, c.SMT)
+	fmt.Fprintf(w, "  debug %v  migration %v  platform_smt_enabled %v", c.Debug, c.Migration, c.PlatformSMTEnabled)
+	if c.PolicySMTAllowed != nil {
+		fmt.Fprintf(w, "  policy_smt_allowed %v", *c.PolicySMTAllowed)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  report_data  %s\n", c.ReportData)
 	printMap := func(title string, m map[string]string) {
 		keys := make([]string, 0, len(m))

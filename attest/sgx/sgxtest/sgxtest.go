@@ -125,6 +125,10 @@ func raw(t testing.TB, v any) asn1.RawValue {
 // lays them out: PPID, TCB (16 component SVNs, PCESVN, CPUSVN), PCE ID, FMSPC, SGX type,
 // platform instance ID and the configuration with smtEnabled.
 func SGXExtensions(t testing.TB, comps [16]byte, pcesvn int) []byte {
+	return sgxExtensions(t, comps, pcesvn, true)
+}
+
+func sgxExtensions(t testing.TB, comps [16]byte, pcesvn int, withConfig bool) []byte {
 	oid := func(n ...int) asn1.ObjectIdentifier {
 		return append(append(asn1.ObjectIdentifier{}, intel.OIDSGXExtensions...), n...)
 	}
@@ -141,7 +145,9 @@ func SGXExtensions(t testing.TB, comps [16]byte, pcesvn int) []byte {
 		{oid(4), raw(t, FMSPC[:])},
 		{oid(5), raw(t, asn1.Enumerated(1))},
 		{oid(6), raw(t, make([]byte, 16))},
-		{oid(7), raw(t, config)},
+	}
+	if withConfig {
+		exts = append(exts, extEntry{oid(7), raw(t, config)})
 	}
 	b, err := asn1.Marshal(exts)
 	if err != nil {
@@ -167,6 +173,18 @@ func NewPlatform(t testing.TB) *Platform {
 	}, p.Root, &p.TCBKey.PublicKey, p.RootKey)
 	p.PCKChainPEM = PEMChain(p.PCK, p.CA, p.Root)
 	return p
+}
+
+// ChainWithoutConfiguration returns a PCK chain for the platform's PCK key whose PCK certificate
+// lacks the configuration extension (as older platforms' do), for QuoteOptions.Chain.
+func (p *Platform) ChainWithoutConfiguration(t testing.TB) []byte {
+	t.Helper()
+	pck := mkCert(t, &x509.Certificate{
+		Subject:         pkix.Name{CommonName: "Intel SGX PCK Certificate", Organization: []string{"Intel Corporation (TEST)"}},
+		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtraExtensions: []pkix.Extension{{Id: intel.OIDSGXExtensions, Value: sgxExtensions(t, PCKTCB, PCESVN, false)}},
+	}, p.CA, &p.PCKKey.PublicKey, p.CAKey)
+	return PEMChain(pck, p.CA, p.Root)
 }
 
 // PEMChain concatenates certificates as PEM.
