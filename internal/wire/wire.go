@@ -86,7 +86,7 @@ func ClaimsToPB(c *attest.Claims) *pb.Claims {
 		Config: hexMap(c.Config), Tcb: maps.Clone(c.TCB), TcbStatus: c.TCBStatus, Advisories: c.Advisories,
 		Debug: c.Debug, Migration: c.Migration, PlatformSmtEnabled: string(c.PlatformSMTEnabled), PolicySmtAllowed: c.PolicySMTAllowed,
 		ReportData: c.ReportData,
-		Platform: maps.Clone(c.Platform), Attributes: maps.Clone(c.Attributes),
+		Platform:   maps.Clone(c.Platform), Attributes: maps.Clone(c.Attributes),
 	}
 }
 
