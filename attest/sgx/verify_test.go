@@ -523,3 +523,21 @@ func TestQuoteFollowedByOtherData(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14 item 10: SGX collateral with TCB info version 2 (as PCS API v3 and 2022-2023 PCCS
+// caches serve it) appraises like version 3.
+func TestTCBInfoV2Collateral(t *testing.T) {
+	p := testPKI(t)
+	v, _ := New(Options{Root: p.Root, AllowOutOfDate: true})
+	for _, st := range []intel.Status{intel.UpToDate, intel.SWHardeningNeeded, intel.OutOfDate} {
+		ev := sgxEvidence(goodQuote(t, 3))
+		ev.Collateral = p.Collateral(t, sgxtest.CollateralOptions{TCBInfoV2: true, PlatformStatus: st})
+		c, err := v.Verify(context.Background(), ev, attest.Options{Now: fixtureNow})
+		if err != nil {
+			t.Fatalf("%s with v2 TCB info: %v", st, err)
+		}
+		if c.TCBStatus != string(st) {
+			t.Fatalf("status %q, want %q", c.TCBStatus, st)
+		}
+	}
+}

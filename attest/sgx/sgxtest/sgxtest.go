@@ -324,6 +324,8 @@ type CollateralOptions struct {
 	RevokePCK      bool
 	// FMSPC replaces the platform's FMSPC in the TCB info (hex).
 	FMSPC string
+	// TCBInfoV2 writes TCB info version 2 (PCS API v3: no id, sgxtcbcompNNsvn members).
+	TCBInfoV2 bool
 }
 
 func signedJSON(t testing.TB, k *ecdsa.PrivateKey, name string, v any) []byte {
@@ -394,6 +396,17 @@ func (p *Platform) Collateral(t testing.TB, o CollateralOptions) map[string][]by
 			{"tcb": obj{"isvsvn": QESVN}, "tcbDate": "2025-08-01T00:00:00Z", "tcbStatus": o.QEStatus},
 			{"tcb": obj{"isvsvn": 0}, "tcbDate": "2020-01-01T00:00:00Z", "tcbStatus": "OutOfDate"},
 		},
+	}
+	if o.TCBInfoV2 {
+		delete(tcbInfo, "id")
+		tcbInfo["version"] = 2
+		for _, l := range tcbInfo["tcbLevels"].([]obj) {
+			tcb := l["tcb"].(obj)
+			for i, c := range tcb["sgxtcbcomponents"].([]map[string]int) {
+				tcb[fmt.Sprintf("sgxtcbcomp%02dsvn", i+1)] = c["svn"]
+			}
+			delete(tcb, "sgxtcbcomponents")
+		}
 	}
 	var revoked []*big.Int
 	if o.RevokePCK {
