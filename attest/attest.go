@@ -91,14 +91,64 @@ type Claims struct {
 	// TCBStatus is Intel's TCB status for the platform, or "unknown" without collateral.
 	TCBStatus  string   `json:"tcb_status,omitempty"`
 	Advisories []string `json:"advisories,omitempty"`
-	Debug      bool     `json:"debug"`
-	Migration  bool     `json:"migration"`
-	SMT        bool     `json:"smt"`
-	ReportData Hex      `json:"report_data"`
+	// Debug is set for a debug guest (SNP guest policy DEBUG, TDX TUD.DEBUG, SGX ATTRIBUTES.DEBUG):
+	// the host can read its memory. Verifiers report it and never refuse on it; trustd refuses
+	// debug guests outside --dev whatever a policy says.
+	Debug     bool `json:"debug"`
+	Migration bool `json:"migration"`
+	// PlatformSMTEnabled is whether the platform runs with SMT (hyper-threading) on: SNP
+	// PLATFORM_INFO.SMT_EN, TDX and SGX the PCK certificate's platform configuration. It is
+	// TriUnknown when the evidence does not say (a PCK certificate without the configuration
+	// extension); unknown never satisfies a requirement on it.
+	PlatformSMTEnabled Tristate `json:"platform_smt_enabled"`
+	// PolicySMTAllowed is SNP guest-policy bit 16 ("SMT allowed"): when false the firmware runs
+	// the guest only on a platform with SMT off. Nil for other TEEs.
+	PolicySMTAllowed *bool `json:"policy_smt_allowed,omitempty"`
+	ReportData       Hex   `json:"report_data"`
 	// Platform identity: chip_id, fmspc, product, signer.
 	Platform map[string]string `json:"platform,omitempty"`
 	// Attributes holds other numeric fields: vmpl, guest_policy, td_attributes, xfam, isv_prod_id.
 	Attributes map[string]uint64 `json:"attributes,omitempty"`
+}
+
+// Tristate is a yes/no property that evidence may leave undetermined.
+type Tristate string
+
+// The values of a Tristate. The zero value "" reads as TriUnknown.
+const (
+	TriTrue    Tristate = "true"
+	TriFalse   Tristate = "false"
+	TriUnknown Tristate = "unknown"
+)
+
+// TristateOf maps a known boolean to TriTrue or TriFalse and nil to TriUnknown.
+func TristateOf(b *bool) Tristate {
+	switch {
+	case b == nil:
+		return TriUnknown
+	case *b:
+		return TriTrue
+	}
+	return TriFalse
+}
+
+// Known reports whether t is TriTrue or TriFalse, and which.
+func (t Tristate) Known() (value, known bool) {
+	switch t {
+	case TriTrue:
+		return true, true
+	case TriFalse:
+		return false, true
+	}
+	return false, false
+}
+
+// String returns "unknown" for the zero value.
+func (t Tristate) String() string {
+	if t != TriTrue && t != TriFalse {
+		return string(TriUnknown)
+	}
+	return string(t)
 }
 
 // Hex is a byte string that reads and writes as lowercase hex in JSON and YAML.

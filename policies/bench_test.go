@@ -28,7 +28,7 @@ spec:
   tee: [sev-snp]
   measurements: [%s, %s]
   require:
-    smt: false
+    policySMTAllowed: false
     vmpl: 0
     minTCB: {bootloader: 10, tee: 0, snp: 23, microcode: 84}
     config: {host_data: %s}

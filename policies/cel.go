@@ -62,7 +62,7 @@ func compileRule(r Rule) (*rule, []celIssue) {
 		return nil, out
 	}
 	if !ast.OutputType().IsExactType(types.BoolType) {
-		return nil, []celIssue{{line: 1, msg: fmt.Sprintf("must return bool, returns %s (compare explicitly, e.g. claims.smt == false)", ast.OutputType())}}
+		return nil, []celIssue{{line: 1, msg: fmt.Sprintf("must return bool, returns %s (compare explicitly, e.g. claims.debug == false)", ast.OutputType())}}
 	}
 	prg, err := env.Program(ast, cel.CostLimit(RuleCostLimit), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
@@ -84,7 +84,8 @@ func (r *rule) eval(vars map[string]any) (bool, error) {
 	return b, nil
 }
 
-// celVars exposes claims to CEL the way they appear in JSON. Every field is present, so a rule
+// celVars exposes claims to CEL the way they appear in JSON. Every field is present (but
+// policy_smt_allowed, SNP only), so a rule
 // can test a map with has() or "k" in m; reading an absent key is an error, which denies.
 func celVars(c *attest.Claims) map[string]any {
 	hexes := func(m map[string]attest.Hex) map[string]string {
@@ -108,19 +109,23 @@ func celVars(c *attest.Claims) map[string]any {
 	if adv == nil {
 		adv = []string{}
 	}
-	return map[string]any{"claims": map[string]any{
-		"tee":          string(c.TEE),
-		"measurement":  c.Measurement.String(),
-		"measurements": hexes(c.Measurements),
-		"config":       hexes(c.Config),
-		"tcb":          u(c.TCB),
-		"tcb_status":   c.TCBStatus,
-		"advisories":   adv,
-		"debug":        c.Debug,
-		"migration":    c.Migration,
-		"smt":          c.SMT,
-		"report_data":  c.ReportData.String(),
-		"platform":     pl,
-		"attributes":   u(c.Attributes),
-	}}
+	m := map[string]any{
+		"tee":                  string(c.TEE),
+		"measurement":          c.Measurement.String(),
+		"measurements":         hexes(c.Measurements),
+		"config":               hexes(c.Config),
+		"tcb":                  u(c.TCB),
+		"tcb_status":           c.TCBStatus,
+		"advisories":           adv,
+		"debug":                c.Debug,
+		"migration":            c.Migration,
+		"platform_smt_enabled": c.PlatformSMTEnabled.String(),
+		"report_data":          c.ReportData.String(),
+		"platform":             pl,
+		"attributes":           u(c.Attributes),
+	}
+	if c.PolicySMTAllowed != nil {
+		m["policy_smt_allowed"] = *c.PolicySMTAllowed
+	}
+	return map[string]any{"claims": m}
 }

@@ -15,14 +15,34 @@ import (
 // Known claim names, so that a typo in a policy is an error rather than a requirement that
 // silently never matches.
 var (
-	knownTCB          = set("bootloader", "tee", "snp", "microcode", "fmc", "guest_svn", "isv_svn")
-	knownConfig       = set("host_data", "id_key_digest", "author_key_digest", "family_id", "image_id", "mrconfigid", "mrowner", "mrownerconfig")
-	knownMeasurements = set("rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrseam", "mrsigner")
-	knownTCBStatus    = set("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded", "unknown")
-	ruleNameRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	policyNameRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	advisoryRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	knownTCB = set("bootloader", "tee", "snp", "microcode", "fmc", "guest_svn", "isv_svn",
+		"launch.bootloader", "launch.tee", "launch.snp", "launch.microcode", "launch.fmc",
+		"committed.bootloader", "committed.tee", "committed.snp", "committed.microcode", "committed.fmc")
+	// knownConfig maps configuration claims to their length in bytes.
+	knownConfig = map[string]int{
+		"host_data": 32, "id_key_digest": 48, "author_key_digest": 48, "family_id": 16, "image_id": 16, // SNP
+		"mrconfigid": 48, "mrowner": 48, "mrownerconfig": 48, // TDX
+		"config_id": 64, "isv_family_id": 16, "isv_ext_prod_id": 16, // SGX
+	}
+	// knownMeasurements maps further measurements to their length in bytes.
+	knownMeasurements = map[string]int{
+		"rtmr0": 48, "rtmr1": 48, "rtmr2": 48, "rtmr3": 48, "mrseam": 48, "mrsignerseam": 48, "mrservicetd": 48, // TDX
+		"mrsigner": 32, // SGX
+	}
+	knownTCBStatus = set("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded", "unknown")
+	ruleNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	policyNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	advisoryRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 func set(s ...string) map[string]bool {
 	m := map[string]bool{}
@@ -115,8 +135,26 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 		if len(sg.MRSigner) != 32 {
 			c.errorf(p("spec", "sgxSigner", "mrsigner"), "spec.sgxSigner.mrsigner is %d bytes, want 32", len(sg.MRSigner))
 		}
+		if sg.ProductID == nil {
+			c.errorf(p("spec", "sgxSigner"), "spec.sgxSigner.productID is required: the signer signs other products too (write 0 if the product ID is 0)")
+		}
+		if sg.MinSVN == nil {
+			c.errorf(p("spec", "sgxSigner"), "spec.sgxSigner.minSVN is required: older, vulnerable versions carry the same signer (write 0 to accept every version)")
+		}
 	}
 	r := &s.Require
+	if r.LegacySMT != nil {
+		c.errorf(p("spec", "require", "smt"), "spec.require.smt was removed: it read SNP guest-policy bit 16 (SMT allowed), not whether the platform runs SMT; write policySMTAllowed for the guest policy or platformSMTEnabled for the platform (TDX, SGX, SNP PLATFORM_INFO)")
+	}
+	if _, fam := r.Config["family_id"]; fam || r.Config["image_id"] != nil {
+		if d, ok := r.Config["id_key_digest"]; !ok || allZero(d) {
+			k := "family_id"
+			if !fam {
+				k = "image_id"
+			}
+			c.errorf(p("spec", "require", "config", k), "spec.require.config.%s needs a pinned, non-zero id_key_digest: without one any ID key (or none) can claim it", k)
+		}
+	}
 	if r.VMPL != nil && *r.VMPL > 3 {
 		c.errorf(p("spec", "require", "vmpl"), "spec.require.vmpl is %d, want 0-3", *r.VMPL)
 	}
@@ -129,17 +167,22 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 		c.errorf(p("spec", "require", "minTeeTcbSvn"), "spec.require.minTeeTcbSvn is %d bytes, want 16", len(r.MinTeeTCBSVN))
 	}
 	for _, k := range sortedKeys(r.Config) {
-		if !knownConfig[k] {
+		n, known := knownConfig[k]
+		switch {
+		case !known:
 			c.errorf(p("spec", "require", "config", k), "spec.require.config: unknown configuration claim %q (known: %s)", k, strings.Join(sortedKeys(knownConfig), ", "))
-		} else if len(r.Config[k]) == 0 {
+		case len(r.Config[k]) == 0:
 			c.errorf(p("spec", "require", "config", k), "spec.require.config.%s is empty", k)
+		case len(r.Config[k]) != n:
+			c.errorf(p("spec", "require", "config", k), "spec.require.config.%s is %d bytes, want %d", k, len(r.Config[k]), n)
 		}
 	}
 	for _, k := range sortedKeys(r.Measurements) {
-		if !knownMeasurements[k] {
+		n, known := knownMeasurements[k]
+		if !known {
 			c.errorf(p("spec", "require", "measurements", k), "spec.require.measurements: unknown measurement %q (known: %s)", k, strings.Join(sortedKeys(knownMeasurements), ", "))
-		} else if len(r.Measurements[k]) != 48 && len(r.Measurements[k]) != 32 {
-			c.errorf(p("spec", "require", "measurements", k), "spec.require.measurements.%s is %d bytes, want 48 (or 32 for mrsigner)", k, len(r.Measurements[k]))
+		} else if len(r.Measurements[k]) != n {
+			c.errorf(p("spec", "require", "measurements", k), "spec.require.measurements.%s is %d bytes, want %d", k, len(r.Measurements[k]), n)
 		}
 	}
 	for i, st := range r.TCBStatus {

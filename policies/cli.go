@@ -382,7 +382,7 @@ func references(b *Bundle) map[string]*Policy {
 			}
 		}
 		if s := p.Spec.SGXSigner; s != nil {
-			out[fmt.Sprintf("sgx mrsigner %s product %d svn >= %d", s.MRSigner, s.ProductID, s.MinSVN)] = p
+			out[fmt.Sprintf("sgx mrsigner %s product %s svn >= %s", s.MRSigner, optU(s.ProductID, ""), optU(s.MinSVN, ""))] = p
 		}
 	}
 	return out

@@ -173,12 +173,13 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 		if !r.check(bytes.Equal(signer, sg.MRSigner), "measurements.mrsigner", signer.String, sg.MRSigner.String) {
 			return false
 		}
+		// The parser requires both; a Policy built in Go without them matches nothing.
 		pid, ok := c.Attributes["isv_prod_id"]
-		if !r.check(ok && pid == sg.ProductID, "attributes.isv_prod_id", seenU(pid, ok), func() string { return fmt.Sprint(sg.ProductID) }) {
+		if !r.check(ok && sg.ProductID != nil && pid == *sg.ProductID, "attributes.isv_prod_id", seenU(pid, ok), func() string { return optU(sg.ProductID, "") }) {
 			return false
 		}
 		svn, ok := c.TCB["isv_svn"]
-		if !r.check(ok && svn >= sg.MinSVN, "tcb.isv_svn", seenU(svn, ok), func() string { return fmt.Sprintf(">= %d", sg.MinSVN) }) {
+		if !r.check(ok && sg.MinSVN != nil && svn >= *sg.MinSVN, "tcb.isv_svn", seenU(svn, ok), func() string { return optU(sg.MinSVN, ">= ") }) {
 			return false
 		}
 	}
@@ -188,12 +189,49 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 	if !r.check(!c.Migration || rq.AllowMigration, "migration", boolS(c.Migration), func() string { return allowed(rq.AllowMigration) }) {
 		return false
 	}
-	if rq.SMT != nil && !r.check(c.SMT == *rq.SMT, "smt", boolS(c.SMT), boolS(*rq.SMT)) {
-		return false
+	if want := rq.PlatformSMTEnabled; want != nil {
+		v, known := c.PlatformSMTEnabled.Known()
+		if !r.check(known && v == *want, "platform_smt_enabled", c.PlatformSMTEnabled.String, boolS(*want)) {
+			return false
+		}
 	}
-	if rq.VMPL != nil {
+	if want := rq.PolicySMTAllowed; want != nil {
+		v := c.PolicySMTAllowed
+		if !r.check(v != nil && *v == *want, "policy_smt_allowed", func() string {
+			if v == nil {
+				return "absent"
+			}
+			return fmt.Sprint(*v)
+		}, boolS(*want)) {
+			return false
+		}
+	}
+	if rq.VMPL != nil || c.TEE == attest.SEVSNP {
+		want := uint64(0)
+		if rq.VMPL != nil {
+			want = *rq.VMPL
+		}
 		v, ok := c.Attributes["vmpl"]
-		if !r.check(ok && v == *rq.VMPL, "attributes.vmpl", seenU(v, ok), func() string { return fmt.Sprint(*rq.VMPL) }) {
+		if !r.check(ok && v == want, "attributes.vmpl", seenU(v, ok), func() string {
+			if rq.VMPL == nil {
+				return "0 (the default; other levels only where spec.require.vmpl names them)"
+			}
+			return fmt.Sprint(want)
+		}) {
+			return false
+		}
+	}
+	if c.TEE == attest.TDX {
+		td, ok := c.Attributes["td_attributes"]
+		if !rq.AllowSeptVE && !r.check(ok && td&tdSeptVEDisable != 0, "attributes.td_attributes.sept_ve_disable", bitS(td, ok, tdSeptVEDisable), str("true (set spec.require.allowSeptVE to accept TDs without it)")) {
+			return false
+		}
+		if !rq.AllowTUDDebugBits && !r.check(ok && td&tdTUDDebugBits == 0, "attributes.td_attributes.tud", func() string {
+			if !ok {
+				return "absent"
+			}
+			return fmt.Sprintf("%#02x", td&0xff)
+		}, str("bits 1-7 clear (set spec.require.allowTUDDebugBits to accept them)")) {
 			return false
 		}
 	}
@@ -268,6 +306,28 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// TDX TD attribute bits the defaults check.
+const (
+	tdSeptVEDisable = 1 << 28
+	tdTUDDebugBits  = 0xfe // TUD bits 1-7; bit 0 is DEBUG
+)
+
+func bitS(v uint64, ok bool, bit uint64) func() string {
+	return func() string {
+		if !ok {
+			return "absent"
+		}
+		return fmt.Sprint(v&bit != 0)
+	}
+}
+
+func optU(v *uint64, prefix string) string {
+	if v == nil {
+		return "a value the policy does not set"
+	}
+	return fmt.Sprintf("%s%d", prefix, *v)
 }
 
 func svnAtLeast(seen, min attest.Hex) bool {

@@ -70,31 +70,53 @@ type Spec struct {
 	Grants Grants `yaml:"grants,omitempty"`
 }
 
-// SGXSigner pins an SGX enclave by its signer rather than its measurement.
+// SGXSigner pins an SGX enclave by its signer rather than its measurement. ProductID and MinSVN
+// are required: an enclave signer signs many products and versions, and a forgotten field must
+// not silently mean 0.
 type SGXSigner struct {
 	MRSigner  attest.Hex `yaml:"mrsigner"`
-	ProductID uint64     `yaml:"productID"`
-	MinSVN    uint64     `yaml:"minSVN"`
+	ProductID *uint64    `yaml:"productID"`
+	MinSVN    *uint64    `yaml:"minSVN"`
 }
 
-// Require holds requirements on flags, TCB and configuration.
+// Require holds requirements on flags, TCB and configuration. Secure defaults apply where a
+// field is left out; each is loosened only by a field that says so.
 type Require struct {
 	// AllowDebug must be set explicitly to accept a debug TEE, whose memory the host can read.
+	// trustd outside --dev refuses debug guests whatever this says.
 	AllowDebug     bool `yaml:"allowDebug,omitempty"`
 	AllowMigration bool `yaml:"allowMigration,omitempty"`
-	// SMT, when set, requires SMT to be on (true) or off (false).
-	SMT *bool `yaml:"smt,omitempty"`
-	// VMPL, when set, requires the report to come from this SNP VMPL (Attributes["vmpl"]).
+	// PlatformSMTEnabled, when set, requires the platform's SMT state (claim
+	// platform_smt_enabled: SNP PLATFORM_INFO.SMT_EN, TDX/SGX PCK configuration) to be known and
+	// equal to it: "unknown" never satisfies it.
+	PlatformSMTEnabled *bool `yaml:"platformSMTEnabled,omitempty"`
+	// PolicySMTAllowed, when set, requires SNP guest-policy bit 16 (claim policy_smt_allowed) to
+	// equal it; false means the firmware runs the guest only with SMT off.
+	PolicySMTAllowed *bool `yaml:"policySMTAllowed,omitempty"`
+	// LegacySMT is the removed key "smt"; a policy that still uses it is refused with a hint.
+	LegacySMT *bool `yaml:"smt,omitempty" policy:"removed"`
+	// VMPL requires the report to come from this SNP VMPL (Attributes["vmpl"]). Left out, an SNP
+	// report must come from VMPL 0.
 	VMPL *uint64 `yaml:"vmpl,omitempty"`
+	// AllowSeptVE accepts TDX TDs without SEPT_VE_DISABLE (TD attribute bit 28), which lets the
+	// host inject #VE on secure-EPT violations. Left out, the bit is required.
+	AllowSeptVE bool `yaml:"allowSeptVE,omitempty"`
+	// AllowTUDDebugBits accepts TDX TDs with TD-under-debug bits 1-7 set (bit 0 is debug, see
+	// AllowDebug). Left out, they must be clear.
+	AllowTUDDebugBits bool `yaml:"allowTUDDebugBits,omitempty"`
 	// MinTCB holds minimum values of TCB components by claim name: bootloader, tee, snp,
-	// microcode, fmc (SNP), guest_svn, isv_svn.
+	// microcode, fmc (SNP reported TCB; launch.* and committed.* for the launch and committed
+	// TCB), guest_svn, isv_svn.
 	MinTCB map[string]uint64 `yaml:"minTCB,omitempty"`
 	// MinTeeTCBSVN is the minimum TDX TEE TCB SVN (16 bytes), compared byte by byte with
 	// Config["tee_tcb_svn"].
 	MinTeeTCBSVN attest.Hex `yaml:"minTeeTcbSvn,omitempty"`
-	// Config holds exact values of configuration claims: host_data, mrconfigid, mrowner ...
+	// Config holds exact values of configuration claims: host_data, mrconfigid, mrowner, SGX
+	// config_id, isv_family_id, isv_ext_prod_id ... SNP family_id and image_id only together
+	// with a pinned id_key_digest.
 	Config map[string]attest.Hex `yaml:"config,omitempty"`
-	// Measurements holds exact values of further measurements: rtmr0..rtmr3, mrseam.
+	// Measurements holds exact values of further measurements: rtmr0..rtmr3, mrseam,
+	// mrsignerseam, mrservicetd.
 	Measurements map[string]attest.Hex `yaml:"measurements,omitempty"`
 	// TCBStatus lists accepted TCB statuses for TEEs whose verifier reports one (TDX, SGX).
 	// Empty means UpToDate only; "unknown" (no collateral) must be listed to be accepted.

@@ -46,7 +46,7 @@ spec:
   tee: [sev-snp]
   measurements: ["` + "abababababababababababababababababababababababababababababababababababababababababababababababab" + `"]
   require:
-    smt: false
+    policySMTAllowed: false
     vmpl: 0
     minTCB: {snp: 22, microcode: 213}
     config: {host_data: "0101010101010101010101010101010101010101010101010101010101010101"}
@@ -66,7 +66,7 @@ func goodSNP() *attest.Claims {
 		TCB:        map[string]uint64{"snp": 22, "microcode": 220},
 		Config:     map[string]attest.Hex{"host_data": bytes.Repeat([]byte{1}, 32)},
 		Platform:   map[string]string{"product": "Genoa"},
-		Attributes: map[string]uint64{"vmpl": 0}}
+		Attributes: map[string]uint64{"vmpl": 0}, PolicySMTAllowed: new(false)}
 }
 
 const tdxPolicy = `
@@ -86,6 +86,7 @@ func goodTDX() *attest.Claims {
 	return &attest.Claims{TEE: attest.TDX, Measurement: bytes.Repeat([]byte{0xcd}, 48),
 		Measurements: map[string]attest.Hex{"rtmr1": bytes.Repeat([]byte{0x11}, 48)},
 		Config:       map[string]attest.Hex{"tee_tcb_svn": append([]byte{3, 2}, make([]byte, 14)...)},
+		Attributes:   map[string]uint64{"td_attributes": 1 << 28}, // SEPT_VE_DISABLE
 		TCBStatus:    "UpToDate"}
 }
 
@@ -129,7 +130,7 @@ func TestEvaluate(t *testing.T) {
 		{"snp other tee", goodSNP, func(c *attest.Claims) { c.TEE = attest.TDX }, "", "measurement"},
 		{"snp debug", goodSNP, func(c *attest.Claims) { c.Debug = true }, "", "debug"},
 		{"snp migration", goodSNP, func(c *attest.Claims) { c.Migration = true }, "", "migration"},
-		{"snp smt", goodSNP, func(c *attest.Claims) { c.SMT = true }, "", "smt"},
+		{"snp smt allowed", goodSNP, func(c *attest.Claims) { c.PolicySMTAllowed = new(true) }, "", "policy_smt_allowed"},
 		{"snp vmpl 1", goodSNP, func(c *attest.Claims) { c.Attributes["vmpl"] = 1 }, "", "attributes.vmpl"},
 		{"snp vmpl absent", goodSNP, func(c *attest.Claims) { c.Attributes = nil }, "", "attributes.vmpl"},
 		{"snp low snp tcb", goodSNP, func(c *attest.Claims) { c.TCB["snp"] = 21 }, "", "tcb.snp"},
@@ -204,7 +205,7 @@ spec:
   grants: {secrets: [` + grant + `]}`
 	}
 	b := mustParse(t, doc("tenant-a", strings.Repeat("0a", 32), "a/s"), doc("tenant-b", strings.Repeat("0b", 32), "b/s"))
-	c := &attest.Claims{TEE: attest.SEVSNP, Measurement: bytes.Repeat([]byte{0xef}, 48), Config: map[string]attest.Hex{"host_data": bytes.Repeat([]byte{0xb}, 32)}}
+	c := &attest.Claims{TEE: attest.SEVSNP, Measurement: bytes.Repeat([]byte{0xef}, 48), Config: map[string]attest.Hex{"host_data": bytes.Repeat([]byte{0xb}, 32)}, Attributes: map[string]uint64{"vmpl": 0}}
 	d, err := b.Evaluate(c)
 	if err != nil || d.Policy != "tenant-b" || d.Grants[0].Name != "b/s" {
 		t.Fatalf("%+v %v", d, err)
@@ -384,13 +385,13 @@ func TestRuleCostLimit(t *testing.T) {
 	for i := range adv {
 		adv[i] = "INTEL-SA-" + strings.Repeat("0", 5)
 	}
-	_, err := b.Evaluate(&attest.Claims{TEE: attest.TDX, Measurement: bytes.Repeat([]byte{0xab}, 48), TCBStatus: "UpToDate"})
+	_, err := b.Evaluate(&attest.Claims{TEE: attest.TDX, Measurement: bytes.Repeat([]byte{0xab}, 48), TCBStatus: "UpToDate", Attributes: map[string]uint64{"td_attributes": 1 << 28}})
 	var den *Denial
 	if err != nil {
 		t.Fatalf("cheap case: %v", err)
 	}
 	b.Policies[0].Spec.Require.Advisories = adv[:1]
-	_, err = b.Evaluate(&attest.Claims{TEE: attest.TDX, Measurement: bytes.Repeat([]byte{0xab}, 48), TCBStatus: "UpToDate", Advisories: adv})
+	_, err = b.Evaluate(&attest.Claims{TEE: attest.TDX, Measurement: bytes.Repeat([]byte{0xab}, 48), TCBStatus: "UpToDate", Attributes: map[string]uint64{"td_attributes": 1 << 28}, Advisories: adv})
 	if !errors.As(err, &den) || den.Claim != "rule expensive" || !strings.Contains(den.Seen, "cost") {
 		t.Fatalf("got %v, want a cost-limit denial", err)
 	}

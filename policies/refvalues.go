@@ -84,12 +84,12 @@ func ImportReferenceValues(name string, data []byte) (*ReferenceValues, error) {
 		}
 	}
 	for _, k := range sortedKeys(rv.Registers) {
-		if !knownMeasurements[k] {
+		if _, ok := knownMeasurements[k]; !ok {
 			return nil, bad("registers: unknown measurement %q", k)
 		}
 	}
 	for _, k := range sortedKeys(rv.Config) {
-		if !knownConfig[k] {
+		if _, ok := knownConfig[k]; !ok {
 			return nil, bad("config: unknown configuration claim %q", k)
 		}
 	}

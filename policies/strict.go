@@ -70,6 +70,7 @@ func strictNode(n *yaml.Node, t reflect.Type) error {
 			return at(n, "want a mapping, found %s", kindName(n))
 		}
 		fields := map[string]reflect.StructField{}
+		var listed []string // known fields as errors list them: not the removed ones
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -77,7 +78,11 @@ func strictNode(n *yaml.Node, t reflect.Type) error {
 				continue
 			}
 			fields[name] = f
+			if f.Tag.Get("policy") != "removed" {
+				listed = append(listed, name)
+			}
 		}
+		sort.Strings(listed)
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -86,7 +91,7 @@ func strictNode(n *yaml.Node, t reflect.Type) error {
 			}
 			f, ok := fields[k.Value]
 			if !ok {
-				return at(k, "unknown field %q (known: %s)", k.Value, strings.Join(sortedKeys(fields), ", "))
+				return at(k, "unknown field %q (known: %s)", k.Value, strings.Join(listed, ", "))
 			}
 			if seen[k.Value] {
 				return at(k, "field %q given twice", k.Value)

@@ -116,6 +116,9 @@ type Options struct {
 	// UnverifiedInterval is the length of one summary of Attest calls whose evidence failed
 	// verification, per source; default DefaultUnverifiedInterval.
 	UnverifiedInterval time.Duration
+	// Baseline is checked before any policy; the zero value refuses debug guests (trustd --dev
+	// sets AllowDebug).
+	Baseline policies.Baseline
 }
 
 // Service implements trustv1.TrustServer.
@@ -271,6 +274,9 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		return nil, fmt.Errorf("%w: no policy bundle loaded", errNoPolicy)
 	}
 	rec.PolicyDigest = hex.EncodeToString(bundle.Digest)
+	if err := s.o.Baseline.Check(claims); err != nil {
+		return nil, err
+	}
 	dec, err := bundle.Evaluate(claims)
 	if err != nil {
 		return nil, err

@@ -458,14 +458,19 @@ type Claims struct {
 	Advisories []string `protobuf:"bytes,7,rep,name=advisories,proto3" json:"advisories,omitempty"`
 	Debug      bool     `protobuf:"varint,8,opt,name=debug,proto3" json:"debug,omitempty"`
 	Migration  bool     `protobuf:"varint,9,opt,name=migration,proto3" json:"migration,omitempty"`
-	Smt        bool     `protobuf:"varint,10,opt,name=smt,proto3" json:"smt,omitempty"`
 	ReportData []byte   `protobuf:"bytes,11,opt,name=report_data,json=reportData,proto3" json:"report_data,omitempty"`
 	// Platform identity by name: chip_id, fmspc, product, signer.
 	Platform map[string]string `protobuf:"bytes,12,rep,name=platform,proto3" json:"platform,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Other numeric attributes by name: vmpl, guest_policy, td_attributes, xfam, isv_prod_id.
-	Attributes    map[string]uint64 `protobuf:"bytes,13,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Attributes map[string]uint64 `protobuf:"bytes,13,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Whether the platform runs with SMT on: "true", "false" or "unknown" (the evidence does not
+	// say, e.g. a PCK certificate without the configuration extension). SNP PLATFORM_INFO.SMT_EN,
+	// TDX and SGX the PCK certificate's configuration.
+	PlatformSmtEnabled string `protobuf:"bytes,14,opt,name=platform_smt_enabled,json=platformSmtEnabled,proto3" json:"platform_smt_enabled,omitempty"`
+	// SEV-SNP guest-policy bit 16 ("SMT allowed"); absent for other TEEs.
+	PolicySmtAllowed *bool `protobuf:"varint,15,opt,name=policy_smt_allowed,json=policySmtAllowed,proto3,oneof" json:"policy_smt_allowed,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Claims) Reset() {
@@ -561,13 +566,6 @@ func (x *Claims) GetMigration() bool {
 	return false
 }
 
-func (x *Claims) GetSmt() bool {
-	if x != nil {
-		return x.Smt
-	}
-	return false
-}
-
 func (x *Claims) GetReportData() []byte {
 	if x != nil {
 		return x.ReportData
@@ -587,6 +585,20 @@ func (x *Claims) GetAttributes() map[string]uint64 {
 		return x.Attributes
 	}
 	return nil
+}
+
+func (x *Claims) GetPlatformSmtEnabled() string {
+	if x != nil {
+		return x.PlatformSmtEnabled
+	}
+	return ""
+}
+
+func (x *Claims) GetPolicySmtAllowed() bool {
+	if x != nil && x.PolicySmtAllowed != nil {
+		return *x.PolicySmtAllowed
+	}
+	return false
 }
 
 type Grant struct {
@@ -2005,7 +2017,7 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\rAttestRequest\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x126\n" +
 	"\bevidence\x18\x02 \x01(\v2\x1a.medicus.trust.v1.EvidenceR\bevidence\x12@\n" +
-	"\fworkload_key\x18\x03 \x01(\v2\x1d.medicus.trust.v1.WorkloadKeyR\vworkloadKey\"\xfa\x06\n" +
+	"\fworkload_key\x18\x03 \x01(\v2\x1d.medicus.trust.v1.WorkloadKeyR\vworkloadKey\"\xef\a\n" +
 	"\x06Claims\x12'\n" +
 	"\x03tee\x18\x01 \x01(\x0e2\x15.medicus.trust.v1.TEER\x03tee\x12 \n" +
 	"\vmeasurement\x18\x02 \x01(\fR\vmeasurement\x12N\n" +
@@ -2018,15 +2030,15 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"advisories\x18\a \x03(\tR\n" +
 	"advisories\x12\x14\n" +
 	"\x05debug\x18\b \x01(\bR\x05debug\x12\x1c\n" +
-	"\tmigration\x18\t \x01(\bR\tmigration\x12\x10\n" +
-	"\x03smt\x18\n" +
-	" \x01(\bR\x03smt\x12\x1f\n" +
+	"\tmigration\x18\t \x01(\bR\tmigration\x12\x1f\n" +
 	"\vreport_data\x18\v \x01(\fR\n" +
 	"reportData\x12B\n" +
 	"\bplatform\x18\f \x03(\v2&.medicus.trust.v1.Claims.PlatformEntryR\bplatform\x12H\n" +
 	"\n" +
 	"attributes\x18\r \x03(\v2(.medicus.trust.v1.Claims.AttributesEntryR\n" +
-	"attributes\x1a?\n" +
+	"attributes\x120\n" +
+	"\x14platform_smt_enabled\x18\x0e \x01(\tR\x12platformSmtEnabled\x121\n" +
+	"\x12policy_smt_allowed\x18\x0f \x01(\bH\x00R\x10policySmtAllowed\x88\x01\x01\x1a?\n" +
 	"\x11MeasurementsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1a9\n" +
@@ -2041,7 +2053,9 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8f\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B\x15\n" +
+	"\x13_policy_smt_allowedJ\x04\b\n" +
+	"\x10\vR\x03smt\"\x8f\x01\n" +
 	"\x05Grant\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.medicus.trust.v1.Grant.KindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"@\n" +
@@ -2288,6 +2302,7 @@ func file_trustv1_trust_proto_init() {
 	if File_trustv1_trust_proto != nil {
 		return
 	}
+	file_trustv1_trust_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -13,6 +13,7 @@ import (
 func FuzzParseTCBInfo(f *testing.F) {
 	f.Add(read(f, "spr_e4/tcbinfo.json"))
 	f.Add(read(f, "spr_e4/qeidentity.json"))
+	f.Add(read(f, "sgx_v2/tcbinfo.json"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		info, signed, sig, err := intel.ParseTCBInfo(b)
 		if err != nil {

@@ -1,6 +1,7 @@
 package intel
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
@@ -77,7 +78,8 @@ type TDXModuleIdentity struct {
 	TCBLevels []TCBLevel `json:"tcbLevels"`
 }
 
-// TCBInfo is Intel's TCB info, version 3 (SGX and TDX).
+// TCBInfo is Intel's TCB info: version 3 (SGX and TDX), or version 2 (SGX only, as PCS API v3
+// serves it), which ParseTCBInfo maps onto the same fields (ID "SGX", SGXTCBComponents).
 type TCBInfo struct {
 	ID                      string              `json:"id"`
 	Version                 int                 `json:"version"`
@@ -140,12 +142,24 @@ func ParseTCBInfo(body []byte) (info *TCBInfo, signed, sig []byte, err error) {
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tcbinfo: %w", err)
 	}
-	info = &TCBInfo{}
-	if err := json.Unmarshal(signed, info); err != nil {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(signed, &head); err != nil {
 		return nil, nil, nil, fmt.Errorf("tcbinfo: %w", err)
 	}
-	if info.Version != 3 {
-		return nil, nil, nil, fmt.Errorf("tcbinfo: version %d, want 3", info.Version)
+	switch head.Version {
+	case 2:
+		if info, err = parseTCBInfoV2(signed); err != nil {
+			return nil, nil, nil, fmt.Errorf("tcbinfo: version 2: %w", err)
+		}
+	case 3:
+		info = &TCBInfo{}
+		if err := json.Unmarshal(signed, info); err != nil {
+			return nil, nil, nil, fmt.Errorf("tcbinfo: %w", err)
+		}
+	default:
+		return nil, nil, nil, fmt.Errorf("tcbinfo: version %d, want 2 (SGX) or 3", head.Version)
 	}
 	if info.ID != "TDX" && info.ID != "SGX" {
 		return nil, nil, nil, fmt.Errorf("tcbinfo: id %q, want TDX or SGX", info.ID)
@@ -171,6 +185,75 @@ func ParseTCBInfo(body []byte) (info *TCBInfo, signed, sig []byte, err error) {
 		return nil, nil, nil, errors.New("tcbinfo: TDX TCB info without tdxModule")
 	}
 	return info, signed, sig, nil
+}
+
+// tcbLevelV2 is a TCB level of TCB info version 2: the 16 CPUSVN components are members
+// sgxtcbcomp01svn..sgxtcbcomp16svn of "tcb", beside pcesvn (Intel PCS API v3, "TCB Info V2").
+type tcbLevelV2 struct {
+	TCB         map[string]json.Number `json:"tcb"`
+	TCBDate     time.Time              `json:"tcbDate"`
+	TCBStatus   Status                 `json:"tcbStatus"`
+	AdvisoryIDs []string               `json:"advisoryIDs,omitempty"`
+}
+
+// parseTCBInfoV2 reads TCB info version 2. It has no "id" (it is SGX only) and no TDX fields;
+// each level's tcb must hold exactly the 16 component SVNs (0-255) and pcesvn (0-65535).
+func parseTCBInfoV2(signed []byte) (*TCBInfo, error) {
+	var v2 struct {
+		ID                      *string         `json:"id"`
+		Version                 int             `json:"version"`
+		IssueDate               time.Time       `json:"issueDate"`
+		NextUpdate              time.Time       `json:"nextUpdate"`
+		FMSPC                   string          `json:"fmspc"`
+		PCEID                   string          `json:"pceId"`
+		TCBType                 int             `json:"tcbType"`
+		TCBEvaluationDataNumber int             `json:"tcbEvaluationDataNumber"`
+		TDXModule               json.RawMessage `json:"tdxModule"`
+		TCBLevels               []tcbLevelV2    `json:"tcbLevels"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(signed))
+	dec.UseNumber()
+	if err := dec.Decode(&v2); err != nil {
+		return nil, err
+	}
+	if v2.ID != nil && *v2.ID != "SGX" {
+		return nil, fmt.Errorf("id %q: version 2 TCB info is SGX only", *v2.ID)
+	}
+	if v2.TDXModule != nil {
+		return nil, errors.New("tdxModule: version 2 TCB info is SGX only")
+	}
+	info := &TCBInfo{ID: "SGX", Version: 2, IssueDate: v2.IssueDate, NextUpdate: v2.NextUpdate, FMSPC: v2.FMSPC,
+		PCEID: v2.PCEID, TCBType: v2.TCBType, TCBEvaluationDataNumber: v2.TCBEvaluationDataNumber}
+	for i, l := range v2.TCBLevels {
+		if len(l.TCB) != 17 {
+			return nil, fmt.Errorf("tcbLevels[%d].tcb has %d members, want sgxtcbcomp01svn..sgxtcbcomp16svn and pcesvn", i, len(l.TCB))
+		}
+		lvl := TCBLevel{TCBDate: l.TCBDate, TCBStatus: l.TCBStatus, AdvisoryIDs: l.AdvisoryIDs}
+		svn := func(name string, max int64) (int, error) {
+			n, ok := l.TCB[name]
+			if !ok {
+				return 0, fmt.Errorf("tcbLevels[%d].tcb has no %s", i, name)
+			}
+			v, err := n.Int64()
+			if err != nil || v < 0 || v > max {
+				return 0, fmt.Errorf("tcbLevels[%d].tcb.%s is %s, want 0-%d", i, name, n, max)
+			}
+			return int(v), nil
+		}
+		for c := 1; c <= 16; c++ {
+			v, err := svn(fmt.Sprintf("sgxtcbcomp%02dsvn", c), 255)
+			if err != nil {
+				return nil, err
+			}
+			lvl.TCB.SGXTCBComponents = append(lvl.TCB.SGXTCBComponents, TCBComponent{SVN: v})
+		}
+		var err error
+		if lvl.TCB.PCESVN, err = svn("pcesvn", 65535); err != nil {
+			return nil, err
+		}
+		info.TCBLevels = append(info.TCBLevels, lvl)
+	}
+	return info, nil
 }
 
 // ParseEnclaveIdentity parses a QE identity response body as PCS serves it. It does not check

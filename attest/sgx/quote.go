@@ -1,7 +1,6 @@
 package sgx
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 
@@ -113,12 +112,17 @@ type Quote struct {
 	QEReportSignature []byte // r||s, 64 bytes
 	QEAuthData        []byte
 	PCKChain          []byte // PEM, leaf first
+	// Trailing is whatever followed the signature data: zero padding of quote buffers, or what
+	// tooling appends (raw Open Enclave evidence is the quote followed by its custom claims). It
+	// is signed by nothing and not used; claims about the enclave come only from the quote.
+	Trailing []byte
 }
 
 // ParseQuote parses an SGX quote strictly: version 3, 4 or 5, an ECDSA P-256 attestation key,
 // the SGX TEE type, Intel's QE vendor ID, certification data that carries the PEM PCK chain, and
-// every length consistent. After the signature data only zero padding may follow. It checks no
-// signature: Verifier does.
+// every length consistent. The quote ends where its own lengths say (signature data length, as
+// for TDX): bytes after it are kept in Trailing and otherwise ignored. It checks no signature:
+// Verifier does.
 func ParseQuote(b []byte) (*Quote, error) {
 	if len(b) > MaxQuoteSize {
 		return nil, attest.Malformed("quote", "%d bytes, limit %d", len(b), MaxQuoteSize)
@@ -180,11 +184,10 @@ func ParseQuote(b []byte) (*Quote, error) {
 	if sigLen > len(b)-off {
 		return nil, attest.Malformed("quote.signature_data_len", "signature data length %d exceeds the %d bytes left", sigLen, len(b)-off)
 	}
-	// Quote buffers may come zero-padded; anything else after the signature data is signed by
-	// nothing and would only be a place to smuggle bytes through.
-	if rest := b[off+sigLen:]; len(bytes.Trim(rest, "\x00")) != 0 {
-		return nil, attest.Malformed("quote", "%d bytes after the signature data are not zero padding", len(rest))
-	}
+	// The quote ends with its signature data, by its own length, the same rule as TDX quotes
+	// (and Intel's QVL). What follows (padding, Open Enclave custom claims) is unsigned: kept in
+	// Trailing, never read into claims.
+	q.Trailing = b[off+sigLen:]
 	s := b[off : off+sigLen]
 	if len(s) < sigKeySize {
 		return nil, attest.Malformed("quote.signature_data", "signature data is %d bytes, too short for signature and attestation key", len(s))

@@ -8,9 +8,10 @@
 // statuses are evaluated and combined. Without collateral the quote is still authenticated and
 // TCBStatus is "unknown".
 //
-// It is not a policy engine: apart from refusing debug enclaves and revoked or out-of-date TCBs
-// by default (Options relax the latter two, and AllowDebug the former), which MRENCLAVE,
-// MRSIGNER, product or SVN is acceptable is for package policies.
+// It is not a policy engine: apart from refusing revoked and (by default) out-of-date TCBs, which
+// MRENCLAVE, MRSIGNER, product or SVN is acceptable is for package policies. A debug enclave's
+// quote is authentic: it verifies, with Claims.Debug set (trustd refuses debug guests outside
+// --dev).
 package sgx
 
 import (
@@ -27,7 +28,7 @@ import (
 )
 
 // Options configure a Verifier. The zero value trusts Intel's SGX Root CA (embedded), uses no
-// network, denies debug enclaves and revoked or out-of-date TCBs, and reports TCB status
+// network, denies revoked or out-of-date TCBs, and reports TCB status
 // "unknown" when no collateral is at hand.
 type Options struct {
 	// Root replaces the Intel SGX Root CA; for tests with a private PCK hierarchy.
@@ -45,9 +46,6 @@ type Options struct {
 	Getter intel.Getter
 	// CacheDir keeps fetched collateral on disk until its nextUpdate; empty keeps it in memory.
 	CacheDir string
-	// AllowDebug accepts debug enclaves (ATTRIBUTES.DEBUG set: the host can read and write
-	// their memory) and reports them with Claims.Debug true, for policies to decide.
-	AllowDebug bool
 	// AllowOutOfDate accepts OutOfDate and OutOfDateConfigurationNeeded TCB statuses.
 	AllowOutOfDate bool
 	// RequireCollateral denies quotes whose TCB cannot be appraised for want of collateral,
@@ -115,9 +113,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err := checkQE(qe); err != nil {
 		return nil, err
 	}
-	if q.Body.Debug() && !v.o.AllowDebug {
-		return nil, attest.NotAuthentic("quote.body.attributes.debug", errors.New("the enclave is a debug enclave: the host can read and write its memory"))
-	}
+	// A debug enclave is reported (Claims.Debug), not refused: authenticity is not the question.
 	status, adv, err := v.appraise(ctx, ev, qe, pck, info, now)
 	if err != nil {
 		return nil, err
@@ -227,9 +223,9 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"pce_svn":    uint64(info.Ext.PCESVN),
 			"qe_svn":     uint64(qe.ISVSVN),
 		},
-		Debug:      b.Debug(),
-		SMT:        info.Ext.SMTEnabled != nil && *info.Ext.SMTEnabled,
-		ReportData: hx(b.ReportData[:]),
+		Debug:              b.Debug(),
+		PlatformSMTEnabled: attest.TristateOf(info.Ext.SMTEnabled), // unknown without the PCK configuration extension
+		ReportData:         hx(b.ReportData[:]),
 		Platform: map[string]string{
 			"fmspc":         info.Ext.FMSPCHex(),
 			"signer":        "pck",

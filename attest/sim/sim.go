@@ -117,14 +117,14 @@ func (v *Verifier) Verify(_ context.Context, ev *attest.Evidence, _ attest.Optio
 		return nil, attest.NotAuthentic("report.signature", errors.New("signature does not verify under the simulator key"))
 	}
 	return &attest.Claims{
-		TEE:         attest.InsecureSimulated,
-		Measurement: bytes.Clone(r.Measurement[:]),
-		Config:      map[string]attest.Hex{"host_data": bytes.Clone(r.HostData[:])},
-		TCB:         map[string]uint64{"guest_svn": uint64(r.SVN)},
-		Debug:       r.Flags&FlagDebug != 0,
-		Migration:   r.Flags&FlagMigration != 0,
-		SMT:         r.Flags&FlagSMT != 0,
-		ReportData:  bytes.Clone(r.ReportData[:]),
-		Platform:    map[string]string{"product": "simulator"},
+		TEE:                attest.InsecureSimulated,
+		Measurement:        bytes.Clone(r.Measurement[:]),
+		Config:             map[string]attest.Hex{"host_data": bytes.Clone(r.HostData[:])},
+		TCB:                map[string]uint64{"guest_svn": uint64(r.SVN)},
+		Debug:              r.Flags&FlagDebug != 0,
+		Migration:          r.Flags&FlagMigration != 0,
+		PlatformSMTEnabled: attest.TristateOf(new(r.Flags&FlagSMT != 0)),
+		ReportData:         bytes.Clone(r.ReportData[:]),
+		Platform:           map[string]string{"product": "simulator"},
 	}, nil
 }

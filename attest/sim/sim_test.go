@@ -23,7 +23,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Measurement[0] != 0xab || !c.SMT || c.Debug || c.TCB["guest_svn"] != 3 || c.ReportData[63] != 1 {
+	if c.Measurement[0] != 0xab || c.PlatformSMTEnabled != attest.TriTrue || c.Debug || c.TCB["guest_svn"] != 3 || c.ReportData[63] != 1 {
 		t.Fatalf("claims %+v", c)
 	}
 	_, otherKey, _ := ed25519.GenerateKey(nil)

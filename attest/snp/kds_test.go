@@ -255,3 +255,124 @@ func TestConcurrentColdVerificationsShareFetches(t *testing.T) {
 		t.Errorf("%d KDS requests for %d concurrent verifications", kds.n, n)
 	}
 }
+
+// countingKDS answers like AMD's KDS and counts every request it receives.
+type countingKDS struct {
+	mu    sync.Mutex
+	n     int
+	files map[string][]byte
+}
+
+func (k *countingKDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	k.n++
+	b, ok := k.files[r.URL.RequestURI()]
+	k.mu.Unlock()
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Write(b)
+}
+
+func (k *countingKDS) requests() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.n
+}
+
+// Issue 14 item 8: unauthenticated reports must not each cost a KDS request. A flood of forged
+// reports naming one unknown chip costs one request (negative cache, single flight); a flood
+// naming a fresh chip each time costs at most the burst of the global budget. The real chip
+// still verifies afterwards once the budget refills.
+func TestForgedReportFloodIsBounded(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	good := f.report(t, reportSpec{})
+	r, err := parseReport(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kds := &countingKDS{files: map[string][]byte{
+		vcekURL("", Milan, r.pb.ChipId, f.tcb): f.signer.Vcek.Raw,
+		crlURL("", Milan, SignerVCEK):          f.crl(t, t0, 365*24*time.Hour),
+	}}
+	srv := httptest.NewServer(kds)
+	defer srv.Close()
+	getter := &HTTPGetter{Client: srv.Client(), Attempts: 1}
+	const burst, flood = 4, 300
+
+	t.Run("one unknown chip", func(t *testing.T) {
+		before := kds.requests()
+		v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL, KDSBurst: burst, KDSRate: 1e-9})
+		chip := hwidOf(Milan, 0x90)
+		forged := f.report(t, reportSpec{chipID: &chip})
+		var wg sync.WaitGroup
+		for i := 0; i < flood; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := v.Verify(context.Background(), &attest.Evidence{Report: forged}, attest.Options{Now: tVerify})
+				if !errors.Is(err, attest.ErrNotAuthentic) {
+					t.Errorf("forged report: %v, want not authentic", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := kds.requests() - before; n != 1 {
+			t.Fatalf("%d forged reports for one chip made %d KDS requests, want 1", flood, n)
+		}
+	})
+
+	t.Run("a fresh chip each time", func(t *testing.T) {
+		before := kds.requests()
+		v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL, KDSBurst: burst, KDSRate: 1e-9})
+		var unavailable int
+		for i := 0; i < flood; i++ {
+			var chip [64]byte
+			chip[0], chip[1], chip[2] = 0xf0, byte(i), byte(i>>8)
+			_, err := v.Verify(context.Background(), &attest.Evidence{Report: f.report(t, reportSpec{chipID: &chip})}, attest.Options{Now: tVerify})
+			switch {
+			case errors.Is(err, attest.ErrUnavailable):
+				unavailable++
+			case !errors.Is(err, attest.ErrNotAuthentic):
+				t.Fatalf("forged report %d: %v", i, err)
+			}
+		}
+		if n := kds.requests() - before; n > burst {
+			t.Fatalf("%d forged reports for fresh chips made %d KDS requests, want at most %d", flood, n, burst)
+		}
+		if unavailable < flood-burst {
+			t.Fatalf("only %d of %d verifications past the budget were refused as unavailable", unavailable, flood)
+		}
+	})
+
+	t.Run("the real chip after the budget refills", func(t *testing.T) {
+		v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL, KDSBurst: burst})
+		if _, err := v.Verify(context.Background(), &attest.Evidence{Report: good}, attest.Options{Now: tVerify}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A failure is remembered only for KDSNegativeTTL: after it the KDS is asked again.
+func TestKDSNegativeCacheExpires(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	kds := &countingKDS{files: map[string][]byte{}}
+	srv := httptest.NewServer(kds)
+	defer srv.Close()
+	v := mustNew(t, Options{Roots: f.roots, Getter: &HTTPGetter{Client: srv.Client(), Attempts: 1}, KDSURL: srv.URL, KDSNegativeTTL: time.Minute})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v.wall = func() time.Time { return now }
+	raw := f.report(t, reportSpec{})
+	for range 3 {
+		v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+	}
+	if n := kds.requests(); n != 1 {
+		t.Fatalf("%d requests within the negative TTL, want 1", n)
+	}
+	now = now.Add(10*time.Minute + time.Second) // not found: remembered ten times the TTL
+	v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+	if n := kds.requests(); n != 2 {
+		t.Fatalf("%d requests after the negative TTL, want 2", n)
+	}
+}

@@ -39,10 +39,13 @@ const (
 
 // Guest policy bits (SEV-SNP ABI, GUEST_POLICY).
 const (
-	policySMT       = 1 << 16
+	policySMT       = 1 << 16 // guest policy: SMT allowed
 	policyMigrateMA = 1 << 18
 	policyDebug     = 1 << 19
 )
+
+// platformInfoSMTEn is PLATFORM_INFO bit 0: SMT is enabled on the platform.
+const platformInfoSMTEn = 1 << 0
 
 const signedLen = 0x2A0 // the signature covers bytes [0, 0x2A0)
 

@@ -79,7 +79,7 @@ func TestVerify(t *testing.T) {
 				if c.Platform["product"] != Milan || c.Platform["signer"] != SignerVCEK || c.Platform["chip_id"] != hex.EncodeToString(milan.hwid[:]) {
 					t.Errorf("platform %v", c.Platform)
 				}
-				if !bytes.Equal(c.ReportData, rd[:]) || c.Debug || c.Migration || !c.SMT {
+				if !bytes.Equal(c.ReportData, rd[:]) || c.Debug || c.Migration || c.PolicySMTAllowed == nil || !*c.PolicySMTAllowed {
 					t.Errorf("claims %+v", c)
 				}
 				if c.TCB["snp"] != 8 || c.TCB["microcode"] != 115 || c.TCB["bootloader"] != 3 || c.TCB["committed.snp"] != 8 || c.TCB["guest_svn"] != 7 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
+	"golang.org/x/time/rate"
 
 	"github.com/medicus-cloud/trust/attest"
 )
@@ -65,7 +66,31 @@ type Options struct {
 	// CacheObserver, if set, learns whether each endorsement (VCEK/VLEK chain with its CRL
 	// checks) came from the verified-chain cache (for metrics). It must not block.
 	CacheObserver func(hit bool)
+	// KDSRate bounds outbound KDS requests of this verifier, across all verifications, in
+	// requests per second; 0 means DefaultKDSRate. A VCEK is fetched before the report's
+	// signature can be checked, so whoever can call Attest could otherwise make trustd ask the
+	// KDS once per forged report. Past the budget a verification that needs the KDS fails at
+	// once with attest.ErrUnavailable.
+	KDSRate float64
+	// KDSBurst is how many requests may go out at once before KDSRate applies; 0 means
+	// DefaultKDSBurst.
+	KDSBurst int
+	// KDSNegativeTTL is how long a failed KDS request (per URL: one chip and TCB, or one CRL) is
+	// remembered and answered without asking again; 0 means DefaultKDSNegativeTTL. A KDS that
+	// knows no such chip is remembered ten times as long.
+	KDSNegativeTTL time.Duration
 }
+
+// Defaults of the outbound KDS budget. AMD's KDS throttles at a few requests per second per
+// client; a fleet needs one VCEK per chip and TCB, then serves it from the caches.
+const (
+	DefaultKDSRate        = 0.5
+	DefaultKDSBurst       = 10
+	DefaultKDSNegativeTTL = time.Minute
+)
+
+// maxNegative bounds the negative cache; when full it is emptied (the rate limit still holds).
+const maxNegative = 4096
 
 // Verifier verifies SEV-SNP evidence. It is safe for concurrent use.
 type Verifier struct {
@@ -81,7 +106,22 @@ type Verifier struct {
 	// inflight shares one KDS request among concurrent verifications that need the same URL
 	// (AMD throttles repeated requests).
 	inflight map[string]*fetchCall
+	// failed remembers failed KDS requests by URL until their expiry (wall clock), so that
+	// repeated reports for the same unknown chip and TCB cost one request per KDSNegativeTTL.
+	failed map[string]failure
+	// limiter is the global budget of outbound KDS requests.
+	limiter *rate.Limiter
+	// wall is the clock of the negative cache (not the verification time, which may be past).
+	wall func() time.Time
 }
+
+type failure struct {
+	err     error
+	expires time.Time
+}
+
+// errKDSBudget: the outbound request budget is spent; the verification is Unavailable.
+var errKDSBudget = errors.New("AMD KDS request budget exhausted (too many verifications needing new certificates); try again later")
 
 type fetchCall struct {
 	done chan struct{}
@@ -99,9 +139,20 @@ func (v *Verifier) fetch(ctx context.Context, url string, cached func() []byte, 
 		v.mu.Unlock()
 		return b, nil
 	}
+	if f, ok := v.failed[url]; ok {
+		if v.wall().Before(f.expires) {
+			v.mu.Unlock()
+			return nil, f.err
+		}
+		delete(v.failed, url)
+	}
 	c := v.inflight[url]
 	leader := c == nil
 	if leader {
+		if !v.limiter.Allow() {
+			v.mu.Unlock()
+			return nil, errKDSBudget
+		}
 		c = &fetchCall{done: make(chan struct{})}
 		v.inflight[url] = c
 	}
@@ -109,8 +160,18 @@ func (v *Verifier) fetch(ctx context.Context, url string, cached func() []byte, 
 	if leader {
 		c.body, c.err = v.o.Getter.Get(ctx, url)
 		v.mu.Lock()
-		if c.err == nil {
+		switch {
+		case c.err == nil:
 			keep(c.body)
+		case ctx.Err() == nil: // a caller giving up says nothing about the KDS
+			ttl := v.o.KDSNegativeTTL
+			if isNotFound(c.err) {
+				ttl *= 10
+			}
+			if len(v.failed) >= maxNegative {
+				clear(v.failed)
+			}
+			v.failed[url] = failure{err: c.err, expires: v.wall().Add(ttl)}
 		}
 		delete(v.inflight, url)
 		v.mu.Unlock()
@@ -161,7 +222,21 @@ func New(o Options) (*Verifier, error) {
 	if o.Revocation < RevocationRequired || o.Revocation > InsecureRevocationSkip {
 		return nil, fmt.Errorf("snp: unknown Revocation %d", o.Revocation)
 	}
-	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*x509.RevocationList{}, inflight: map[string]*fetchCall{}, vceks: map[string][]byte{}}, nil
+	if o.KDSRate < 0 || o.KDSBurst < 0 || o.KDSNegativeTTL < 0 {
+		return nil, errors.New("snp: KDSRate, KDSBurst and KDSNegativeTTL must not be negative")
+	}
+	if o.KDSRate == 0 {
+		o.KDSRate = DefaultKDSRate
+	}
+	if o.KDSBurst == 0 {
+		o.KDSBurst = DefaultKDSBurst
+	}
+	if o.KDSNegativeTTL == 0 {
+		o.KDSNegativeTTL = DefaultKDSNegativeTTL
+	}
+	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*x509.RevocationList{},
+		inflight: map[string]*fetchCall{}, vceks: map[string][]byte{}, failed: map[string]failure{},
+		limiter: rate.NewLimiter(rate.Limit(o.KDSRate), o.KDSBurst), wall: time.Now}, nil
 }
 
 // TEE implements attest.Verifier.
@@ -572,11 +647,14 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 			"family_id":         p.FamilyId,
 			"image_id":          p.ImageId,
 		},
-		TCB:        map[string]uint64{"guest_svn": uint64(p.GuestSvn)},
-		Debug:      p.Policy&policyDebug != 0,
-		Migration:  p.Policy&policyMigrateMA != 0,
-		SMT:        p.Policy&policySMT != 0,
-		ReportData: attest.Hex(p.ReportData),
+		TCB:       map[string]uint64{"guest_svn": uint64(p.GuestSvn)},
+		Debug:     p.Policy&policyDebug != 0,
+		Migration: p.Policy&policyMigrateMA != 0,
+		// Two different facts: whether the guest owner allows SMT (guest policy bit 16), and
+		// whether the platform has it on (PLATFORM_INFO bit 0, SMT_EN).
+		PolicySMTAllowed:   new(p.Policy&policySMT != 0),
+		PlatformSMTEnabled: attest.TristateOf(new(p.PlatformInfo&platformInfoSMTEn != 0)),
+		ReportData:         attest.Hex(p.ReportData),
 		Platform: map[string]string{
 			"product": e.product,
 			"signer":  signer,

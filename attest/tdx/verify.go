@@ -7,8 +7,9 @@
 // revocation and the platform, TDX module and QE TCB statuses are evaluated and combined.
 // Without collateral the evidence is still authenticated and TCBStatus is "unknown".
 //
-// It is not a policy engine: apart from refusing debug TDs and revoked or out-of-date TCBs by
-// default (Options relax the latter two), what is acceptable is for package policies.
+// It is not a policy engine: apart from refusing revoked and (by default) out-of-date TCBs, what
+// is acceptable is for package policies. A debug TD's quote is authentic: it verifies, with
+// Claims.Debug set (trustd refuses debug guests outside --dev).
 package tdx
 
 import (
@@ -26,7 +27,7 @@ import (
 )
 
 // Options configure a Verifier. The zero value trusts Intel's SGX Root CA (embedded), uses no
-// network, denies debug TDs and revoked or out-of-date TCBs, and reports TCB status "unknown"
+// network, denies revoked or out-of-date TCBs, and reports TCB status "unknown"
 // when no collateral is at hand.
 type Options struct {
 	// Root replaces the Intel SGX Root CA; for tests with a private PCK hierarchy.
@@ -43,8 +44,6 @@ type Options struct {
 	Getter intel.Getter
 	// CacheDir keeps fetched collateral on disk until its nextUpdate; empty keeps it in memory.
 	CacheDir string
-	// AllowDebug accepts debug TDs, whose memory and registers the host can read.
-	AllowDebug bool
 	// AllowOutOfDate accepts OutOfDate and OutOfDateConfigurationNeeded TCB statuses, and the
 	// TDRelaunchAdvised ones of TD 1.5 (launched on an out-of-date TDX module since updated).
 	AllowOutOfDate bool
@@ -111,10 +110,8 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err := checkQE(qe); err != nil {
 		return nil, err
 	}
+	// A debug TD is reported (Claims.Debug), not refused: authenticity is not the question.
 	c := claims(q, info, qe)
-	if c.Debug && !v.o.AllowDebug {
-		return nil, attest.NotAuthentic("td_attributes.debug", errors.New("the TD is a debug TD: the host can read its memory"))
-	}
 	status, adv, err := v.appraise(ctx, ev, q, qe, pck, info, now)
 	if err != nil {
 		return nil, err
@@ -247,10 +244,10 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"tdx_module_svn":   uint64(b.TEETCBSVN[0]),
 			"tdx_module_major": uint64(b.TEETCBSVN[1]),
 		},
-		Debug:      td&tdAttributeDebug != 0,
-		Migration:  td&tdAttributeMigrate != 0,
-		SMT:        info.Ext.SMTEnabled != nil && *info.Ext.SMTEnabled,
-		ReportData: hx(b.ReportData[:]),
+		Debug:              td&tdAttributeDebug != 0,
+		Migration:          td&tdAttributeMigrate != 0,
+		PlatformSMTEnabled: attest.TristateOf(info.Ext.SMTEnabled), // unknown without the PCK configuration extension
+		ReportData:         hx(b.ReportData[:]),
 		Platform: map[string]string{
 			"fmspc":         info.Ext.FMSPCHex(),
 			"signer":        "pck",

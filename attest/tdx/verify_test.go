@@ -227,8 +227,8 @@ func TestVerify(t *testing.T) {
 		{name: "v5 TD 1.0", quote: spec(func(s *tdxtest.QuoteSpec) { s.Version = 5 }), coll: good, wantStatus: "UpToDate"},
 		{name: "v5 TD 1.5", quote: spec(func(s *tdxtest.QuoteSpec) { s.Version, s.TD15 = 5, true; s.Body.MRSERVICETD[0] = 9 }), coll: good, wantStatus: "UpToDate"},
 		{name: "upper-case FMSPC in TCB info", quote: spec(nil), coll: upper, wantStatus: "UpToDate"},
-		{name: "debug TD", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TDAttributes[0] = 1 }), wantKind: attest.ErrNotAuthentic, wantField: "td_attributes.debug"},
-		{name: "debug TD allowed", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TDAttributes[0] = 1 }), opts: tdx.Options{AllowDebug: true}, wantStatus: "unknown"},
+		// A debug TD's quote is authentic: it verifies and says Debug (TestDebugTDVerifies).
+		{name: "debug TD", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TDAttributes[0] = 1 }), wantStatus: "unknown"},
 		{name: "out of date TCB", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TEETCBSVN[2] = 4 }), coll: good, wantKind: attest.ErrNotAuthentic, wantField: "tcb_status"},
 		{name: "out of date TCB allowed", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TEETCBSVN[2] = 4 }), coll: good, opts: tdx.Options{AllowOutOfDate: true}, wantStatus: "OutOfDate", wantAdv: "INTEL-SA-00001"},
 		{name: "module 1.x current", quote: spec(func(s *tdxtest.QuoteSpec) { s.Body.TEETCBSVN = [16]byte{2, 1, 5} }), coll: good, wantStatus: "UpToDate"},
@@ -281,7 +281,7 @@ func TestVerify(t *testing.T) {
 			if c.TCBStatus != tc.wantStatus || strings.Join(c.Advisories, ",") != tc.wantAdv {
 				t.Errorf("status %q advisories %v; want %q %q", c.TCBStatus, c.Advisories, tc.wantStatus, tc.wantAdv)
 			}
-			if c.Measurement[0] != 0x11 || c.Measurements["rtmr0"][0] != 0x20 || c.Platform["fmspc"] != "90c06f000000" || !c.SMT {
+			if c.Measurement[0] != 0x11 || c.Measurements["rtmr0"][0] != 0x20 || c.Platform["fmspc"] != "90c06f000000" || c.PlatformSMTEnabled != attest.TriTrue {
 				t.Errorf("claims %+v", c)
 			}
 		})
@@ -422,4 +422,51 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Issue 14 item 9: a debug TD is authentic; verification reports it and leaves refusing it to
+// trustd's baseline.
+func TestDebugTDVerifies(t *testing.T) {
+	f := fx(t)
+	s := f.DefaultSpec()
+	s.Body.TDAttributes[0] = 1
+	c, err := mustNew(t, tdx.Options{Root: f.PKI.Root}).Verify(context.Background(), ev(f.Quote(s), nil), attest.Options{Now: f.Now})
+	if err != nil {
+		t.Fatalf("debug TD refused by verification: %v", err)
+	}
+	if !c.Debug || c.Attributes["td_attributes"]&1 == 0 {
+		t.Fatalf("debug TD reported Debug=%v td_attributes=%#x", c.Debug, c.Attributes["td_attributes"])
+	}
+}
+
+// Issue 14 item 6: a PCK certificate without the configuration extension leaves SMT unknown,
+// not off.
+func TestSMTUnknownWithoutPCKConfiguration(t *testing.T) {
+	f, err := tdxtest.NewFixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		smt  *bool
+		want attest.Tristate
+	}{{"no configuration extension", nil, attest.TriUnknown}, {"smt off", new(false), attest.TriFalse}, {"smt on", new(true), attest.TriTrue}} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := f.Spec
+			spec.SMT = tc.smt
+			pck, key, err := f.PKI.NewPCK(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := f.DefaultSpec()
+			s.PCKChain, s.PCKKey = f.PKI.PCKChain(pck), key
+			c, err := mustNew(t, tdx.Options{Root: f.PKI.Root}).Verify(context.Background(), ev(f.Quote(s), nil), attest.Options{Now: f.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.PlatformSMTEnabled != tc.want {
+				t.Fatalf("platform_smt_enabled %q, want %q", c.PlatformSMTEnabled, tc.want)
+			}
+		})
+	}
 }

@@ -21,12 +21,15 @@ import (
 
 // evidenceResult is the one JSON object `evidence verify --format json` prints.
 type evidenceResult struct {
-	Verified    bool           `json:"verified"`
-	TEE         string         `json:"tee"`
-	Measurement string         `json:"measurement,omitempty"`
-	TCBStatus   string         `json:"tcb_status,omitempty"`
-	Error       string         `json:"error,omitempty"`
-	Claims      *attest.Claims `json:"claims,omitempty"`
+	Verified    bool   `json:"verified"`
+	TEE         string `json:"tee"`
+	Measurement string `json:"measurement,omitempty"`
+	TCBStatus   string `json:"tcb_status,omitempty"`
+	Error       string `json:"error,omitempty"`
+	// Warnings name properties of verified evidence that trustd refuses whatever a policy says
+	// (a debug guest outside --dev), or that policies deny unless they accept them.
+	Warnings []string       `json:"warnings,omitempty"`
+	Claims   *attest.Claims `json:"claims,omitempty"`
 
 	EventLog *eventLogResult `json:"event_log,omitempty"` // --event-log: evidence_eventlog.go
 }
@@ -43,7 +46,9 @@ func newEvidenceCmd() *cobra.Command {
 		Use:   "verify --tee snp|tdx|sgx [--certs DIR | --collateral DIR] [--at TIME] [--format json] FILE",
 		Short: "Verify a raw SNP report (optionally followed by its certificate table), TDX quote or SGX quote",
 		Long: `Verify captured evidence as trustd would (authenticity: signatures, certificate chains,
-revocation, collateral) and print its claims. Exit status 0 only when verified.
+revocation, collateral) and print its claims. Exit status 0 only when verified. Authentic
+evidence of a debug guest is verified, with debug true and a warning: trustd refuses debug
+guests outside --dev whatever a policy says.
 
 --at verifies at a past time, so evidence captured then is checked against the certificates and
 collateral valid then. Nothing touches the network unless --online is given.`,
@@ -144,10 +149,19 @@ func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at st
 	if err != nil {
 		return fail(err)
 	}
+	return verified(res, c)
+}
+
+// verified fills res for authentic evidence with claims c. Authenticity is all verification
+// decides: a debug guest's evidence is verified, and the warning says what trustd will do with it.
+func verified(res *evidenceResult, c *attest.Claims) *evidenceResult {
 	res.Verified, res.Claims = true, c
 	res.Measurement, res.TCBStatus = c.Measurement.String(), c.TCBStatus
-	if res.TCBStatus == "" && tee != attest.SEVSNP {
+	if res.TCBStatus == "" && c.TEE != attest.SEVSNP {
 		res.TCBStatus = "unknown"
+	}
+	if c.Debug {
+		res.Warnings = append(res.Warnings, "debug guest: the host can read its memory; trustd refuses it outside --dev whatever a policy says")
 	}
 	return res
 }
@@ -171,11 +185,18 @@ func printEvidence(w io.Writer, format string, r *evidenceResult) error {
 	}
 	c := r.Claims
 	fmt.Fprintf(w, "VERIFIED %s evidence\n", r.TEE)
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "  WARNING: %s\n", warn)
+	}
 	fmt.Fprintf(w, "  measurement  %s\n", c.Measurement)
 	if r.TCBStatus != "" {
 		fmt.Fprintf(w, "  tcb_status   %s %v\n", r.TCBStatus, c.Advisories)
 	}
-	fmt.Fprintf(w, "  debug %v  migration %v  smt %v\n", c.Debug, c.Migration, c.SMT)
+	fmt.Fprintf(w, "  debug %v  migration %v  platform_smt_enabled %v", c.Debug, c.Migration, c.PlatformSMTEnabled)
+	if c.PolicySMTAllowed != nil {
+		fmt.Fprintf(w, "  policy_smt_allowed %v", *c.PolicySMTAllowed)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  report_data  %s\n", c.ReportData)
 	printMap := func(title string, m map[string]string) {
 		keys := make([]string, 0, len(m))

@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	d.svc, err = service.New(service.Options{
 		Verifiers: verifiers, Policies: pols, Keys: keys,
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
+		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
 	})
 	if err != nil {
 		return nil, err

@@ -84,8 +84,9 @@ func ClaimsToPB(c *attest.Claims) *pb.Claims {
 	return &pb.Claims{
 		Tee: TEEToPB(c.TEE), Measurement: c.Measurement, Measurements: hexMap(c.Measurements),
 		Config: hexMap(c.Config), Tcb: maps.Clone(c.TCB), TcbStatus: c.TCBStatus, Advisories: c.Advisories,
-		Debug: c.Debug, Migration: c.Migration, Smt: c.SMT, ReportData: c.ReportData,
-		Platform: maps.Clone(c.Platform), Attributes: maps.Clone(c.Attributes),
+		Debug: c.Debug, Migration: c.Migration, PlatformSmtEnabled: string(c.PlatformSMTEnabled), PolicySmtAllowed: c.PolicySMTAllowed,
+		ReportData: c.ReportData,
+		Platform:   maps.Clone(c.Platform), Attributes: maps.Clone(c.Attributes),
 	}
 }
 
@@ -95,7 +96,8 @@ func Claims(p *pb.Claims) *attest.Claims {
 	return &attest.Claims{
 		TEE: t, Measurement: p.GetMeasurement(), Measurements: bytesMap(p.GetMeasurements()),
 		Config: bytesMap(p.GetConfig()), TCB: p.GetTcb(), TCBStatus: p.GetTcbStatus(), Advisories: p.GetAdvisories(),
-		Debug: p.GetDebug(), Migration: p.GetMigration(), SMT: p.GetSmt(), ReportData: p.GetReportData(),
+		Debug: p.GetDebug(), Migration: p.GetMigration(), PlatformSMTEnabled: attest.Tristate(p.GetPlatformSmtEnabled()),
+		PolicySMTAllowed: p.PolicySmtAllowed, ReportData: p.GetReportData(),
 		Platform: p.GetPlatform(), Attributes: p.GetAttributes(),
 	}
 }

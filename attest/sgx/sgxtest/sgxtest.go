@@ -125,6 +125,10 @@ func raw(t testing.TB, v any) asn1.RawValue {
 // lays them out: PPID, TCB (16 component SVNs, PCESVN, CPUSVN), PCE ID, FMSPC, SGX type,
 // platform instance ID and the configuration with smtEnabled.
 func SGXExtensions(t testing.TB, comps [16]byte, pcesvn int) []byte {
+	return sgxExtensions(t, comps, pcesvn, true)
+}
+
+func sgxExtensions(t testing.TB, comps [16]byte, pcesvn int, withConfig bool) []byte {
 	oid := func(n ...int) asn1.ObjectIdentifier {
 		return append(append(asn1.ObjectIdentifier{}, intel.OIDSGXExtensions...), n...)
 	}
@@ -141,7 +145,9 @@ func SGXExtensions(t testing.TB, comps [16]byte, pcesvn int) []byte {
 		{oid(4), raw(t, FMSPC[:])},
 		{oid(5), raw(t, asn1.Enumerated(1))},
 		{oid(6), raw(t, make([]byte, 16))},
-		{oid(7), raw(t, config)},
+	}
+	if withConfig {
+		exts = append(exts, extEntry{oid(7), raw(t, config)})
 	}
 	b, err := asn1.Marshal(exts)
 	if err != nil {
@@ -167,6 +173,18 @@ func NewPlatform(t testing.TB) *Platform {
 	}, p.Root, &p.TCBKey.PublicKey, p.RootKey)
 	p.PCKChainPEM = PEMChain(p.PCK, p.CA, p.Root)
 	return p
+}
+
+// ChainWithoutConfiguration returns a PCK chain for the platform's PCK key whose PCK certificate
+// lacks the configuration extension (as older platforms' do), for QuoteOptions.Chain.
+func (p *Platform) ChainWithoutConfiguration(t testing.TB) []byte {
+	t.Helper()
+	pck := mkCert(t, &x509.Certificate{
+		Subject:         pkix.Name{CommonName: "Intel SGX PCK Certificate", Organization: []string{"Intel Corporation (TEST)"}},
+		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtraExtensions: []pkix.Extension{{Id: intel.OIDSGXExtensions, Value: sgxExtensions(t, PCKTCB, PCESVN, false)}},
+	}, p.CA, &p.PCKKey.PublicKey, p.CAKey)
+	return PEMChain(pck, p.CA, p.Root)
 }
 
 // PEMChain concatenates certificates as PEM.
@@ -306,6 +324,8 @@ type CollateralOptions struct {
 	RevokePCK      bool
 	// FMSPC replaces the platform's FMSPC in the TCB info (hex).
 	FMSPC string
+	// TCBInfoV2 writes TCB info version 2 (PCS API v3: no id, sgxtcbcompNNsvn members).
+	TCBInfoV2 bool
 }
 
 func signedJSON(t testing.TB, k *ecdsa.PrivateKey, name string, v any) []byte {
@@ -376,6 +396,17 @@ func (p *Platform) Collateral(t testing.TB, o CollateralOptions) map[string][]by
 			{"tcb": obj{"isvsvn": QESVN}, "tcbDate": "2025-08-01T00:00:00Z", "tcbStatus": o.QEStatus},
 			{"tcb": obj{"isvsvn": 0}, "tcbDate": "2020-01-01T00:00:00Z", "tcbStatus": "OutOfDate"},
 		},
+	}
+	if o.TCBInfoV2 {
+		delete(tcbInfo, "id")
+		tcbInfo["version"] = 2
+		for _, l := range tcbInfo["tcbLevels"].([]obj) {
+			tcb := l["tcb"].(obj)
+			for i, c := range tcb["sgxtcbcomponents"].([]map[string]int) {
+				tcb[fmt.Sprintf("sgxtcbcomp%02dsvn", i+1)] = c["svn"]
+			}
+			delete(tcb, "sgxtcbcomponents")
+		}
 	}
 	var revoked []*big.Int
 	if o.RevokePCK {
