@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/vault"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	// NonceKeyFiles are shared by replicas; the first issues nonces, all are accepted. Empty:
 	// a key in DataDir.
 	NonceKeyFiles []string `yaml:"nonce_key_files"`
+	// NonceClockSkew is how far another replica's clock may run ahead of this one's when it
+	// checks that replica's nonces. Default 30s; below the nonces' 5-minute lifetime.
+	NonceClockSkew time.Duration `yaml:"nonce_clock_skew"`
 	// TokenLifetime of result tokens. Default 5m.
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// TLS secures every listener; required outside dev mode.
@@ -198,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.Dev && c.PolicyTrustKeys == "" {
 		errs = append(errs, errors.New("policy_trust_keys: required outside dev mode: trustd loads only signed policy bundles"))
+	}
+	if c.NonceClockSkew < 0 || c.NonceClockSkew >= challenge.MaxLifetime {
+		errs = append(errs, fmt.Errorf("nonce_clock_skew: %v outside [0, %v)", c.NonceClockSkew, challenge.MaxLifetime))
 	}
 	if c.PolicyThreshold < 0 {
 		errs = append(errs, fmt.Errorf("policy_threshold: %d is negative", c.PolicyThreshold))

@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	nonces, err := challenge.New(challenge.Options{Keys: nk})
+	nonces, err := challenge.New(challenge.Options{Keys: nk, ClockSkew: cfg.NonceClockSkew})
 	if err != nil {
 		return nil, err
 	}
@@ -421,6 +421,9 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
 		Public:      append(tlsconfig.Methods(&pb.Trust_ServiceDesc), tlsconfig.Methods(&healthpb.Health_ServiceDesc)...),
 		Roles:       AdminRoles(),
 		TrustDomain: d.cfg.TLS.TrustDomain,
+	}
+	if ts != nil {
+		rules.Revocation = ts
 	}
 	az, err := tlsconfig.NewAuthorizer(rules)
 	if err != nil {

@@ -52,6 +52,7 @@ func TestValidate(t *testing.T) {
 		{"vault without config", Config{Dev: true, Policy: "p", KMS: KMSConfig{Backend: "vault"}}, "kms.vault: required"},
 		{"unknown backend", Config{Dev: true, Policy: "p", KMS: KMSConfig{Backend: "hsm"}}, `kms.backend: "hsm"`},
 		{"long tokens", Config{Dev: true, Policy: "p", TokenLifetime: 2 * time.Hour}, "token_lifetime"},
+		{"nonce clock skew too large", Config{Dev: true, Policy: "p", NonceClockSkew: 5 * time.Minute}, "nonce_clock_skew"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
