@@ -146,3 +146,36 @@ func TestSampleConfig(t *testing.T) {
 		t.Fatalf("sample config read as %+v", c)
 	}
 }
+
+// TestDataDirKeyPermissions: a nonce key (or dev master key) that trustd finds in the data
+// directory is refused when others may read it, like a configured key file; one that trustd
+// creates is 0600 and loads again.
+func TestDataDirKeyPermissions(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := nonceKeys(nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "nonce.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("created nonce key: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	if k2, err := nonceKeys(nil, dir); err != nil || string(k1[0]) != string(k2[0]) {
+		t.Fatalf("reloading the nonce key: %v", err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "nonce.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nonceKeys(nil, dir); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("world-readable nonce key: %v, want refused", err)
+	}
+	if _, _, err := MasterKey("", "", dir, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "dev-master.key"), 0o604); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := MasterKey("", "", dir, true); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("world-readable dev master key: %v, want refused", err)
+	}
+}
