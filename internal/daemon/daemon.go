@@ -173,15 +173,19 @@ func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
 		if err != nil {
 			return nil, err
 		}
+		if o := d.cfg.Audit.Origin; o != "" && l.Origin() != o {
+			l.Close()
+			return nil, fmt.Errorf("audit.key_file is the key of the log %q, but audit.origin is %q: make the key with trustctl audit keygen --origin %s", l.Origin(), o, o)
+		}
 		d.log.Info("audit log open (postgres)", "origin", l.Origin(), "verifier_key", l.VerifierKey())
 		return l, nil
 	}
 	dir := filepath.Join(d.cfg.DataDir, "audit")
-	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir})
+	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir, Origin: d.cfg.Audit.Origin})
 	if err != nil {
 		return nil, err
 	}
-	d.log.Info("audit log open", "dir", dir, "verifier_key", l.VerifierKey())
+	d.log.Info("audit log open", "dir", dir, "origin", l.Origin(), "verifier_key", l.VerifierKey())
 	return l, nil
 }
 
