@@ -75,6 +75,10 @@ type podSpec struct {
 		ConfigMap *struct {
 			Name string `yaml:"name"`
 		} `yaml:"configMap"`
+		EmptyDir              any `yaml:"emptyDir"`
+		PersistentVolumeClaim *struct {
+			ClaimName string `yaml:"claimName"`
+		} `yaml:"persistentVolumeClaim"`
 	} `yaml:"volumes"`
 }
 
@@ -843,6 +847,38 @@ func TestDevFlagPattern(t *testing.T) {
 	for _, l := range []string{"PrivateDevices=yes", "mountPath: /dev/shm", "name: trustd-dev-notes", "DevicePolicy=closed"} {
 		if devFlag.MatchString(l) {
 			t.Errorf("%q caught", l)
+		}
+	}
+}
+
+// TestPolicyStateSurvivesRestarts: the policy rollback high-water mark must be where every
+// replica and every restart sees it. trustd keeps it in the PostgreSQL database when the audit
+// log is there; otherwise in data_dir, which must then be persistent (a PersistentVolumeClaim,
+// never an emptyDir, which a restarted pod loses with the mark).
+func TestPolicyStateSurvivesRestarts(t *testing.T) {
+	d := decode[deployment](t, find(t, loadManifests(t), "Deployment")[0])
+	pod := d.Spec.Template.Spec
+	for _, r := range trustdRuns(t) {
+		if !strings.HasPrefix(r.where, "kubernetes") {
+			continue
+		}
+		c := r.load(t)
+		if c.Audit.Backend == "postgres" {
+			continue // the mark lives in the database (internal/daemon: policyState)
+		}
+		vol := ""
+		best := ""
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if (c.DataDir == m.MountPath || strings.HasPrefix(c.DataDir, m.MountPath+"/")) && len(m.MountPath) > len(best) {
+				best, vol = m.MountPath, m.Name
+			}
+		}
+		ok := false
+		for _, v := range pod.Volumes {
+			ok = ok || v.Name == vol && v.PersistentVolumeClaim != nil
+		}
+		if !ok {
+			t.Errorf("%s: audit.backend %s keeps the policy rollback mark in data_dir %s, which is on volume %q, not a PersistentVolumeClaim: a restarted pod would forget it", r.where, c.Audit.Backend, c.DataDir, vol)
 		}
 	}
 }
