@@ -2,11 +2,19 @@ package vault
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCredentialFilePermissions: Vault credentials (token, AppRole IDs, Kubernetes JWT) and the
@@ -65,6 +73,40 @@ func TestCredentialFilePermissions(t *testing.T) {
 					t.Errorf("mode %v: %d requests reached Vault with the refused credential", mode, len(f.requests())-before)
 				}
 			})
+		}
+	}
+}
+
+// TestClientKeyPermissions: the TLS client key for Vault is a key file like any other.
+func TestClientKeyPermissions(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trustd"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	dir := t.TempDir()
+	cert, keyFile := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("hvs.x"), 0o600)
+	for _, mode := range []os.FileMode{0o600, 0o644} {
+		if err := os.Chmod(keyFile, mode); err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(context.Background(), Config{Address: "https://127.0.0.1:1", TLS: TLS{CertFile: cert, KeyFile: keyFile},
+			Auth: Auth{Method: AuthToken, TokenFile: tok}, Tenants: map[string]Mapping{"t": {}}}, Options{After: instant})
+		if err == nil {
+			s.Close()
+		}
+		if refused := err != nil && strings.Contains(err.Error(), "readable by others"); refused != (mode == 0o644) {
+			t.Errorf("client key mode %v: %v", mode, err)
 		}
 	}
 }
