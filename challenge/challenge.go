@@ -23,6 +23,10 @@ const Size = 16 + 8 + sha256.Size
 // MaxLifetime bounds how long a nonce may live.
 const MaxLifetime = 5 * time.Minute
 
+// DefaultClockSkew is how far, by default, the clock of the replica that issued a nonce may run
+// ahead of the one that checks it.
+const DefaultClockSkew = 30 * time.Second
+
 // KeySize is the length of a nonce key.
 const KeySize = 32
 
@@ -38,6 +42,11 @@ type Options struct {
 	Keys [][]byte
 	// Lifetime of a nonce; zero means MaxLifetime, and more than MaxLifetime is an error.
 	Lifetime time.Duration
+	// ClockSkew is how far another replica's clock may run ahead of this one's: a nonce whose
+	// expiry lies up to MaxLifetime+ClockSkew ahead is accepted. Zero means DefaultClockSkew;
+	// it must stay below MaxLifetime. A nonce is never accepted after its own expiry, so a
+	// checker whose clock runs ahead merely sees the nonce expire that much earlier.
+	ClockSkew time.Duration
 	// Now and Rand default to the real clock and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -47,6 +56,7 @@ type Options struct {
 type Issuer struct {
 	keys     [][]byte
 	lifetime time.Duration
+	skew     time.Duration
 	now      func() time.Time
 	rand     io.Reader
 }
@@ -67,13 +77,19 @@ func New(o Options) (*Issuer, error) {
 	if o.Lifetime < 0 || o.Lifetime > MaxLifetime {
 		return nil, fmt.Errorf("challenge: lifetime %v outside (0, %v]", o.Lifetime, MaxLifetime)
 	}
+	if o.ClockSkew == 0 {
+		o.ClockSkew = DefaultClockSkew
+	}
+	if o.ClockSkew < 0 || o.ClockSkew >= MaxLifetime {
+		return nil, fmt.Errorf("challenge: clock skew %v outside (0, %v)", o.ClockSkew, MaxLifetime)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	return &Issuer{keys: o.Keys, lifetime: o.Lifetime, now: o.Now, rand: o.Rand}, nil
+	return &Issuer{keys: o.Keys, lifetime: o.Lifetime, skew: o.ClockSkew, now: o.Now, rand: o.Rand}, nil
 }
 
 // Issue returns a fresh nonce and its expiry.
@@ -106,8 +122,9 @@ func (i *Issuer) Check(n []byte) error {
 	if !now.Before(exp) {
 		return fmt.Errorf("%w at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
 	}
-	// A nonce that claims to live longer than we ever issue was not made by a sane issuer.
-	if exp.Sub(now) > MaxLifetime+time.Second {
+	// A nonce that claims to live longer than we ever issue, even on a replica whose clock runs
+	// ahead by the accepted skew, was not made by a sane issuer.
+	if exp.Sub(now) > MaxLifetime+i.skew {
 		return fmt.Errorf("%w: expiry too far in the future", ErrInvalid)
 	}
 	return nil

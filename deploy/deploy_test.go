@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -74,6 +75,10 @@ type podSpec struct {
 		ConfigMap *struct {
 			Name string `yaml:"name"`
 		} `yaml:"configMap"`
+		EmptyDir              any `yaml:"emptyDir"`
+		PersistentVolumeClaim *struct {
+			ClaimName string `yaml:"claimName"`
+		} `yaml:"persistentVolumeClaim"`
 	} `yaml:"volumes"`
 }
 
@@ -236,6 +241,10 @@ func TestEveryFileIsListedAndNamespaced(t *testing.T) {
 	}
 }
 
+// devFlag matches dev mode as Go's flag package reads it: one dash or two, with or without a
+// value. TestConfigsLoadInTrustd parses the real command lines; this catches any other file.
+var devFlag = regexp.MustCompile(`(^|[\s"'\[,=])--?dev(\b|=)`)
+
 // TestNoDevModeAnywhere: the insecure simulated TEE and plaintext gRPC never reach a deployment.
 func TestNoDevModeAnywhere(t *testing.T) {
 	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
@@ -249,7 +258,7 @@ func TestNoDevModeAnywhere(t *testing.T) {
 		}
 		for i, line := range strings.Split(string(b), "\n") {
 			l := strings.ToLower(line)
-			if strings.Contains(l, "--dev") || strings.Contains(strings.ReplaceAll(l, " ", ""), "dev:true") ||
+			if devFlag.MatchString(l) || strings.Contains(strings.ReplaceAll(l, " ", ""), "dev:true") ||
 				strings.Contains(l, "insecure") && !strings.HasPrefix(strings.TrimSpace(l), "#") {
 				t.Errorf("%s:%d: %s", p, i+1, strings.TrimSpace(line))
 			}
@@ -681,12 +690,20 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-// TestConfigsLoadInTrustd reads the shipped configurations with trustd's own strict loader
-// (unknown keys are errors) and validation, so the manifests cannot drift from what trustd
-// accepts.
-func TestConfigsLoadInTrustd(t *testing.T) {
+// trustdRun is how a shipped deployment starts trustd: its arguments and the configuration
+// file they name, as a file on this machine.
+type trustdRun struct {
+	where  string
+	args   []string
+	config string
+}
+
+// trustdRuns returns the Kubernetes container's and the systemd unit's trustd command lines.
+func trustdRuns(t *testing.T) []trustdRun {
+	t.Helper()
+	objs := loadManifests(t)
 	var cm *object
-	for _, o := range find(t, loadManifests(t), "ConfigMap") {
+	for _, o := range find(t, objs, "ConfigMap") {
 		if o.Metadata.Name == "trustd-config" {
 			cm = o
 		}
@@ -700,18 +717,104 @@ func TestConfigsLoadInTrustd(t *testing.T) {
 	if err := cm.node.Decode(&data); err != nil {
 		t.Fatal(err)
 	}
-	k8s := filepath.Join(t.TempDir(), "trustd.yaml")
-	if err := os.WriteFile(k8s, []byte(data.Data["trustd.yaml"]), 0o600); err != nil {
+	k8sConfig := filepath.Join(t.TempDir(), "trustd.yaml")
+	if err := os.WriteFile(k8sConfig, []byte(data.Data["trustd.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{k8s, "systemd/trustd.yaml"} {
-		c, err := daemon.LoadConfig(path)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+	d := decode[deployment](t, find(t, objs, "Deployment")[0])
+	pod := d.Spec.Template.Spec
+	var runs []trustdRun
+	for _, c := range pod.Containers {
+		if c.Name != "trustd" {
+			continue
 		}
-		c.Defaults()
+		args := slices.Clone(c.Args)
+		if len(c.Command) > 0 {
+			// An explicit command replaces the image's entrypoint: its first word is trustd.
+			args = append(slices.Clone(c.Command[1:]), c.Args...)
+		}
+		runs = append(runs, trustdRun{where: "kubernetes container " + c.Name, args: args, config: k8sConfig})
+		// The file the container names must be the ConfigMap's trustd.yaml.
+		cl, err := daemon.ParseCommandLine(args, io.Discard)
+		if err != nil {
+			t.Fatalf("container %s: trustd refuses its arguments %q: %v", c.Name, args, err)
+		}
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == cl.ConfigFile && m.SubPath == "trustd.yaml" {
+				for _, v := range pod.Volumes {
+					mounted = mounted || v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == "trustd-config"
+				}
+			}
+		}
+		if !mounted {
+			t.Errorf("container %s: --config %q is not the ConfigMap trustd-config's trustd.yaml", c.Name, cl.ConfigFile)
+		}
+	}
+	if len(runs) == 0 {
+		t.Fatal("no container named trustd")
+	}
+	svc := parseUnit(t, "systemd/trustd.service")["Service"]
+	if len(svc["ExecStart"]) == 0 {
+		t.Fatal("systemd unit: no ExecStart")
+	}
+	exec := strings.Fields(svc["ExecStart"][len(svc["ExecStart"])-1])
+	if len(exec) == 0 {
+		t.Fatal("systemd unit: empty ExecStart")
+	}
+	runs = append(runs, trustdRun{where: "systemd unit", args: exec[1:], config: "systemd/trustd.yaml"})
+	return runs
+}
+
+// load parses r's arguments with trustd's own flag set and loads its configuration with
+// trustd's strict loader, flags applied over the file as trustd applies them.
+func (r trustdRun) load(t *testing.T, extra ...string) *daemon.Config {
+	t.Helper()
+	args := append(slices.Clone(r.args), extra...)
+	cl, err := daemon.ParseCommandLine(args, io.Discard)
+	if err != nil {
+		t.Fatalf("%s: trustd refuses its arguments %q: %v", r.where, args, err)
+	}
+	if cl.ConfigFile == "" {
+		t.Fatalf("%s: no --config in %q", r.where, args)
+	}
+	c, err := daemon.LoadConfig(r.config)
+	if err != nil {
+		t.Fatalf("%s: %v", r.where, err)
+	}
+	cl.Apply(c)
+	c.Defaults()
+	return c
+}
+
+// TestConfigsLoadInTrustd reads the shipped command lines and configurations with trustd's own
+// flag set, strict loader (unknown keys are errors) and validation, so the manifests cannot
+// drift from what trustd accepts, and dev mode cannot hide in a spelling (-dev, -dev=true) that
+// a text search would miss.
+func TestConfigsLoadInTrustd(t *testing.T) {
+	for _, r := range trustdRuns(t) {
+		c := r.load(t)
+		if c.Dev {
+			t.Errorf("%s: dev mode (arguments %q)", r.where, r.args)
+		}
 		if err := c.Validate(); err != nil {
-			t.Errorf("%s: %v", path, err)
+			t.Errorf("%s: %v", r.where, err)
+		}
+	}
+}
+
+// TestProductionRefusesDevMode: whichever way dev mode is asked for, trustd refuses it with the
+// shipped production configurations.
+func TestProductionRefusesDevMode(t *testing.T) {
+	for _, r := range trustdRuns(t) {
+		for _, dev := range [][]string{{"--dev"}, {"-dev"}, {"-dev=true"}} {
+			c := r.load(t, dev...)
+			if !c.Dev {
+				t.Fatalf("%s %q: trustd's flag set did not read dev mode", r.where, dev)
+			}
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "dev: refused") {
+				t.Errorf("%s with %q: Validate = %v, want dev mode refused", r.where, dev, err)
+			}
 		}
 	}
 }
@@ -731,6 +834,51 @@ func TestSecretModes(t *testing.T) {
 		}
 		if m := *v.Secret.DefaultMode; m&0o027 != 0 {
 			t.Errorf("volume %s: defaultMode %#o lets others read or the group write", v.Name, m)
+		}
+	}
+}
+
+func TestDevFlagPattern(t *testing.T) {
+	for _, l := range []string{`args: ["-dev"]`, "ExecStart=/usr/local/bin/trustd -dev", "trustd --dev", "x -dev=true", `args: ["--config", "c", -dev]`} {
+		if !devFlag.MatchString(l) {
+			t.Errorf("%q not caught", l)
+		}
+	}
+	for _, l := range []string{"PrivateDevices=yes", "mountPath: /dev/shm", "name: trustd-dev-notes", "DevicePolicy=closed"} {
+		if devFlag.MatchString(l) {
+			t.Errorf("%q caught", l)
+		}
+	}
+}
+
+// TestPolicyStateSurvivesRestarts: the policy rollback high-water mark must be where every
+// replica and every restart sees it. trustd keeps it in the PostgreSQL database when the audit
+// log is there; otherwise in data_dir, which must then be persistent (a PersistentVolumeClaim,
+// never an emptyDir, which a restarted pod loses with the mark).
+func TestPolicyStateSurvivesRestarts(t *testing.T) {
+	d := decode[deployment](t, find(t, loadManifests(t), "Deployment")[0])
+	pod := d.Spec.Template.Spec
+	for _, r := range trustdRuns(t) {
+		if !strings.HasPrefix(r.where, "kubernetes") {
+			continue
+		}
+		c := r.load(t)
+		if c.Audit.Backend == "postgres" {
+			continue // the mark lives in the database (internal/daemon: policyState)
+		}
+		vol := ""
+		best := ""
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if (c.DataDir == m.MountPath || strings.HasPrefix(c.DataDir, m.MountPath+"/")) && len(m.MountPath) > len(best) {
+				best, vol = m.MountPath, m.Name
+			}
+		}
+		ok := false
+		for _, v := range pod.Volumes {
+			ok = ok || v.Name == vol && v.PersistentVolumeClaim != nil
+		}
+		if !ok {
+			t.Errorf("%s: audit.backend %s keeps the policy rollback mark in data_dir %s, which is on volume %q, not a PersistentVolumeClaim: a restarted pod would forget it", r.where, c.Audit.Backend, c.DataDir, vol)
 		}
 	}
 }

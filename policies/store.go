@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +24,11 @@ type StoreOptions struct {
 	Keys      TrustKeys
 	Threshold int
 	// StateFile records the highest bundle version ever loaded, so that a restart cannot roll
-	// back either. Required for signed bundles.
+	// back either. Signed bundles need it or State.
 	StateFile string
+	// State, if set, keeps the high-water mark instead of StateFile: shared by replicas (a
+	// database table) so that neither a restart nor a replica on fresh storage can go lower.
+	State StateStore
 	// AllowUnsigned loads a directory without bundle.json as version 0 without checking
 	// signatures: trustd --dev only. A directory with bundle.json is still verified when Keys are
 	// configured.
@@ -44,6 +46,7 @@ type Store struct {
 	cur       atomic.Pointer[Bundle]
 	mu        sync.Mutex // serializes Reload
 	seen      []byte     // fingerprint of the directory at the last reload attempt
+	state     StateStore // nil: no rollback state (dev mode without a state file)
 }
 
 // state is the persisted rollback state.
@@ -57,15 +60,18 @@ func NewStore(o StoreOptions) (*Store, error) {
 	if o.Dir == "" {
 		return nil, errors.New("policy store: no bundle directory")
 	}
-	s := &Store{o: o}
+	s := &Store{o: o, state: o.State}
+	if s.state == nil && o.StateFile != "" {
+		s.state = &FileState{Path: o.StateFile}
+	}
 	if len(o.Keys) > 0 || !o.AllowUnsigned {
 		m, err := VerifyOptions{Keys: o.Keys, Threshold: o.Threshold}.threshold()
 		if err != nil {
 			return nil, fmt.Errorf("policy store: %w", err)
 		}
 		s.threshold = m
-		if o.StateFile == "" {
-			return nil, errors.New("policy store: signed bundles need a state file for rollback protection")
+		if s.state == nil {
+			return nil, errors.New("policy store: signed bundles need a state file or state store for rollback protection")
 		}
 	}
 	return s, nil
@@ -122,19 +128,23 @@ func (s *Store) Reload(ctx context.Context) error {
 			return fmt.Errorf("policy reload: %w", err)
 		}
 	}
-	if s.o.StateFile != "" && b.Version > 0 {
-		st, err := readState(s.o.StateFile)
+	if s.state != nil && b.Version > 0 {
+		st, err := s.state.Load(ctx)
 		if err != nil {
 			return fmt.Errorf("policy reload: %w", err)
 		}
-		want, _ := hex.DecodeString(st.Digest)
-		if err := checkVersion(b, st.Version, want, "state file "+s.o.StateFile); err != nil {
+		if err := checkVersion(b, st.Version, st.Digest, s.state.String()); err != nil {
 			return fmt.Errorf("policy reload: %w", err)
 		}
 		// Persist before activating: a crash in between must never let a restart go lower.
 		if b.Version > st.Version {
-			if err := writeState(s.o.StateFile, state{Version: b.Version, Digest: hex.EncodeToString(b.Digest)}); err != nil {
-				return fmt.Errorf("policy reload: state file: %w", err)
+			rec, err := s.state.Advance(ctx, State{Version: b.Version, Digest: b.Digest})
+			if err != nil {
+				return fmt.Errorf("policy reload: %w", err)
+			}
+			// Another replica may have recorded a higher version in the meantime.
+			if err := checkVersion(b, rec.Version, rec.Digest, s.state.String()); err != nil {
+				return fmt.Errorf("policy reload: %w", err)
 			}
 		}
 	}

@@ -28,7 +28,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/internal/tlsconfig"
 )
+
+const tlsconfigCheckInterval = tlsconfig.DefaultCheckInterval
 
 // testCA issues certificates for a test.
 type testCA struct {
@@ -233,4 +236,75 @@ func randName() string {
 		b[i] = letters[int(b[i])%len(letters)]
 	}
 	return string(b)
+}
+
+// crl returns a PEM CRL of ca revoking serials.
+func (ca *testCA) crl(t *testing.T, number int64, serials ...*big.Int) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+// TestAdminLogInfoAndRevocation: the auditor's log-info shows the deployment's configured
+// origin; once the CRL revokes the auditor's certificate, the next call on the connection opened
+// before is refused (Unauthenticated), without waiting for a new handshake.
+func TestAdminLogInfoAndRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the CRL check interval")
+	}
+	dir := t.TempDir()
+	ca, admins := newCA(t, "server CA"), newCA(t, "admin CA")
+	sc, sk := ca.issue(t, "trustd", "", true)
+	cp, kp := admins.issue(t, "auditor-person", "auditor", false)
+	crlFile := write(t, dir, "admin.crl", string(admins.crl(t, 1)))
+	const origin = "trust.test.example/audit"
+	cfg := &Config{Dev: true, DataDir: filepath.Join(dir, "data"), Policy: "../../policies/examples", Listen: "127.0.0.1:0",
+		Audit: AuditConfig{Origin: origin},
+		TLS: TLSConfig{CertFile: write(t, dir, "server.pem", string(sc)), KeyFile: write(t, dir, "server.key", string(sk)),
+			ClientCAFile: write(t, dir, "admin-ca.pem", string(admins.pem)), ClientCRLFile: crlFile}}
+	d, err := New(context.Background(), cfg, Env{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	addr := serve(t, d)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	cert, err := tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := pb.NewAdminClient(conn)
+	info, err := admin.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.GetOrigin() != origin {
+		t.Errorf("log-info origin %q, want the configured %q", info.GetOrigin(), origin)
+	}
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	if err := os.WriteFile(crlFile, admins.crl(t, 2, leaf.SerialNumber), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(crlFile, later, later)
+	time.Sleep(tlsconfigCheckInterval + 500*time.Millisecond)
+	if _, err := admin.GetLogInfo(ctx, &pb.GetLogInfoRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("revoked auditor on the open connection: %v, want Unauthenticated", err)
+	}
 }

@@ -39,7 +39,7 @@ func TestAuditContextKey(t *testing.T) {
 	if _, _, err := AuditContextKey(file, dir, false); err == nil || strings.Contains(err.Error(), "short") {
 		t.Fatalf("bad key file: %v", err)
 	}
-	c := Config{Policy: "p", PolicyTrustKeys: "k", TLS: TLSConfig{CertFile: "c", KeyFile: "k"}}
+	c := Config{Policy: "p", PolicyTrustKeys: "k", TLS: TLSConfig{CertFile: "c", KeyFile: "k"}, Audit: AuditConfig{Origin: "trust.test.example/audit"}}
 	c.Defaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "audit.context_key_file: required outside dev mode") {
 		t.Fatalf("Validate without a context key: %v", err)

@@ -7,12 +7,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/vault"
 )
 
@@ -42,7 +48,8 @@ type Config struct {
 	// TokenKeyDir holds the token signing keys (current and recent); replicas share it.
 	// Default DataDir/token-keys.
 	TokenKeyDir string `yaml:"token_key_dir"`
-	// Dev accepts the insecure simulated TEE and plaintext gRPC. Never in production.
+	// Dev accepts the insecure simulated TEE and plaintext gRPC. Never in production: it is
+	// refused unless every listener is on a loopback address.
 	Dev bool `yaml:"dev"`
 	// MasterKeyFile holds the local keyring's master key (32 bytes, raw or hex). Keep it outside
 	// DataDir. The environment variable MEDICUS_MASTER_KEY (hex) is the alternative.
@@ -50,6 +57,9 @@ type Config struct {
 	// NonceKeyFiles are shared by replicas; the first issues nonces, all are accepted. Empty:
 	// a key in DataDir.
 	NonceKeyFiles []string `yaml:"nonce_key_files"`
+	// NonceClockSkew is how far another replica's clock may run ahead of this one's when it
+	// checks that replica's nonces. Default 30s; below the nonces' 5-minute lifetime.
+	NonceClockSkew time.Duration `yaml:"nonce_clock_skew"`
 	// TokenLifetime of result tokens. Default 5m.
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// TLS secures every listener; required outside dev mode.
@@ -101,6 +111,11 @@ type AuditConfig struct {
 	// audit context-keygen`), shared by every replica: records carry context digests keyed
 	// with it, per tenant. Required outside dev mode, which keeps one in DataDir.
 	ContextKeyFile string `yaml:"context_key_file"`
+	// Origin names this deployment's log in its checkpoints (and is the note key's name), so
+	// that a witness following two deployments can tell their logs apart: a schema-less URL
+	// such as trust.medicus.example/audit, usually the public URL's host and path. Required
+	// outside dev mode, and never the shared default.
+	Origin string `yaml:"origin"`
 }
 
 // KMSConfig selects and configures the key store.
@@ -199,12 +214,16 @@ func (c *Config) Validate() error {
 	if !c.Dev && c.PolicyTrustKeys == "" {
 		errs = append(errs, errors.New("policy_trust_keys: required outside dev mode: trustd loads only signed policy bundles"))
 	}
+	if c.NonceClockSkew < 0 || c.NonceClockSkew >= challenge.MaxLifetime {
+		errs = append(errs, fmt.Errorf("nonce_clock_skew: %v outside [0, %v)", c.NonceClockSkew, challenge.MaxLifetime))
+	}
 	if c.PolicyThreshold < 0 {
 		errs = append(errs, fmt.Errorf("policy_threshold: %d is negative", c.PolicyThreshold))
 	}
 	if !c.Dev && c.Audit.ContextKeyFile == "" {
 		errs = append(errs, errors.New("audit.context_key_file: required outside dev mode: it keys the context digests of audit records"))
 	}
+	errs = append(errs, c.validateDevAndOrigin()...)
 	switch c.Audit.Backend {
 	case "local":
 		if c.Audit.DSNFile != "" || c.Audit.KeyFile != "" {
@@ -232,6 +251,45 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("kms.backend: %q, want local or vault", c.KMS.Backend))
 	}
 	return errors.Join(errs...)
+}
+
+// validateDevAndOrigin checks the settings that tell a deployment from a developer's trustd.
+// Dev mode accepts evidence anyone can forge, so it serves only on loopback addresses: a
+// configuration that listens on the network is a production one and refuses dev mode, however
+// dev mode was asked for (-dev, --dev, dev: true). Outside dev mode the audit log needs the
+// deployment's own origin.
+func (c *Config) validateDevAndOrigin() []error {
+	var errs []error
+	if c.Dev {
+		for _, l := range []struct{ key, addr string }{{"listen", c.Listen}, {"http_listen", c.HTTPListen}, {"metrics_listen", c.MetricsListen}} {
+			if l.addr != "" && !loopback(l.addr) {
+				errs = append(errs, fmt.Errorf("dev: refused with %s %q: dev mode accepts forged evidence and serves only on loopback addresses; this is a production configuration", l.key, l.addr))
+			}
+		}
+	}
+	o := c.Audit.Origin
+	switch {
+	case o == "" && !c.Dev:
+		errs = append(errs, errors.New("audit.origin: required outside dev mode: each deployment's log needs its own name, such as trust.medicus.example/audit"))
+	case o == audit.DefaultOrigin && !c.Dev:
+		errs = append(errs, fmt.Errorf("audit.origin: %q is the default that every deployment shares; name this deployment's log", o))
+	case o != "" && (strings.Contains(o, "://") || strings.ContainsAny(o, "+") || strings.IndexFunc(o, unicode.IsSpace) >= 0 || !utf8.ValidString(o)):
+		errs = append(errs, fmt.Errorf("audit.origin: %q: want a schema-less URL without spaces or '+', such as trust.medicus.example/audit", o))
+	}
+	return errs
+}
+
+// loopback reports whether a listen address binds only to the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LoadConfig reads a YAML configuration file strictly.

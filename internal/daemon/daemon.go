@@ -35,6 +35,7 @@ import (
 	"github.com/medicus-cloud/trust/kms/vault"
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/policies/pgstate"
 	"github.com/medicus-cloud/trust/service"
 	"github.com/medicus-cloud/trust/token"
 )
@@ -78,9 +79,10 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, err
 	}
 	d = &Daemon{cfg: cfg, log: log}
+	opened := d // the error returns below set d to nil
 	defer func() {
 		if err != nil {
-			d.Close()
+			opened.Close()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -90,7 +92,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	pols, err := d.openPolicies(ctx)
+	pols, err := d.openPolicies(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +100,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	nonces, err := challenge.New(challenge.Options{Keys: nk})
+	nonces, err := challenge.New(challenge.Options{Keys: nk, ClockSkew: cfg.NonceClockSkew})
 	if err != nil {
 		return nil, err
 	}
@@ -155,16 +157,9 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 // openAudit opens the configured audit log.
 func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
 	if d.cfg.Audit.Backend == "postgres" {
-		dsn := env.AuditDSN
-		if d.cfg.Audit.DSNFile != "" {
-			b, err := keyfile.Read(d.cfg.Audit.DSNFile, "audit.dsn_file")
-			if err != nil {
-				return nil, err
-			}
-			dsn = strings.TrimSpace(string(b))
-		}
-		if dsn == "" {
-			return nil, fmt.Errorf("audit: backend postgres needs dsn_file or %s", AuditDSNEnv)
+		dsn, err := d.auditDSN(env)
+		if err != nil {
+			return nil, err
 		}
 		key, err := pglog.ReadKeyFile(d.cfg.Audit.KeyFile)
 		if err != nil {
@@ -174,16 +169,67 @@ func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
 		if err != nil {
 			return nil, err
 		}
+		if o := d.cfg.Audit.Origin; o != "" && l.Origin() != o {
+			l.Close()
+			return nil, fmt.Errorf("audit.key_file is the key of the log %q, but audit.origin is %q: make the key with trustctl audit keygen --origin %s", l.Origin(), o, o)
+		}
 		d.log.Info("audit log open (postgres)", "origin", l.Origin(), "verifier_key", l.VerifierKey())
 		return l, nil
 	}
 	dir := filepath.Join(d.cfg.DataDir, "audit")
-	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir})
+	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir, Origin: d.cfg.Audit.Origin})
 	if err != nil {
 		return nil, err
 	}
-	d.log.Info("audit log open", "dir", dir, "verifier_key", l.VerifierKey())
+	d.log.Info("audit log open", "dir", dir, "origin", l.Origin(), "verifier_key", l.VerifierKey())
 	return l, nil
+}
+
+// auditDSN returns the PostgreSQL connection string of the audit log (backend postgres).
+func (d *Daemon) auditDSN(env Env) (string, error) {
+	dsn := env.AuditDSN
+	if d.cfg.Audit.DSNFile != "" {
+		b, err := keyfile.Read(d.cfg.Audit.DSNFile, "audit.dsn_file")
+		if err != nil {
+			return "", err
+		}
+		dsn = strings.TrimSpace(string(b))
+	}
+	if dsn == "" {
+		return "", fmt.Errorf("audit: backend postgres needs dsn_file or %s", AuditDSNEnv)
+	}
+	return dsn, nil
+}
+
+// policyState returns where the policy rollback high-water mark lives: with the PostgreSQL
+// audit log, a table in the same database, which every replica and every restart sees (a pod's
+// data directory may be an emptyDir); otherwise the state file in the data directory, which
+// must be persistent storage. A mark already in the state file is carried over to the table,
+// so that switching to PostgreSQL never lowers it.
+func (d *Daemon) policyState(ctx context.Context, env Env) (policies.StateStore, error) {
+	file := &policies.FileState{Path: filepath.Join(d.cfg.DataDir, "policy-state.json")}
+	if d.cfg.Audit.Backend != "postgres" {
+		return file, nil
+	}
+	dsn, err := d.auditDSN(env)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := pgstate.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("policy state: %w", err)
+	}
+	d.closers = append(d.closers, pg.Close)
+	old, err := file.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy state: %w", err)
+	}
+	if old.Version > 0 {
+		if _, err := pg.Advance(ctx, old); err != nil {
+			return nil, fmt.Errorf("policy state: %w", err)
+		}
+	}
+	return pg, nil
 }
 
 // verifiers builds one verifier per enabled TEE type.
@@ -241,7 +287,7 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 
 // openPolicies opens the policy store: signed bundles with rollback protection, reloaded on
 // change. In dev mode unsigned directories (and single files) are accepted.
-func (d *Daemon) openPolicies(ctx context.Context) (service.PolicySource, error) {
+func (d *Daemon) openPolicies(ctx context.Context, env Env) (service.PolicySource, error) {
 	fi, err := os.Stat(d.cfg.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -257,8 +303,11 @@ func (d *Daemon) openPolicies(ctx context.Context) (service.PolicySource, error)
 		d.log.Warn("policy file loaded unsigned (dev mode)", "path", d.cfg.Policy, "digest", fmt.Sprintf("%x", b.Digest))
 		return service.StaticPolicies{Bundle: b}, nil
 	}
-	o := policies.StoreOptions{Dir: d.cfg.Policy, Threshold: d.cfg.PolicyThreshold, AllowUnsigned: d.cfg.Dev,
-		StateFile: filepath.Join(d.cfg.DataDir, "policy-state.json")}
+	state, err := d.policyState(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	o := policies.StoreOptions{Dir: d.cfg.Policy, Threshold: d.cfg.PolicyThreshold, AllowUnsigned: d.cfg.Dev, State: state}
 	if d.cfg.PolicyTrustKeys != "" {
 		pem, err := os.ReadFile(d.cfg.PolicyTrustKeys)
 		if err != nil {
@@ -422,6 +471,9 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
 		Public:      append(tlsconfig.Methods(&pb.Trust_ServiceDesc), tlsconfig.Methods(&healthpb.Health_ServiceDesc)...),
 		Roles:       AdminRoles(),
 		TrustDomain: d.cfg.TLS.TrustDomain,
+	}
+	if ts != nil {
+		rules.Revocation = ts
 	}
 	az, err := tlsconfig.NewAuthorizer(rules)
 	if err != nil {

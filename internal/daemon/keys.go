@@ -67,16 +67,13 @@ func decodeKey(b []byte) (*secret.Bytes, error) {
 	return secret.New(k), nil
 }
 
-// loadOrCreate reads path, or creates it with 0600 from make when missing.
+// loadOrCreate reads path (refusing it, as keyfile does, when others may read it), or creates
+// it with 0600 from make when missing.
 func loadOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return b, nil
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return keyfile.Read(path, "key file")
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	b, err = make()
+	b, err := make()
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +82,7 @@ func loadOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return os.ReadFile(path) // another process made it first
+		return keyfile.Read(path, "key file") // another process made it first
 	}
 	if err != nil {
 		return nil, err

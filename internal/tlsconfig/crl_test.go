@@ -161,3 +161,108 @@ func TestClientCRLRefusedAtStart(t *testing.T) {
 		t.Error("a CRL without a client CA was accepted")
 	}
 }
+
+// crlServer serves the test admin service over mutual TLS with the CRL in crlFile, checked by
+// the Authorizer on every call, on a clock the test moves.
+func crlServer(t *testing.T, f files, crlFile string, clock func() time.Time) string {
+	t.Helper()
+	ts, err := tlsconfig.New(tlsconfig.Options{CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.clientCA,
+		ClientCRLFile: crlFile, CheckInterval: time.Second, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rules()
+	r.Revocation = ts
+	az, err := tlsconfig.NewAuthorizer(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(ts.Credentials()), grpc.ChainUnaryInterceptor(az.UnaryInterceptor()))
+	pb.RegisterTrustServer(srv, pb.UnimplementedTrustServer{})
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	srv.RegisterService(adminDesc(), nil)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// TestRevocationEndsOpenConnections: a certificate revoked after its connection's handshake is
+// refused on the connection's next call, not when the connection ends.
+func TestRevocationEndsOpenConnections(t *testing.T) {
+	p := &pki{serverCA: newCA(t, "server CA"), adminCA: newCA(t, "admin CA")}
+	f := serverFiles(t, p.serverCA, p.adminCA)
+	alice := p.adminCA.keyPair(t, leafSpec{cn: "alice", uris: []string{"spiffe://medicus/role/operator"}})
+	crlFile := filepath.Join(filepath.Dir(f.cert), "admin.crl")
+	writeFile(t, crlFile, p.adminCA.crl(t, 1, time.Now().Add(time.Hour)))
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	addr := crlServer(t, f, crlFile, clock)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cc := dial(t, addr, credentials.NewTLS(clientTLS(p, alice)))
+	if err := call(ctx, cc, mCreateKey); status.Code(err) != codes.OK {
+		t.Fatalf("before revocation: %v", err)
+	}
+	writeFile(t, crlFile, p.adminCA.crl(t, 2, time.Now().Add(time.Hour), serialOf(t, alice)))
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(crlFile, later, later)
+	mu.Lock()
+	now = now.Add(2 * time.Second) // past CheckInterval: the CRL file is looked at again
+	mu.Unlock()
+	err := call(ctx, cc, mCreateKey)
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("after revocation, same connection: %v, want Unauthenticated naming the revocation", err)
+	}
+	// The workload API on the same connection is not a role method and stays open.
+	if err := call(ctx, cc, mHealth); err != nil {
+		t.Errorf("health on the same connection: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour) // the CRL is now past its next update
+	mu.Unlock()
+	if err := call(ctx, cc, mCreateKey); status.Code(err) != codes.Unavailable {
+		t.Errorf("stale CRL, open connection: %v, want Unavailable", err)
+	}
+}
+
+// TestCRLMatchesIssuerAndSerial: with two admin CAs, a CRL revokes only its own CA's
+// certificate with a serial, not another CA's certificate with the same serial; a CA without a
+// CRL in the file issues no working certificate.
+func TestCRLMatchesIssuerAndSerial(t *testing.T) {
+	p := &pki{serverCA: newCA(t, "server CA"), adminCA: newCA(t, "admin CA")}
+	second, third := newCA(t, "second admin CA"), newCA(t, "third admin CA")
+	f := serverFiles(t, p.serverCA, p.adminCA)
+	writeFile(t, f.clientCA, append(append(append([]byte{}, p.adminCA.pem...), second.pem...), third.pem...))
+	same := big.NewInt(4242)
+	spec := func(cn string) leafSpec {
+		return leafSpec{cn: cn, serial: same, uris: []string{"spiffe://medicus/role/operator"}}
+	}
+	revoked, namesake, orphan := p.adminCA.keyPair(t, spec("revoked")), second.keyPair(t, spec("namesake")), third.keyPair(t, spec("orphan"))
+	crlFile := filepath.Join(filepath.Dir(f.cert), "admin.crl")
+	writeFile(t, crlFile, append(p.adminCA.crl(t, 1, time.Now().Add(time.Hour), same), second.crl(t, 1, time.Now().Add(time.Hour))...))
+	addr := crlServer(t, f, crlFile, time.Now)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		cert tls.Certificate
+		ok   bool
+	}{
+		{"revoked by its CA", revoked, false},
+		{"same serial, other CA", namesake, true},
+		{"CA without a CRL", orphan, false},
+	} {
+		cc := dial(t, addr, credentials.NewTLS(clientTLS(p, tc.cert)))
+		err := call(ctx, cc, mCreateKey)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}

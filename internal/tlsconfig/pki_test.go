@@ -64,6 +64,7 @@ type leafSpec struct {
 	uris     []string
 	server   bool
 	notAfter time.Time
+	serial   *big.Int // nil: the next serial
 }
 
 // issue returns the certificate and key PEM for spec.
@@ -76,8 +77,11 @@ func (ca *testCA) issue(t *testing.T, spec leafSpec) (certPEM, keyPEM []byte) {
 	if spec.notAfter.IsZero() {
 		spec.notAfter = time.Now().Add(12 * time.Hour)
 	}
+	if spec.serial == nil {
+		spec.serial = nextSerial()
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(),
+		SerialNumber: spec.serial,
 		Subject:      pkix.Name{CommonName: spec.cn},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     spec.notAfter,

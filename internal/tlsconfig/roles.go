@@ -89,9 +89,10 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 	return c, ok
 }
 
-// verifiedLeaf returns the client certificate only if the TLS stack verified it against the
-// client CAs. PeerCertificates alone would accept a certificate that merely was presented.
-func verifiedLeaf(ctx context.Context) *x509.Certificate {
+// verifiedChain returns the client certificate chain (leaf first) only if the TLS stack
+// verified it against the client CAs. PeerCertificates alone would accept a certificate that
+// merely was presented.
+func verifiedChain(ctx context.Context) []*x509.Certificate {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return nil
@@ -100,7 +101,13 @@ func verifiedLeaf(ctx context.Context) *x509.Certificate {
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
 		return nil
 	}
-	return ti.State.VerifiedChains[0][0]
+	return ti.State.VerifiedChains[0]
+}
+
+// RevocationChecker checks a verified client chain against current revocation data; *Server
+// is one.
+type RevocationChecker interface {
+	CheckRevocation(chain []*x509.Certificate) error
 }
 
 // Rules is the access table. Every method the server registers must appear in exactly one of
@@ -113,6 +120,10 @@ type Rules struct {
 	Roles map[string][]Role
 	// TrustDomain of the role URIs; empty means DefaultTrustDomain.
 	TrustDomain string
+	// Revocation, if set, is asked on every role-restricted call, so that a certificate revoked
+	// after its connection's handshake stops working at once rather than when the connection
+	// ends.
+	Revocation RevocationChecker
 }
 
 // Authorizer enforces Rules in gRPC interceptors.
@@ -120,12 +131,13 @@ type Authorizer struct {
 	public map[string]bool
 	roles  map[string][]Role
 	td     string
+	rev    RevocationChecker
 }
 
 // NewAuthorizer checks r: method names well formed, each listed once, roles known, no empty role
 // lists (which would be a method nobody may call; leave it out instead).
 func NewAuthorizer(r Rules) (*Authorizer, error) {
-	a := &Authorizer{public: map[string]bool{}, roles: map[string][]Role{}, td: r.TrustDomain}
+	a := &Authorizer{public: map[string]bool{}, roles: map[string][]Role{}, td: r.TrustDomain, rev: r.Revocation}
 	if a.td == "" {
 		a.td = DefaultTrustDomain
 	}
@@ -181,8 +193,9 @@ func Methods(sd *grpc.ServiceDesc) []string {
 }
 
 // authorize decides one call: public methods pass; role methods need a verified client
-// certificate (else Unauthenticated) carrying an allowed role (else PermissionDenied); methods
-// not in the table are PermissionDenied for everyone.
+// certificate (else Unauthenticated) that the current CRL does not revoke (else
+// Unauthenticated; Unavailable without a current CRL) carrying an allowed role (else
+// PermissionDenied); methods not in the table are PermissionDenied for everyone.
 func (a *Authorizer) authorize(ctx context.Context, method string) (context.Context, error) {
 	if a.public[method] {
 		return ctx, nil
@@ -191,9 +204,18 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "%s is not open to any caller", method)
 	}
-	leaf := verifiedLeaf(ctx)
-	if leaf == nil {
+	chain := verifiedChain(ctx)
+	if chain == nil {
 		return nil, status.Errorf(codes.Unauthenticated, "%s requires a client certificate issued by the admin CA", method)
+	}
+	leaf := chain[0]
+	if a.rev != nil {
+		switch err := a.rev.CheckRevocation(chain); {
+		case errors.Is(err, ErrRevoked):
+			return nil, status.Errorf(codes.Unauthenticated, "%s: %v", method, err)
+		case err != nil:
+			return nil, status.Errorf(codes.Unavailable, "%s: %v", method, err)
+		}
 	}
 	role, err := RoleOf(leaf, a.td)
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 // DefaultCheckInterval is how often, at most, the files are looked at again.
@@ -218,7 +220,17 @@ func (s *Server) load() (*loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	cert, err := tls.LoadX509KeyPair(s.o.CertFile, s.o.KeyFile)
+	certPEM, err := os.ReadFile(s.o.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	// The key file is refused when others may read it, like every key file trustd reads.
+	keyPEM, err := keyfile.Read(s.o.KeyFile, "tls: key_file")
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM)
 	if err != nil {
 		// The error names the files and the problem, never the key bytes.
 		return nil, fmt.Errorf("tls: loading %s and %s: %w", s.o.CertFile, s.o.KeyFile, err)

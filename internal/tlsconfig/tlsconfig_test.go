@@ -352,6 +352,10 @@ func TestNewRefusesBadFiles(t *testing.T) {
 		return p
 	}
 	cert, key := put("ok.crt", good), put("ok.key", goodKey)
+	worldKey := put("world.key", goodKey)
+	if err := os.Chmod(worldKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		o    tlsconfig.Options
@@ -365,6 +369,7 @@ func TestNewRefusesBadFiles(t *testing.T) {
 		{"client cert required without CA", tlsconfig.Options{CertFile: cert, KeyFile: key, RequireClientCert: true}, "client_ca_file"},
 		{"client CA without certificates", tlsconfig.Options{CertFile: cert, KeyFile: key, ClientCAFile: put("empty-ca.crt", []byte("nothing"))}, "no PEM"},
 		{"negative interval", tlsconfig.Options{CertFile: cert, KeyFile: key, CheckInterval: -1}, "negative"},
+		{"key readable by others", tlsconfig.Options{CertFile: cert, KeyFile: worldKey}, "readable by others"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

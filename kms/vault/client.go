@@ -76,7 +76,7 @@ func newHTTPClient(c *Config, o *Options) (*http.Client, error) {
 			if err != nil {
 				return nil, fmt.Errorf("vault config: tls.cert_file: %w", err)
 			}
-			keyPEM, err := o.ReadFile(c.TLS.KeyFile)
+			keyPEM, err := o.ReadSecretFile(c.TLS.KeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("vault config: tls.key_file: %w", err)
 			}
@@ -298,7 +298,7 @@ func cleanTransportError(err error) error {
 }
 
 func readCredential(o *Options, field, path string) (string, error) {
-	b, err := o.ReadFile(path)
+	b, err := o.ReadSecretFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", field, err)
 	}

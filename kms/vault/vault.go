@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -49,8 +50,12 @@ type Options struct {
 	Now func() time.Time
 	// After defaults to time.After; it paces retries and token renewal.
 	After func(time.Duration) <-chan time.Time
-	// ReadFile defaults to os.ReadFile; it reads the CA, client certificate and credentials.
+	// ReadFile defaults to os.ReadFile; it reads the CA and the client certificate.
 	ReadFile func(string) ([]byte, error)
+	// ReadSecretFile reads the client key and the credential files (token, AppRole IDs,
+	// Kubernetes JWT). It defaults to keyfile.Read, which refuses files that others may read
+	// or that the group may write.
+	ReadSecretFile func(string) ([]byte, error)
 }
 
 // Store is a kms.KeyStore and kms.Admin on Vault. It is safe for concurrent use; Close stops
@@ -109,6 +114,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	}
 	if opts.ReadFile == nil {
 		opts.ReadFile = os.ReadFile
+	}
+	if opts.ReadSecretFile == nil {
+		opts.ReadSecretFile = func(path string) ([]byte, error) { return keyfile.Read(path, "credential file") }
 	}
 	hc, err := newHTTPClient(&cfg, &opts)
 	if err != nil {
