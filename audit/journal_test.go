@@ -164,4 +164,3 @@ func appendFile(t *testing.T, dir string, b []byte) {
 		t.Fatal(err)
 	}
 }
-

@@ -345,16 +345,25 @@ func (l *Log) commit(entries [][]byte) (uint64, error) {
 		l.discardAfter(old.size)
 		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 	}
+	// The checkpoint is written to a temporary file before the journal, so that a disk that
+	// refuses new files fails the batch before anything of it is durable.
+	cpTmp, err := writeTemp(filepath.Join(l.dir, tmpDir), cp, 0o644, false)
+	if err != nil {
+		l.discardAfter(old.size)
+		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
 	if err := l.j.append(old.size, entries); err != nil {
+		os.Remove(cpTmp)
 		// The journal may hold part of the frame, or all of it: only a reopen can tell.
 		l.broken = fmt.Errorf("audit: %w: journal: %v", ErrUnwritable, err)
 		return 0, l.broken
 	}
-	// From here the batch is in the log, whatever happens to the checkpoint write.
+	// From here the batch is in the log, whatever happens to the checkpoint.
 	l.st = st
 	l.tail = append(l.tail, entries...)
 	l.full = append(l.full, full...)
-	if err := place(filepath.Join(l.dir, tmpDir), filepath.Join(l.pub, "checkpoint"), cp, 0o644, false); err != nil {
+	if err := os.Rename(cpTmp, filepath.Join(l.pub, "checkpoint")); err != nil {
+		os.Remove(cpTmp)
 		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 	}
 	if l.j.n >= l.jlimit {

@@ -111,7 +111,11 @@ func (l *Log) writeObjects(objs []object, durable bool) error {
 		if err := mkdirs(filepath.Dir(target), dirs); err != nil {
 			return err
 		}
-		if err := place(tmp, target, o.data, 0o644, durable); err != nil {
+		if durable {
+			if err := place(tmp, target, o.data, 0o644, true); err != nil {
+				return err
+			}
+		} else if err := writeNew(target, o.data); err != nil {
 			return err
 		}
 		dirs[filepath.Dir(target)] = true
@@ -142,12 +146,41 @@ func mkdirs(d string, dirty map[string]bool) error {
 	return nil
 }
 
-// place writes data to target atomically: a temporary file in tmp, fsync'ed when durable,
-// renamed over target. The caller fsyncs target's directory.
-func place(tmp, target string, data []byte, perm os.FileMode, durable bool) (err error) {
-	f, err := os.CreateTemp(tmp, "w-*")
+// writeNew writes a tile or bundle in place, without a temporary file: it is a new name (a
+// partial tile of a new width, a new full tile) that no published checkpoint covers until it is
+// complete, or a leftover beyond the tree that is overwritten.
+func writeNew(target string, data []byte) error {
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// place writes data to target atomically: a temporary file in tmp, fsync'ed when durable,
+// renamed over target. The caller fsyncs target's directory.
+func place(tmp, target string, data []byte, perm os.FileMode, durable bool) error {
+	name, err := writeTemp(tmp, data, perm, durable)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(name, target); err != nil {
+		os.Remove(name)
+		return err
+	}
+	return nil
+}
+
+// writeTemp writes data to a new temporary file in tmp, fsync'ed when durable, and returns its
+// name.
+func writeTemp(tmp string, data []byte, perm os.FileMode, durable bool) (name string, err error) {
+	f, err := os.CreateTemp(tmp, "w-*")
+	if err != nil {
+		return "", err
 	}
 	defer func() {
 		if err != nil {
@@ -156,20 +189,20 @@ func place(tmp, target string, data []byte, perm os.FileMode, durable bool) (err
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return err
+		return "", err
 	}
 	if err = f.Chmod(perm); err != nil {
-		return err
+		return "", err
 	}
 	if durable {
 		if err = f.Sync(); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(f.Name(), target)
+	return f.Name(), nil
 }
 
 func writeFileAtomic(tmp, target string, data []byte, perm os.FileMode) error {
