@@ -129,9 +129,15 @@ func readJournal(dir string) (base uint64, root []byte, batches []journalBatch, 
 	if err != nil {
 		return 0, nil, nil, false, err
 	}
+	base, root, batches, err = parseJournal(b)
+	return base, root, batches, err == nil, err
+}
+
+// parseJournal reads a journal's header and its frames up to the first torn one.
+func parseJournal(b []byte) (base uint64, root []byte, batches []journalBatch, err error) {
 	if len(b) < journalHeader || string(b[:len(journalMagic)]) != journalMagic ||
 		crc32.Checksum(b[:journalHeader-4], castagnoli) != binary.BigEndian.Uint32(b[journalHeader-4:]) {
-		return 0, nil, nil, false, fmt.Errorf("%w: %s: bad header", ErrCorrupt, journalFile)
+		return 0, nil, nil, fmt.Errorf("%w: %s: bad header", ErrCorrupt, journalFile)
 	}
 	base = binary.BigEndian.Uint64(b[len(journalMagic):])
 	root = append([]byte(nil), b[len(journalMagic)+8:journalHeader-4]...)
@@ -148,15 +154,15 @@ func readJournal(dir string) (base uint64, root []byte, batches []journalBatch, 
 			break // torn tail
 		}
 		if first != next {
-			return 0, nil, nil, false, fmt.Errorf("%w: %s: frame starts at %d, want %d", ErrCorrupt, journalFile, first, next)
+			return 0, nil, nil, fmt.Errorf("%w: %s: frame starts at %d, want %d", ErrCorrupt, journalFile, first, next)
 		}
 		es, err := parseBundle(body[frameHeader:], count)
 		if err != nil {
-			return 0, nil, nil, false, fmt.Errorf("%w: %s: frame at %d: %v", ErrCorrupt, journalFile, first, err)
+			return 0, nil, nil, fmt.Errorf("%w: %s: frame at %d: %v", ErrCorrupt, journalFile, first, err)
 		}
 		batches = append(batches, journalBatch{first, es})
 		next += uint64(count)
 		rest = rest[frameHeader+n+4:]
 	}
-	return base, root, batches, true, nil
+	return base, root, batches, nil
 }
