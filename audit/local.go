@@ -103,6 +103,7 @@ type state struct {
 	rng    *compact.Range
 	levels [][][]byte // levels[L]: hashes of the partial tile at level L
 	bundle [][]byte   // entries of the partial entry bundle
+	enc    []byte     // the partial entry bundle, encoded
 }
 
 var rf = &compact.RangeFactory{Hash: hashChildren}

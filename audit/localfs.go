@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,7 +34,8 @@ func emptyRoot() []byte {
 }
 
 func (s *state) clone() *state {
-	c := &state{size: s.size, bundle: slices.Clone(s.bundle), levels: make([][][]byte, len(s.levels))}
+	// enc is shared: appends after its length never change what s sees.
+	c := &state{size: s.size, bundle: slices.Clone(s.bundle), enc: s.enc, levels: make([][][]byte, len(s.levels))}
 	for i, l := range s.levels {
 		c.levels[i] = slices.Clone(l)
 	}
@@ -70,11 +72,13 @@ func (old *state) extend(entries [][]byte) (st *state, objs []object, full []str
 	}
 	for _, e := range entries {
 		st.bundle = append(st.bundle, e)
+		st.enc = binary.BigEndian.AppendUint16(st.enc, uint16(len(e)))
+		st.enc = append(st.enc, e...)
 		if len(st.bundle) == tileWidth {
 			p := tilePath(-1, st.size/tileWidth, tileWidth)
-			objs = append(objs, object{p, appendBundle(nil, st.bundle)})
+			objs = append(objs, object{p, st.enc})
 			full = append(full, p)
-			st.bundle = nil
+			st.bundle, st.enc = nil, nil
 		}
 		h := hashLeaf(e)
 		if err := st.rng.Append(h, nil); err != nil {
@@ -84,7 +88,7 @@ func (old *state) extend(entries [][]byte) (st *state, objs []object, full []str
 		addHash(h)
 	}
 	if w := len(st.bundle); w > 0 {
-		objs = append(objs, object{tilePath(-1, st.size/tileWidth, w), appendBundle(nil, st.bundle)})
+		objs = append(objs, object{tilePath(-1, st.size/tileWidth, w), st.enc})
 	}
 	for L, hs := range st.levels {
 		if len(hs) > 0 && levelCount(L, st.size) != levelCount(L, old.size) {
@@ -420,7 +424,7 @@ func loadState(ctx context.Context, src source, cp *Checkpoint) (*state, error) 
 				return nil, fmt.Errorf("entry %d does not match its hash in tile 0", cp.Size/tileWidth*tileWidth+uint64(i))
 			}
 		}
-		st.bundle = es
+		st.bundle, st.enc = es, bytes.Clone(b)
 	}
 	return st, nil
 }
