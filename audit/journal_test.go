@@ -164,3 +164,35 @@ func appendFile(t *testing.T, dir string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestTilesUnwritable: when the tiles cannot be written after the batch reached the journal,
+// the append fails, the log publishes nothing more until it is reopened, and the reopened log
+// holds the batch, rebuilt from the journal.
+func TestTilesUnwritable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	fill(t, l, 0, 3)
+	cp := checkpointOf(t, dir)
+	bundles := filepath.Join(dir, publicDir, "tile", "entries")
+	os.RemoveAll(bundles)
+	os.WriteFile(bundles, nil, 0o600)
+	for i := range 2 {
+		if _, err := l.Append(ctx, testRecord(3+i)); !errors.Is(err, ErrUnwritable) {
+			t.Fatalf("Append with unwritable tiles = %v, want ErrUnwritable", err)
+		}
+	}
+	if !bytes.Equal(checkpointOf(t, dir), cp) {
+		t.Fatal("a checkpoint was published without its tiles")
+	}
+	l.Close()
+	os.Remove(bundles)
+	l = openTest(t, dir)
+	defer l.Close()
+	if l.st.size != 4 {
+		t.Fatalf("reopened at %d, want 4 (the batch that reached the journal)", l.st.size)
+	}
+	if _, err := Verify(ctx, new(bytes.Buffer), VerifyOptions{Source: Source{Log: dir, Key: l.VerifierKey()}}); err != nil {
+		t.Fatal(err)
+	}
+}

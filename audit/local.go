@@ -342,21 +342,30 @@ func (l *Log) commit(entries [][]byte) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 	}
-	if err := l.writeObjects(objs, false); err != nil {
-		l.discardAfter(old.size)
-		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
-	}
-	// The checkpoint is written to a temporary file before the journal, so that a disk that
-	// refuses new files fails the batch before anything of it is durable.
+	// The checkpoint is written to a temporary file first, so that a disk that refuses new
+	// files fails the batch before anything of it is durable.
 	cpTmp, err := writeTemp(filepath.Join(l.dir, tmpDir), cp, 0o644, false)
 	if err != nil {
-		l.discardAfter(old.size)
 		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 	}
-	if err := l.j.append(old.size, entries); err != nil {
+	// The tiles are written while the journal is flushed; the checkpoint that covers them is
+	// renamed into place only once both are done.
+	objErr := make(chan error, 1)
+	go func() { objErr <- l.writeObjects(objs, false) }()
+	jerr := l.j.append(old.size, entries)
+	oerr := <-objErr
+	if jerr != nil {
 		os.Remove(cpTmp)
 		// The journal may hold part of the frame, or all of it: only a reopen can tell.
-		l.broken = fmt.Errorf("audit: %w: journal: %v", ErrUnwritable, err)
+		l.broken = fmt.Errorf("audit: %w: journal: %v", ErrUnwritable, jerr)
+		return 0, l.broken
+	}
+	if oerr != nil {
+		os.Remove(cpTmp)
+		// The batch is durable in the journal but its tiles are not all written: publish
+		// nothing more; a reopen rebuilds the tiles from the journal.
+		l.st = st
+		l.broken = fmt.Errorf("audit: %w: tiles: %v", ErrUnwritable, oerr)
 		return 0, l.broken
 	}
 	// From here the batch is in the log, whatever happens to the checkpoint.
