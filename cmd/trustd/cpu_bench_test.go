@@ -79,7 +79,6 @@ func BenchmarkRatioTrustdCPU(b *testing.B) {
 	}
 }
 
-
 // procCPU is the user plus system CPU time a process has used so far.
 func procCPU(tb testing.TB, pid int) time.Duration {
 	tb.Helper()
