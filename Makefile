@@ -6,7 +6,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 STATICCHECK_VERSION        := v0.6.1
 
-.PHONY: demo test bench lint proto fuzz vault clean
+.PHONY: demo test bench lint proto fuzz vault clean profile
 
 ## demo: run trustd and the demo workload end to end (KMS=vault to use a real Vault dev server)
 demo:
@@ -20,6 +20,13 @@ test:
 ## bench: print the `ratio NAME VALUE` lines of every benchmark
 bench:
 	set -o pipefail; $(GO) test -run '^$$' -bench Ratio -benchtime 1x ./... | tee .bench.out | grep -E '^ratio '
+
+## profile: CPU and allocation profiles of a real trustd under `trustctl loadtest` (into .profile/)
+profile:
+	mkdir -p .profile
+	TRUSTD_PROFILE_DIR=$(CURDIR)/.profile $(GO) test -run '^$$' -bench RatioTrustdCPU -benchtime 1x ./cmd/trustd | grep -E '^(ratio|loadtest) '
+	$(GO) tool pprof -top -nodecount=25 .profile/trustd.cpu | tee .profile/cpu.txt
+	$(GO) tool pprof -top -nodecount=25 -sample_index=alloc_space .profile/trustd.alloc | tee .profile/alloc.txt
 
 ## lint: formatting, vet and staticcheck
 lint:
@@ -42,4 +49,4 @@ vault:
 	bash scripts/install-vault.sh
 
 clean:
-	rm -rf .bin .demo .bench.out
+	rm -rf .bin .demo .bench.out .profile

@@ -361,6 +361,10 @@ func TestHandler(t *testing.T) {
 	if _, err := Verify(ctx, new(bytes.Buffer), VerifyOptions{Source: src, Trusted: old}); err != nil {
 		t.Fatal(err)
 	}
+	// Partial tiles go once the full tile is durable: in the background, or now with Sync.
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, publicDir, "tile/0/000.p")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("partial tiles of a full tile still there: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,9 @@ type LocalOptions struct {
 	Rand io.Reader
 	// MaxBatch bounds a group commit; default DefaultMaxBatch.
 	MaxBatch int
+	// JournalLimit is how many bytes the journal grows to before the tiles are synced in the
+	// background and a new journal begins; default DefaultJournalLimit.
+	JournalLimit int64
 }
 
 // Log is an append-only Merkle-tree log of records on local disk, as C2SP tlog-tiles with
@@ -70,9 +74,27 @@ type Log struct {
 
 	gc *GroupCommit
 
-	// Owned by the writer goroutine after OpenLocal returns.
+	// Owned by the writer goroutine after OpenLocal returns, and by Sync while it holds wmu.
+	wmu    sync.Mutex
 	st     *state
 	broken error
+	j      *journal
+	jlimit int64
+	tail   [][]byte // the entries after j.base, to carry over into the next journal
+	full   []string // full tiles written since the last sync request
+
+	// The background sync: the writer asks it to make a tree durable; it answers in synced.
+	syncReq  chan syncRequest
+	syncDone chan struct{}
+	syncMu   sync.Mutex
+	synced   *syncRequest // the last tree made durable, not yet used to start a new journal
+	syncErr  error
+}
+
+type syncRequest struct {
+	size uint64
+	root []byte
+	full []string
 }
 
 // state is the right edge of the tree: everything the next append needs.
@@ -81,6 +103,7 @@ type state struct {
 	rng    *compact.Range
 	levels [][][]byte // levels[L]: hashes of the partial tile at level L
 	bundle [][]byte   // entries of the partial entry bundle
+	enc    []byte     // the partial entry bundle, encoded
 }
 
 var rf = &compact.RangeFactory{Hash: hashChildren}
@@ -100,6 +123,9 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.JournalLimit <= 0 {
+		o.JournalLimit = DefaultJournalLimit
 	}
 	for _, d := range []string{o.Dir, filepath.Join(o.Dir, publicDir), filepath.Join(o.Dir, tmpDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -139,6 +165,7 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 		vkey:   vkey,
 		now:    o.Now,
 		max:    o.MaxBatch,
+		jlimit: o.JournalLimit,
 	}
 	if err := writeFileAtomic(filepath.Join(o.Dir, tmpDir), filepath.Join(o.Dir, pubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
@@ -146,6 +173,9 @@ func OpenLocal(ctx context.Context, o LocalOptions) (*Log, error) {
 	if l.st, err = l.recover(ctx); err != nil {
 		return nil, err
 	}
+	l.syncReq = make(chan syncRequest, 1)
+	l.syncDone = make(chan struct{})
+	go l.syncer()
 	l.gc = StartGroupCommit(o.MaxBatch, l.commit)
 	ok = true
 	return l, nil
@@ -241,10 +271,11 @@ func MarshalForAppend(r *Record, now func() time.Time) ([]byte, error) {
 	return Marshal(r)
 }
 
-// Append writes r to the log and returns its index once it is durable: the entry, the tiles
-// and a checkpoint covering it are fsync'ed. Concurrent calls share one commit. If the log
-// cannot be written the record is not acknowledged (ErrUnwritable) and the log goes on from
-// its last checkpoint. A cancelled ctx returns its error; the record may still be logged.
+// Append writes r to the log and returns its index once it is durable: the batch holding it is
+// in the journal, fdatasync'ed, and its tiles and a checkpoint covering it are published (what
+// a crash could lose of those, OpenLocal rebuilds from the journal). Concurrent calls share one
+// commit. If the log cannot be written the record is not acknowledged (ErrUnwritable). A
+// cancelled ctx returns its error; the record may still be logged.
 func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -256,35 +287,179 @@ func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 	return l.gc.Append(ctx, b)
 }
 
-// Close waits for pending appends to finish, stops the log and releases its directory.
-// Appends after Close fail with ErrClosed.
+// Close waits for pending appends to finish, makes the tiles and the checkpoint durable,
+// removes the journal, stops the log and releases its directory. Appends after Close fail with
+// ErrClosed. If the final sync fails the journal stays, and the next OpenLocal replays it.
 func (l *Log) Close() error {
-	first := l.gc.Close()
-	if first {
-		return l.lock.Close()
+	if !l.gc.Close() {
+		return nil
+	}
+	close(l.syncReq)
+	<-l.syncDone
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	err := l.syncErr
+	if err == nil && l.broken == nil {
+		if err = syncTree(l.pub); err == nil {
+			l.removePartials(l.full)
+			if err = os.Remove(filepath.Join(l.dir, journalFile)); err == nil {
+				err = syncDir(l.dir)
+			}
+		}
+	}
+	l.j.close()
+	if cerr := l.lock.Close(); err == nil {
+		err = cerr
+	}
+	l.broken = fmt.Errorf("audit: %w", ErrClosed)
+	if err != nil {
+		return fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 	}
 	return nil
 }
 
-// commit makes a batch durable; the group-commit writer calls it, one batch at a time.
+// commit makes a batch durable; the group-commit writer calls it, one batch at a time. The
+// batch's tiles and bundles are written first (a failure there acknowledges nothing and leaves
+// only objects beyond the tree, which are removed), then the batch goes to the journal with one
+// fdatasync, then the checkpoint is replaced. Nothing here waits on the tiles' own fsyncs.
 func (l *Log) commit(entries [][]byte) (uint64, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	if l.broken != nil {
-		// A previous failure left the log in a state we could not re-read: fail closed.
+		// A journal or sync failure: what is on disk is no longer known. Fail closed.
 		return 0, l.broken
 	}
-	first := l.st.size
-	st, err := l.write(l.st, entries)
-	if err != nil {
-		err = fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
-		// Go on from what is on disk: the last checkpoint is the truth.
-		st, rerr := l.recover(context.Background())
-		if rerr != nil {
-			l.broken = fmt.Errorf("audit: %w: after a failed write: %v", ErrUnwritable, rerr)
-		} else {
-			l.st = st
-		}
-		return 0, err
+	if err := l.rotate(); err != nil {
+		l.broken = fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		return 0, l.broken
 	}
+	old := l.st
+	st, objs, full, root, err := old.extend(entries)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	cp, err := signCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: st.size, Root: root}, l.signer)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	// The checkpoint is written to a temporary file first, so that a disk that refuses new
+	// files fails the batch before anything of it is durable.
+	cpTmp, err := writeTemp(filepath.Join(l.dir, tmpDir), cp, 0o644, false)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	// The tiles are written while the journal is flushed; the checkpoint that covers them is
+	// renamed into place only once both are done.
+	objErr := make(chan error, 1)
+	go func() { objErr <- l.writeObjects(objs, false) }()
+	jerr := l.j.append(old.size, entries)
+	oerr := <-objErr
+	if jerr != nil {
+		os.Remove(cpTmp)
+		// The journal may hold part of the frame, or all of it: only a reopen can tell.
+		l.broken = fmt.Errorf("audit: %w: journal: %v", ErrUnwritable, jerr)
+		return 0, l.broken
+	}
+	if oerr != nil {
+		os.Remove(cpTmp)
+		// The batch is durable in the journal but its tiles are not all written: publish
+		// nothing more; a reopen rebuilds the tiles from the journal.
+		l.st = st
+		l.broken = fmt.Errorf("audit: %w: tiles: %v", ErrUnwritable, oerr)
+		return 0, l.broken
+	}
+	// From here the batch is in the log, whatever happens to the checkpoint.
 	l.st = st
-	return first, nil
+	l.tail = append(l.tail, entries...)
+	l.full = append(l.full, full...)
+	if err := os.Rename(cpTmp, filepath.Join(l.pub, "checkpoint")); err != nil {
+		os.Remove(cpTmp)
+		return 0, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	if l.j.n >= l.jlimit {
+		select {
+		case l.syncReq <- syncRequest{size: st.size, root: root, full: l.full}:
+			l.full = nil
+		default: // a sync is running
+		}
+	}
+	return old.size, nil
+}
+
+// Sync makes every published tile and checkpoint durable now, removes the partial tiles that
+// full ones superseded and starts a new, empty journal. Appends wait while it runs. The log
+// does this by itself in the background whenever the journal grows past its limit.
+func (l *Log) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.broken != nil {
+		return l.broken
+	}
+	if err := syncTree(l.pub); err != nil {
+		l.broken = fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		return l.broken
+	}
+	l.removePartials(l.full)
+	j, err := createJournal(l.dir, l.st.size, rootOf(l.st), nil)
+	if err != nil {
+		l.broken = fmt.Errorf("audit: %w: journal: %v", ErrUnwritable, err)
+		return l.broken
+	}
+	l.j.close()
+	l.j, l.tail, l.full = j, nil, nil
+	return nil
+}
+
+// rotate starts a new journal from the last tree the background sync made durable, carrying
+// over the entries after it. The old journal stays valid until the new one is renamed over it.
+func (l *Log) rotate() error {
+	l.syncMu.Lock()
+	sp, serr := l.synced, l.syncErr
+	l.synced = nil
+	l.syncMu.Unlock()
+	if serr != nil {
+		return serr
+	}
+	if sp == nil || sp.size < l.j.base {
+		return nil
+	}
+	keep := l.tail[sp.size-l.j.base:]
+	j, err := createJournal(l.dir, sp.size, sp.root, keep)
+	if err != nil {
+		return err
+	}
+	l.j.close()
+	l.j = j
+	l.tail = append([][]byte(nil), keep...)
+	return nil
+}
+
+// syncer makes the published tree durable in the background, so that the journal can restart
+// from it, and then removes the partial tiles that full ones have superseded.
+func (l *Log) syncer() {
+	defer close(l.syncDone)
+	for req := range l.syncReq {
+		err := syncTree(l.pub)
+		if err == nil {
+			l.removePartials(req.full)
+		}
+		l.syncMu.Lock()
+		if err != nil {
+			l.syncErr = err
+		} else {
+			l.synced = &req
+		}
+		l.syncMu.Unlock()
+	}
+}
+
+// removePartials removes the partial tiles of full tiles that are durable. Readers with an
+// older checkpoint fall back to a prefix of the full tile. Failures leave only garbage.
+func (l *Log) removePartials(full []string) {
+	for _, p := range full {
+		_ = os.RemoveAll(filepath.Join(l.pub, filepath.FromSlash(p)+".p"))
+	}
 }

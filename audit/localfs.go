@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,7 +34,8 @@ func emptyRoot() []byte {
 }
 
 func (s *state) clone() *state {
-	c := &state{size: s.size, bundle: slices.Clone(s.bundle), levels: make([][][]byte, len(s.levels))}
+	// enc is shared: appends after its length never change what s sees.
+	c := &state{size: s.size, bundle: slices.Clone(s.bundle), enc: s.enc, levels: make([][][]byte, len(s.levels))}
 	for i, l := range s.levels {
 		c.levels[i] = slices.Clone(l)
 	}
@@ -70,11 +72,13 @@ func (old *state) extend(entries [][]byte) (st *state, objs []object, full []str
 	}
 	for _, e := range entries {
 		st.bundle = append(st.bundle, e)
+		st.enc = binary.BigEndian.AppendUint16(st.enc, uint16(len(e)))
+		st.enc = append(st.enc, e...)
 		if len(st.bundle) == tileWidth {
 			p := tilePath(-1, st.size/tileWidth, tileWidth)
-			objs = append(objs, object{p, appendBundle(nil, st.bundle)})
+			objs = append(objs, object{p, st.enc})
 			full = append(full, p)
-			st.bundle = nil
+			st.bundle, st.enc = nil, nil
 		}
 		h := hashLeaf(e)
 		if err := st.rng.Append(h, nil); err != nil {
@@ -84,7 +88,7 @@ func (old *state) extend(entries [][]byte) (st *state, objs []object, full []str
 		addHash(h)
 	}
 	if w := len(st.bundle); w > 0 {
-		objs = append(objs, object{tilePath(-1, st.size/tileWidth, w), appendBundle(nil, st.bundle)})
+		objs = append(objs, object{tilePath(-1, st.size/tileWidth, w), st.enc})
 	}
 	for L, hs := range st.levels {
 		if len(hs) > 0 && levelCount(L, st.size) != levelCount(L, old.size) {
@@ -100,33 +104,10 @@ func (old *state) extend(entries [][]byte) (st *state, objs []object, full []str
 	return st, objs, full, root, nil
 }
 
-// write commits entries after st and returns the new state; st is not changed. Objects are
-// written first, each atomically and fsync'ed with its directory; the checkpoint last. Until the
-// checkpoint is renamed into place nothing is committed, and recover discards the rest.
-func (l *Log) write(old *state, entries [][]byte) (*state, error) {
-	st, objs, full, root, err := old.extend(entries)
-	if err != nil {
-		return nil, err
-	}
-	cp, err := signCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: st.size, Root: root}, l.signer)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.writeObjects(objs); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(l.dir, tmpDir), filepath.Join(l.pub, "checkpoint"), cp, 0o644); err != nil {
-		return nil, err
-	}
-	// Partial tiles are superseded by full ones; readers with an older checkpoint fall back to
-	// a prefix of the full tile. A failure here leaves only garbage, so it is not reported.
-	for _, p := range full {
-		_ = os.RemoveAll(filepath.Join(l.pub, filepath.FromSlash(p)+".p"))
-	}
-	return st, nil
-}
-
-func (l *Log) writeObjects(objs []object) error {
+// writeObjects writes tiles and bundles, each atomically (a temporary file renamed into place).
+// When durable, each file and its directory are fsync'ed; otherwise the log's journal is what
+// makes them recoverable until the next sync.
+func (l *Log) writeObjects(objs []object, durable bool) error {
 	dirs := map[string]bool{}
 	tmp := filepath.Join(l.dir, tmpDir)
 	for _, o := range objs {
@@ -134,10 +115,17 @@ func (l *Log) writeObjects(objs []object) error {
 		if err := mkdirs(filepath.Dir(target), dirs); err != nil {
 			return err
 		}
-		if err := place(tmp, target, o.data, 0o644); err != nil {
+		if durable {
+			if err := place(tmp, target, o.data, 0o644, true); err != nil {
+				return err
+			}
+		} else if err := writeNew(target, o.data); err != nil {
 			return err
 		}
 		dirs[filepath.Dir(target)] = true
+	}
+	if !durable {
+		return nil
 	}
 	for d := range dirs {
 		if err := syncDir(d); err != nil {
@@ -162,12 +150,41 @@ func mkdirs(d string, dirty map[string]bool) error {
 	return nil
 }
 
-// place writes data to target atomically: a temporary file in tmp, fsync'ed, renamed over
-// target. The caller fsyncs target's directory.
-func place(tmp, target string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(tmp, "w-*")
+// writeNew writes a tile or bundle in place, without a temporary file: it is a new name (a
+// partial tile of a new width, a new full tile) that no published checkpoint covers until it is
+// complete, or a leftover beyond the tree that is overwritten.
+func writeNew(target string, data []byte) error {
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// place writes data to target atomically: a temporary file in tmp, fsync'ed when durable,
+// renamed over target. The caller fsyncs target's directory.
+func place(tmp, target string, data []byte, perm os.FileMode, durable bool) error {
+	name, err := writeTemp(tmp, data, perm, durable)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(name, target); err != nil {
+		os.Remove(name)
+		return err
+	}
+	return nil
+}
+
+// writeTemp writes data to a new temporary file in tmp, fsync'ed when durable, and returns its
+// name.
+func writeTemp(tmp string, data []byte, perm os.FileMode, durable bool) (name string, err error) {
+	f, err := os.CreateTemp(tmp, "w-*")
+	if err != nil {
+		return "", err
 	}
 	defer func() {
 		if err != nil {
@@ -176,22 +193,24 @@ func place(tmp, target string, data []byte, perm os.FileMode) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return err
+		return "", err
 	}
 	if err = f.Chmod(perm); err != nil {
-		return err
+		return "", err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return "", err
+		}
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(f.Name(), target)
+	return f.Name(), nil
 }
 
 func writeFileAtomic(tmp, target string, data []byte, perm os.FileMode) error {
-	if err := place(tmp, target, data, perm); err != nil {
+	if err := place(tmp, target, data, perm, true); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(target))
@@ -206,8 +225,12 @@ func syncDir(d string) error {
 	return f.Sync()
 }
 
-// recover rebuilds the right edge of the tree from the last checkpoint and its tiles, checks it
-// against the checkpoint's root, and removes objects written after it by an interrupted commit.
+// recover rebuilds the right edge of the tree and opens a new journal. Without a journal (a new
+// log, or a clean Close) it starts from the last checkpoint and its tiles, checked against the
+// checkpoint's root, and removes objects written after it by an interrupted commit. With one (a
+// crash), it starts from the journal's base, whose tiles were synced, replays every batch the
+// journal holds, checks the published checkpoint against the replayed tree, and makes the result
+// durable.
 func (l *Log) recover(ctx context.Context) (*state, error) {
 	src := dirSource(l.pub)
 	tmp := filepath.Join(l.dir, tmpDir)
@@ -217,10 +240,18 @@ func (l *Log) recover(ctx context.Context) (*state, error) {
 			_ = os.Remove(filepath.Join(tmp, e.Name()))
 		}
 	}
+	_ = os.Remove(filepath.Join(l.dir, journalFile+".new"))
+	base, broot, batches, hasJournal, err := readJournal(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	b, err := src.get(ctx, "checkpoint")
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(l.pub, "tile")); err == nil {
 			return nil, fmt.Errorf("audit: %w: tiles without a checkpoint in %s", ErrCorrupt, l.pub)
+		}
+		if hasJournal {
+			return nil, fmt.Errorf("audit: %w: a journal without a checkpoint in %s", ErrCorrupt, l.dir)
 		}
 		st := &state{rng: rf.NewEmptyRange(0)}
 		cp, err := signCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: 0, Root: emptyRoot()}, l.signer)
@@ -230,7 +261,7 @@ func (l *Log) recover(ctx context.Context) (*state, error) {
 		if err := writeFileAtomic(tmp, filepath.Join(l.pub, "checkpoint"), cp, 0o644); err != nil {
 			return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
 		}
-		return st, nil
+		return st, l.startJournal(st)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
@@ -239,12 +270,107 @@ func (l *Log) recover(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w: %v", ErrCorrupt, err)
 	}
-	st, err := loadState(ctx, src, cp)
+	if !hasJournal {
+		st, err := loadState(ctx, src, cp)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w: %v", ErrCorrupt, err)
+		}
+		l.discardAfter(st.size)
+		return st, l.startJournal(st)
+	}
+	st, err := loadState(ctx, src, &Checkpoint{Size: base, Root: broot})
 	if err != nil {
-		return nil, fmt.Errorf("audit: %w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("audit: %w: journal base: %v", ErrCorrupt, err)
+	}
+	total := base
+	for _, jb := range batches {
+		total += uint64(len(jb.entries))
+	}
+	if cp.Size < base || cp.Size > total {
+		return nil, fmt.Errorf("audit: %w: checkpoint at %d outside the journal's %d to %d", ErrCorrupt, cp.Size, base, total)
+	}
+	check := func(st *state) error {
+		if st.size != cp.Size {
+			return nil
+		}
+		if r := rootOf(st); !sameRoot(r, cp.Root) {
+			return fmt.Errorf("audit: %w: the journal does not hash to the checkpoint at size %d", ErrCorrupt, cp.Size)
+		}
+		return nil
+	}
+	if err := check(st); err != nil {
+		return nil, err
+	}
+	for _, jb := range batches {
+		es := jb.entries
+		// Split at the published checkpoint, so that its partial tiles are written again too.
+		if n := cp.Size - st.size; cp.Size > st.size && n < uint64(len(es)) {
+			if st, err = l.replay(st, es[:n]); err != nil {
+				return nil, err
+			}
+			if err := check(st); err != nil {
+				return nil, err
+			}
+			es = es[n:]
+		}
+		if st, err = l.replay(st, es); err != nil {
+			return nil, err
+		}
+		if err := check(st); err != nil {
+			return nil, err
+		}
+	}
+	if st.size != cp.Size {
+		ncp, err := signCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: st.size, Root: rootOf(st)}, l.signer)
+		if err != nil {
+			return nil, err
+		}
+		if err := place(tmp, filepath.Join(l.pub, "checkpoint"), ncp, 0o644, false); err != nil {
+			return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+		}
 	}
 	l.discardAfter(st.size)
+	if err := syncTree(l.pub); err != nil {
+		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
+	return st, l.startJournal(st)
+}
+
+// replay appends a batch read back from the journal and writes its objects.
+func (l *Log) replay(old *state, entries [][]byte) (*state, error) {
+	if len(entries) == 0 {
+		return old, nil
+	}
+	st, objs, _, _, err := old.extend(entries)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w: journal: %v", ErrCorrupt, err)
+	}
+	if err := l.writeObjects(objs, false); err != nil {
+		return nil, fmt.Errorf("audit: %w: %v", ErrUnwritable, err)
+	}
 	return st, nil
+}
+
+// startJournal opens an empty journal whose base is st, whose tiles must be durable.
+func (l *Log) startJournal(st *state) error {
+	j, err := createJournal(l.dir, st.size, rootOf(st), nil)
+	if err != nil {
+		return fmt.Errorf("audit: %w: journal: %v", ErrUnwritable, err)
+	}
+	l.j = j
+	return nil
+}
+
+func rootOf(st *state) []byte {
+	if st.size == 0 {
+		return emptyRoot()
+	}
+	r, err := st.rng.GetRootHash(nil)
+	if err != nil {
+		// A range built by extend or loadState always has a root.
+		panic(err)
+	}
+	return r
 }
 
 func loadState(ctx context.Context, src source, cp *Checkpoint) (*state, error) {
@@ -298,7 +424,7 @@ func loadState(ctx context.Context, src source, cp *Checkpoint) (*state, error) 
 				return nil, fmt.Errorf("entry %d does not match its hash in tile 0", cp.Size/tileWidth*tileWidth+uint64(i))
 			}
 		}
-		st.bundle = es
+		st.bundle, st.enc = es, bytes.Clone(b)
 	}
 	return st, nil
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -128,6 +129,8 @@ type Issuer struct {
 	kid    string
 	signer cose.Signer
 	keys   map[string]*ecdsa.PublicKey
+
+	verified verifiedCache
 }
 
 // NewIssuer returns an Issuer.
@@ -239,8 +242,26 @@ func (i *Issuer) signCWT(cc *Claims) ([]byte, error) {
 
 // Verify checks a token of either form (CWT or JWT) under the issuer's keys at the issuer's
 // time: signature under a known key, ES256 only, profile, and validity window.
+//
+// A token that verified is remembered by the digest of its exact bytes until it expires, so a
+// workload that presents one token for many releases pays for one signature check: later calls
+// only check the validity window again. Failures are never remembered.
 func (i *Issuer) Verify(b []byte) (*Claims, error) {
-	return VerifyAny(b, i.keys, i.o.Now())
+	now := i.o.Now()
+	d := sha256.Sum256(b)
+	if c, ok := i.verified.get(d); ok {
+		if err := checkClaims(c, now); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	c, err := VerifyAny(b, i.keys, now)
+	if err != nil {
+		return nil, err
+	}
+	i.verified.put(d, c, now)
+	cc := *c
+	return &cc, nil
 }
 
 // VerifyAny verifies a JWT (it starts with the base64url of `{"`) or else a CWT.
@@ -283,11 +304,53 @@ func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims,
 		return nil, ErrSignature
 	}
 	var c Claims
-	dm, _ := cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF, ExtraReturnErrors: cbor.ExtraDecErrorUnknownField}.DecMode()
-	if err := dm.Unmarshal(msg.Payload, &c); err != nil {
+	if err := claimsDecMode.Unmarshal(msg.Payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	return &c, checkClaims(&c, now)
+}
+
+// claimsDecMode decodes CWT claims strictly: no duplicate keys, no unknown fields.
+var claimsDecMode, _ = cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF, ExtraReturnErrors: cbor.ExtraDecErrorUnknownField}.DecMode()
+
+// MaxVerifiedTokens bounds the tokens an Issuer remembers as verified.
+const MaxVerifiedTokens = 8192
+
+// verifiedCache maps the SHA-256 of a token's bytes to the claims it verified to.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*Claims
+}
+
+// get returns a copy of the claims, so that a caller that changes them changes no one else's.
+func (v *verifiedCache) get(d [sha256.Size]byte) (*Claims, bool) {
+	v.mu.Lock()
+	c, ok := v.m[d]
+	v.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	cc := *c
+	return &cc, true
+}
+
+func (v *verifiedCache) put(d [sha256.Size]byte, c *Claims, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[[sha256.Size]byte]*Claims{}
+	}
+	if len(v.m) >= MaxVerifiedTokens {
+		for k, e := range v.m {
+			if now.Unix() >= e.Expiry {
+				delete(v.m, k)
+			}
+		}
+		if len(v.m) >= MaxVerifiedTokens {
+			clear(v.m) // only a cache: the next calls verify again
+		}
+	}
+	v.m[d] = c
 }
 
 // checkClaims checks what every token must say, whatever its form.

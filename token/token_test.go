@@ -76,3 +76,54 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyRemembers: a token verified once is not checked for its signature again, but its
+// validity window is checked on every call; bytes that differ are verified afresh and failures
+// are not remembered.
+func TestVerifyRemembers(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	i := newIssuer(t, &now)
+	tok, _, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := i.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Policy = "changed by a caller"
+	c2, err := i.Verify(tok)
+	if err != nil || c2.Policy != "hello" {
+		t.Fatalf("second Verify = %+v, %v", c2, err)
+	}
+	if n := len(i.verified.m); n != 1 {
+		t.Fatalf("%d tokens remembered, want 1", n)
+	}
+	flipped := append([]byte(nil), tok...)
+	flipped[len(flipped)-5] ^= 1
+	for range 2 {
+		if _, err := i.Verify(flipped); !errors.Is(err, ErrSignature) {
+			t.Fatalf("flipped token: %v, want ErrSignature", err)
+		}
+	}
+	if n := len(i.verified.m); n != 1 {
+		t.Fatalf("a failure was remembered: %d tokens", n)
+	}
+	now = now.Add(DefaultLifetime)
+	if _, err := i.Verify(tok); !errors.Is(err, ErrExpired) {
+		t.Fatalf("remembered token after its expiry: %v, want ErrExpired", err)
+	}
+}
+
+func TestVerifiedCacheBounded(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var v verifiedCache
+	for n := range MaxVerifiedTokens + 10 {
+		var d [32]byte
+		d[0], d[1] = byte(n), byte(n>>8)
+		v.put(d, &Claims{Expiry: now.Unix() + 60}, now)
+		if len(v.m) > MaxVerifiedTokens {
+			t.Fatalf("%d entries", len(v.m))
+		}
+	}
+}

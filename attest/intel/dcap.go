@@ -71,6 +71,7 @@ type QuoteVerifier struct {
 	src    *Source
 	dir    atomic.Pointer[Offline]
 	pcks   boundedMap[*Chain, *PCKInfo]
+	qes    boundedMap[qeKey, bool]
 	online boundedMap[string, *Verified]
 	seen   func(hit bool)
 }
@@ -80,6 +81,16 @@ type QuoteVerifier struct {
 // were evicted there.
 const maxCachedPCKs = maxCachedChains
 
+// maxCachedQEReports bounds the cache of QE report signatures that verified.
+const maxCachedQEReports = 4 * maxCachedChains
+
+// qeKey names a QE report signature that verified: the verified PCK chain (one object per
+// chain, from the chain cache) and the SHA-256 of the exact QE report and signature bytes.
+type qeKey struct {
+	pck *Chain
+	sum [sha256.Size]byte
+}
+
 // NewQuoteVerifier returns a QuoteVerifier without offline collateral; see LoadDir.
 func NewQuoteVerifier(o QuoteVerifierOptions) *QuoteVerifier {
 	v := &QuoteVerifier{roots: NewRoots(o.Root), seen: o.CacheObserver}
@@ -87,6 +98,7 @@ func NewQuoteVerifier(o QuoteVerifierOptions) *QuoteVerifier {
 		v.seen = func(bool) {}
 	}
 	v.pcks.max = maxCachedPCKs
+	v.qes.max = maxCachedQEReports
 	v.online.max = int64(o.MaxOnline)
 	if o.PCSURL != "" {
 		v.src = &Source{
@@ -141,8 +153,18 @@ func (v *QuoteVerifier) Authenticate(s *QuoteSignature, body string, now time.Ti
 	if err != nil {
 		return nil, nil, err
 	}
-	if !VerifyRawP256(info.Pub, s.QEReport, s.QEReportSignature) {
-		return nil, nil, attest.NotAuthentic("quote.qe_report_signature", errors.New("QE report is not signed by the PCK"))
+	// A platform's QE report and its signature are the same in every quote: check the signature
+	// once per exact bytes under a verified chain. Only successes are remembered.
+	qh := sha256.New()
+	qh.Write(s.QEReport)
+	qh.Write(s.QEReportSignature)
+	k := qeKey{pck: pck}
+	qh.Sum(k.sum[:0])
+	if _, ok := v.qes.load(k); !ok {
+		if !VerifyRawP256(info.Pub, s.QEReport, s.QEReportSignature) {
+			return nil, nil, attest.NotAuthentic("quote.qe_report_signature", errors.New("QE report is not signed by the PCK"))
+		}
+		v.qes.store(k, true)
 	}
 	// The QE vouches for the attestation key by putting SHA-256(key || QE auth data) in the first
 	// half of its report data; the second half is zero.

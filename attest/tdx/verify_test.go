@@ -470,3 +470,26 @@ func TestSMTUnknownWithoutPCKConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// TestQECacheFailsClosed: once a platform's QE report signature has verified, a quote with a
+// changed QE report or signature is still rejected (the cache is keyed by the exact bytes).
+func TestQECacheFailsClosed(t *testing.T) {
+	f := fx(t)
+	q := f.Quote(f.DefaultSpec())
+	pq, err := tdx.ParseQuote(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := mustNew(t, tdx.Options{Root: f.PKI.Root})
+	if _, err := v.Verify(context.Background(), ev(q, nil), attest.Options{Now: f.Now}); err != nil && errors.Is(err, attest.ErrNotAuthentic) {
+		t.Fatal(err)
+	}
+	for _, sub := range [][]byte{pq.QEReport, pq.QEReportSignature} {
+		b := bytes.Clone(q)
+		b[bytes.Index(q, sub)+1] ^= 0x01
+		for range 2 {
+			_, err := v.Verify(context.Background(), ev(b, nil), attest.Options{Now: f.Now})
+			wantErr(t, err, attest.ErrNotAuthentic, "quote.qe_report_signature")
+		}
+	}
+}

@@ -41,12 +41,12 @@ type trustd struct {
 	log   *bytes.Buffer
 }
 
-func startTrustd(t *testing.T, bin, dataDir string) *trustd {
+func startTrustd(t testing.TB, bin, dataDir string) *trustd {
 	return startTrustdWith(t, bin, dataDir, "")
 }
 
 // startTrustdWith starts a trustd whose configuration file holds extra YAML.
-func startTrustdWith(t *testing.T, bin, dataDir, extra string) *trustd {
+func startTrustdWith(t testing.TB, bin, dataDir, extra string) *trustd {
 	t.Helper()
 	// Eight clients from one address: raise the per-peer limits that would otherwise (rightly)
 	// throttle them.
@@ -226,7 +226,7 @@ func (td *trustd) httpAddr(t *testing.T) string {
 	}
 }
 
-func buildTrustd(t *testing.T, dir string) string {
+func buildTrustd(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "trustd")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -36,6 +36,11 @@ func run() error {
 		}
 	}
 	cl.Apply(cfg)
+	stopProfiles, err := startProfiles()
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 	if cl.JSONLogs {
