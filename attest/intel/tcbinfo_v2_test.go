@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medicus-cloud/trust/attest/intel")
+	"github.com/medicus-cloud/trust/attest/intel"
+)
 
 // Issue 14 item 10: TCB info version 2, which Intel's PCS API v3 still serves for SGX, is
 // accepted by its published format. testdata/sgx_v2/tcbinfo.json is real: Intel signed it on
