@@ -4,6 +4,7 @@ GO    ?= go
 # Pinned code generators for `make proto` (protoc itself comes from Debian's protobuf-compiler).
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+PROTOC_GEN_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION        := v0.6.1
 
 .PHONY: demo test bench lint proto fuzz vault clean profile
@@ -41,8 +42,12 @@ proto:
 	command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
 	GOBIN=$(CURDIR)/.bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(CURDIR)/.bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	GOBIN=$(CURDIR)/.bin $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(PROTOC_GEN_GATEWAY_VERSION)
+	$(GO) build -o $(CURDIR)/.bin/protoc-gen-mdref ./internal/protoc-gen-mdref
 	PATH=$(CURDIR)/.bin:$$PATH protoc -I api --go_out=api --go_opt=paths=source_relative \
-		--go-grpc_out=api --go-grpc_opt=paths=source_relative api/trustv1/trust.proto
+		--go-grpc_out=api --go-grpc_opt=paths=source_relative \
+		--grpc-gateway_out=api --grpc-gateway_opt=paths=source_relative,generate_unbound_methods=true \
+		--mdref_out=docs/api --mdref_opt=json_services=Trust api/trustv1/trust.proto
 
 ## vault: build the pinned Vault server into the cache (make test does this when needed)
 vault:

@@ -1,6 +1,6 @@
 package docs_test
 
-// Vectors of docs/tokens.md (the result token as it is today). The token section and this file
+// Vectors of docs/tokens.md (vectors/token.json: EAR tokens). The token section and this file
 // belong together: a change of the token format replaces both.
 
 import (

@@ -33,4 +33,10 @@ if [[ -z "${PG_BIN:-}" ]]; then
   fi
 fi
 
+# The TypeScript workload (examples/ts-workload) runs on Node against a real trustd; its Go test
+# installs its npm packages (scripts/ts-workload.sh) and skips only without Node and outside CI.
+if ! command -v node >/dev/null && [[ "${CI:-}" == "true" ]]; then
+  apt-get install -y -qq nodejs npm
+fi
+
 go test -race -count=1 ./...

@@ -92,8 +92,10 @@ type Attestation struct {
 	PolicyDigest []byte
 	Grants       []token.Grant
 	Claims       *attest.Claims
-	Token        []byte
-	ExpiresAt    time.Time
+	// Token is the result token as a CWT; JWT is the same token as a JWT (docs/tokens.md).
+	Token     []byte
+	JWT       string
+	ExpiresAt time.Time
 }
 
 // DeniedError is returned when trustd denies attestation or a release (PermissionDenied).
@@ -200,7 +202,7 @@ func (c *Client) attestLocked(ctx context.Context) (*session, error) {
 		return nil, fromStatus("attest", err)
 	}
 	att := &Attestation{RequestID: resp.GetRequestId(), Policy: resp.GetPolicy(), PolicyDigest: resp.GetPolicyDigest(),
-		Claims: wire.Claims(resp.GetClaims()), Token: resp.GetToken(), ExpiresAt: resp.GetExpiresAt().AsTime()}
+		Claims: wire.Claims(resp.GetClaims()), Token: resp.GetToken(), JWT: resp.GetJwt(), ExpiresAt: resp.GetExpiresAt().AsTime()}
 	for _, g := range resp.GetGrants() {
 		kind := token.KindSecret
 		if g.GetKind() == pb.Grant_KIND_DATA_KEY {

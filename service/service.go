@@ -179,6 +179,9 @@ func (s *Service) Attest(ctx context.Context, req *pb.AttestRequest) (*pb.Attest
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := pb.TokenFormat_name[int32(req.GetTokenFormat())]; !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "token_format: unknown value %d", req.GetTokenFormat())
+	}
 	// Evidence that does not verify issues nothing and may come from anyone: it is counted and
 	// summarized per source (see summarizer), never recorded one call at a time, so that a
 	// flood of forgeries cannot grow the public log.
@@ -286,18 +289,28 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		rec.Names = append(rec.Names, g.Kind+":"+g.Name)
 	}
 	s0 := pk.Suite()
-	tok, exp, err := s.o.Tokens.Issue(&token.Claims{
+	tc := &token.Claims{
 		TEE: string(claims.TEE), Measurement: claims.Measurement, Policy: dec.Policy, PolicyDigest: dec.Digest,
 		Grants: dec.Grants, Platform: claims.Platform,
 		Confirmation: token.Confirmation{KEM: s0.KEM, KDF: s0.KDF, AEAD: s0.AEAD, PublicKey: pk.Bytes()},
-	})
+	}
+	var cwt, jwt []byte
+	var exp time.Time
+	switch req.GetTokenFormat() {
+	case pb.TokenFormat_TOKEN_FORMAT_CWT:
+		cwt, exp, err = s.o.Tokens.Issue(tc)
+	case pb.TokenFormat_TOKEN_FORMAT_JWT:
+		jwt, exp, err = s.o.Tokens.IssueJWT(tc)
+	default:
+		cwt, jwt, exp, err = s.o.Tokens.IssueBoth(tc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("issuing token: %w", err)
 	}
 	rec.Verdict = audit.VerdictAllow
 	return &pb.AttestResponse{
 		Verdict: token.StatusAffirming, Claims: wire.ClaimsToPB(claims), Policy: dec.Policy, PolicyDigest: dec.Digest,
-		Grants: wire.GrantsToPB(dec.Grants), Token: tok, ExpiresAt: timestamppb.New(exp),
+		Grants: wire.GrantsToPB(dec.Grants), Token: cwt, Jwt: string(jwt), ExpiresAt: timestamppb.New(exp),
 	}, nil
 }
 

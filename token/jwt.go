@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// JWTs carry the same claims as CWTs, under the JSON names of Claims, signed ES256 in the JWS
+// JWTs carry the same claims as CWTs, under their JSON names (ear.go), signed ES256 in the JWS
 // compact form. The header is exactly {"alg":"ES256","kid":KID,"typ":"JWT"} and the payload
-// exactly what encoding/json writes for Claims: verification insists on both, so there is one
+// exactly what encoding/json writes for the claims: verification insists on both, so there is one
 // encoding of each token and no header parameter (jku, x5u, crit, ...) is ever honoured.
 
 type jwtHeader struct {
@@ -28,10 +28,14 @@ func (i *Issuer) signJWT(cc *Claims) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := json.Marshal(cc)
+	p, err := json.Marshal(toJSON(cc))
 	if err != nil {
 		return nil, err
 	}
+	return i.signJWS(h, p)
+}
+
+func (i *Issuer) signJWS(h, p []byte) ([]byte, error) {
 	enc := base64.RawURLEncoding
 	signed := enc.EncodeToString(h) + "." + enc.EncodeToString(p)
 	sum := sha256.Sum256([]byte(signed))
@@ -46,7 +50,8 @@ func (i *Issuer) signJWT(cc *Claims) ([]byte, error) {
 	return []byte(signed + "." + enc.EncodeToString(sig)), nil
 }
 
-// VerifyJWT checks a JWT against a set of public keys by key ID at time now.
+// VerifyJWT checks a JWT against a set of public keys by key ID at time now. It does not check
+// "iss" and "aud" (see CheckIssuerAudience).
 func VerifyJWT(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
 	if len(b) == 0 || len(b) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
@@ -89,14 +94,27 @@ func VerifyJWT(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Clai
 	if err != nil {
 		return nil, fmt.Errorf("%w: JWT payload: %v", ErrMalformed, err)
 	}
-	var c Claims
-	if err := strictJSON(pb, &c); err != nil {
+	var p struct {
+		Profile string `json:"eat_profile"`
+	}
+	if err := json.Unmarshal(pb, &p); err != nil {
 		return nil, fmt.Errorf("%w: JWT claims: %v", ErrMalformed, err)
 	}
-	if canon, err := json.Marshal(&c); err != nil || !bytes.Equal(canon, pb) {
+	if p.Profile != Profile {
+		return nil, fmt.Errorf("%w: eat_profile %q, want %q", ErrProfile, p.Profile, Profile)
+	}
+	var w jsonClaims
+	if err := strictJSON(pb, &w); err != nil {
+		return nil, fmt.Errorf("%w: JWT claims: %v", ErrMalformed, err)
+	}
+	if canon, err := json.Marshal(&w); err != nil || !bytes.Equal(canon, pb) {
 		return nil, fmt.Errorf("%w: JWT claims are not in canonical form", ErrMalformed)
 	}
-	return &c, checkClaims(&c, now)
+	c, err := fromJSON(&w)
+	if err != nil {
+		return nil, err
+	}
+	return c, checkClaims(c, now)
 }
 
 func strictJSON(b []byte, v any) error {

@@ -130,7 +130,7 @@ func TestJWT(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
 	cwt, jwt, exp, err := i.IssueBoth(&Claims{TEE: "sev-snp", Policy: "p", PolicyDigest: []byte{1, 2},
-		Grants: []Grant{{KindSecret, "s"}}, Confirmation: Confirmation{KEM: 0x20, PublicKey: []byte{9}}})
+		Grants: []Grant{{KindSecret, "s"}}, Confirmation: Confirmation{KEM: KEMX25519, PublicKey: append([]byte{9}, make([]byte, 31)...)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,11 +149,11 @@ func TestJWT(t *testing.T) {
 	enc := base64.RawURLEncoding
 	hs := func(h string) string { return enc.EncodeToString([]byte(h)) }
 	other := newIssuer(t, &now)
-	forged, _, _ := other.IssueJWT(&Claims{})
+	forged, _, _ := other.IssueJWT(&Claims{Confirmation: x25519Key})
 	payload, _ := enc.DecodeString(parts[1])
 	var m map[string]any
 	json.Unmarshal(payload, &m)
-	m["medicus.grants"] = []map[string]string{{"kind": "secret", "name": "everything"}}
+	m["medicus.trust"].(map[string]any)["grants"] = []map[string]string{{"kind": "secret", "name": "everything"}}
 	widened, _ := json.Marshal(m)
 	for _, tc := range []struct {
 		name string

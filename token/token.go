@@ -1,11 +1,13 @@
-// Package token issues and verifies attestation result tokens: short-lived CWTs signed as
-// COSE_Sign1 (ES256), with claims in the IETF RATS attestation-results (EAR) model and a
-// confirmation claim that binds the workload's HPKE public key.
+// Package token issues and verifies attestation result tokens: EAT Attestation Results (EAR,
+// draft-ietf-rats-ear) in the profile that Veraison and Trustee emit, signed ES256 as a CWT
+// (COSE_Sign1, RFC 8392) or as a JWT (JWS compact, RFC 7519), with a confirmation claim (RFC 8747
+// for CWTs, RFC 7800 for JWTs) that binds the workload's HPKE public key. docs/tokens.md is the
+// specification of both forms, with test vectors.
 //
 // The release calls of trustd accept a token only if it verifies under one of trustd's token
-// keys, has not expired, and names the requested key among its grants; the release is then sealed
-// to the key in the confirmation claim, so a stolen token is useless without the workload's
-// private key.
+// keys, names trustd's issuer and audience, has not expired, and names the requested key among
+// its grants; the release is then sealed to the key in the confirmation claim, so a stolen token
+// is useless without the workload's private key.
 package token
 
 import (
@@ -18,18 +20,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 )
 
-// Profile is the EAT profile of our tokens.
-const Profile = "tag:medicus.cloud,2026:trust/ear/v1"
+// Profile is the EAT profile of our tokens: the EAR profile of Veraison (which Trustee emits
+// under an alias), so that EAR libraries and relying parties that speak it accept our tokens.
+const Profile = "tag:github.com,2023:veraison/ear"
 
 // StatusAffirming is the EAR trustworthiness status of every token we issue: denials get no token.
 const StatusAffirming = "affirming"
+
+// DefaultIssuer is the "iss" claim when none is configured (development only: a deployment
+// sets its URL).
+const DefaultIssuer = "trustd"
+
+// DefaultDeveloper is the developer of ear.verifier-id.
+const DefaultDeveloper = "https://medicus.cloud"
 
 // DefaultLifetime of a token.
 const DefaultLifetime = 5 * time.Minute
@@ -46,6 +56,12 @@ var (
 	ErrNotYet     = errors.New("token not yet valid")
 	// ErrAlgorithm: the token names an algorithm other than ES256 ("none", HS256, ...).
 	ErrAlgorithm = errors.New("token algorithm not accepted")
+	// ErrProfile: the token is not an EAR of our profile, or its status is not affirming.
+	ErrProfile = errors.New("token profile not accepted")
+	// ErrIssuer: the token's "iss" is not the expected one.
+	ErrIssuer = errors.New("token issuer not expected")
+	// ErrAudience: the token's "aud" is not the expected one.
+	ErrAudience = errors.New("token audience not expected")
 )
 
 // Grant kinds.
@@ -60,31 +76,37 @@ type Grant struct {
 	Name string `cbor:"2,keyasint" json:"name"`
 }
 
-// Confirmation binds the workload's HPKE public key (RFC 8747 style "cnf").
+// Confirmation is the workload's HPKE public key and suite that the token binds.
 type Confirmation struct {
-	KEM       uint16 `cbor:"1,keyasint" json:"kem"`
-	KDF       uint16 `cbor:"2,keyasint" json:"kdf"`
-	AEAD      uint16 `cbor:"3,keyasint" json:"aead"`
-	PublicKey []byte `cbor:"4,keyasint" json:"pk"`
+	KEM       uint16
+	KDF       uint16
+	AEAD      uint16
+	PublicKey []byte
 }
 
-// Claims of a result token. Integer keys follow the CWT (RFC 8392), EAT and EAR registries;
-// private claims use negative keys.
+// Claims of a result token, independent of its form (see ear.go for the two encodings).
 type Claims struct {
-	Issuer       string            `cbor:"1,keyasint,omitempty" json:"iss,omitempty"`
-	Expiry       int64             `cbor:"4,keyasint" json:"exp"`
-	NotBefore    int64             `cbor:"5,keyasint" json:"nbf"`
-	IssuedAt     int64             `cbor:"6,keyasint" json:"iat"`
-	ID           string            `cbor:"7,keyasint" json:"jti"`
-	Confirmation Confirmation      `cbor:"8,keyasint" json:"cnf"`
-	Profile      string            `cbor:"265,keyasint" json:"eat_profile"`
-	Status       string            `cbor:"1000,keyasint" json:"ear.status"`
-	TEE          string            `cbor:"-70000,keyasint" json:"medicus.tee"`
-	Measurement  []byte            `cbor:"-70001,keyasint,omitempty" json:"medicus.measurement,omitempty"`
-	Policy       string            `cbor:"-70002,keyasint" json:"medicus.policy"`
-	PolicyDigest []byte            `cbor:"-70003,keyasint" json:"medicus.policy_digest"`
-	Grants       []Grant           `cbor:"-70004,keyasint,omitempty" json:"medicus.grants,omitempty"`
-	Platform     map[string]string `cbor:"-70005,keyasint,omitempty" json:"medicus.platform,omitempty"`
+	Issuer    string
+	Audience  string
+	Expiry    int64
+	NotBefore int64
+	IssuedAt  int64
+	// ID is the token ID: base64url (no padding) of the CWT's cti, the JWT's jti.
+	ID           string
+	Confirmation Confirmation
+	// Profile and Status are filled by Issue and checked by Verify.
+	Profile string
+	Status  string
+	// VerifierBuild and VerifierDeveloper are ear.verifier-id.
+	VerifierBuild     string
+	VerifierDeveloper string
+	// Private claims (namespace "medicus.trust").
+	TEE          string
+	Measurement  []byte
+	Policy       string
+	PolicyDigest []byte
+	Grants       []Grant
+	Platform     map[string]string
 }
 
 // Granted reports whether the token grants name of kind.
@@ -113,11 +135,18 @@ type Options struct {
 	Key *ecdsa.PrivateKey
 	// Verify are further public keys whose tokens are still accepted (rotation).
 	Verify []*ecdsa.PublicKey
-	// Issuer is the "iss" claim.
-	Issuer   string
-	Lifetime time.Duration
-	Now      func() time.Time
-	Rand     io.Reader
+	// Issuer is the "iss" claim (the deployment's URL); default DefaultIssuer. Verify accepts
+	// only tokens that name it.
+	Issuer string
+	// Audience, if set, is the "aud" claim; Verify then accepts only tokens that name it.
+	Audience string
+	// VerifierBuild is ear.verifier-id's build; default "trustd <module version>".
+	VerifierBuild string
+	// VerifierDeveloper is ear.verifier-id's developer; default DefaultDeveloper.
+	VerifierDeveloper string
+	Lifetime          time.Duration
+	Now               func() time.Time
+	Rand              io.Reader
 	// NotAfter optionally says until when each key (by key ID) is published; KeySet.Options
 	// fills it. It only feeds TokenKeys.
 	NotAfter map[string]time.Time
@@ -129,7 +158,7 @@ type Issuer struct {
 	kid    string
 	signer cose.Signer
 	keys   map[string]*ecdsa.PublicKey
-
+	// verified remembers tokens that verified, by the digest of their exact bytes.
 	verified verifiedCache
 }
 
@@ -143,6 +172,15 @@ func NewIssuer(o Options) (*Issuer, error) {
 	}
 	if o.Lifetime < 0 || o.Lifetime > time.Hour {
 		return nil, fmt.Errorf("token: lifetime %v outside (0, 1h]", o.Lifetime)
+	}
+	if o.Issuer == "" {
+		o.Issuer = DefaultIssuer
+	}
+	if o.VerifierBuild == "" {
+		o.VerifierBuild = "trustd " + moduleVersion()
+	}
+	if o.VerifierDeveloper == "" {
+		o.VerifierDeveloper = DefaultDeveloper
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -166,13 +204,27 @@ func NewIssuer(o Options) (*Issuer, error) {
 	return i, nil
 }
 
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
 // KeyID returns the ID of the current signing key.
 func (i *Issuer) KeyID() string { return i.kid }
 
 // PublicKeys returns the accepted public keys by key ID.
 func (i *Issuer) PublicKeys() map[string]*ecdsa.PublicKey { return i.keys }
 
-// Issue fills the time, ID, profile and status claims and signs c as a CWT (COSE_Sign1).
+// IssuerName returns the "iss" of the tokens it issues.
+func (i *Issuer) IssuerName() string { return i.o.Issuer }
+
+// Audience returns the "aud" of the tokens it issues ("" for none).
+func (i *Issuer) Audience() string { return i.o.Audience }
+
+// Issue fills the time, ID, issuer, audience, profile, verifier and status claims and signs c as
+// a CWT (COSE_Sign1).
 func (i *Issuer) Issue(c *Claims) ([]byte, time.Time, error) {
 	cc, exp, err := i.fill(c)
 	if err != nil {
@@ -218,30 +270,17 @@ func (i *Issuer) fill(c *Claims) (*Claims, time.Time, error) {
 		return nil, time.Time{}, err
 	}
 	cc := *c
-	cc.Issuer, cc.IssuedAt, cc.NotBefore, cc.Expiry = i.o.Issuer, now.Unix(), now.Unix(), exp.Unix()
+	cc.Issuer, cc.Audience = i.o.Issuer, i.o.Audience
+	cc.IssuedAt, cc.NotBefore, cc.Expiry = now.Unix(), now.Unix(), exp.Unix()
 	cc.ID = base64.RawURLEncoding.EncodeToString(id)
 	cc.Profile, cc.Status = Profile, StatusAffirming
+	cc.VerifierBuild, cc.VerifierDeveloper = i.o.VerifierBuild, i.o.VerifierDeveloper
 	return &cc, time.Unix(cc.Expiry, 0), nil
 }
 
-func (i *Issuer) signCWT(cc *Claims) ([]byte, error) {
-	payload, err := cbor.Marshal(cc)
-	if err != nil {
-		return nil, err
-	}
-	msg := cose.NewSign1Message()
-	msg.Headers.Protected.SetAlgorithm(cose.AlgorithmES256)
-	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(i.kid)
-	msg.Headers.Protected[cose.HeaderLabelContentType] = "application/eat+cwt"
-	msg.Payload = payload
-	if err := msg.Sign(i.o.Rand, nil, i.signer); err != nil {
-		return nil, err
-	}
-	return msg.MarshalCBOR()
-}
-
 // Verify checks a token of either form (CWT or JWT) under the issuer's keys at the issuer's
-// time: signature under a known key, ES256 only, profile, and validity window.
+// time: signature under a known key, ES256 only, profile, validity window, and the issuer's own
+// "iss" and "aud".
 //
 // A token that verified is remembered by the digest of its exact bytes until it expires, so a
 // workload that presents one token for many releases pays for one signature check: later calls
@@ -259,59 +298,13 @@ func (i *Issuer) Verify(b []byte) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckIssuerAudience(c, i.o.Issuer, i.o.Audience); err != nil {
+		return nil, err
+	}
 	i.verified.put(d, c, now)
 	cc := *c
 	return &cc, nil
 }
-
-// VerifyAny verifies a JWT (it starts with the base64url of `{"`) or else a CWT.
-func VerifyAny(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
-	if len(b) > 0 && b[0] == 'e' {
-		return VerifyJWT(b, keys, now)
-	}
-	return Verify(b, keys, now)
-}
-
-// Verify checks a CWT against a set of public keys by key ID at time now.
-func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
-	if len(b) == 0 || len(b) > MaxTokenSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
-	}
-	var msg cose.Sign1Message
-	if err := msg.UnmarshalCBOR(b); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	alg, err := msg.Headers.Protected.Algorithm()
-	if err != nil || alg != cose.AlgorithmES256 {
-		return nil, fmt.Errorf("%w: protected header algorithm must be ES256", ErrAlgorithm)
-	}
-	if len(msg.Headers.Unprotected) != 0 {
-		return nil, fmt.Errorf("%w: unprotected header not empty", ErrMalformed)
-	}
-	kid, ok := msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
-	if !ok {
-		return nil, fmt.Errorf("%w: no key ID", ErrMalformed)
-	}
-	pub, ok := keys[string(kid)]
-	if !ok {
-		return nil, ErrUnknownKey
-	}
-	v, err := cose.NewVerifier(cose.AlgorithmES256, pub)
-	if err != nil {
-		return nil, err
-	}
-	if err := msg.Verify(nil, v); err != nil {
-		return nil, ErrSignature
-	}
-	var c Claims
-	if err := claimsDecMode.Unmarshal(msg.Payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
-	return &c, checkClaims(&c, now)
-}
-
-// claimsDecMode decodes CWT claims strictly: no duplicate keys, no unknown fields.
-var claimsDecMode, _ = cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF, ExtraReturnErrors: cbor.ExtraDecErrorUnknownField}.DecMode()
 
 // MaxVerifiedTokens bounds the tokens an Issuer remembers as verified.
 const MaxVerifiedTokens = 8192
@@ -353,10 +346,32 @@ func (v *verifiedCache) put(d [sha256.Size]byte, c *Claims, now time.Time) {
 	v.m[d] = c
 }
 
+// CheckIssuerAudience checks "iss" and "aud"; an empty expectation accepts any value.
+func CheckIssuerAudience(c *Claims, iss, aud string) error {
+	if iss != "" && c.Issuer != iss {
+		return fmt.Errorf("%w: %q, want %q", ErrIssuer, c.Issuer, iss)
+	}
+	if aud != "" && c.Audience != aud {
+		return fmt.Errorf("%w: %q, want %q", ErrAudience, c.Audience, aud)
+	}
+	return nil
+}
+
+// VerifyAny verifies a JWT (it starts with the base64url of `{"`) or else a CWT.
+func VerifyAny(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims, error) {
+	if len(b) > 0 && b[0] == 'e' {
+		return VerifyJWT(b, keys, now)
+	}
+	return Verify(b, keys, now)
+}
+
 // checkClaims checks what every token must say, whatever its form.
 func checkClaims(c *Claims, now time.Time) error {
-	if c.Profile != Profile || c.Status != StatusAffirming {
-		return fmt.Errorf("%w: profile %q status %q", ErrMalformed, c.Profile, c.Status)
+	if c.Profile != Profile {
+		return fmt.Errorf("%w: eat_profile %q, want %q", ErrProfile, c.Profile, Profile)
+	}
+	if c.Status != StatusAffirming {
+		return fmt.Errorf("%w: ear.status %q, want %q", ErrProfile, c.Status, StatusAffirming)
 	}
 	if now.Unix() >= c.Expiry {
 		return fmt.Errorf("%w at %s", ErrExpired, time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339))

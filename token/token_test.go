@@ -11,18 +11,22 @@ import (
 
 func newIssuer(t testing.TB, now *time.Time) *Issuer {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, err := NewIssuer(Options{Key: k, Issuer: "trustd-test", Now: func() time.Time { return *now }})
+	i, err := NewIssuer(Options{Key: k, Issuer: "https://trust.example", Audience: "medicus-trust", Now: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return i
 }
 
+var x25519Key = Confirmation{KEM: KEMX25519, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}
+
 func TestIssueVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
-	tok, exp, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}},
-		Confirmation: Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: []byte{1, 2, 3}}})
+	cnf := x25519Key
+	cnf.PublicKey = append([]byte(nil), cnf.PublicKey...)
+	cnf.PublicKey[2] = 3
+	tok, exp, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}}, Confirmation: cnf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +42,7 @@ func TestIssueVerify(t *testing.T) {
 	}
 
 	other := newIssuer(t, &now)
-	forged, _, _ := other.Issue(&Claims{})
+	forged, _, _ := other.Issue(&Claims{Confirmation: x25519Key})
 	flipped := append([]byte(nil), tok...)
 	flipped[len(flipped)-5] ^= 1
 	tests := []struct {
@@ -63,10 +67,45 @@ func TestIssueVerify(t *testing.T) {
 	}
 }
 
+func TestIssuerAndAudience(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mk := func(iss, aud string) *Issuer {
+		i, err := NewIssuer(Options{Key: k, Issuer: iss, Audience: aud, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	a := mk("https://a.example", "rp")
+	for _, tc := range []struct {
+		name string
+		by   *Issuer
+		want error
+	}{
+		{"same", mk("https://a.example", "rp"), nil},
+		{"other issuer", mk("https://b.example", "rp"), ErrIssuer},
+		{"other audience", mk("https://a.example", "other"), ErrAudience},
+		{"no audience", mk("https://a.example", ""), ErrAudience},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cwt, jwt, _, err := tc.by.IssueBoth(&Claims{TEE: "tdx", Confirmation: x25519Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for form, tok := range map[string][]byte{"cwt": cwt, "jwt": jwt} {
+				if _, err := a.Verify(tok); !errors.Is(err, tc.want) {
+					t.Errorf("%s: got %v, want %v", form, err, tc.want)
+				}
+			}
+		})
+	}
+}
+
 func FuzzVerify(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(f, &now)
-	cwt, jwt, _, _ := i.IssueBoth(&Claims{TEE: "tdx"})
+	cwt, jwt, _, _ := i.IssueBoth(&Claims{TEE: "tdx", Confirmation: x25519Key})
 	f.Add(cwt)
 	f.Add(jwt)
 	f.Fuzz(func(t *testing.T, b []byte) {

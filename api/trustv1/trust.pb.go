@@ -90,6 +90,60 @@ func (TEE) EnumDescriptor() ([]byte, []int) {
 	return file_trustv1_trust_proto_rawDescGZIP(), []int{0}
 }
 
+// TokenFormat selects the forms of the result token that Attest returns. Both forms carry the
+// same EAR claims (docs/tokens.md); every release call accepts either.
+type TokenFormat int32
+
+const (
+	// Both: the CWT in AttestResponse.token and the JWT in AttestResponse.jwt.
+	TokenFormat_TOKEN_FORMAT_UNSPECIFIED TokenFormat = 0
+	// Only the CWT (COSE_Sign1), in AttestResponse.token.
+	TokenFormat_TOKEN_FORMAT_CWT TokenFormat = 1
+	// Only the JWT (JWS compact), in AttestResponse.jwt.
+	TokenFormat_TOKEN_FORMAT_JWT TokenFormat = 2
+)
+
+// Enum value maps for TokenFormat.
+var (
+	TokenFormat_name = map[int32]string{
+		0: "TOKEN_FORMAT_UNSPECIFIED",
+		1: "TOKEN_FORMAT_CWT",
+		2: "TOKEN_FORMAT_JWT",
+	}
+	TokenFormat_value = map[string]int32{
+		"TOKEN_FORMAT_UNSPECIFIED": 0,
+		"TOKEN_FORMAT_CWT":         1,
+		"TOKEN_FORMAT_JWT":         2,
+	}
+)
+
+func (x TokenFormat) Enum() *TokenFormat {
+	p := new(TokenFormat)
+	*p = x
+	return p
+}
+
+func (x TokenFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TokenFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_trustv1_trust_proto_enumTypes[1].Descriptor()
+}
+
+func (TokenFormat) Type() protoreflect.EnumType {
+	return &file_trustv1_trust_proto_enumTypes[1]
+}
+
+func (x TokenFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TokenFormat.Descriptor instead.
+func (TokenFormat) EnumDescriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{1}
+}
+
 type Grant_Kind int32
 
 const (
@@ -123,11 +177,11 @@ func (x Grant_Kind) String() string {
 }
 
 func (Grant_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_trustv1_trust_proto_enumTypes[1].Descriptor()
+	return file_trustv1_trust_proto_enumTypes[2].Descriptor()
 }
 
 func (Grant_Kind) Type() protoreflect.EnumType {
-	return &file_trustv1_trust_proto_enumTypes[1]
+	return &file_trustv1_trust_proto_enumTypes[2]
 }
 
 func (x Grant_Kind) Number() protoreflect.EnumNumber {
@@ -383,6 +437,7 @@ type AttestRequest struct {
 	Nonce         []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	Evidence      *Evidence              `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	WorkloadKey   *WorkloadKey           `protobuf:"bytes,3,opt,name=workload_key,json=workloadKey,proto3" json:"workload_key,omitempty"`
+	TokenFormat   TokenFormat            `protobuf:"varint,4,opt,name=token_format,json=tokenFormat,proto3,enum=medicus.trust.v1.TokenFormat" json:"token_format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,6 +491,13 @@ func (x *AttestRequest) GetWorkloadKey() *WorkloadKey {
 		return x.WorkloadKey
 	}
 	return nil
+}
+
+func (x *AttestRequest) GetTokenFormat() TokenFormat {
+	if x != nil {
+		return x.TokenFormat
+	}
+	return TokenFormat_TOKEN_FORMAT_UNSPECIFIED
 }
 
 // Claims are the normalized claims that every TEE's evidence maps onto; policies and tokens speak
@@ -663,11 +725,15 @@ type AttestResponse struct {
 	// SHA-256 of the active policy bundle.
 	PolicyDigest []byte   `protobuf:"bytes,4,opt,name=policy_digest,json=policyDigest,proto3" json:"policy_digest,omitempty"`
 	Grants       []*Grant `protobuf:"bytes,5,rep,name=grants,proto3" json:"grants,omitempty"`
-	// The signed result token (COSE_Sign1 CWT), bound to the workload key.
+	// The signed result token as a CWT (COSE_Sign1, an EAR), bound to the workload key. Empty
+	// when the request asked for TOKEN_FORMAT_JWT only.
 	Token     []byte                 `protobuf:"bytes,6,opt,name=token,proto3" json:"token,omitempty"`
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// Identifies this decision in the audit log.
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The same result token as a JWT (JWS compact, ES256, an EAR). Empty when the request asked
+	// for TOKEN_FORMAT_CWT only. Release calls take it as the token field's bytes (its ASCII).
+	Jwt           string `protobuf:"bytes,9,opt,name=jwt,proto3" json:"jwt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -754,6 +820,13 @@ func (x *AttestResponse) GetExpiresAt() *timestamppb.Timestamp {
 func (x *AttestResponse) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AttestResponse) GetJwt() string {
+	if x != nil {
+		return x.Jwt
 	}
 	return ""
 }
@@ -884,8 +957,9 @@ func (x *Sealed) GetCiphertext() []byte {
 
 type GetSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Token []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// A result token from Attest: the CWT, or the JWT's ASCII bytes.
+	Token []byte `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Name  string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Optional caller-chosen ID ([A-Za-z0-9._-], at most 64); trustd picks one when empty.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2013,11 +2087,12 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x03kdf\x18\x02 \x01(\rR\x03kdf\x12\x12\n" +
 	"\x04aead\x18\x03 \x01(\rR\x04aead\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x04 \x01(\fR\tpublicKey\"\x9f\x01\n" +
+	"public_key\x18\x04 \x01(\fR\tpublicKey\"\xe1\x01\n" +
 	"\rAttestRequest\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x126\n" +
 	"\bevidence\x18\x02 \x01(\v2\x1a.medicus.trust.v1.EvidenceR\bevidence\x12@\n" +
-	"\fworkload_key\x18\x03 \x01(\v2\x1d.medicus.trust.v1.WorkloadKeyR\vworkloadKey\"\xef\a\n" +
+	"\fworkload_key\x18\x03 \x01(\v2\x1d.medicus.trust.v1.WorkloadKeyR\vworkloadKey\x12@\n" +
+	"\ftoken_format\x18\x04 \x01(\x0e2\x1d.medicus.trust.v1.TokenFormatR\vtokenFormat\"\xef\a\n" +
 	"\x06Claims\x12'\n" +
 	"\x03tee\x18\x01 \x01(\x0e2\x15.medicus.trust.v1.TEER\x03tee\x12 \n" +
 	"\vmeasurement\x18\x02 \x01(\fR\vmeasurement\x12N\n" +
@@ -2062,7 +2137,7 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_SECRET\x10\x01\x12\x11\n" +
-	"\rKIND_DATA_KEY\x10\x02\"\xba\x02\n" +
+	"\rKIND_DATA_KEY\x10\x02\"\xcc\x02\n" +
 	"\x0eAttestResponse\x12\x18\n" +
 	"\averdict\x18\x01 \x01(\tR\averdict\x120\n" +
 	"\x06claims\x18\x02 \x01(\v2\x18.medicus.trust.v1.ClaimsR\x06claims\x12\x16\n" +
@@ -2073,7 +2148,8 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"~\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12\x10\n" +
+	"\x03jwt\x18\t \x01(\tR\x03jwt\"~\n" +
 	"\x06Denial\x12\x14\n" +
 	"\x05claim\x18\x01 \x01(\tR\x05claim\x12\x12\n" +
 	"\x04seen\x18\x02 \x01(\tR\x04seen\x12\x1a\n" +
@@ -2165,7 +2241,11 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\vTEE_SEV_SNP\x10\x01\x12\v\n" +
 	"\aTEE_TDX\x10\x02\x12\v\n" +
 	"\aTEE_SGX\x10\x03\x12\x1a\n" +
-	"\x16TEE_INSECURE_SIMULATED\x10\x0f2\xb2\x04\n" +
+	"\x16TEE_INSECURE_SIMULATED\x10\x0f*W\n" +
+	"\vTokenFormat\x12\x1c\n" +
+	"\x18TOKEN_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10TOKEN_FORMAT_CWT\x10\x01\x12\x14\n" +
+	"\x10TOKEN_FORMAT_JWT\x10\x022\xb2\x04\n" +
 	"\x05Trust\x12]\n" +
 	"\fGetChallenge\x12%.medicus.trust.v1.GetChallengeRequest\x1a&.medicus.trust.v1.GetChallengeResponse\x12K\n" +
 	"\x06Attest\x12\x1f.medicus.trust.v1.AttestRequest\x1a .medicus.trust.v1.AttestResponse\x12T\n" +
@@ -2194,107 +2274,109 @@ func file_trustv1_trust_proto_rawDescGZIP() []byte {
 	return file_trustv1_trust_proto_rawDescData
 }
 
-var file_trustv1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_trustv1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_trustv1_trust_proto_goTypes = []any{
 	(TEE)(0),                        // 0: medicus.trust.v1.TEE
-	(Grant_Kind)(0),                 // 1: medicus.trust.v1.Grant.Kind
-	(*GetChallengeRequest)(nil),     // 2: medicus.trust.v1.GetChallengeRequest
-	(*GetChallengeResponse)(nil),    // 3: medicus.trust.v1.GetChallengeResponse
-	(*Evidence)(nil),                // 4: medicus.trust.v1.Evidence
-	(*WorkloadKey)(nil),             // 5: medicus.trust.v1.WorkloadKey
-	(*AttestRequest)(nil),           // 6: medicus.trust.v1.AttestRequest
-	(*Claims)(nil),                  // 7: medicus.trust.v1.Claims
-	(*Grant)(nil),                   // 8: medicus.trust.v1.Grant
-	(*AttestResponse)(nil),          // 9: medicus.trust.v1.AttestResponse
-	(*Denial)(nil),                  // 10: medicus.trust.v1.Denial
-	(*Sealed)(nil),                  // 11: medicus.trust.v1.Sealed
-	(*GetSecretRequest)(nil),        // 12: medicus.trust.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),       // 13: medicus.trust.v1.GetSecretResponse
-	(*GenerateDataKeyRequest)(nil),  // 14: medicus.trust.v1.GenerateDataKeyRequest
-	(*GenerateDataKeyResponse)(nil), // 15: medicus.trust.v1.GenerateDataKeyResponse
-	(*UnwrapDataKeyRequest)(nil),    // 16: medicus.trust.v1.UnwrapDataKeyRequest
-	(*UnwrapDataKeyResponse)(nil),   // 17: medicus.trust.v1.UnwrapDataKeyResponse
-	(*GetTokenKeysRequest)(nil),     // 18: medicus.trust.v1.GetTokenKeysRequest
-	(*TokenKey)(nil),                // 19: medicus.trust.v1.TokenKey
-	(*GetTokenKeysResponse)(nil),    // 20: medicus.trust.v1.GetTokenKeysResponse
-	(*CreateKeyRequest)(nil),        // 21: medicus.trust.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 22: medicus.trust.v1.CreateKeyResponse
-	(*RotateKeyRequest)(nil),        // 23: medicus.trust.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),       // 24: medicus.trust.v1.RotateKeyResponse
-	(*PutSecretRequest)(nil),        // 25: medicus.trust.v1.PutSecretRequest
-	(*PutSecretResponse)(nil),       // 26: medicus.trust.v1.PutSecretResponse
-	(*ReloadPoliciesRequest)(nil),   // 27: medicus.trust.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil),  // 28: medicus.trust.v1.ReloadPoliciesResponse
-	(*GetPolicyStatusRequest)(nil),  // 29: medicus.trust.v1.GetPolicyStatusRequest
-	(*GetPolicyStatusResponse)(nil), // 30: medicus.trust.v1.GetPolicyStatusResponse
-	(*PolicyStatus)(nil),            // 31: medicus.trust.v1.PolicyStatus
-	(*GetLogInfoRequest)(nil),       // 32: medicus.trust.v1.GetLogInfoRequest
-	(*GetLogInfoResponse)(nil),      // 33: medicus.trust.v1.GetLogInfoResponse
-	nil,                             // 34: medicus.trust.v1.Evidence.CollateralEntry
-	nil,                             // 35: medicus.trust.v1.Claims.MeasurementsEntry
-	nil,                             // 36: medicus.trust.v1.Claims.ConfigEntry
-	nil,                             // 37: medicus.trust.v1.Claims.TcbEntry
-	nil,                             // 38: medicus.trust.v1.Claims.PlatformEntry
-	nil,                             // 39: medicus.trust.v1.Claims.AttributesEntry
-	nil,                             // 40: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	nil,                             // 41: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	(*timestamppb.Timestamp)(nil),   // 42: google.protobuf.Timestamp
+	(TokenFormat)(0),                // 1: medicus.trust.v1.TokenFormat
+	(Grant_Kind)(0),                 // 2: medicus.trust.v1.Grant.Kind
+	(*GetChallengeRequest)(nil),     // 3: medicus.trust.v1.GetChallengeRequest
+	(*GetChallengeResponse)(nil),    // 4: medicus.trust.v1.GetChallengeResponse
+	(*Evidence)(nil),                // 5: medicus.trust.v1.Evidence
+	(*WorkloadKey)(nil),             // 6: medicus.trust.v1.WorkloadKey
+	(*AttestRequest)(nil),           // 7: medicus.trust.v1.AttestRequest
+	(*Claims)(nil),                  // 8: medicus.trust.v1.Claims
+	(*Grant)(nil),                   // 9: medicus.trust.v1.Grant
+	(*AttestResponse)(nil),          // 10: medicus.trust.v1.AttestResponse
+	(*Denial)(nil),                  // 11: medicus.trust.v1.Denial
+	(*Sealed)(nil),                  // 12: medicus.trust.v1.Sealed
+	(*GetSecretRequest)(nil),        // 13: medicus.trust.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),       // 14: medicus.trust.v1.GetSecretResponse
+	(*GenerateDataKeyRequest)(nil),  // 15: medicus.trust.v1.GenerateDataKeyRequest
+	(*GenerateDataKeyResponse)(nil), // 16: medicus.trust.v1.GenerateDataKeyResponse
+	(*UnwrapDataKeyRequest)(nil),    // 17: medicus.trust.v1.UnwrapDataKeyRequest
+	(*UnwrapDataKeyResponse)(nil),   // 18: medicus.trust.v1.UnwrapDataKeyResponse
+	(*GetTokenKeysRequest)(nil),     // 19: medicus.trust.v1.GetTokenKeysRequest
+	(*TokenKey)(nil),                // 20: medicus.trust.v1.TokenKey
+	(*GetTokenKeysResponse)(nil),    // 21: medicus.trust.v1.GetTokenKeysResponse
+	(*CreateKeyRequest)(nil),        // 22: medicus.trust.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 23: medicus.trust.v1.CreateKeyResponse
+	(*RotateKeyRequest)(nil),        // 24: medicus.trust.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),       // 25: medicus.trust.v1.RotateKeyResponse
+	(*PutSecretRequest)(nil),        // 26: medicus.trust.v1.PutSecretRequest
+	(*PutSecretResponse)(nil),       // 27: medicus.trust.v1.PutSecretResponse
+	(*ReloadPoliciesRequest)(nil),   // 28: medicus.trust.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),  // 29: medicus.trust.v1.ReloadPoliciesResponse
+	(*GetPolicyStatusRequest)(nil),  // 30: medicus.trust.v1.GetPolicyStatusRequest
+	(*GetPolicyStatusResponse)(nil), // 31: medicus.trust.v1.GetPolicyStatusResponse
+	(*PolicyStatus)(nil),            // 32: medicus.trust.v1.PolicyStatus
+	(*GetLogInfoRequest)(nil),       // 33: medicus.trust.v1.GetLogInfoRequest
+	(*GetLogInfoResponse)(nil),      // 34: medicus.trust.v1.GetLogInfoResponse
+	nil,                             // 35: medicus.trust.v1.Evidence.CollateralEntry
+	nil,                             // 36: medicus.trust.v1.Claims.MeasurementsEntry
+	nil,                             // 37: medicus.trust.v1.Claims.ConfigEntry
+	nil,                             // 38: medicus.trust.v1.Claims.TcbEntry
+	nil,                             // 39: medicus.trust.v1.Claims.PlatformEntry
+	nil,                             // 40: medicus.trust.v1.Claims.AttributesEntry
+	nil,                             // 41: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	nil,                             // 42: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
 }
 var file_trustv1_trust_proto_depIdxs = []int32{
-	42, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	43, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: medicus.trust.v1.Evidence.tee:type_name -> medicus.trust.v1.TEE
-	34, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
-	4,  // 3: medicus.trust.v1.AttestRequest.evidence:type_name -> medicus.trust.v1.Evidence
-	5,  // 4: medicus.trust.v1.AttestRequest.workload_key:type_name -> medicus.trust.v1.WorkloadKey
-	0,  // 5: medicus.trust.v1.Claims.tee:type_name -> medicus.trust.v1.TEE
-	35, // 6: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
-	36, // 7: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
-	37, // 8: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
-	38, // 9: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
-	39, // 10: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
-	1,  // 11: medicus.trust.v1.Grant.kind:type_name -> medicus.trust.v1.Grant.Kind
-	7,  // 12: medicus.trust.v1.AttestResponse.claims:type_name -> medicus.trust.v1.Claims
-	8,  // 13: medicus.trust.v1.AttestResponse.grants:type_name -> medicus.trust.v1.Grant
-	42, // 14: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 15: medicus.trust.v1.GetSecretResponse.secret:type_name -> medicus.trust.v1.Sealed
-	40, // 16: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	11, // 17: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	41, // 18: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	11, // 19: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	42, // 20: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
-	19, // 21: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
-	31, // 22: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	31, // 23: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	2,  // 24: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
-	6,  // 25: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
-	12, // 26: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
-	14, // 27: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
-	16, // 28: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
-	18, // 29: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
-	21, // 30: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
-	23, // 31: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
-	25, // 32: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
-	27, // 33: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
-	29, // 34: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
-	32, // 35: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
-	3,  // 36: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
-	9,  // 37: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
-	13, // 38: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
-	15, // 39: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
-	17, // 40: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
-	20, // 41: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
-	22, // 42: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
-	24, // 43: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
-	26, // 44: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
-	28, // 45: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
-	30, // 46: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
-	33, // 47: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
-	36, // [36:48] is the sub-list for method output_type
-	24, // [24:36] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	35, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
+	5,  // 3: medicus.trust.v1.AttestRequest.evidence:type_name -> medicus.trust.v1.Evidence
+	6,  // 4: medicus.trust.v1.AttestRequest.workload_key:type_name -> medicus.trust.v1.WorkloadKey
+	1,  // 5: medicus.trust.v1.AttestRequest.token_format:type_name -> medicus.trust.v1.TokenFormat
+	0,  // 6: medicus.trust.v1.Claims.tee:type_name -> medicus.trust.v1.TEE
+	36, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
+	37, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
+	38, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
+	39, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
+	40, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
+	2,  // 12: medicus.trust.v1.Grant.kind:type_name -> medicus.trust.v1.Grant.Kind
+	8,  // 13: medicus.trust.v1.AttestResponse.claims:type_name -> medicus.trust.v1.Claims
+	9,  // 14: medicus.trust.v1.AttestResponse.grants:type_name -> medicus.trust.v1.Grant
+	43, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 16: medicus.trust.v1.GetSecretResponse.secret:type_name -> medicus.trust.v1.Sealed
+	41, // 17: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	12, // 18: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
+	42, // 19: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	12, // 20: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
+	43, // 21: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
+	20, // 22: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
+	32, // 23: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	32, // 24: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	3,  // 25: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
+	7,  // 26: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
+	13, // 27: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
+	15, // 28: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
+	17, // 29: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
+	19, // 30: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
+	22, // 31: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
+	24, // 32: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
+	26, // 33: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
+	28, // 34: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
+	30, // 35: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
+	33, // 36: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
+	4,  // 37: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
+	10, // 38: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
+	14, // 39: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
+	16, // 40: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
+	18, // 41: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
+	21, // 42: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
+	23, // 43: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
+	25, // 44: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
+	27, // 45: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
+	29, // 46: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
+	31, // 47: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
+	34, // 48: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
+	37, // [37:49] is the sub-list for method output_type
+	25, // [25:37] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_trustv1_trust_proto_init() }
@@ -2308,7 +2390,7 @@ func file_trustv1_trust_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trustv1_trust_proto_rawDesc), len(file_trustv1_trust_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,

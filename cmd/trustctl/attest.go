@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,7 @@ func newAttestCmd(g *globals) *cobra.Command {
 		suite       string
 		debug       bool
 		svn         uint32
+		format      string
 	)
 	cmd := &cobra.Command{
 		Use:   "attest --dev [--measurement HEX]",
@@ -36,6 +39,9 @@ and print the verdict, the matched policy and the grants, or the denial with its
 			m, err := hex.DecodeString(measurement)
 			if err != nil || len(m) > 48 {
 				return fmt.Errorf("--measurement: want at most 48 bytes of hex")
+			}
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format: %q, want text or json", format)
 			}
 			s := seal.X25519
 			switch suite {
@@ -54,6 +60,9 @@ and print the verdict, the matched policy and the grants, or the denial with its
 			}
 			defer c.Close()
 			att, err := c.Attest(ctx)
+			if format == "json" {
+				return printAttestationJSON(cmd.OutOrStdout(), att, err)
+			}
 			return printAttestation(cmd.OutOrStdout(), att, err)
 		},
 	}
@@ -62,6 +71,7 @@ and print the verdict, the matched policy and the grants, or the denial with its
 	cmd.Flags().StringVar(&suite, "suite", "x25519", "ephemeral key suite: x25519 or mlkem768x25519")
 	cmd.Flags().BoolVar(&debug, "debug", false, "claim a debug TEE")
 	cmd.Flags().Uint32Var(&svn, "svn", 1, "simulated guest SVN")
+	cmd.Flags().StringVar(&format, "format", "text", "output: text, or json with both token forms (cwt as base64url, jwt)")
 	return cmd
 }
 
@@ -87,4 +97,61 @@ func printAttestation(w io.Writer, att *sdk.Attestation, err error) error {
 		fmt.Fprintf(w, "  grant:         %s %s\n", gr.Kind, gr.Name)
 	}
 	return nil
+}
+
+// attestationJSON is the --format json output: the verdict and grants beside both token forms.
+type attestationJSON struct {
+	Verdict      string      `json:"verdict"`
+	RequestID    string      `json:"request_id,omitempty"`
+	Policy       string      `json:"policy,omitempty"`
+	PolicyDigest string      `json:"policy_digest,omitempty"`
+	TEE          string      `json:"tee,omitempty"`
+	Measurement  string      `json:"measurement,omitempty"`
+	ExpiresAt    string      `json:"expires_at,omitempty"`
+	Grants       []grantJSON `json:"grants,omitempty"`
+	// CWT is base64url without padding; JWT is the JWS compact form.
+	CWT    string      `json:"cwt,omitempty"`
+	JWT    string      `json:"jwt,omitempty"`
+	Denial *denialJSON `json:"denial,omitempty"`
+}
+
+type grantJSON struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+type denialJSON struct {
+	Claim    string `json:"claim,omitempty"`
+	Seen     string `json:"seen,omitempty"`
+	Expected string `json:"expected,omitempty"`
+	Policy   string `json:"policy,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+func printAttestationJSON(w io.Writer, att *sdk.Attestation, err error) error {
+	var out attestationJSON
+	var d *sdk.DeniedError
+	switch {
+	case errors.As(err, &d):
+		out = attestationJSON{Verdict: "denied", Denial: &denialJSON{Claim: d.Claim, Seen: d.Seen, Expected: d.Expected, Policy: d.Policy, Reason: d.Reason}}
+		err = &exitError{code: 2, err: errors.New("attestation denied")}
+	case err != nil:
+		return err
+	default:
+		out = attestationJSON{Verdict: "affirming", RequestID: att.RequestID, Policy: att.Policy,
+			PolicyDigest: hex.EncodeToString(att.PolicyDigest), ExpiresAt: att.ExpiresAt.UTC().Format(time.RFC3339),
+			CWT: base64.RawURLEncoding.EncodeToString(att.Token), JWT: att.JWT}
+		if att.Claims != nil {
+			out.TEE, out.Measurement = string(att.Claims.TEE), att.Claims.Measurement.String()
+		}
+		for _, g := range att.Grants {
+			out.Grants = append(out.Grants, grantJSON{Kind: g.Kind, Name: g.Name})
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if jerr := enc.Encode(out); jerr != nil {
+		return jerr
+	}
+	return err
 }

@@ -62,6 +62,12 @@ type Config struct {
 	NonceClockSkew time.Duration `yaml:"nonce_clock_skew"`
 	// TokenLifetime of result tokens. Default 5m.
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// TokenIssuer is the "iss" of result tokens: the deployment's URL (for example
+	// https://trust.medicus.cloud). trustd accepts only tokens that name it. Default "trustd".
+	TokenIssuer string `yaml:"token_issuer"`
+	// TokenAudience, if set, is the "aud" of result tokens, and trustd accepts only tokens that
+	// name it.
+	TokenAudience string `yaml:"token_audience"`
 	// TLS secures every listener; required outside dev mode.
 	TLS TLSConfig `yaml:"tls"`
 	// Limits protect trustd from floods and oversized messages.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
@@ -108,12 +109,14 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, fmt.Errorf("token keys: %w", err)
 	}
-	to := ks.Options("trustd")
+	to := ks.Options(cfg.TokenIssuer)
+	to.Audience = cfg.TokenAudience
 	to.Lifetime = cfg.TokenLifetime
 	if d.tokens, err = token.NewIssuer(to); err != nil {
 		return nil, err
 	}
-	log.Info("token keys loaded", "dir", cfg.TokenKeyDir, "kid", d.tokens.KeyID(), "recent", len(ks.Recent))
+	log.Info("token keys loaded", "dir", cfg.TokenKeyDir, "kid", d.tokens.KeyID(), "recent", len(ks.Recent),
+		"issuer", d.tokens.IssuerName(), "audience", d.tokens.Audience())
 	if d.auditLg, err = d.openAudit(ctx, env); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -358,7 +361,7 @@ func (d *Daemon) openKeyStore(ctx context.Context, env Env) (kms.KeyStore, error
 
 // Run serves until ctx is cancelled, then stops gracefully: in-flight releases finish.
 func (d *Daemon) Run(ctx context.Context) error {
-	srv, ts, err := d.grpcServer()
+	srv, ts, unary, err := d.grpcServer()
 	if err != nil {
 		return err
 	}
@@ -368,11 +371,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(lis) }()
+	errc := make(chan error, 3)
+	api, err := d.apiServer(srv, hs, ts, unary)
+	if err != nil {
+		return err
+	}
+	go func() { errc <- api.serve(lis) }()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(pb.Trust_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	d.log.Info("trustd serving", "grpc", lis.Addr().String(), "tls", ts != nil, "admin", d.admin != nil)
+	d.log.Info("trustd serving", "grpc", lis.Addr().String(), "http_json", lis.Addr().String(), "tls", ts != nil, "admin", d.admin != nil)
 	if d.policies != nil {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
@@ -407,7 +414,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			mux.Handle("/metrics", metrics.Handler(d.registry))
 		}
 		if err := serveHTTP(d.cfg.HTTPListen, mux, "audit log, token keys"); err != nil {
-			srv.Stop()
+			api.Close()
 			return err
 		}
 	}
@@ -415,26 +422,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(d.registry))
 		if err := serveHTTP(d.cfg.MetricsListen, mux, "metrics"); err != nil {
-			srv.Stop()
+			api.Close()
 			return err
 		}
 	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		api.Close()
 		srv.Stop()
 		return err
 	}
 	d.log.Info("shutting down: finishing in-flight requests")
 	hs.Shutdown()
-	stopped := make(chan struct{})
-	go func() { srv.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(d.cfg.ShutdownGrace):
+	gctx, gcancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace)
+	if err := api.Shutdown(gctx); err != nil {
 		d.log.Warn("shutdown grace exceeded: stopping with requests in flight", "grace", d.cfg.ShutdownGrace)
-		srv.Stop()
+		api.Close()
 	}
+	gcancel()
+	srv.Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, h := range httpSrvs {
@@ -446,17 +453,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 // grpcServer builds the server: TLS 1.3 from files (plaintext only in dev mode without
 // certificates), then metrics, access log, limits and roles, in that order, so that refused
 // calls are still counted and logged.
-func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
+func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, []grpc.UnaryServerInterceptor, error) {
 	var ts *tlsconfig.Server
 	if d.cfg.TLS.CertFile != "" {
 		var err error
 		ts, err = tlsconfig.New(tlsconfig.Options{CertFile: d.cfg.TLS.CertFile, KeyFile: d.cfg.TLS.KeyFile,
 			ClientCAFile: d.cfg.TLS.ClientCAFile, ClientCRLFile: d.cfg.TLS.ClientCRLFile, Logger: d.log})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	} else if !d.cfg.Dev {
-		return nil, nil, errors.New("tls: required outside dev mode")
+		return nil, nil, nil, errors.New("tls: required outside dev mode")
 	} else {
 		d.log.Warn("DEV MODE: plaintext gRPC")
 	}
@@ -465,7 +472,7 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
 		MaxRecvMsgSize: l.MaxRecvMsgBytes, MaxSendMsgSize: l.MaxSendMsgBytes, RequestTimeout: l.RequestTimeout, Observer: d.metrics,
 		Exempt: []string{healthpb.Health_Check_FullMethodName}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("limits: %w", err)
+		return nil, nil, nil, fmt.Errorf("limits: %w", err)
 	}
 	rules := tlsconfig.Rules{
 		Public:      append(tlsconfig.Methods(&pb.Trust_ServiceDesc), tlsconfig.Methods(&healthpb.Health_ServiceDesc)...),
@@ -475,13 +482,18 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
 	if ts != nil {
 		rules.Revocation = ts
 	}
+	if d.cfg.Dev {
+		// Server reflection lists the API to grpcurl and friends: in dev mode only.
+		rules.Public = append(rules.Public, reflectionMethods()...)
+	}
 	az, err := tlsconfig.NewAuthorizer(rules)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	unary := []grpc.UnaryServerInterceptor{d.metrics.UnaryInterceptor(), metrics.AccessLog(metrics.AccessLogOptions{Logger: d.log}),
+		lim.UnaryInterceptor(), az.UnaryInterceptor()}
 	opts := append(lim.ServerOptions(),
-		grpc.ChainUnaryInterceptor(d.metrics.UnaryInterceptor(), metrics.AccessLog(metrics.AccessLogOptions{Logger: d.log}),
-			lim.UnaryInterceptor(), az.UnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(d.metrics.StreamInterceptor(), lim.StreamInterceptor(), az.StreamInterceptor()))
 	if ts != nil {
 		opts = append(opts, grpc.Creds(ts.Credentials()))
@@ -491,7 +503,10 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, error) {
 	if d.admin != nil {
 		pb.RegisterAdminServer(srv, d.admin)
 	}
-	return srv, ts, nil
+	if d.cfg.Dev {
+		reflection.Register(srv)
+	}
+	return srv, ts, unary, nil
 }
 
 // AdminRoles is the access table of the admin API: each role may call its methods and nothing

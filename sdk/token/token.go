@@ -3,7 +3,8 @@
 // token in either form, CWT (COSE_Sign1) or JWT, and returns its claims.
 //
 // Verification accepts only ES256 under a key of the set, only within the token's validity
-// window, and only tokens of the Medicus EAR profile with an "affirming" status. Everything
+// window, only EAR tokens (docs/tokens.md) with an "affirming" status, and, when Options name
+// them, only tokens of the expected issuer and audience. Everything
 // else fails with an error that errors.Is matches against one of the Err values below.
 //
 // It is not for issuing tokens (that is trustd's token package) and it does not fetch keys:
@@ -36,8 +37,12 @@ var (
 	ErrExpired    = issuer.ErrExpired
 	ErrNotYet     = issuer.ErrNotYet
 	ErrAlgorithm  = issuer.ErrAlgorithm
+	// ErrProfile: not an EAR of the Medicus profile with an affirming status.
+	ErrProfile = issuer.ErrProfile
 	// ErrIssuer: the token's "iss" is not the one expected.
-	ErrIssuer = errors.New("token issuer not expected")
+	ErrIssuer = issuer.ErrIssuer
+	// ErrAudience: the token's "aud" is not the one expected.
+	ErrAudience = issuer.ErrAudience
 	// ErrKeySet: the key set itself is unusable.
 	ErrKeySet = errors.New("token key set invalid")
 )
@@ -145,8 +150,10 @@ func (k *Keys) check() error {
 type Options struct {
 	// Now is the verification time; default time.Now.
 	Now func() time.Time
-	// Issuer, if set, must equal the token's "iss".
+	// Issuer, if set, must equal the token's "iss": trustd's configured token issuer (its URL).
 	Issuer string
+	// Audience, if set, must equal the token's "aud": trustd's configured token audience.
+	Audience string
 }
 
 // Verify checks a CWT or a JWT (told apart by its first byte) and returns its claims.
@@ -167,8 +174,8 @@ func (k *Keys) Verify(tok []byte, o Options) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Issuer != "" && c.Issuer != o.Issuer {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrIssuer, c.Issuer, o.Issuer)
+	if err := issuer.CheckIssuerAudience(c, o.Issuer, o.Audience); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

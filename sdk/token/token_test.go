@@ -27,7 +27,7 @@ var now = time.Unix(1_800_000_000, 0)
 
 func newIssuer(t testing.TB, verify ...*ecdsa.PublicKey) *issuer.Issuer {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, err := issuer.NewIssuer(issuer.Options{Key: k, Verify: verify, Issuer: "trustd.example", Now: func() time.Time { return now }})
+	i, err := issuer.NewIssuer(issuer.Options{Key: k, Verify: verify, Issuer: "trustd.example", Audience: "medicus-trust", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +135,10 @@ func TestVerify(t *testing.T) {
 		{"cwt ES384", hostileCWT(t, cose.AlgorithmES384, i.KeyID(), fk, &full), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
 		{"cwt EdDSA", hostileCWT(t, cose.AlgorithmEdDSA, i.KeyID(), fk, &full), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
 		{"wrong issuer", jwt, sdk.Options{Now: at(now), Issuer: "other"}, sdk.ErrIssuer},
+		{"wrong issuer cwt", cwt, sdk.Options{Now: at(now), Issuer: "other"}, sdk.ErrIssuer},
+		{"issuer and audience", cwt, sdk.Options{Now: at(now), Issuer: "trustd.example", Audience: "medicus-trust"}, nil},
+		{"wrong audience", jwt, sdk.Options{Now: at(now), Audience: "someone-else"}, sdk.ErrAudience},
+		{"wrong audience cwt", cwt, sdk.Options{Now: at(now), Audience: "someone-else"}, sdk.ErrAudience},
 		{"garbage", []byte{0xd2, 0x84}, sdk.Options{Now: at(now)}, sdk.ErrMalformed},
 		{"jwt alg none", algJWT(t, "none", i, jwt), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
 		{"jwt HS256 keyed with our public key", algJWT(t, "HS256", i, jwt), sdk.Options{Now: at(now)}, sdk.ErrAlgorithm},
