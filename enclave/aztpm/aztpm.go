@@ -51,8 +51,11 @@ type Provider struct {
 	// that the runtime data carries it too (Azure refreshes the report on read; elsewhere it
 	// has no effect).
 	RefreshUserData bool
+	// VCEK, if set, fetches the SEV-SNP VCEK to send along (IMDSClient.VCEK); without it the
+	// verifier finds it in its collateral or at AMD's KDS.
+	VCEK func(ctx context.Context) ([]byte, error)
 	// TDQuote turns the TD report of a TDX HCL report into a TD quote (on Azure, the IMDS quote
-	// endpoint). Required for TDX.
+	// endpoint, IMDSClient.TDQuote). Required for TDX.
 	TDQuote func(ctx context.Context, tdReport []byte) ([]byte, error)
 }
 
@@ -89,6 +92,11 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 		return nil, fmt.Errorf("aztpm: %w", err)
 	}
 	e := &azure.Evidence{TEE: azure.SNP, HCLReport: hcl}
+	if r.ReportType != 4 && p.VCEK != nil {
+		if e.VCEK, err = p.VCEK(ctx); err != nil {
+			return nil, fmt.Errorf("aztpm: VCEK: %w", err)
+		}
+	}
 	if r.ReportType == 4 {
 		e.TEE = azure.TDX
 		if p.TDQuote == nil {

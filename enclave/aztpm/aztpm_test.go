@@ -15,6 +15,8 @@ import (
 	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/azure/azuretest"
 	"github.com/medicus-cloud/trust/attest/snp"
+	"github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/tdx/tdxtest"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/aztpm"
 	"github.com/medicus-cloud/trust/internal/swtpmtest"
@@ -77,7 +79,8 @@ func TestProviderToVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	binding := key.ReportData([]byte("a nonce from trustd"))
-	p := &aztpm.Provider{TPM: tpm, RefreshUserData: true}
+	imds := fakeIMDS(t, fx.VCEK())
+	p := &aztpm.Provider{TPM: tpm, RefreshUserData: true, VCEK: (&aztpm.IMDSClient{BaseURL: imds.URL, HTTP: imds.Client()}).VCEK}
 	if p.TEE() != azure.SNP {
 		t.Fatalf("TEE %s", p.TEE())
 	}
@@ -89,8 +92,6 @@ func TestProviderToVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The provider sends no VCEK (Azure serves it from IMDS); here the collateral does.
-	ev.Collateral = map[string][]byte{"vcek.der": fx.VCEK()}
 	c, err := azure.NewSNP(sv).Verify(context.Background(), ev, attest.Options{Now: azuretest.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +106,50 @@ func TestProviderToVerifier(t *testing.T) {
 	u, err := aztpm.ReadNV(tpm, aztpm.UserDataIndex)
 	if err != nil || !bytes.Equal(u, binding[:]) {
 		t.Errorf("user data %x, %v", u, err)
+	}
+}
+
+// TestTDXProvider: the HCL report holds a TD report; the provider has it quoted (here by
+// tdxtest's PKI standing in for Azure's quoting service) and quotes the vTPM.
+func TestTDXProvider(t *testing.T) {
+	tpm := swtpmtest.Start(t)
+	ak := persistAK(t, tpm)
+	fx, err := tdxtest.NewFixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := azuretest.RuntimeData(ak, nil)
+	spec := fx.DefaultSpec()
+	d := sha256.Sum256(rt)
+	copy(spec.Body.ReportData[:], d[:])
+	hcl := azuretest.HCLReport(azuretest.ReportTypeTDX, azuretest.TDReport(spec.Body.ReportData, spec.Body.MRTD), rt)
+	installHCL(t, tpm, hcl[:32+1184+20+len(rt)])
+	p := &aztpm.Provider{TPM: tpm, TDQuote: func(_ context.Context, tdReport []byte) ([]byte, error) {
+		s := spec
+		copy(s.Body.ReportData[:], tdReport[128:192])
+		return fx.Quote(s), nil
+	}}
+	if p.TEE() != azure.TDX {
+		t.Fatalf("TEE %s", p.TEE())
+	}
+	binding := attest.ReportData([]byte("nonce"), []byte("suite"), []byte("key"))
+	ev, err := p.Evidence(context.Background(), binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, err := tdx.New(tdx.Options{Root: fx.PKI.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := azure.NewTDX(tv).Verify(context.Background(), ev, attest.Options{Now: fx.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := azure.CheckBinding(c, binding); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&aztpm.Provider{TPM: tpm}).Evidence(context.Background(), binding); err == nil {
+		t.Fatal("TDX evidence without a TD quote")
 	}
 }
 
