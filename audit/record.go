@@ -58,4 +58,15 @@ type Record struct {
 	// stands for, and the end of the interval that began at Time.
 	Count uint64    `json:"count,omitempty"`
 	Until time.Time `json:"until,omitzero"`
+	// Patient-data duties (docs/consent.md). Purposes are those the grant required; ConsentID
+	// and ConsentDigest identify the consent statement (its "jti" and the SHA-256 of it as
+	// sent), never its content. BreakGlassID names the approved break-glass a release used, or
+	// the request an admin record is about; ReasonDigest is the keyed digest (per tenant, as
+	// ContextDigest) of a break-glass reason, which stays in trustd's admin-only state.
+	Purposes      []string `json:"purposes,omitempty"`
+	ConsentID     string   `json:"consent_id,omitempty"`
+	ConsentDigest string   `json:"consent_digest,omitempty"`
+	BreakGlassID  string   `json:"break_glass_id,omitempty"`
+	ReasonDigest  string   `json:"reason_digest,omitempty"`
+	Outcome       string   `json:"outcome,omitempty"`
 }

@@ -119,6 +119,10 @@ type Options struct {
 	// Baseline is checked before any policy; the zero value refuses debug guests (trustd --dev
 	// sets AllowDebug).
 	Baseline policies.Baseline
+	// Consent checks consent statements and BreakGlass emergency releases, for grants whose
+	// policy requires consent (consent.go). Nil: such grants are never released (fail closed).
+	Consent    ConsentChecker
+	BreakGlass BreakGlassUser
 }
 
 // Service implements trustv1.TrustServer.
@@ -321,6 +325,8 @@ type releaseCall struct {
 	kind                   release.Kind
 	token                  []byte
 	kc                     kms.Context
+	consent                []byte
+	breakGlassID           string
 	// fetch gets the plaintext from the key store; it may set wrapped for the response.
 	fetch func(ctx context.Context) (*secret.Bytes, error)
 }
@@ -398,6 +404,11 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	if err := bundle.CheckContext(claims.Policy, grant, r.name, r.kc); err != nil {
 		return nil, redactContext(err)
 	}
+	if req := bundle.Consent(claims.Policy, grant, r.name); req != nil {
+		if err := s.checkConsent(claims.Policy, req, r, rec); err != nil {
+			return nil, err
+		}
+	}
 	c := claims.Confirmation
 	pk, err := seal.ParsePublicKey(seal.Suite{KEM: c.KEM, KDF: c.KDF, AEAD: c.AEAD}, c.PublicKey)
 	if err != nil {
@@ -454,7 +465,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRe
 	kc := kms.Context(req.GetContext())
 	rid, sealed, err := s.release(ctx, &releaseCall{
 		event: audit.EventGenerateDataKey, kind: release.DataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
-		token: req.GetToken(), kc: kc,
+		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			dk, err := s.o.Keys.GenerateDataKey(ctx, req.GetKeyName(), kc)
 			if err != nil {
@@ -478,7 +489,7 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 	kc := kms.Context(req.GetContext())
 	rid, sealed, err := s.release(ctx, &releaseCall{
 		event: audit.EventUnwrapDataKey, kind: release.Unwrap, name: req.GetKeyName(), requestID: req.GetRequestId(),
-		token: req.GetToken(), kc: kc,
+		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			return s.o.Keys.UnwrapDataKey(ctx, req.GetKeyName(), req.GetWrappedKey(), kc)
 		},
@@ -513,7 +524,7 @@ var errNoPolicy = errors.New("no policy")
 
 func verdictOf(err error) release.Outcome {
 	var d *policies.Denial
-	if errors.As(err, &d) || errors.Is(err, attest.ErrNotAuthentic) {
+	if errors.As(err, &d) || errors.Is(err, attest.ErrNotAuthentic) || errors.Is(err, errBadConsent) {
 		return release.Deny
 	}
 	return release.Error
