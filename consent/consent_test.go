@@ -51,7 +51,10 @@ func TestCheck(t *testing.T) {
 		{"wrong typ", ufr.SignRaw([]byte(`{}`), "JWT"), nil, "consent.typ"},
 		{"foreign tenant's key", ulm.Sign(ulm.Claims("st-1", "psn-7f3a", "hello", now, consent.Treatment)), nil, "consent.signature"},
 		{"foreign tenant as issuer", with(func(c *consent.Claims) { c.Issuer = "uk-ulm" }), nil, "consent.iss"},
-		{"expired", with(func(c *consent.Claims) { c.Expires = now.Add(-time.Hour).Unix(); c.NotBefore = now.Add(-48 * time.Hour).Unix() }), nil, "consent.exp"},
+		{"expired", with(func(c *consent.Claims) {
+			c.Expires = now.Add(-time.Hour).Unix()
+			c.NotBefore = now.Add(-48 * time.Hour).Unix()
+		}), nil, "consent.exp"},
 		{"not yet valid", with(func(c *consent.Claims) { c.NotBefore = now.Add(time.Hour).Unix() }), nil, "consent.nbf"},
 		{"unbounded", with(func(c *consent.Claims) { c.Expires = now.Add(5 * 365 * 24 * time.Hour).Unix() }), nil, "consent.exp"},
 		{"other recipient", with(func(c *consent.Claims) { c.Audience = "messenger" }), nil, "consent.aud"},

@@ -14,10 +14,10 @@ import (
 	"github.com/medicus-cloud/trust/consent"
 	"github.com/medicus-cloud/trust/consent/consenttest"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/internal/wire"
-	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/internal/benchratio"
+	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/service"
 )
 
