@@ -123,6 +123,9 @@ type Options struct {
 	// policy requires consent (consent.go). Nil: such grants are never released (fail closed).
 	Consent    ConsentChecker
 	BreakGlass BreakGlassUser
+	// Shadow, when set, is a candidate bundle evaluated beside the active one (shadow.go): its
+	// would-be decision goes into the record, the active bundle decides.
+	Shadow PolicySource
 }
 
 // Service implements trustv1.TrustServer.
@@ -271,6 +274,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 			rec.Measurements[k] = v.String()
 		}
 	}
+	rec.Claims = recordedClaims(claims)
 	want := attest.ReportData(req.GetNonce(), pk.Suite().ID(), pk.Bytes())
 	if subtle.ConstantTimeCompare(want[:], claims.ReportData) != 1 {
 		return nil, &policies.Denial{Claim: "report_data", Seen: claims.ReportData.String(),
@@ -281,6 +285,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		return nil, fmt.Errorf("%w: no policy bundle loaded", errNoPolicy)
 	}
 	rec.PolicyDigest = hex.EncodeToString(bundle.Digest)
+	s.shadowAttest(claims, rec)
 	if err := s.o.Baseline.Check(claims); err != nil {
 		return nil, err
 	}
@@ -360,7 +365,9 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 	if len(r.kc) > 0 {
 		// Keyed per deployment and tenant: the public log must not confirm a guessed case.
 		rec.ContextDigest = s.o.ContextKey.Digest(r.kc[audit.TenantField], canon)
+		rec.TenantDigest = tenantDigest(s.o.ContextKey, r.kc)
 	}
+	s.shadowRelease(claims, r, rec)
 	outcome := release.Allow
 	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon, rec)
 	if err != nil {
