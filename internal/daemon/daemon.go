@@ -138,11 +138,15 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
+	shadow, err := d.openShadow(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d.svc, err = service.New(service.Options{
 		Verifiers: verifiers, Policies: pols, Keys: keys,
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
-		Consent:  duties.consent, BreakGlass: duties.breakGlass,
+		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
 	})
 	if err != nil {
 		return nil, err
