@@ -294,7 +294,6 @@ func (r *Registry) Check(raw []byte, req Requirement, rel Release) (*Result, err
 	}
 	r.mu.RLock()
 	key, ok := r.keys[rel.Tenant][h.KeyID]
-	withdrawnAt, withdrawn := time.Time{}, false
 	r.mu.RUnlock()
 	if !ok {
 		return nil, &Denial{Claim: "consent.signature", Seen: "key ID " + quoteID(h.KeyID) + " not registered for the release's tenant", Expected: "a key the tenant registered"}
@@ -339,7 +338,7 @@ func (r *Registry) Check(raw []byte, req Requirement, rel Release) (*Result, err
 		return res, &Denial{Claim: "consent.sub", Seen: "another patient than the release context names", Expected: "the statement's patient"}
 	}
 	r.mu.RLock()
-	withdrawnAt, withdrawn = r.st.Withdrawn[rel.Tenant][c.ID]
+	withdrawnAt, withdrawn := r.st.Withdrawn[rel.Tenant][c.ID]
 	r.mu.RUnlock()
 	if withdrawn {
 		return res, &Denial{Claim: "consent.withdrawn", Seen: "withdrawn at " + withdrawnAt.Format(time.RFC3339), Expected: "consent not withdrawn"}
