@@ -155,6 +155,10 @@ func decide(b *policies.Bundle, r *audit.Record) (verdict, because string, ok bo
 		if err := json.Unmarshal(r.Claims, &c); err != nil {
 			return "", "", false
 		}
+		// The production baseline first, as trustd outside --dev applies it.
+		if err := (policies.Baseline{}).Check(&c); err != nil {
+			return audit.VerdictDeny, err.Error(), true
+		}
 		if _, err := b.Evaluate(&c); err != nil {
 			return audit.VerdictDeny, err.Error(), true
 		}
