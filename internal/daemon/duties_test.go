@@ -294,3 +294,25 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestShadowPolicyConfig checks the shadow_policy wiring: a candidate bundle loads beside the
+// active one, and a missing one stops trustd from starting rather than being ignored.
+func TestShadowPolicyConfig(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policies")
+	os.Mkdir(pol, 0o700)
+	write(t, pol, "hello.yaml", consentPolicy)
+	for _, tc := range []struct {
+		shadow string
+		ok     bool
+	}{{pol, true}, {filepath.Join(dir, "missing"), false}} {
+		cfg := &Config{Dev: true, DataDir: filepath.Join(t.TempDir(), "data"), Policy: pol, ShadowPolicy: tc.shadow, Listen: "127.0.0.1:0"}
+		d, err := New(context.Background(), cfg, Env{}, slog.New(slog.DiscardHandler))
+		if (err == nil) != tc.ok {
+			t.Fatalf("shadow_policy %s: %v", tc.shadow, err)
+		}
+		if d != nil {
+			d.Close()
+		}
+	}
+}
