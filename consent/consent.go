@@ -278,37 +278,15 @@ func (r *Registry) Check(raw []byte, req Requirement, rel Release) (*Result, err
 	if len(raw) > MaxStatementSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(raw), MaxStatementSize)
 	}
-	jws, err := jose.ParseSignedCompact(string(raw), algs)
+	var c *Claims
+	var err error
+	if raw[0] == 'e' { // base64url of `{"`: a JWS; anything else must be COSE (cwt.go)
+		c, err = r.verifyJWS(raw, rel.Tenant)
+	} else {
+		c, err = r.verifyCOSE(raw, rel.Tenant)
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "algorithm") {
-			return nil, &Denial{Claim: "consent.signature", Seen: "unsigned or signed with an algorithm not accepted", Expected: "ES256, ES384 or EdDSA"}
-		}
-		return nil, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: %d signatures, want 1", ErrMalformed, len(jws.Signatures))
-	}
-	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != Type {
-		return nil, &Denial{Claim: "consent.typ", Seen: fmt.Sprintf("%q", typ), Expected: fmt.Sprintf("%q", Type)}
-	}
-	r.mu.RLock()
-	key, ok := r.keys[rel.Tenant][h.KeyID]
-	r.mu.RUnlock()
-	if !ok {
-		return nil, &Denial{Claim: "consent.signature", Seen: "key ID " + quoteID(h.KeyID) + " not registered for the release's tenant", Expected: "a key the tenant registered"}
-	}
-	if jose.SignatureAlgorithm(h.Algorithm) != algOf(key) {
-		return nil, &Denial{Claim: "consent.signature", Seen: "algorithm " + quoteID(h.Algorithm), Expected: string(algOf(key)) + " for key " + h.KeyID}
-	}
-	payload, err := jws.Verify(key)
-	if err != nil {
-		return nil, &Denial{Claim: "consent.signature", Seen: "signature does not verify", Expected: "a signature by key " + h.KeyID}
-	}
-	var c Claims
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	if err := dec.Decode(&c); err != nil {
-		return nil, &Denial{Claim: "consent", Seen: "payload is not the statement's JSON claims", Expected: "docs/consent.md claims"}
+		return nil, err
 	}
 	res := &Result{ID: c.ID, Digest: digest(raw)}
 	switch {
@@ -344,6 +322,51 @@ func (r *Registry) Check(raw []byte, req Requirement, rel Release) (*Result, err
 		return res, &Denial{Claim: "consent.withdrawn", Seen: "withdrawn at " + withdrawnAt.Format(time.RFC3339), Expected: "consent not withdrawn"}
 	}
 	return res, nil
+}
+
+// verifyJWS checks a JWS statement's header and signature and returns its claims.
+func (r *Registry) verifyJWS(raw []byte, tenant string) (*Claims, error) {
+	jws, err := jose.ParseSignedCompact(string(raw), algs)
+	if err != nil {
+		if strings.Contains(err.Error(), "algorithm") {
+			return nil, &Denial{Claim: "consent.signature", Seen: "unsigned or signed with an algorithm not accepted", Expected: "ES256, ES384 or EdDSA"}
+		}
+		return nil, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: %d signatures, want 1", ErrMalformed, len(jws.Signatures))
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != Type {
+		return nil, &Denial{Claim: "consent.typ", Seen: fmt.Sprintf("%q", typ), Expected: fmt.Sprintf("%q", Type)}
+	}
+	key, err := r.key(tenant, h.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if jose.SignatureAlgorithm(h.Algorithm) != algOf(key) {
+		return nil, &Denial{Claim: "consent.signature", Seen: "algorithm " + quoteID(h.Algorithm), Expected: string(algOf(key)) + " for key " + h.KeyID}
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return nil, &Denial{Claim: "consent.signature", Seen: "signature does not verify", Expected: "a signature by key " + h.KeyID}
+	}
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, &Denial{Claim: "consent", Seen: "payload is not the statement's JSON claims", Expected: "docs/consent.md claims"}
+	}
+	return &c, nil
+}
+
+// key returns the registered key kid of tenant.
+func (r *Registry) key(tenant, kid string) (any, error) {
+	r.mu.RLock()
+	key, ok := r.keys[tenant][kid]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, &Denial{Claim: "consent.signature", Seen: "key ID " + quoteID(kid) + " not registered for the release's tenant", Expected: "a key the tenant registered"}
+	}
+	return key, nil
 }
 
 func quoteID(s string) string {

@@ -63,6 +63,18 @@ func TestCheck(t *testing.T) {
 		{"patient prefix", ufr.Sign(good), func(r *consent.Release) { r.Patient = "psn-7f3" }, "consent.sub"},
 		{"release for another tenant", ufr.Sign(good), func(r *consent.Release) { r.Tenant = "uk-ulm" }, "consent.signature"},
 		{"no jti", with(func(c *consent.Claims) { c.ID = "" }), nil, "consent.jti"},
+		{"cwt valid", ufr.SignCWT(good), nil, ""},
+		{"cwt wrong content type", ufr.SignCWTRaw(consent.CWTClaims{ID: []byte("st-1")}, "application/cwt"), nil, "consent.typ"},
+		{"cwt foreign tenant's key", ulm.SignCWT(ulm.Claims("st-1", "psn-7f3a", "hello", now, consent.Treatment)), nil, "consent.signature"},
+		{"cwt bad signature", flip(ufr.SignCWT(good)), nil, "consent.signature"},
+		{"cwt purpose not granted", ufr.SignCWT(ufr.Claims("st-1", "psn-7f3a", "hello", now, consent.Research)), nil, "consent.purpose"},
+		{"cwt patient mismatch", ufr.SignCWT(good), func(r *consent.Release) { r.Patient = "psn-0000" }, "consent.sub"},
+		{"cwt expired", ufr.SignCWT(func() consent.Claims {
+			c := good
+			c.NotBefore, c.Expires = now.Add(-48*time.Hour).Unix(), now.Add(-time.Hour).Unix()
+			return c
+		}()), nil, "consent.exp"},
+		{"cbor garbage", []byte{0xd2, 0x84, 0x01}, nil, "malformed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,6 +122,12 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func flip(b []byte) []byte {
+	b = append([]byte(nil), b...)
+	b[len(b)-1] ^= 1
+	return b
+}
+
 func TestRegisterKeyBadInput(t *testing.T) {
 	reg, _ := consent.Open(filepath.Join(t.TempDir(), "c.json"))
 	for _, k := range [][]byte{nil, []byte("junk"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")} {
@@ -126,6 +144,7 @@ func FuzzCheck(f *testing.F) {
 	reg.RegisterKey("t", "k", i.PublicKeyPEM())
 	f.Add(i.Sign(i.Claims("a", "p", "r", now, "treatment")))
 	f.Add([]byte("a.b.c"))
+	f.Add(i.SignCWT(i.Claims("a", "p", "r", now, "treatment")))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		reg.Check(raw, consent.Requirement{Purposes: []string{"treatment"}, Recipient: "r"}, consent.Release{Tenant: "t", Patient: "p", Now: now})
 	})

@@ -12,7 +12,9 @@ import (
 	"encoding/pem"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	jose "github.com/go-jose/go-jose/v4"
+	cose "github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/consent"
 )
@@ -78,4 +80,37 @@ func (i *Issuer) SignRaw(payload []byte, typ string) []byte {
 		panic(err)
 	}
 	return []byte(out)
+}
+
+// SignCWT returns the COSE_Sign1 CWT form of c (ES256 issuers only).
+func (i *Issuer) SignCWT(c consent.Claims) []byte {
+	return i.SignCWTRaw(consent.CWTClaims{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expires: c.Expires,
+		NotBefore: c.NotBefore, IssuedAt: c.IssuedAt, ID: []byte(c.ID), Purposes: c.Purposes}, consent.ContentType)
+}
+
+// SignCWTRaw signs CWT claims with any content type, for tests of malformed statements.
+func (i *Issuer) SignCWTRaw(c consent.CWTClaims, contentType string) []byte {
+	payload, err := cbor.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	s, err := cose.NewSigner(cose.AlgorithmES256, i.Key)
+	if err != nil {
+		panic(err)
+	}
+	msg := cose.NewSign1Message()
+	msg.Headers.Protected.SetAlgorithm(cose.AlgorithmES256)
+	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(i.KeyID)
+	if contentType != "" {
+		msg.Headers.Protected[cose.HeaderLabelContentType] = contentType
+	}
+	msg.Payload = payload
+	if err := msg.Sign(rand.Reader, nil, s); err != nil {
+		panic(err)
+	}
+	out, err := msg.MarshalCBOR()
+	if err != nil {
+		panic(err)
+	}
+	return out
 }

@@ -165,6 +165,9 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 	if err := unwrap(good, "", kc); err != nil {
 		t.Fatalf("unwrap with consent: %v", err)
 	}
+	if err := unwrap(ufr.SignCWT(ufr.Claims("st-1c", "psn-7f3a", "hello", now, consent.Treatment)), "", kc); err != nil {
+		t.Fatalf("unwrap with a CWT statement: %v", err)
+	}
 
 	expired := ufr.Claims("st-2", "psn-7f3a", "hello", now, consent.Treatment)
 	expired.NotBefore, expired.Expires = now.Add(-48*time.Hour).Unix(), now.Add(-time.Hour).Unix()
