@@ -19,11 +19,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/consent"
 	"github.com/medicus-cloud/trust/consent/consenttest"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/sim"
 	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/replay"
+	"github.com/medicus-cloud/trust/report"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/service"
 )
@@ -290,6 +294,45 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 		if bytes.Contains(logBytes, leak) {
 			t.Errorf("audit log contains %q", leak)
 		}
+	}
+	// The tenant's Art. 30 report, read with the tenant's key from the deployment's context key,
+	// and a dry-run of a candidate that drops the grant, both over the daemon's own log.
+	ckb, err := os.ReadFile(filepath.Join(e.data, "dev-audit-context.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := audit.ParseContextKey(ckb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, _ := os.ReadFile(filepath.Join(e.data, "audit", "note.pub"))
+	src := audit.Source{Log: filepath.Join(e.data, "audit"), Key: strings.TrimSpace(string(vkey))}
+	rows, err := report.Run(ctx, report.Options{Source: src, Key: ck.Tenant("uk-freiburg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var withConsent, withBreakGlass int
+	for _, r := range rows {
+		if r.ConsentID == "st-1" && r.Verdict == "allow" && r.Service == "hello" && len(r.Purposes) == 1 {
+			withConsent++
+		}
+		if r.BreakGlassID == req.GetId() && r.Verdict == "allow" && r.Event == "unwrap_data_key" {
+			withBreakGlass++
+		}
+	}
+	if withConsent != 2 || withBreakGlass != 1 {
+		t.Errorf("report: %d releases under st-1, %d under break-glass; rows %+v", withConsent, withBreakGlass, rows)
+	}
+	cand, err := policies.Parse(map[string][]byte{"hello.yaml": []byte(strings.Replace(consentPolicy, "hello/patient-records", "hello/other-records", 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry, err := replay.Run(ctx, replay.Options{Source: src, Bundle: cand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Flips) == 0 || dry.Flips[0].Would != "deny" {
+		t.Errorf("dry-run of a candidate without the grant: %+v", dry)
 	}
 	for _, want := range []string{`"consent_id":"st-1"`, `"consent_digest":"`, `"break_glass_id":"` + req.GetId(), `"reason_digest":"`, `"purposes":["treatment"]`, `"event":"admin.shred_approve"`} {
 		if !bytes.Contains(logBytes, []byte(want)) {
