@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"testing"
 	"time"
@@ -11,8 +10,6 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestBreakGlassListGolden(t *testing.T) {
 	at := time.Date(2026, 12, 1, 3, 4, 5, 0, time.UTC)
