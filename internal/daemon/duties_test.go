@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"io"
+	"net/http"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/audit"
@@ -203,6 +207,28 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 		t.Errorf("purpose denial does not name the missing purpose: %v", err)
 	}
 
+	// The same over the HTTP/JSON form of the API on the gRPC port: a release with a statement,
+	// and a denial that names the missing purpose in its details.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.roots, MinVersion: tls.VersionTLS13}}}
+	postJSON := func(m proto.Message) (int, []byte) {
+		b, _ := protojson.Marshal(m)
+		resp, err := hc.Post("https://"+e.addr+"/medicus.trust.v1.Trust/UnwrapDataKey", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, out
+	}
+	if code, out := postJSON(&pb.UnwrapDataKeyRequest{Token: tok, KeyName: "hello/patient-records", WrappedKey: gen.GetWrappedKey(), Context: kc, Consent: good}); code != http.StatusOK {
+		t.Fatalf("HTTP release with consent: %d %s", code, out)
+	}
+	research := ufr.Sign(ufr.Claims("st-4", "psn-7f3a", "hello", now, consent.Research))
+	if code, out := postJSON(&pb.UnwrapDataKeyRequest{Token: tok, KeyName: "hello/patient-records", WrappedKey: gen.GetWrappedKey(), Context: kc, Consent: research}); code != http.StatusForbidden ||
+		!bytes.Contains(out, []byte(`"claim":"consent.purpose"`)) || !bytes.Contains(out, []byte("purpose treatment not granted")) || bytes.Contains(out, []byte("psn-")) {
+		t.Fatalf("HTTP purpose denial: %d %s", code, out)
+	}
+
 	// Withdrawal takes effect at the next release.
 	if _, err := ca.WithdrawConsent(ctx, &pb.WithdrawConsentRequest{Tenant: "uk-freiburg", StatementId: "st-1"}); err != nil {
 		t.Fatal(err)
@@ -320,7 +346,7 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 			withBreakGlass++
 		}
 	}
-	if withConsent != 2 || withBreakGlass != 1 {
+	if withConsent != 3 || withBreakGlass != 1 { // st-1: generate, unwrap over gRPC, unwrap over HTTP
 		t.Errorf("report: %d releases under st-1, %d under break-glass; rows %+v", withConsent, withBreakGlass, rows)
 	}
 	cand, err := policies.Parse(map[string][]byte{"hello.yaml": []byte(strings.Replace(consentPolicy, "hello/patient-records", "hello/other-records", 1))})
