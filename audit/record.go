@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/medicus-cloud/trust/release"
@@ -58,4 +59,34 @@ type Record struct {
 	// stands for, and the end of the interval that began at Time.
 	Count uint64    `json:"count,omitempty"`
 	Until time.Time `json:"until,omitzero"`
+	// Patient-data duties (docs/consent.md). Purposes are those the grant required; ConsentID
+	// and ConsentDigest identify the consent statement (its "jti" and the SHA-256 of it as
+	// sent), never its content. BreakGlassID names the approved break-glass a release used, or
+	// the request an admin record is about; ReasonDigest is the keyed digest (per tenant, as
+	// ContextDigest) of a break-glass reason, which stays in trustd's admin-only state.
+	Purposes      []string `json:"purposes,omitempty"`
+	ConsentID     string   `json:"consent_id,omitempty"`
+	ConsentDigest string   `json:"consent_digest,omitempty"`
+	BreakGlassID  string   `json:"break_glass_id,omitempty"`
+	ReasonDigest  string   `json:"reason_digest,omitempty"`
+	Outcome       string   `json:"outcome,omitempty"`
+	// Claims are the normalized claims of verified evidence (attest records), as JSON of
+	// attest.Claims without report_data: exactly what a policy can read, so that
+	// `trustctl policy dryrun` can replay a candidate bundle. They hold measurements, TCB
+	// versions and platform identity, never secrets or context values.
+	Claims json.RawMessage `json:"claims,omitempty"`
+	// TenantDigest is the keyed digest of the release context's tenant alone (ContextDigest of
+	// {"tenant": T}), so that reports can group releases by tenant for whoever holds the key.
+	TenantDigest string `json:"tenant_digest,omitempty"`
+	// Shadow is the would-be decision of a candidate bundle run in shadow mode: recorded,
+	// never enforced.
+	Shadow *ShadowDecision `json:"shadow,omitempty"`
+}
+
+// ShadowDecision is what a candidate bundle decided beside the active one.
+type ShadowDecision struct {
+	PolicyDigest string `json:"policy_digest"`
+	Policy       string `json:"policy,omitempty"`
+	Verdict      string `json:"verdict"`
+	Reason       string `json:"reason,omitempty"`
 }

@@ -228,6 +228,9 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 			if len(gr.Context) > 0 && g.field == "secrets" {
 				c.errorf(p("spec", "grants", g.field, i, "context"), "spec.grants.secrets[%d]: context constraints apply to dataKeys only: secrets are not released under a key context", i)
 			}
+			if gr.Consent != nil {
+				c.checkConsent(pol, g.field, i, gr.Consent)
+			}
 			for _, k := range sortedKeys(gr.Context) {
 				if _, err := (kms.Context{k: ""}).Canonical(); err != nil {
 					c.errorf(p("spec", "grants", g.field, i, "context", k), "spec.grants.%s[%d].context: %v", g.field, i, err)

@@ -146,6 +146,9 @@ type Grant struct {
 	// Context requires each listed key of the release's kms.Context to be present and equal to
 	// one of the listed values. Only data keys are released under a context.
 	Context map[string]Values `yaml:"context,omitempty"`
+	// Consent, when set, makes every release of this data key need the patient's consent
+	// statement (or an approved break-glass): see consent.go.
+	Consent *ConsentRequirement `yaml:"consent,omitempty"`
 }
 
 // Values is one string or a list of strings in YAML.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/breakglass"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/secret"
@@ -35,6 +37,14 @@ type AdminOptions struct {
 	Caller func(ctx context.Context) string
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Patient-data duties (admin_duties.go): the consent registry, the two-person requests, the
+	// context key that digests tenants and reasons in records, and Identity, the person behind a
+	// call (the certificate subject) that two-person rules compare. Nil Consent or BreakGlass
+	// makes their calls FailedPrecondition.
+	Consent    ConsentAdmin
+	BreakGlass *breakglass.Store
+	ContextKey *audit.ContextKey
+	Identity   func(ctx context.Context) string
 }
 
 // Admin implements trustv1.AdminServer. Role checks happen in the transport's interceptor; this
@@ -61,6 +71,14 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	if o.Caller == nil {
 		o.Caller = caller
 	}
+	if o.Identity == nil {
+		o.Identity = o.Caller
+	}
+	if o.ContextKey == nil {
+		k := make([]byte, audit.ContextKeySize)
+		rand.Read(k)
+		o.ContextKey, _ = audit.NewContextKey(k)
+	}
 	return &Admin{o: o}, nil
 }
 
@@ -70,10 +88,18 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 // second record with the same request ID and verdict error says why, written on a best-effort
 // basis (the failed action changed nothing that needs it).
 func (a *Admin) do(ctx context.Context, event, name string, act func() error) error {
+	return a.doWith(ctx, event, name, nil, act)
+}
+
+// doWith is do with fill adding fields to the record (digests, IDs) before it is appended.
+func (a *Admin) doWith(ctx context.Context, event, name string, fill func(*audit.Record), act func() error) error {
 	rec := &audit.Record{Time: a.o.Now().UTC(), RequestID: newRequestID(), Event: event, Caller: a.o.Caller(ctx),
 		Verdict: audit.VerdictAllow}
 	if name != "" {
 		rec.Names = []string{name}
+	}
+	if fill != nil {
+		fill(rec)
 	}
 	if _, aerr := a.o.Audit.Append(ctx, rec); aerr != nil {
 		a.o.Logger.Error("audit append failed for an admin action; not acting", "event", event, "err", aerr)
@@ -91,6 +117,9 @@ func (a *Admin) do(ctx context.Context, event, name string, act func() error) er
 	if err != nil {
 		if errors.Is(err, kms.ErrExists) {
 			return status.Error(codes.AlreadyExists, err.Error())
+		}
+		if st := dutyStatus(err); st != nil {
+			return st
 		}
 		return toStatus(err)
 	}

@@ -15,8 +15,13 @@ import (
 // toStatus maps package errors to gRPC status codes (DESIGN.md "Errors"). Anything unknown is
 // Internal with a generic message: unknown errors never reach the client verbatim.
 func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (consent.go)
+	}
 	var d *policies.Denial
 	switch {
+	case errors.Is(err, kms.ErrShredded):
+		return status.Error(codes.FailedPrecondition, "key was shredded: what it wrapped is unreadable for good")
 	case errors.As(err, &d):
 		st := status.New(codes.PermissionDenied, d.Error())
 		if det, derr := st.WithDetails(&pb.Denial{Claim: d.Claim, Seen: d.Seen, Expected: d.Expected, Policy: d.Policy, Reason: d.Error()}); derr == nil {

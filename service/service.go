@@ -119,6 +119,13 @@ type Options struct {
 	// Baseline is checked before any policy; the zero value refuses debug guests (trustd --dev
 	// sets AllowDebug).
 	Baseline policies.Baseline
+	// Consent checks consent statements and BreakGlass emergency releases, for grants whose
+	// policy requires consent (consent.go). Nil: such grants are never released (fail closed).
+	Consent    ConsentChecker
+	BreakGlass BreakGlassUser
+	// Shadow, when set, is a candidate bundle evaluated beside the active one (shadow.go): its
+	// would-be decision goes into the record, the active bundle decides.
+	Shadow PolicySource
 }
 
 // Service implements trustv1.TrustServer.
@@ -267,6 +274,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 			rec.Measurements[k] = v.String()
 		}
 	}
+	rec.Claims = recordedClaims(claims)
 	want := attest.ReportData(req.GetNonce(), pk.Suite().ID(), pk.Bytes())
 	if subtle.ConstantTimeCompare(want[:], claims.ReportData) != 1 {
 		return nil, &policies.Denial{Claim: "report_data", Seen: claims.ReportData.String(),
@@ -277,6 +285,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		return nil, fmt.Errorf("%w: no policy bundle loaded", errNoPolicy)
 	}
 	rec.PolicyDigest = hex.EncodeToString(bundle.Digest)
+	s.shadowAttest(claims, rec)
 	if err := s.o.Baseline.Check(claims); err != nil {
 		return nil, err
 	}
@@ -321,6 +330,8 @@ type releaseCall struct {
 	kind                   release.Kind
 	token                  []byte
 	kc                     kms.Context
+	consent                []byte
+	breakGlassID           string
 	// fetch gets the plaintext from the key store; it may set wrapped for the response.
 	fetch func(ctx context.Context) (*secret.Bytes, error)
 }
@@ -354,7 +365,9 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 	if len(r.kc) > 0 {
 		// Keyed per deployment and tenant: the public log must not confirm a guessed case.
 		rec.ContextDigest = s.o.ContextKey.Digest(r.kc[audit.TenantField], canon)
+		rec.TenantDigest = tenantDigest(s.o.ContextKey, r.kc)
 	}
+	s.shadowRelease(claims, r, rec)
 	outcome := release.Allow
 	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon, rec)
 	if err != nil {
@@ -397,6 +410,11 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	}
 	if err := bundle.CheckContext(claims.Policy, grant, r.name, r.kc); err != nil {
 		return nil, redactContext(err)
+	}
+	if req := bundle.Consent(claims.Policy, grant, r.name); req != nil {
+		if err := s.checkConsent(claims.Policy, req, r, rec); err != nil {
+			return nil, err
+		}
 	}
 	c := claims.Confirmation
 	pk, err := seal.ParsePublicKey(seal.Suite{KEM: c.KEM, KDF: c.KDF, AEAD: c.AEAD}, c.PublicKey)
@@ -454,7 +472,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRe
 	kc := kms.Context(req.GetContext())
 	rid, sealed, err := s.release(ctx, &releaseCall{
 		event: audit.EventGenerateDataKey, kind: release.DataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
-		token: req.GetToken(), kc: kc,
+		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			dk, err := s.o.Keys.GenerateDataKey(ctx, req.GetKeyName(), kc)
 			if err != nil {
@@ -478,7 +496,7 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 	kc := kms.Context(req.GetContext())
 	rid, sealed, err := s.release(ctx, &releaseCall{
 		event: audit.EventUnwrapDataKey, kind: release.Unwrap, name: req.GetKeyName(), requestID: req.GetRequestId(),
-		token: req.GetToken(), kc: kc,
+		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			return s.o.Keys.UnwrapDataKey(ctx, req.GetKeyName(), req.GetWrappedKey(), kc)
 		},
@@ -513,7 +531,7 @@ var errNoPolicy = errors.New("no policy")
 
 func verdictOf(err error) release.Outcome {
 	var d *policies.Denial
-	if errors.As(err, &d) || errors.Is(err, attest.ErrNotAuthentic) {
+	if errors.As(err, &d) || errors.Is(err, attest.ErrNotAuthentic) || errors.Is(err, errBadConsent) {
 		return release.Deny
 	}
 	return release.Error

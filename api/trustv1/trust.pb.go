@@ -1084,8 +1084,13 @@ type GenerateDataKeyRequest struct {
 	KeyName string                 `protobuf:"bytes,2,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
 	// The derivation context (tenant, case, content type ...). A wrapped key opens only under the
 	// same context.
-	Context       map[string]string `protobuf:"bytes,3,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	RequestId     string            `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Context   map[string]string `protobuf:"bytes,3,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	RequestId string            `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// A consent statement (docs/consent.md): required when the grant's policy asks for consent.
+	// Its content is never logged or audited, only its ID and digest.
+	Consent []byte `protobuf:"bytes,5,opt,name=consent,proto3" json:"consent,omitempty"`
+	// An approved, unexpired break-glass ID (docs/consent.md) in place of a consent statement.
+	BreakGlassId  string `protobuf:"bytes,6,opt,name=break_glass_id,json=breakGlassId,proto3" json:"break_glass_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1144,6 +1149,20 @@ func (x *GenerateDataKeyRequest) GetContext() map[string]string {
 func (x *GenerateDataKeyRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GenerateDataKeyRequest) GetConsent() []byte {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
+func (x *GenerateDataKeyRequest) GetBreakGlassId() string {
+	if x != nil {
+		return x.BreakGlassId
 	}
 	return ""
 }
@@ -1209,12 +1228,15 @@ func (x *GenerateDataKeyResponse) GetWrappedKey() []byte {
 }
 
 type UnwrapDataKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	KeyName       string                 `protobuf:"bytes,2,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
-	WrappedKey    []byte                 `protobuf:"bytes,3,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
-	Context       map[string]string      `protobuf:"bytes,4,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Token      []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	KeyName    string                 `protobuf:"bytes,2,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	WrappedKey []byte                 `protobuf:"bytes,3,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
+	Context    map[string]string      `protobuf:"bytes,4,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	RequestId  string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// As in GenerateDataKeyRequest.
+	Consent       []byte `protobuf:"bytes,6,opt,name=consent,proto3" json:"consent,omitempty"`
+	BreakGlassId  string `protobuf:"bytes,7,opt,name=break_glass_id,json=breakGlassId,proto3" json:"break_glass_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1280,6 +1302,20 @@ func (x *UnwrapDataKeyRequest) GetContext() map[string]string {
 func (x *UnwrapDataKeyRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UnwrapDataKeyRequest) GetConsent() []byte {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
+func (x *UnwrapDataKeyRequest) GetBreakGlassId() string {
+	if x != nil {
+		return x.BreakGlassId
 	}
 	return ""
 }
@@ -1487,6 +1523,884 @@ func (x *GetTokenKeysResponse) GetKeys() []*TokenKey {
 	return nil
 }
 
+type RegisterConsentKeyRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The key ID ("kid" of the statements), [A-Za-z0-9._-]{1,64}.
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// PKIX SubjectPublicKeyInfo, DER or PEM: ECDSA P-256/P-384 or Ed25519.
+	PublicKey     []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterConsentKeyRequest) Reset() {
+	*x = RegisterConsentKeyRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterConsentKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterConsentKeyRequest) ProtoMessage() {}
+
+func (x *RegisterConsentKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterConsentKeyRequest.ProtoReflect.Descriptor instead.
+func (*RegisterConsentKeyRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RegisterConsentKeyRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RegisterConsentKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RegisterConsentKeyRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type RegisterConsentKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterConsentKeyResponse) Reset() {
+	*x = RegisterConsentKeyResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterConsentKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterConsentKeyResponse) ProtoMessage() {}
+
+func (x *RegisterConsentKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterConsentKeyResponse.ProtoReflect.Descriptor instead.
+func (*RegisterConsentKeyResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{20}
+}
+
+type WithdrawConsentRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The statement's ID ("jti").
+	StatementId   string `protobuf:"bytes,2,opt,name=statement_id,json=statementId,proto3" json:"statement_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawConsentRequest) Reset() {
+	*x = WithdrawConsentRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawConsentRequest) ProtoMessage() {}
+
+func (x *WithdrawConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawConsentRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawConsentRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WithdrawConsentRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *WithdrawConsentRequest) GetStatementId() string {
+	if x != nil {
+		return x.StatementId
+	}
+	return ""
+}
+
+type WithdrawConsentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawConsentResponse) Reset() {
+	*x = WithdrawConsentResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawConsentResponse) ProtoMessage() {}
+
+func (x *WithdrawConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawConsentResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawConsentResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{22}
+}
+
+type RequestBreakGlassRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The data key the emergency release needs.
+	KeyName string `protobuf:"bytes,2,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// Why. Kept in trustd's admin-only state; the public audit log holds its keyed digest only.
+	// Must not name a patient. At most 1024 bytes.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Requested duration in seconds; capped by the grant's policy (at most one hour).
+	DurationSeconds uint32 `protobuf:"varint,4,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RequestBreakGlassRequest) Reset() {
+	*x = RequestBreakGlassRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestBreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestBreakGlassRequest) ProtoMessage() {}
+
+func (x *RequestBreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestBreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*RequestBreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RequestBreakGlassRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RequestBreakGlassRequest) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *RequestBreakGlassRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RequestBreakGlassRequest) GetDurationSeconds() uint32 {
+	if x != nil {
+		return x.DurationSeconds
+	}
+	return 0
+}
+
+type RequestBreakGlassResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestBreakGlassResponse) Reset() {
+	*x = RequestBreakGlassResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestBreakGlassResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestBreakGlassResponse) ProtoMessage() {}
+
+func (x *RequestBreakGlassResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestBreakGlassResponse.ProtoReflect.Descriptor instead.
+func (*RequestBreakGlassResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RequestBreakGlassResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ApproveBreakGlassRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveBreakGlassRequest) Reset() {
+	*x = ApproveBreakGlassRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveBreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveBreakGlassRequest) ProtoMessage() {}
+
+func (x *ApproveBreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveBreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*ApproveBreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ApproveBreakGlassRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ApproveBreakGlassResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveBreakGlassResponse) Reset() {
+	*x = ApproveBreakGlassResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveBreakGlassResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveBreakGlassResponse) ProtoMessage() {}
+
+func (x *ApproveBreakGlassResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveBreakGlassResponse.ProtoReflect.Descriptor instead.
+func (*ApproveBreakGlassResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ApproveBreakGlassResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ListBreakGlassRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also list reviewed entries.
+	All           bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBreakGlassRequest) Reset() {
+	*x = ListBreakGlassRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBreakGlassRequest) ProtoMessage() {}
+
+func (x *ListBreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*ListBreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListBreakGlassRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type BreakGlass struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Tenant          string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	KeyName         string                 `protobuf:"bytes,3,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	Reason          string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestedBy     string                 `protobuf:"bytes,5,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	ApprovedBy      string                 `protobuf:"bytes,7,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	ApprovedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
+	ExpiresAt       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	DurationSeconds uint32                 `protobuf:"varint,10,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
+	Releases        uint64                 `protobuf:"varint,11,opt,name=releases,proto3" json:"releases,omitempty"`
+	// "", "justified" or "unjustified".
+	Outcome       string `protobuf:"bytes,12,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	ReviewedBy    string `protobuf:"bytes,13,opt,name=reviewed_by,json=reviewedBy,proto3" json:"reviewed_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BreakGlass) Reset() {
+	*x = BreakGlass{}
+	mi := &file_trustv1_trust_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BreakGlass) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BreakGlass) ProtoMessage() {}
+
+func (x *BreakGlass) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BreakGlass.ProtoReflect.Descriptor instead.
+func (*BreakGlass) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BreakGlass) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *BreakGlass) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetApprovedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovedAt
+	}
+	return nil
+}
+
+func (x *BreakGlass) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *BreakGlass) GetDurationSeconds() uint32 {
+	if x != nil {
+		return x.DurationSeconds
+	}
+	return 0
+}
+
+func (x *BreakGlass) GetReleases() uint64 {
+	if x != nil {
+		return x.Releases
+	}
+	return 0
+}
+
+func (x *BreakGlass) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *BreakGlass) GetReviewedBy() string {
+	if x != nil {
+		return x.ReviewedBy
+	}
+	return ""
+}
+
+type ListBreakGlassResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*BreakGlass          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBreakGlassResponse) Reset() {
+	*x = ListBreakGlassResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBreakGlassResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBreakGlassResponse) ProtoMessage() {}
+
+func (x *ListBreakGlassResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBreakGlassResponse.ProtoReflect.Descriptor instead.
+func (*ListBreakGlassResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListBreakGlassResponse) GetEntries() []*BreakGlass {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type ReviewBreakGlassRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "justified" or "unjustified".
+	Outcome       string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewBreakGlassRequest) Reset() {
+	*x = ReviewBreakGlassRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewBreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewBreakGlassRequest) ProtoMessage() {}
+
+func (x *ReviewBreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewBreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*ReviewBreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReviewBreakGlassRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReviewBreakGlassRequest) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+type ReviewBreakGlassResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewBreakGlassResponse) Reset() {
+	*x = ReviewBreakGlassResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewBreakGlassResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewBreakGlassResponse) ProtoMessage() {}
+
+func (x *ReviewBreakGlassResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewBreakGlassResponse.ProtoReflect.Descriptor instead.
+func (*ReviewBreakGlassResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{31}
+}
+
+type RequestShredRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyName       string                 `protobuf:"bytes,1,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestShredRequest) Reset() {
+	*x = RequestShredRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestShredRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestShredRequest) ProtoMessage() {}
+
+func (x *RequestShredRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestShredRequest.ProtoReflect.Descriptor instead.
+func (*RequestShredRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RequestShredRequest) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+type RequestShredResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestShredResponse) Reset() {
+	*x = RequestShredResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestShredResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestShredResponse) ProtoMessage() {}
+
+func (x *RequestShredResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestShredResponse.ProtoReflect.Descriptor instead.
+func (*RequestShredResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RequestShredResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ApproveShredRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveShredRequest) Reset() {
+	*x = ApproveShredRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveShredRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveShredRequest) ProtoMessage() {}
+
+func (x *ApproveShredRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveShredRequest.ProtoReflect.Descriptor instead.
+func (*ApproveShredRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ApproveShredRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ApproveShredResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveShredResponse) Reset() {
+	*x = ApproveShredResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveShredResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveShredResponse) ProtoMessage() {}
+
+func (x *ApproveShredResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveShredResponse.ProtoReflect.Descriptor instead.
+func (*ApproveShredResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{35}
+}
+
 type CreateKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1496,7 +2410,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_trustv1_trust_proto_msgTypes[19]
+	mi := &file_trustv1_trust_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +2422,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[19]
+	mi := &file_trustv1_trust_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +2435,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{19}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateKeyRequest) GetName() string {
@@ -1539,7 +2453,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_trustv1_trust_proto_msgTypes[20]
+	mi := &file_trustv1_trust_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +2465,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[20]
+	mi := &file_trustv1_trust_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +2478,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{20}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{37}
 }
 
 type RotateKeyRequest struct {
@@ -1576,7 +2490,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_trustv1_trust_proto_msgTypes[21]
+	mi := &file_trustv1_trust_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +2502,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[21]
+	mi := &file_trustv1_trust_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +2515,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{21}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RotateKeyRequest) GetName() string {
@@ -1619,7 +2533,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_trustv1_trust_proto_msgTypes[22]
+	mi := &file_trustv1_trust_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +2545,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[22]
+	mi := &file_trustv1_trust_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +2558,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{22}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{39}
 }
 
 type PutSecretRequest struct {
@@ -1658,7 +2572,7 @@ type PutSecretRequest struct {
 
 func (x *PutSecretRequest) Reset() {
 	*x = PutSecretRequest{}
-	mi := &file_trustv1_trust_proto_msgTypes[23]
+	mi := &file_trustv1_trust_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +2584,7 @@ func (x *PutSecretRequest) String() string {
 func (*PutSecretRequest) ProtoMessage() {}
 
 func (x *PutSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[23]
+	mi := &file_trustv1_trust_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +2597,7 @@ func (x *PutSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretRequest.ProtoReflect.Descriptor instead.
 func (*PutSecretRequest) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{23}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PutSecretRequest) GetName() string {
@@ -1709,7 +2623,7 @@ type PutSecretResponse struct {
 
 func (x *PutSecretResponse) Reset() {
 	*x = PutSecretResponse{}
-	mi := &file_trustv1_trust_proto_msgTypes[24]
+	mi := &file_trustv1_trust_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2635,7 @@ func (x *PutSecretResponse) String() string {
 func (*PutSecretResponse) ProtoMessage() {}
 
 func (x *PutSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[24]
+	mi := &file_trustv1_trust_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2648,7 @@ func (x *PutSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretResponse.ProtoReflect.Descriptor instead.
 func (*PutSecretResponse) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{24}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PutSecretResponse) GetVersion() uint64 {
@@ -1752,7 +2666,7 @@ type ReloadPoliciesRequest struct {
 
 func (x *ReloadPoliciesRequest) Reset() {
 	*x = ReloadPoliciesRequest{}
-	mi := &file_trustv1_trust_proto_msgTypes[25]
+	mi := &file_trustv1_trust_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +2678,7 @@ func (x *ReloadPoliciesRequest) String() string {
 func (*ReloadPoliciesRequest) ProtoMessage() {}
 
 func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[25]
+	mi := &file_trustv1_trust_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +2691,7 @@ func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ReloadPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{25}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{42}
 }
 
 type ReloadPoliciesResponse struct {
@@ -1789,7 +2703,7 @@ type ReloadPoliciesResponse struct {
 
 func (x *ReloadPoliciesResponse) Reset() {
 	*x = ReloadPoliciesResponse{}
-	mi := &file_trustv1_trust_proto_msgTypes[26]
+	mi := &file_trustv1_trust_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2715,7 @@ func (x *ReloadPoliciesResponse) String() string {
 func (*ReloadPoliciesResponse) ProtoMessage() {}
 
 func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[26]
+	mi := &file_trustv1_trust_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2728,7 @@ func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ReloadPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{26}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReloadPoliciesResponse) GetStatus() *PolicyStatus {
@@ -1832,7 +2746,7 @@ type GetPolicyStatusRequest struct {
 
 func (x *GetPolicyStatusRequest) Reset() {
 	*x = GetPolicyStatusRequest{}
-	mi := &file_trustv1_trust_proto_msgTypes[27]
+	mi := &file_trustv1_trust_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2758,7 @@ func (x *GetPolicyStatusRequest) String() string {
 func (*GetPolicyStatusRequest) ProtoMessage() {}
 
 func (x *GetPolicyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[27]
+	mi := &file_trustv1_trust_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2771,7 @@ func (x *GetPolicyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{27}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{44}
 }
 
 type GetPolicyStatusResponse struct {
@@ -1869,7 +2783,7 @@ type GetPolicyStatusResponse struct {
 
 func (x *GetPolicyStatusResponse) Reset() {
 	*x = GetPolicyStatusResponse{}
-	mi := &file_trustv1_trust_proto_msgTypes[28]
+	mi := &file_trustv1_trust_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2795,7 @@ func (x *GetPolicyStatusResponse) String() string {
 func (*GetPolicyStatusResponse) ProtoMessage() {}
 
 func (x *GetPolicyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[28]
+	mi := &file_trustv1_trust_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2808,7 @@ func (x *GetPolicyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{28}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetPolicyStatusResponse) GetStatus() *PolicyStatus {
@@ -1915,7 +2829,7 @@ type PolicyStatus struct {
 
 func (x *PolicyStatus) Reset() {
 	*x = PolicyStatus{}
-	mi := &file_trustv1_trust_proto_msgTypes[29]
+	mi := &file_trustv1_trust_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2841,7 @@ func (x *PolicyStatus) String() string {
 func (*PolicyStatus) ProtoMessage() {}
 
 func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[29]
+	mi := &file_trustv1_trust_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2854,7 @@ func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyStatus.ProtoReflect.Descriptor instead.
 func (*PolicyStatus) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{29}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PolicyStatus) GetVersion() uint64 {
@@ -1972,7 +2886,7 @@ type GetLogInfoRequest struct {
 
 func (x *GetLogInfoRequest) Reset() {
 	*x = GetLogInfoRequest{}
-	mi := &file_trustv1_trust_proto_msgTypes[30]
+	mi := &file_trustv1_trust_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2898,7 @@ func (x *GetLogInfoRequest) String() string {
 func (*GetLogInfoRequest) ProtoMessage() {}
 
 func (x *GetLogInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[30]
+	mi := &file_trustv1_trust_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2911,7 @@ func (x *GetLogInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetLogInfoRequest) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{30}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{47}
 }
 
 type GetLogInfoResponse struct {
@@ -2013,7 +2927,7 @@ type GetLogInfoResponse struct {
 
 func (x *GetLogInfoResponse) Reset() {
 	*x = GetLogInfoResponse{}
-	mi := &file_trustv1_trust_proto_msgTypes[31]
+	mi := &file_trustv1_trust_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2939,7 @@ func (x *GetLogInfoResponse) String() string {
 func (*GetLogInfoResponse) ProtoMessage() {}
 
 func (x *GetLogInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trustv1_trust_proto_msgTypes[31]
+	mi := &file_trustv1_trust_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2952,7 @@ func (x *GetLogInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetLogInfoResponse) Descriptor() ([]byte, []int) {
-	return file_trustv1_trust_proto_rawDescGZIP(), []int{31}
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetLogInfoResponse) GetOrigin() string {
@@ -2169,13 +3083,15 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x120\n" +
 	"\x06secret\x18\x02 \x01(\v2\x18.medicus.trust.v1.SealedR\x06secret\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"\xf5\x01\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\xb5\x02\n" +
 	"\x16GenerateDataKeyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x19\n" +
 	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12O\n" +
 	"\acontext\x18\x03 \x03(\v25.medicus.trust.v1.GenerateDataKeyRequest.ContextEntryR\acontext\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\x1a:\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
+	"\aconsent\x18\x05 \x01(\fR\aconsent\x12$\n" +
+	"\x0ebreak_glass_id\x18\x06 \x01(\tR\fbreakGlassId\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
@@ -2184,7 +3100,7 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x123\n" +
 	"\bdata_key\x18\x02 \x01(\v2\x18.medicus.trust.v1.SealedR\adataKey\x12\x1f\n" +
 	"\vwrapped_key\x18\x03 \x01(\fR\n" +
-	"wrappedKey\"\x92\x02\n" +
+	"wrappedKey\"\xd2\x02\n" +
 	"\x14UnwrapDataKeyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x19\n" +
 	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12\x1f\n" +
@@ -2192,7 +3108,9 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"wrappedKey\x12M\n" +
 	"\acontext\x18\x04 \x03(\v23.medicus.trust.v1.UnwrapDataKeyRequest.ContextEntryR\acontext\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\x1a:\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x18\n" +
+	"\aconsent\x18\x06 \x01(\fR\aconsent\x12$\n" +
+	"\x0ebreak_glass_id\x18\a \x01(\tR\fbreakGlassId\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
@@ -2208,7 +3126,64 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\talgorithm\x18\x03 \x01(\tR\talgorithm\x127\n" +
 	"\tnot_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"F\n" +
 	"\x14GetTokenKeysResponse\x12.\n" +
-	"\x04keys\x18\x01 \x03(\v2\x1a.medicus.trust.v1.TokenKeyR\x04keys\"&\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1a.medicus.trust.v1.TokenKeyR\x04keys\"i\n" +
+	"\x19RegisterConsentKeyRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\"\x1c\n" +
+	"\x1aRegisterConsentKeyResponse\"S\n" +
+	"\x16WithdrawConsentRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12!\n" +
+	"\fstatement_id\x18\x02 \x01(\tR\vstatementId\"\x19\n" +
+	"\x17WithdrawConsentResponse\"\x90\x01\n" +
+	"\x18RequestBreakGlassRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x19\n" +
+	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12)\n" +
+	"\x10duration_seconds\x18\x04 \x01(\rR\x0fdurationSeconds\"+\n" +
+	"\x19RequestBreakGlassResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"*\n" +
+	"\x18ApproveBreakGlassRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"V\n" +
+	"\x19ApproveBreakGlassResponse\x129\n" +
+	"\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\")\n" +
+	"\x15ListBreakGlassRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"\xe4\x03\n" +
+	"\n" +
+	"BreakGlass\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x19\n" +
+	"\bkey_name\x18\x03 \x01(\tR\akeyName\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
+	"\frequested_by\x18\x05 \x01(\tR\vrequestedBy\x12=\n" +
+	"\frequested_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12\x1f\n" +
+	"\vapproved_by\x18\a \x01(\tR\n" +
+	"approvedBy\x12;\n" +
+	"\vapproved_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"approvedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12)\n" +
+	"\x10duration_seconds\x18\n" +
+	" \x01(\rR\x0fdurationSeconds\x12\x1a\n" +
+	"\breleases\x18\v \x01(\x04R\breleases\x12\x18\n" +
+	"\aoutcome\x18\f \x01(\tR\aoutcome\x12\x1f\n" +
+	"\vreviewed_by\x18\r \x01(\tR\n" +
+	"reviewedBy\"P\n" +
+	"\x16ListBreakGlassResponse\x126\n" +
+	"\aentries\x18\x01 \x03(\v2\x1c.medicus.trust.v1.BreakGlassR\aentries\"C\n" +
+	"\x17ReviewBreakGlassRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\"\x1a\n" +
+	"\x18ReviewBreakGlassResponse\"0\n" +
+	"\x13RequestShredRequest\x12\x19\n" +
+	"\bkey_name\x18\x01 \x01(\tR\akeyName\"&\n" +
+	"\x14RequestShredResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"%\n" +
+	"\x13ApproveShredRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14ApproveShredResponse\"&\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x13\n" +
 	"\x11CreateKeyResponse\"&\n" +
@@ -2252,7 +3227,8 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\tGetSecret\x12\".medicus.trust.v1.GetSecretRequest\x1a#.medicus.trust.v1.GetSecretResponse\x12f\n" +
 	"\x0fGenerateDataKey\x12(.medicus.trust.v1.GenerateDataKeyRequest\x1a).medicus.trust.v1.GenerateDataKeyResponse\x12`\n" +
 	"\rUnwrapDataKey\x12&.medicus.trust.v1.UnwrapDataKeyRequest\x1a'.medicus.trust.v1.UnwrapDataKeyResponse\x12]\n" +
-	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\xaf\x04\n" +
+	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\xf2\n" +
+	"\n" +
 	"\x05Admin\x12T\n" +
 	"\tCreateKey\x12\".medicus.trust.v1.CreateKeyRequest\x1a#.medicus.trust.v1.CreateKeyResponse\x12T\n" +
 	"\tRotateKey\x12\".medicus.trust.v1.RotateKeyRequest\x1a#.medicus.trust.v1.RotateKeyResponse\x12T\n" +
@@ -2260,7 +3236,15 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x0eReloadPolicies\x12'.medicus.trust.v1.ReloadPoliciesRequest\x1a(.medicus.trust.v1.ReloadPoliciesResponse\x12f\n" +
 	"\x0fGetPolicyStatus\x12(.medicus.trust.v1.GetPolicyStatusRequest\x1a).medicus.trust.v1.GetPolicyStatusResponse\x12W\n" +
 	"\n" +
-	"GetLogInfo\x12#.medicus.trust.v1.GetLogInfoRequest\x1a$.medicus.trust.v1.GetLogInfoResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
+	"GetLogInfo\x12#.medicus.trust.v1.GetLogInfoRequest\x1a$.medicus.trust.v1.GetLogInfoResponse\x12o\n" +
+	"\x12RegisterConsentKey\x12+.medicus.trust.v1.RegisterConsentKeyRequest\x1a,.medicus.trust.v1.RegisterConsentKeyResponse\x12f\n" +
+	"\x0fWithdrawConsent\x12(.medicus.trust.v1.WithdrawConsentRequest\x1a).medicus.trust.v1.WithdrawConsentResponse\x12l\n" +
+	"\x11RequestBreakGlass\x12*.medicus.trust.v1.RequestBreakGlassRequest\x1a+.medicus.trust.v1.RequestBreakGlassResponse\x12l\n" +
+	"\x11ApproveBreakGlass\x12*.medicus.trust.v1.ApproveBreakGlassRequest\x1a+.medicus.trust.v1.ApproveBreakGlassResponse\x12c\n" +
+	"\x0eListBreakGlass\x12'.medicus.trust.v1.ListBreakGlassRequest\x1a(.medicus.trust.v1.ListBreakGlassResponse\x12i\n" +
+	"\x10ReviewBreakGlass\x12).medicus.trust.v1.ReviewBreakGlassRequest\x1a*.medicus.trust.v1.ReviewBreakGlassResponse\x12]\n" +
+	"\fRequestShred\x12%.medicus.trust.v1.RequestShredRequest\x1a&.medicus.trust.v1.RequestShredResponse\x12]\n" +
+	"\fApproveShred\x12%.medicus.trust.v1.ApproveShredRequest\x1a&.medicus.trust.v1.ApproveShredResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
 
 var (
 	file_trustv1_trust_proto_rawDescOnce sync.Once
@@ -2275,108 +3259,146 @@ func file_trustv1_trust_proto_rawDescGZIP() []byte {
 }
 
 var file_trustv1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_trustv1_trust_proto_goTypes = []any{
-	(TEE)(0),                        // 0: medicus.trust.v1.TEE
-	(TokenFormat)(0),                // 1: medicus.trust.v1.TokenFormat
-	(Grant_Kind)(0),                 // 2: medicus.trust.v1.Grant.Kind
-	(*GetChallengeRequest)(nil),     // 3: medicus.trust.v1.GetChallengeRequest
-	(*GetChallengeResponse)(nil),    // 4: medicus.trust.v1.GetChallengeResponse
-	(*Evidence)(nil),                // 5: medicus.trust.v1.Evidence
-	(*WorkloadKey)(nil),             // 6: medicus.trust.v1.WorkloadKey
-	(*AttestRequest)(nil),           // 7: medicus.trust.v1.AttestRequest
-	(*Claims)(nil),                  // 8: medicus.trust.v1.Claims
-	(*Grant)(nil),                   // 9: medicus.trust.v1.Grant
-	(*AttestResponse)(nil),          // 10: medicus.trust.v1.AttestResponse
-	(*Denial)(nil),                  // 11: medicus.trust.v1.Denial
-	(*Sealed)(nil),                  // 12: medicus.trust.v1.Sealed
-	(*GetSecretRequest)(nil),        // 13: medicus.trust.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),       // 14: medicus.trust.v1.GetSecretResponse
-	(*GenerateDataKeyRequest)(nil),  // 15: medicus.trust.v1.GenerateDataKeyRequest
-	(*GenerateDataKeyResponse)(nil), // 16: medicus.trust.v1.GenerateDataKeyResponse
-	(*UnwrapDataKeyRequest)(nil),    // 17: medicus.trust.v1.UnwrapDataKeyRequest
-	(*UnwrapDataKeyResponse)(nil),   // 18: medicus.trust.v1.UnwrapDataKeyResponse
-	(*GetTokenKeysRequest)(nil),     // 19: medicus.trust.v1.GetTokenKeysRequest
-	(*TokenKey)(nil),                // 20: medicus.trust.v1.TokenKey
-	(*GetTokenKeysResponse)(nil),    // 21: medicus.trust.v1.GetTokenKeysResponse
-	(*CreateKeyRequest)(nil),        // 22: medicus.trust.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 23: medicus.trust.v1.CreateKeyResponse
-	(*RotateKeyRequest)(nil),        // 24: medicus.trust.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),       // 25: medicus.trust.v1.RotateKeyResponse
-	(*PutSecretRequest)(nil),        // 26: medicus.trust.v1.PutSecretRequest
-	(*PutSecretResponse)(nil),       // 27: medicus.trust.v1.PutSecretResponse
-	(*ReloadPoliciesRequest)(nil),   // 28: medicus.trust.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil),  // 29: medicus.trust.v1.ReloadPoliciesResponse
-	(*GetPolicyStatusRequest)(nil),  // 30: medicus.trust.v1.GetPolicyStatusRequest
-	(*GetPolicyStatusResponse)(nil), // 31: medicus.trust.v1.GetPolicyStatusResponse
-	(*PolicyStatus)(nil),            // 32: medicus.trust.v1.PolicyStatus
-	(*GetLogInfoRequest)(nil),       // 33: medicus.trust.v1.GetLogInfoRequest
-	(*GetLogInfoResponse)(nil),      // 34: medicus.trust.v1.GetLogInfoResponse
-	nil,                             // 35: medicus.trust.v1.Evidence.CollateralEntry
-	nil,                             // 36: medicus.trust.v1.Claims.MeasurementsEntry
-	nil,                             // 37: medicus.trust.v1.Claims.ConfigEntry
-	nil,                             // 38: medicus.trust.v1.Claims.TcbEntry
-	nil,                             // 39: medicus.trust.v1.Claims.PlatformEntry
-	nil,                             // 40: medicus.trust.v1.Claims.AttributesEntry
-	nil,                             // 41: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	nil,                             // 42: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
+	(TEE)(0),                           // 0: medicus.trust.v1.TEE
+	(TokenFormat)(0),                   // 1: medicus.trust.v1.TokenFormat
+	(Grant_Kind)(0),                    // 2: medicus.trust.v1.Grant.Kind
+	(*GetChallengeRequest)(nil),        // 3: medicus.trust.v1.GetChallengeRequest
+	(*GetChallengeResponse)(nil),       // 4: medicus.trust.v1.GetChallengeResponse
+	(*Evidence)(nil),                   // 5: medicus.trust.v1.Evidence
+	(*WorkloadKey)(nil),                // 6: medicus.trust.v1.WorkloadKey
+	(*AttestRequest)(nil),              // 7: medicus.trust.v1.AttestRequest
+	(*Claims)(nil),                     // 8: medicus.trust.v1.Claims
+	(*Grant)(nil),                      // 9: medicus.trust.v1.Grant
+	(*AttestResponse)(nil),             // 10: medicus.trust.v1.AttestResponse
+	(*Denial)(nil),                     // 11: medicus.trust.v1.Denial
+	(*Sealed)(nil),                     // 12: medicus.trust.v1.Sealed
+	(*GetSecretRequest)(nil),           // 13: medicus.trust.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),          // 14: medicus.trust.v1.GetSecretResponse
+	(*GenerateDataKeyRequest)(nil),     // 15: medicus.trust.v1.GenerateDataKeyRequest
+	(*GenerateDataKeyResponse)(nil),    // 16: medicus.trust.v1.GenerateDataKeyResponse
+	(*UnwrapDataKeyRequest)(nil),       // 17: medicus.trust.v1.UnwrapDataKeyRequest
+	(*UnwrapDataKeyResponse)(nil),      // 18: medicus.trust.v1.UnwrapDataKeyResponse
+	(*GetTokenKeysRequest)(nil),        // 19: medicus.trust.v1.GetTokenKeysRequest
+	(*TokenKey)(nil),                   // 20: medicus.trust.v1.TokenKey
+	(*GetTokenKeysResponse)(nil),       // 21: medicus.trust.v1.GetTokenKeysResponse
+	(*RegisterConsentKeyRequest)(nil),  // 22: medicus.trust.v1.RegisterConsentKeyRequest
+	(*RegisterConsentKeyResponse)(nil), // 23: medicus.trust.v1.RegisterConsentKeyResponse
+	(*WithdrawConsentRequest)(nil),     // 24: medicus.trust.v1.WithdrawConsentRequest
+	(*WithdrawConsentResponse)(nil),    // 25: medicus.trust.v1.WithdrawConsentResponse
+	(*RequestBreakGlassRequest)(nil),   // 26: medicus.trust.v1.RequestBreakGlassRequest
+	(*RequestBreakGlassResponse)(nil),  // 27: medicus.trust.v1.RequestBreakGlassResponse
+	(*ApproveBreakGlassRequest)(nil),   // 28: medicus.trust.v1.ApproveBreakGlassRequest
+	(*ApproveBreakGlassResponse)(nil),  // 29: medicus.trust.v1.ApproveBreakGlassResponse
+	(*ListBreakGlassRequest)(nil),      // 30: medicus.trust.v1.ListBreakGlassRequest
+	(*BreakGlass)(nil),                 // 31: medicus.trust.v1.BreakGlass
+	(*ListBreakGlassResponse)(nil),     // 32: medicus.trust.v1.ListBreakGlassResponse
+	(*ReviewBreakGlassRequest)(nil),    // 33: medicus.trust.v1.ReviewBreakGlassRequest
+	(*ReviewBreakGlassResponse)(nil),   // 34: medicus.trust.v1.ReviewBreakGlassResponse
+	(*RequestShredRequest)(nil),        // 35: medicus.trust.v1.RequestShredRequest
+	(*RequestShredResponse)(nil),       // 36: medicus.trust.v1.RequestShredResponse
+	(*ApproveShredRequest)(nil),        // 37: medicus.trust.v1.ApproveShredRequest
+	(*ApproveShredResponse)(nil),       // 38: medicus.trust.v1.ApproveShredResponse
+	(*CreateKeyRequest)(nil),           // 39: medicus.trust.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),          // 40: medicus.trust.v1.CreateKeyResponse
+	(*RotateKeyRequest)(nil),           // 41: medicus.trust.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 42: medicus.trust.v1.RotateKeyResponse
+	(*PutSecretRequest)(nil),           // 43: medicus.trust.v1.PutSecretRequest
+	(*PutSecretResponse)(nil),          // 44: medicus.trust.v1.PutSecretResponse
+	(*ReloadPoliciesRequest)(nil),      // 45: medicus.trust.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),     // 46: medicus.trust.v1.ReloadPoliciesResponse
+	(*GetPolicyStatusRequest)(nil),     // 47: medicus.trust.v1.GetPolicyStatusRequest
+	(*GetPolicyStatusResponse)(nil),    // 48: medicus.trust.v1.GetPolicyStatusResponse
+	(*PolicyStatus)(nil),               // 49: medicus.trust.v1.PolicyStatus
+	(*GetLogInfoRequest)(nil),          // 50: medicus.trust.v1.GetLogInfoRequest
+	(*GetLogInfoResponse)(nil),         // 51: medicus.trust.v1.GetLogInfoResponse
+	nil,                                // 52: medicus.trust.v1.Evidence.CollateralEntry
+	nil,                                // 53: medicus.trust.v1.Claims.MeasurementsEntry
+	nil,                                // 54: medicus.trust.v1.Claims.ConfigEntry
+	nil,                                // 55: medicus.trust.v1.Claims.TcbEntry
+	nil,                                // 56: medicus.trust.v1.Claims.PlatformEntry
+	nil,                                // 57: medicus.trust.v1.Claims.AttributesEntry
+	nil,                                // 58: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	nil,                                // 59: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	(*timestamppb.Timestamp)(nil),      // 60: google.protobuf.Timestamp
 }
 var file_trustv1_trust_proto_depIdxs = []int32{
-	43, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	60, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: medicus.trust.v1.Evidence.tee:type_name -> medicus.trust.v1.TEE
-	35, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
+	52, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
 	5,  // 3: medicus.trust.v1.AttestRequest.evidence:type_name -> medicus.trust.v1.Evidence
 	6,  // 4: medicus.trust.v1.AttestRequest.workload_key:type_name -> medicus.trust.v1.WorkloadKey
 	1,  // 5: medicus.trust.v1.AttestRequest.token_format:type_name -> medicus.trust.v1.TokenFormat
 	0,  // 6: medicus.trust.v1.Claims.tee:type_name -> medicus.trust.v1.TEE
-	36, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
-	37, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
-	38, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
-	39, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
-	40, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
+	53, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
+	54, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
+	55, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
+	56, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
+	57, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
 	2,  // 12: medicus.trust.v1.Grant.kind:type_name -> medicus.trust.v1.Grant.Kind
 	8,  // 13: medicus.trust.v1.AttestResponse.claims:type_name -> medicus.trust.v1.Claims
 	9,  // 14: medicus.trust.v1.AttestResponse.grants:type_name -> medicus.trust.v1.Grant
-	43, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
+	60, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
 	12, // 16: medicus.trust.v1.GetSecretResponse.secret:type_name -> medicus.trust.v1.Sealed
-	41, // 17: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	58, // 17: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
 	12, // 18: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	42, // 19: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	59, // 19: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
 	12, // 20: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	43, // 21: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
+	60, // 21: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
 	20, // 22: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
-	32, // 23: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	32, // 24: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	3,  // 25: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
-	7,  // 26: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
-	13, // 27: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
-	15, // 28: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
-	17, // 29: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
-	19, // 30: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
-	22, // 31: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
-	24, // 32: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
-	26, // 33: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
-	28, // 34: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
-	30, // 35: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
-	33, // 36: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
-	4,  // 37: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
-	10, // 38: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
-	14, // 39: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
-	16, // 40: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
-	18, // 41: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
-	21, // 42: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
-	23, // 43: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
-	25, // 44: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
-	27, // 45: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
-	29, // 46: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
-	31, // 47: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
-	34, // 48: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
-	37, // [37:49] is the sub-list for method output_type
-	25, // [25:37] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	60, // 23: medicus.trust.v1.ApproveBreakGlassResponse.expires_at:type_name -> google.protobuf.Timestamp
+	60, // 24: medicus.trust.v1.BreakGlass.requested_at:type_name -> google.protobuf.Timestamp
+	60, // 25: medicus.trust.v1.BreakGlass.approved_at:type_name -> google.protobuf.Timestamp
+	60, // 26: medicus.trust.v1.BreakGlass.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 27: medicus.trust.v1.ListBreakGlassResponse.entries:type_name -> medicus.trust.v1.BreakGlass
+	49, // 28: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	49, // 29: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	3,  // 30: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
+	7,  // 31: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
+	13, // 32: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
+	15, // 33: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
+	17, // 34: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
+	19, // 35: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
+	39, // 36: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
+	41, // 37: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
+	43, // 38: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
+	45, // 39: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
+	47, // 40: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
+	50, // 41: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
+	22, // 42: medicus.trust.v1.Admin.RegisterConsentKey:input_type -> medicus.trust.v1.RegisterConsentKeyRequest
+	24, // 43: medicus.trust.v1.Admin.WithdrawConsent:input_type -> medicus.trust.v1.WithdrawConsentRequest
+	26, // 44: medicus.trust.v1.Admin.RequestBreakGlass:input_type -> medicus.trust.v1.RequestBreakGlassRequest
+	28, // 45: medicus.trust.v1.Admin.ApproveBreakGlass:input_type -> medicus.trust.v1.ApproveBreakGlassRequest
+	30, // 46: medicus.trust.v1.Admin.ListBreakGlass:input_type -> medicus.trust.v1.ListBreakGlassRequest
+	33, // 47: medicus.trust.v1.Admin.ReviewBreakGlass:input_type -> medicus.trust.v1.ReviewBreakGlassRequest
+	35, // 48: medicus.trust.v1.Admin.RequestShred:input_type -> medicus.trust.v1.RequestShredRequest
+	37, // 49: medicus.trust.v1.Admin.ApproveShred:input_type -> medicus.trust.v1.ApproveShredRequest
+	4,  // 50: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
+	10, // 51: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
+	14, // 52: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
+	16, // 53: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
+	18, // 54: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
+	21, // 55: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
+	40, // 56: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
+	42, // 57: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
+	44, // 58: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
+	46, // 59: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
+	48, // 60: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
+	51, // 61: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
+	23, // 62: medicus.trust.v1.Admin.RegisterConsentKey:output_type -> medicus.trust.v1.RegisterConsentKeyResponse
+	25, // 63: medicus.trust.v1.Admin.WithdrawConsent:output_type -> medicus.trust.v1.WithdrawConsentResponse
+	27, // 64: medicus.trust.v1.Admin.RequestBreakGlass:output_type -> medicus.trust.v1.RequestBreakGlassResponse
+	29, // 65: medicus.trust.v1.Admin.ApproveBreakGlass:output_type -> medicus.trust.v1.ApproveBreakGlassResponse
+	32, // 66: medicus.trust.v1.Admin.ListBreakGlass:output_type -> medicus.trust.v1.ListBreakGlassResponse
+	34, // 67: medicus.trust.v1.Admin.ReviewBreakGlass:output_type -> medicus.trust.v1.ReviewBreakGlassResponse
+	36, // 68: medicus.trust.v1.Admin.RequestShred:output_type -> medicus.trust.v1.RequestShredResponse
+	38, // 69: medicus.trust.v1.Admin.ApproveShred:output_type -> medicus.trust.v1.ApproveShredResponse
+	50, // [50:70] is the sub-list for method output_type
+	30, // [30:50] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_trustv1_trust_proto_init() }
@@ -2391,7 +3413,7 @@ func file_trustv1_trust_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trustv1_trust_proto_rawDesc), len(file_trustv1_trust_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -343,12 +343,20 @@ var Trust_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_CreateKey_FullMethodName       = "/medicus.trust.v1.Admin/CreateKey"
-	Admin_RotateKey_FullMethodName       = "/medicus.trust.v1.Admin/RotateKey"
-	Admin_PutSecret_FullMethodName       = "/medicus.trust.v1.Admin/PutSecret"
-	Admin_ReloadPolicies_FullMethodName  = "/medicus.trust.v1.Admin/ReloadPolicies"
-	Admin_GetPolicyStatus_FullMethodName = "/medicus.trust.v1.Admin/GetPolicyStatus"
-	Admin_GetLogInfo_FullMethodName      = "/medicus.trust.v1.Admin/GetLogInfo"
+	Admin_CreateKey_FullMethodName          = "/medicus.trust.v1.Admin/CreateKey"
+	Admin_RotateKey_FullMethodName          = "/medicus.trust.v1.Admin/RotateKey"
+	Admin_PutSecret_FullMethodName          = "/medicus.trust.v1.Admin/PutSecret"
+	Admin_ReloadPolicies_FullMethodName     = "/medicus.trust.v1.Admin/ReloadPolicies"
+	Admin_GetPolicyStatus_FullMethodName    = "/medicus.trust.v1.Admin/GetPolicyStatus"
+	Admin_GetLogInfo_FullMethodName         = "/medicus.trust.v1.Admin/GetLogInfo"
+	Admin_RegisterConsentKey_FullMethodName = "/medicus.trust.v1.Admin/RegisterConsentKey"
+	Admin_WithdrawConsent_FullMethodName    = "/medicus.trust.v1.Admin/WithdrawConsent"
+	Admin_RequestBreakGlass_FullMethodName  = "/medicus.trust.v1.Admin/RequestBreakGlass"
+	Admin_ApproveBreakGlass_FullMethodName  = "/medicus.trust.v1.Admin/ApproveBreakGlass"
+	Admin_ListBreakGlass_FullMethodName     = "/medicus.trust.v1.Admin/ListBreakGlass"
+	Admin_ReviewBreakGlass_FullMethodName   = "/medicus.trust.v1.Admin/ReviewBreakGlass"
+	Admin_RequestShred_FullMethodName       = "/medicus.trust.v1.Admin/RequestShred"
+	Admin_ApproveShred_FullMethodName       = "/medicus.trust.v1.Admin/ApproveShred"
 )
 
 // AdminClient is the client API for Admin service.
@@ -368,6 +376,20 @@ type AdminClient interface {
 	GetPolicyStatus(ctx context.Context, in *GetPolicyStatusRequest, opts ...grpc.CallOption) (*GetPolicyStatusResponse, error)
 	// Role auditor: where and how to read the log.
 	GetLogInfo(ctx context.Context, in *GetLogInfoRequest, opts ...grpc.CallOption) (*GetLogInfoResponse, error)
+	// Role consent-admin: the keys under which a tenant (a hospital) signs consent statements,
+	// and withdrawals of consent. Both persist and take effect at the next release.
+	RegisterConsentKey(ctx context.Context, in *RegisterConsentKeyRequest, opts ...grpc.CallOption) (*RegisterConsentKeyResponse, error)
+	WithdrawConsent(ctx context.Context, in *WithdrawConsentRequest, opts ...grpc.CallOption) (*WithdrawConsentResponse, error)
+	// Role break-glass: emergency releases outside consent, two people (requester and a different
+	// approver). Listing and review are also open to the auditor role.
+	RequestBreakGlass(ctx context.Context, in *RequestBreakGlassRequest, opts ...grpc.CallOption) (*RequestBreakGlassResponse, error)
+	ApproveBreakGlass(ctx context.Context, in *ApproveBreakGlassRequest, opts ...grpc.CallOption) (*ApproveBreakGlassResponse, error)
+	ListBreakGlass(ctx context.Context, in *ListBreakGlassRequest, opts ...grpc.CallOption) (*ListBreakGlassResponse, error)
+	ReviewBreakGlass(ctx context.Context, in *ReviewBreakGlassRequest, opts ...grpc.CallOption) (*ReviewBreakGlassResponse, error)
+	// Role operator: crypto-shredding of a (per-patient) key, two people: one requests, a
+	// different operator approves, and only then the key store destroys the key.
+	RequestShred(ctx context.Context, in *RequestShredRequest, opts ...grpc.CallOption) (*RequestShredResponse, error)
+	ApproveShred(ctx context.Context, in *ApproveShredRequest, opts ...grpc.CallOption) (*ApproveShredResponse, error)
 }
 
 type adminClient struct {
@@ -438,6 +460,86 @@ func (c *adminClient) GetLogInfo(ctx context.Context, in *GetLogInfoRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) RegisterConsentKey(ctx context.Context, in *RegisterConsentKeyRequest, opts ...grpc.CallOption) (*RegisterConsentKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterConsentKeyResponse)
+	err := c.cc.Invoke(ctx, Admin_RegisterConsentKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) WithdrawConsent(ctx context.Context, in *WithdrawConsentRequest, opts ...grpc.CallOption) (*WithdrawConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawConsentResponse)
+	err := c.cc.Invoke(ctx, Admin_WithdrawConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RequestBreakGlass(ctx context.Context, in *RequestBreakGlassRequest, opts ...grpc.CallOption) (*RequestBreakGlassResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestBreakGlassResponse)
+	err := c.cc.Invoke(ctx, Admin_RequestBreakGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ApproveBreakGlass(ctx context.Context, in *ApproveBreakGlassRequest, opts ...grpc.CallOption) (*ApproveBreakGlassResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveBreakGlassResponse)
+	err := c.cc.Invoke(ctx, Admin_ApproveBreakGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListBreakGlass(ctx context.Context, in *ListBreakGlassRequest, opts ...grpc.CallOption) (*ListBreakGlassResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBreakGlassResponse)
+	err := c.cc.Invoke(ctx, Admin_ListBreakGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ReviewBreakGlass(ctx context.Context, in *ReviewBreakGlassRequest, opts ...grpc.CallOption) (*ReviewBreakGlassResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReviewBreakGlassResponse)
+	err := c.cc.Invoke(ctx, Admin_ReviewBreakGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RequestShred(ctx context.Context, in *RequestShredRequest, opts ...grpc.CallOption) (*RequestShredResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestShredResponse)
+	err := c.cc.Invoke(ctx, Admin_RequestShred_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ApproveShred(ctx context.Context, in *ApproveShredRequest, opts ...grpc.CallOption) (*ApproveShredResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveShredResponse)
+	err := c.cc.Invoke(ctx, Admin_ApproveShred_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -455,6 +557,20 @@ type AdminServer interface {
 	GetPolicyStatus(context.Context, *GetPolicyStatusRequest) (*GetPolicyStatusResponse, error)
 	// Role auditor: where and how to read the log.
 	GetLogInfo(context.Context, *GetLogInfoRequest) (*GetLogInfoResponse, error)
+	// Role consent-admin: the keys under which a tenant (a hospital) signs consent statements,
+	// and withdrawals of consent. Both persist and take effect at the next release.
+	RegisterConsentKey(context.Context, *RegisterConsentKeyRequest) (*RegisterConsentKeyResponse, error)
+	WithdrawConsent(context.Context, *WithdrawConsentRequest) (*WithdrawConsentResponse, error)
+	// Role break-glass: emergency releases outside consent, two people (requester and a different
+	// approver). Listing and review are also open to the auditor role.
+	RequestBreakGlass(context.Context, *RequestBreakGlassRequest) (*RequestBreakGlassResponse, error)
+	ApproveBreakGlass(context.Context, *ApproveBreakGlassRequest) (*ApproveBreakGlassResponse, error)
+	ListBreakGlass(context.Context, *ListBreakGlassRequest) (*ListBreakGlassResponse, error)
+	ReviewBreakGlass(context.Context, *ReviewBreakGlassRequest) (*ReviewBreakGlassResponse, error)
+	// Role operator: crypto-shredding of a (per-patient) key, two people: one requests, a
+	// different operator approves, and only then the key store destroys the key.
+	RequestShred(context.Context, *RequestShredRequest) (*RequestShredResponse, error)
+	ApproveShred(context.Context, *ApproveShredRequest) (*ApproveShredResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -482,6 +598,30 @@ func (UnimplementedAdminServer) GetPolicyStatus(context.Context, *GetPolicyStatu
 }
 func (UnimplementedAdminServer) GetLogInfo(context.Context, *GetLogInfoRequest) (*GetLogInfoResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetLogInfo not implemented")
+}
+func (UnimplementedAdminServer) RegisterConsentKey(context.Context, *RegisterConsentKeyRequest) (*RegisterConsentKeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RegisterConsentKey not implemented")
+}
+func (UnimplementedAdminServer) WithdrawConsent(context.Context, *WithdrawConsentRequest) (*WithdrawConsentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WithdrawConsent not implemented")
+}
+func (UnimplementedAdminServer) RequestBreakGlass(context.Context, *RequestBreakGlassRequest) (*RequestBreakGlassResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RequestBreakGlass not implemented")
+}
+func (UnimplementedAdminServer) ApproveBreakGlass(context.Context, *ApproveBreakGlassRequest) (*ApproveBreakGlassResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ApproveBreakGlass not implemented")
+}
+func (UnimplementedAdminServer) ListBreakGlass(context.Context, *ListBreakGlassRequest) (*ListBreakGlassResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListBreakGlass not implemented")
+}
+func (UnimplementedAdminServer) ReviewBreakGlass(context.Context, *ReviewBreakGlassRequest) (*ReviewBreakGlassResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReviewBreakGlass not implemented")
+}
+func (UnimplementedAdminServer) RequestShred(context.Context, *RequestShredRequest) (*RequestShredResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RequestShred not implemented")
+}
+func (UnimplementedAdminServer) ApproveShred(context.Context, *ApproveShredRequest) (*ApproveShredResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ApproveShred not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -612,6 +752,150 @@ func _Admin_GetLogInfo_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_RegisterConsentKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterConsentKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RegisterConsentKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RegisterConsentKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RegisterConsentKey(ctx, req.(*RegisterConsentKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_WithdrawConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).WithdrawConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_WithdrawConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).WithdrawConsent(ctx, req.(*WithdrawConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RequestBreakGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestBreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RequestBreakGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RequestBreakGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RequestBreakGlass(ctx, req.(*RequestBreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ApproveBreakGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveBreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ApproveBreakGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ApproveBreakGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ApproveBreakGlass(ctx, req.(*ApproveBreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListBreakGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListBreakGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListBreakGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListBreakGlass(ctx, req.(*ListBreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ReviewBreakGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReviewBreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ReviewBreakGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ReviewBreakGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ReviewBreakGlass(ctx, req.(*ReviewBreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RequestShred_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestShredRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RequestShred(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RequestShred_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RequestShred(ctx, req.(*RequestShredRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ApproveShred_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveShredRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ApproveShred(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ApproveShred_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ApproveShred(ctx, req.(*ApproveShredRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -642,6 +926,38 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLogInfo",
 			Handler:    _Admin_GetLogInfo_Handler,
+		},
+		{
+			MethodName: "RegisterConsentKey",
+			Handler:    _Admin_RegisterConsentKey_Handler,
+		},
+		{
+			MethodName: "WithdrawConsent",
+			Handler:    _Admin_WithdrawConsent_Handler,
+		},
+		{
+			MethodName: "RequestBreakGlass",
+			Handler:    _Admin_RequestBreakGlass_Handler,
+		},
+		{
+			MethodName: "ApproveBreakGlass",
+			Handler:    _Admin_ApproveBreakGlass_Handler,
+		},
+		{
+			MethodName: "ListBreakGlass",
+			Handler:    _Admin_ListBreakGlass_Handler,
+		},
+		{
+			MethodName: "ReviewBreakGlass",
+			Handler:    _Admin_ReviewBreakGlass_Handler,
+		},
+		{
+			MethodName: "RequestShred",
+			Handler:    _Admin_RequestShred_Handler,
+		},
+		{
+			MethodName: "ApproveShred",
+			Handler:    _Admin_ApproveShred_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -93,6 +93,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 	putSecret.Flags().StringVar(&fromFile, "from-file", "", "read the secret from FILE")
 	putSecret.PreRun = func(cmd *cobra.Command, _ []string) { cmdIn = cmd.InOrStdin() }
 	cmd.AddCommand(
+		newShredCmd(g, tf),
 		call("create-key NAME", "Create a data-key root key (operator)", 1, func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error {
 			if _, err := c.CreateKey(ctx, &pb.CreateKeyRequest{Name: args[0]}); err != nil {
 				return err

@@ -258,5 +258,6 @@ audit.key_file) and print its verifier key, which the operator publishes to audi
 
 	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof, keygen)
 	cmd.AddCommand(newAuditContextCmds()...)
+	cmd.AddCommand(newAuditReportCmd(af))
 	return cmd
 }

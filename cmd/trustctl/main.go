@@ -62,6 +62,8 @@ func newRoot() *cobra.Command {
 		newLoadtestCmd(g),
 		newMeasureCmd(),
 		newEventlogCmd(),
+		newBreakGlassCmd(g),
+		newConsentCmd(g),
 	)
 	return root
 }

@@ -82,5 +82,6 @@ func newPolicyCmd() *cobra.Command {
 	verify.Flags().IntVar(&threshold, "threshold", 0, "signatures required (0: all keys)")
 	verify.MarkFlagRequired("keys")
 	cmd.AddCommand(check, lint, test, explain, diff, sign, verify)
+	cmd.AddCommand(newDryrunCmd())
 	return cmd
 }

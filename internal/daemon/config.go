@@ -38,6 +38,9 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Policy is the policy bundle directory (or, in dev mode, a single file).
 	Policy string `yaml:"policy"`
+	// ShadowPolicy, when set, is a candidate bundle directory (signed like Policy outside dev
+	// mode) evaluated beside the active one: its would-be decisions are recorded, never enforced.
+	ShadowPolicy string `yaml:"shadow_policy"`
 	// PolicyTrustKeys is a PEM file of the security team's public keys. A bundle loads only when
 	// PolicyThreshold of them signed it (zero: all). Required outside dev mode.
 	PolicyTrustKeys string `yaml:"policy_trust_keys"`

@@ -134,10 +134,19 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, err
 	}
 	log.Info("audit context key loaded", "from", ckFrom)
+	duties, err := openDuties(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	shadow, err := d.openShadow(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d.svc, err = service.New(service.Options{
 		Verifiers: verifiers, Policies: pols, Keys: keys,
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
+		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
 	})
 	if err != nil {
 		return nil, err
@@ -149,7 +158,8 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		}
 		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: admin, Policies: reloader, Audit: d.auditLg,
 			LogOrigin: d.auditLg.Origin(), LogVerifierKey: d.auditLg.VerifierKey(), LogTilesPath: "/audit/",
-			Caller: adminCaller, Logger: log})
+			Caller: adminCaller, Logger: log,
+			Consent: duties.consent, BreakGlass: duties.breakGlass, ContextKey: ck, Identity: adminIdentity})
 		if err != nil {
 			return nil, err
 		}
@@ -519,7 +529,25 @@ func AdminRoles() map[string][]tlsconfig.Role {
 		pb.Admin_ReloadPolicies_FullMethodName:  {tlsconfig.SecurityTeam},
 		pb.Admin_GetPolicyStatus_FullMethodName: {tlsconfig.SecurityTeam},
 		pb.Admin_GetLogInfo_FullMethodName:      {tlsconfig.Auditor},
+		// Patient-data duties (service/admin_duties.go).
+		pb.Admin_RegisterConsentKey_FullMethodName: {tlsconfig.ConsentAdmin},
+		pb.Admin_WithdrawConsent_FullMethodName:    {tlsconfig.ConsentAdmin},
+		pb.Admin_RequestBreakGlass_FullMethodName:  {tlsconfig.BreakGlass},
+		pb.Admin_ApproveBreakGlass_FullMethodName:  {tlsconfig.BreakGlass},
+		pb.Admin_ListBreakGlass_FullMethodName:     {tlsconfig.BreakGlass, tlsconfig.Auditor},
+		pb.Admin_ReviewBreakGlass_FullMethodName:   {tlsconfig.BreakGlass, tlsconfig.Auditor},
+		pb.Admin_RequestShred_FullMethodName:       {tlsconfig.Operator},
+		pb.Admin_ApproveShred_FullMethodName:       {tlsconfig.Operator},
 	}
+}
+
+// adminIdentity is the person behind an admin call for two-person rules: the certificate
+// subject, so that two certificates of one person count as one.
+func adminIdentity(ctx context.Context) string {
+	if c, ok := tlsconfig.CallerFrom(ctx); ok {
+		return c.Subject
+	}
+	return "unknown"
 }
 
 // adminCaller names the administrator for audit records: role, certificate subject and serial.

@@ -27,10 +27,14 @@ const (
 	Operator Role = "operator"
 	// Auditor reads the audit log.
 	Auditor Role = "auditor"
+	// ConsentAdmin registers a tenant's consent-statement keys and records withdrawals.
+	ConsentAdmin Role = "consent-admin"
+	// BreakGlass requests and approves emergency releases (two different people).
+	BreakGlass Role = "break-glass"
 )
 
 // Roles lists every role.
-var Roles = []Role{SecurityTeam, Operator, Auditor}
+var Roles = []Role{SecurityTeam, Operator, Auditor, ConsentAdmin, BreakGlass}
 
 // DefaultTrustDomain is the SPIFFE trust domain of role URIs: spiffe://medicus/role/operator.
 const DefaultTrustDomain = "medicus"

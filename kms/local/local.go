@@ -61,6 +61,8 @@ type Keyring struct {
 type state struct {
 	Keys    map[string]*rootKey `json:"keys"`
 	Secrets map[string]*secrets `json:"secrets"`
+	// Shredded holds the tombstones of shredded keys (shred.go).
+	Shredded map[string]time.Time `json:"shredded,omitempty"`
 }
 
 type rootKey struct {
@@ -258,6 +260,9 @@ func (k *Keyring) CreateKey(_ context.Context, name string) error {
 		if _, ok := s.Keys[name]; ok {
 			return fmt.Errorf("key %q: %w", name, kms.ErrExists)
 		}
+		if _, ok := s.Shredded[name]; ok {
+			return fmt.Errorf("key %q: %w: the name is not reused", name, kms.ErrShredded)
+		}
 		s.Keys[name] = &rootKey{Versions: []version{{Material: m, Created: k.now().UTC()}}, MinDecryptionVersion: 1}
 		return nil
 	})
@@ -366,6 +371,9 @@ func (k *Keyring) rootKey(name string) (*rootKey, error) {
 		return nil, err
 	}
 	rk, ok := s.Keys[name]
+	if at, gone := s.Shredded[name]; gone {
+		return nil, fmt.Errorf("key %q: %w at %s", name, kms.ErrShredded, at.Format(time.RFC3339))
+	}
 	if !ok || len(rk.Versions) == 0 {
 		return nil, fmt.Errorf("key %q: %w", name, kms.ErrNotFound)
 	}

@@ -150,6 +150,14 @@ func (s *Store) once(ctx context.Context, lg logical, method, path string, query
 		resp, err = lg.ReadRawWithDataWithContext(ctx, path, query)
 	case method == http.MethodGet:
 		resp, err = lg.ReadRawWithContext(ctx, path)
+	case method == http.MethodDelete: // only ShredKey deletes (shred.go)
+		d, ok := lg.(interface {
+			DeleteRawWithContext(ctx context.Context, path string) (*api.Response, error)
+		})
+		if !ok {
+			return nil, errors.New("this Vault client cannot delete")
+		}
+		resp, err = d.DeleteRawWithContext(ctx, path)
 	default:
 		resp, err = lg.WriteRawWithContext(ctx, path, body)
 	}

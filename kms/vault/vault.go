@@ -216,6 +216,9 @@ func (s *Store) checkDerived(ctx context.Context, name string) error {
 		return nil
 	}
 	ki, err := s.readKey(ctx, name)
+	if isNotFound(err) {
+		return s.checkShredded(ctx, name, err) // shred.go
+	}
 	if err != nil {
 		return err
 	}
@@ -404,6 +407,8 @@ func (s *Store) CreateKey(ctx context.Context, name string) error {
 		return fmt.Errorf("vault: key %q: %w", name, kms.ErrExists)
 	} else if !isNotFound(err) {
 		return err
+	} else if err := s.checkShredded(ctx, name, nil); err != nil {
+		return err // a shredded name is not reused (shred.go)
 	}
 	body, _ := json.Marshal(map[string]any{
 		"type": "aes256-gcm96", "derived": true, "exportable": false, "allow_plaintext_backup": false,

@@ -57,7 +57,7 @@ path "+/data/trustd/*"     { capabilities = ["read"] }
 `
 
 const adminHCL = `
-path "+/keys/*"            { capabilities = ["create", "read", "update"] }
+path "+/keys/*"            { capabilities = ["create", "read", "update", "delete"] }
 path "+/rewrap/*"          { capabilities = ["update"] }
 path "+/data/trustd/*"     { capabilities = ["create", "read", "update"] }
 path "+/metadata/trustd/*" { capabilities = ["read", "list"] }
