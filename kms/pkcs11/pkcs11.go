@@ -28,6 +28,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -38,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	p11 "github.com/miekg/pkcs11"
 
@@ -62,12 +65,15 @@ type Store struct {
 
 	sem chan struct{} // bounds sessions in use
 
-	mu       sync.Mutex
-	gen      uint64 // bumped whenever the sessions are dropped
-	slot     uint
-	haveSlot bool
-	loggedIn bool
-	free     []p11.SessionHandle
+	mu         sync.Mutex
+	gen        uint64 // bumped whenever the sessions are dropped
+	mgen       uint64 // the module generation slot and login belong to
+	slot       uint
+	haveSlot   bool
+	loggedIn   bool
+	free       []session
+	refused    bool // the token refused the PIN whose digest is refusedPIN
+	refusedPIN [32]byte
 
 	writeMu sync.Mutex // one admin write at a time in this process
 	closed  atomic.Bool
@@ -112,7 +118,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, opts: opts, mod: mod, prefix: cfg.LabelPrefix, sem: make(chan struct{}, cfg.Sessions)}
+	s := &Store{cfg: cfg, opts: opts, mod: mod, prefix: cfg.LabelPrefix, sem: make(chan struct{}, cfg.Sessions), mgen: mod.gen.Load()}
 	err = s.do(ctx, "log in", func(p11.SessionHandle) error { return nil })
 	if err != nil && !errors.Is(err, kms.ErrUnavailable) {
 		s.Close()
@@ -127,9 +133,11 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.mod.rw.RLock()
 	s.mu.Lock()
 	s.dropLocked()
 	s.mu.Unlock()
+	s.mod.rw.RUnlock()
 	s.mod.release()
 	return nil
 }
@@ -137,6 +145,9 @@ func (s *Store) Close() error {
 // Health reports whether the token is present and the store logged in.
 func (s *Store) Health(ctx context.Context) error {
 	return s.do(ctx, "health", func(sh p11.SessionHandle) error {
+		if _, err := s.mod.ctx.GetTokenInfo(s.slot); err != nil {
+			return fmt.Errorf("%w: %v", errNoToken, err)
+		}
 		info, err := s.mod.ctx.GetSessionInfo(sh)
 		if err != nil {
 			return err
@@ -149,12 +160,20 @@ func (s *Store) Health(ctx context.Context) error {
 }
 
 // module is one loaded PKCS#11 library. A library may be initialized only once per process, so
-// stores on the same module share it.
+// stores on the same module share it. Every call into the library holds rw for reading;
+// reinitializing it (to find a token that was removed and put back) holds it for writing.
 type module struct {
 	path string
 	ctx  *p11.Ctx
-	refs int
+	refs int // guarded by modules
+
+	rw       sync.RWMutex
+	gen      atomic.Uint64 // bumped at every reinitialization: older session handles are void
+	lastInit time.Time     // guarded by rw (write)
 }
+
+// reinitInterval bounds how often a module is reinitialized while a token stays away.
+const reinitInterval = time.Second
 
 var modules = struct {
 	sync.Mutex
@@ -176,7 +195,7 @@ func openModule(path string) (*module, error) {
 		c.Destroy()
 		return nil, fmt.Errorf("pkcs11: initialize %s: %w", path, err)
 	}
-	m := &module{path: path, ctx: c, refs: 1}
+	m := &module{path: path, ctx: c, refs: 1, lastInit: time.Now()}
 	modules.m[path] = m
 	return m, nil
 }
@@ -188,8 +207,25 @@ func (m *module) release() {
 		return
 	}
 	delete(modules.m, m.path)
+	m.rw.Lock()
+	defer m.rw.Unlock()
 	_ = m.ctx.Finalize()
 	m.ctx.Destroy()
+}
+
+// reinit finalizes and initializes the library again, so that it enumerates its tokens anew:
+// many modules (SoftHSM2 among them) see a token put back only then. It voids every session of
+// every store on the module; they notice and log in again.
+func (m *module) reinit(seen uint64) {
+	m.rw.Lock()
+	defer m.rw.Unlock()
+	if m.gen.Load() != seen || time.Since(m.lastInit) < reinitInterval {
+		return
+	}
+	_ = m.ctx.Finalize()
+	_ = m.ctx.Initialize()
+	m.lastInit = time.Now()
+	m.gen.Add(1)
 }
 
 func isCode(err error, code uint) bool {
@@ -200,9 +236,12 @@ func isCode(err error, code uint) bool {
 // broken reports errors after which the store's sessions are of no more use: the token went
 // away, the session or the login did.
 func broken(err error) bool {
+	if errors.Is(err, errNoToken) {
+		return true
+	}
 	var e p11.Error
 	if !errors.As(err, &e) {
-		return errors.Is(err, errNoToken)
+		return false
 	}
 	switch uint(e) {
 	case p11.CKR_SESSION_HANDLE_INVALID, p11.CKR_SESSION_CLOSED, p11.CKR_DEVICE_REMOVED,
@@ -222,9 +261,15 @@ func classify(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, errNoToken) {
+		return fmt.Errorf("pkcs11: %s: %w: %v", op, kms.ErrUnavailable, err)
+	}
 	for _, sentinel := range []error{kms.ErrUnavailable, kms.ErrDenied, kms.ErrNotFound, kms.ErrBadWrapped, kms.ErrExists, kms.ErrInvalidName, kms.ErrBadContext} {
 		if errors.Is(err, sentinel) {
-			return err
+			if strings.HasPrefix(err.Error(), "pkcs11: ") {
+				return err
+			}
+			return fmt.Errorf("pkcs11: %w", err)
 		}
 	}
 	var e p11.Error
@@ -241,56 +286,81 @@ func classify(op string, err error) error {
 	return fmt.Errorf("pkcs11: %s: %w: %v", op, kms.ErrUnavailable, err)
 }
 
+// session is one open session of the store.
+type session struct {
+	h    p11.SessionHandle
+	gen  uint64 // the store's generation when opened
+	mgen uint64 // the module's generation when opened
+}
+
 // do runs f on a logged-in session. When the session turns out broken (the token was removed
-// and put back, or logged out), it logs in again once and retries.
+// and put back, or logged out), it logs in again once and retries; when the token cannot be
+// found it has the module enumerate its tokens again, at most once a second.
 func (s *Store) do(ctx context.Context, op string, f func(sh p11.SessionHandle) error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("pkcs11: %s: %w: store closed", op, kms.ErrUnavailable)
 	}
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		var (
-			sh  p11.SessionHandle
-			gen uint64
-		)
-		sh, gen, err = s.acquire(ctx)
-		if err != nil {
-			if broken(err) && attempt == 0 {
-				continue
-			}
-			return classify(op, err)
-		}
-		err = f(sh)
-		s.release(sh, gen, err)
+		mgen := s.mod.gen.Load()
+		err = s.attempt(ctx, f)
 		if err == nil || !broken(err) {
-			return classify(op, err)
+			break
+		}
+		if errors.Is(err, errNoToken) {
+			s.mod.reinit(mgen)
 		}
 	}
 	return classify(op, err)
 }
 
-func (s *Store) acquire(ctx context.Context) (p11.SessionHandle, uint64, error) {
+func (s *Store) attempt(ctx context.Context, f func(sh p11.SessionHandle) error) error {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return 0, 0, fmt.Errorf("%w: %w", kms.ErrUnavailable, ctx.Err())
+		return fmt.Errorf("%w: %w", kms.ErrUnavailable, ctx.Err())
 	}
+	defer func() { <-s.sem }()
+	s.mod.rw.RLock()
+	defer s.mod.rw.RUnlock()
+	sess, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	err = f(sess.h)
+	if errors.Is(err, kms.ErrNotFound) {
+		// An absent token can look empty: a key is missing only if the token is there.
+		if _, terr := s.mod.ctx.GetTokenInfo(s.slot); terr != nil {
+			err = fmt.Errorf("%w: %v", errNoToken, terr)
+		}
+	}
+	s.release(sess, err)
+	return err
+}
+
+// acquire returns a free session or opens one. Callers hold s.mod.rw for reading.
+func (s *Store) acquire() (session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := len(s.free); n > 0 {
-		sh := s.free[n-1]
-		s.free = s.free[:n-1]
-		return sh, s.gen, nil
+	mgen := s.mod.gen.Load()
+	if s.mgen != mgen {
+		// The module was reinitialized: every handle we held is void, and so is the login.
+		s.free, s.haveSlot, s.loggedIn, s.mgen = nil, false, false, mgen
+		s.gen++
 	}
-	sh, err := s.openLocked()
+	if n := len(s.free); n > 0 {
+		sess := s.free[n-1]
+		s.free = s.free[:n-1]
+		return sess, nil
+	}
+	h, err := s.openLocked()
 	if err != nil {
-		<-s.sem
 		if broken(err) {
 			s.dropLocked()
 		}
-		return 0, 0, err
+		return session{}, err
 	}
-	return sh, s.gen, nil
+	return session{h: h, gen: s.gen, mgen: mgen}, nil
 }
 
 // openLocked opens a session on the token, logging in when this is the first one.
@@ -319,13 +389,7 @@ func (s *Store) openLocked() (p11.SessionHandle, error) {
 		return 0, err
 	}
 	if !s.loggedIn {
-		pin, err := s.pin()
-		if err != nil {
-			c.CloseSession(sh)
-			return 0, err
-		}
-		err = c.Login(sh, p11.CKU_USER, pin)
-		if err != nil && !isCode(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
+		if err := s.login(sh); err != nil {
 			c.CloseSession(sh)
 			return 0, err
 		}
@@ -334,24 +398,51 @@ func (s *Store) openLocked() (p11.SessionHandle, error) {
 	return sh, nil
 }
 
-func (s *Store) release(sh p11.SessionHandle, gen uint64, err error) {
-	s.mu.Lock()
-	switch {
-	case gen != s.gen:
-		// Dropped while in use: the handle is already closed.
-	case broken(err):
-		s.dropLocked()
-	default:
-		s.free = append(s.free, sh)
+// login logs in with the configured PIN. A PIN the token refused is not offered again until it
+// changes: real HSMs lock the token after a few wrong PINs.
+func (s *Store) login(sh p11.SessionHandle) error {
+	pin, err := s.pin()
+	if err != nil {
+		return err
 	}
-	s.mu.Unlock()
-	<-s.sem
+	sum := sha256.Sum256([]byte(pin))
+	if s.refused && subtle.ConstantTimeCompare(sum[:], s.refusedPIN[:]) == 1 {
+		return p11.Error(p11.CKR_PIN_INCORRECT)
+	}
+	err = s.mod.ctx.Login(sh, p11.CKU_USER, pin)
+	switch {
+	case err == nil, isCode(err, p11.CKR_USER_ALREADY_LOGGED_IN):
+		s.refused = false
+		return nil
+	case isCode(err, p11.CKR_PIN_INCORRECT), isCode(err, p11.CKR_PIN_LOCKED), isCode(err, p11.CKR_PIN_EXPIRED):
+		s.refused, s.refusedPIN = true, sum
+	}
+	return err
 }
 
-// dropLocked closes every session; the next call finds the token and logs in again.
+func (s *Store) release(sess session, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case sess.mgen != s.mod.gen.Load():
+		// The module was reinitialized meanwhile: the handle may now be another store's.
+	case sess.gen != s.gen:
+		_ = s.mod.ctx.CloseSession(sess.h) // dropped while in use
+	case broken(err):
+		_ = s.mod.ctx.CloseSession(sess.h)
+		s.dropLocked()
+	default:
+		s.free = append(s.free, sess)
+	}
+}
+
+// dropLocked closes the store's idle sessions and forgets slot and login; sessions in use are
+// closed when released. Other stores on the same token keep theirs.
 func (s *Store) dropLocked() {
-	if s.haveSlot {
-		_ = s.mod.ctx.CloseAllSessions(s.slot)
+	if s.mgen == s.mod.gen.Load() {
+		for _, sess := range s.free {
+			_ = s.mod.ctx.CloseSession(sess.h)
+		}
 	}
 	s.free, s.haveSlot, s.loggedIn = nil, false, false
 	s.gen++
@@ -471,31 +562,31 @@ type keyMeta struct {
 	MinDecryptionVersion uint32 `json:"min_decryption_version"`
 }
 
-func (s *Store) metaObject(sh p11.SessionHandle, name string) (p11.ObjectHandle, *keyMeta, error) {
+// metaObjects returns a key's metadata objects and what they say. Data objects cannot be
+// changed in place in every token, so a new setting is a new object and the old ones are then
+// destroyed; should a reader see both, the higher minimum decryption version counts.
+func (s *Store) metaObjects(sh p11.SessionHandle, name string) ([]p11.ObjectHandle, *keyMeta, error) {
 	hs, err := s.find(sh, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_DATA),
 		p11.NewAttribute(p11.CKA_APPLICATION, s.metaApp()),
 		p11.NewAttribute(p11.CKA_LABEL, name),
 	})
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
-	switch len(hs) {
-	case 0:
-		return 0, &keyMeta{MinDecryptionVersion: 1}, nil
-	case 1:
-	default:
-		return 0, nil, fmt.Errorf("key %q: %w: %d metadata objects in the token", name, kms.ErrDenied, len(hs))
+	out := &keyMeta{MinDecryptionVersion: 1}
+	for _, h := range hs {
+		attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_VALUE, nil)})
+		if err != nil {
+			return nil, nil, err
+		}
+		var m keyMeta
+		if err := json.Unmarshal(attrs[0].Value, &m); err != nil || m.MinDecryptionVersion < 1 {
+			return nil, nil, fmt.Errorf("key %q: %w: unreadable metadata in the token", name, kms.ErrDenied)
+		}
+		out.MinDecryptionVersion = max(out.MinDecryptionVersion, m.MinDecryptionVersion)
 	}
-	attrs, err := s.mod.ctx.GetAttributeValue(sh, hs[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_VALUE, nil)})
-	if err != nil {
-		return 0, nil, err
-	}
-	var m keyMeta
-	if err := json.Unmarshal(attrs[0].Value, &m); err != nil || m.MinDecryptionVersion < 1 {
-		return 0, nil, fmt.Errorf("key %q: %w: unreadable metadata in the token", name, kms.ErrDenied)
-	}
-	return hs[0], &m, nil
+	return hs, out, nil
 }
 
 func (s *Store) generateVersion(sh p11.SessionHandle, name string, v uint32) error {
@@ -617,7 +708,7 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 		if v < 1 || int(v) > len(vs) {
 			return fmt.Errorf("%w: key version %d unknown", kms.ErrBadWrapped, v)
 		}
-		_, meta, err := s.metaObject(sh, name)
+		_, meta, err := s.metaObjects(sh, name)
 		if err != nil {
 			return err
 		}
@@ -695,15 +786,12 @@ func (s *Store) SetMinDecryptionVersion(ctx context.Context, name string, v uint
 		if v < 1 || int(v) > len(vs) {
 			return fmt.Errorf("key %q: min decryption version %d outside 1..%d", name, v, len(vs))
 		}
-		h, _, err := s.metaObject(sh, name)
+		old, _, err := s.metaObjects(sh, name)
 		if err != nil {
 			return err
 		}
 		val, _ := json.Marshal(keyMeta{MinDecryptionVersion: v})
-		if h != 0 {
-			return s.mod.ctx.SetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_VALUE, val)})
-		}
-		_, err = s.mod.ctx.CreateObject(sh, []*p11.Attribute{
+		if _, err := s.mod.ctx.CreateObject(sh, []*p11.Attribute{
 			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_DATA),
 			p11.NewAttribute(p11.CKA_TOKEN, true),
 			p11.NewAttribute(p11.CKA_PRIVATE, true),
@@ -711,8 +799,15 @@ func (s *Store) SetMinDecryptionVersion(ctx context.Context, name string, v uint
 			p11.NewAttribute(p11.CKA_APPLICATION, s.metaApp()),
 			p11.NewAttribute(p11.CKA_LABEL, name),
 			p11.NewAttribute(p11.CKA_VALUE, val),
-		})
-		return err
+		}); err != nil {
+			return err
+		}
+		for _, h := range old {
+			if err := s.mod.ctx.DestroyObject(sh, h); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -41,7 +41,7 @@ type HSM struct {
 	util   string
 	seq    atomic.Uint64
 	mu     sync.Mutex
-	tokens map[string]bool
+	tokens map[string]string // label -> directory
 }
 
 var (
@@ -112,7 +112,7 @@ func setup() (*HSM, error) {
 	}
 	// The module in this process reads it at initialization.
 	os.Setenv("SOFTHSM2_CONF", conf)
-	h := &HSM{Module: module, Dir: dir, util: path, tokens: map[string]bool{}}
+	h := &HSM{Module: module, Dir: dir, util: path, tokens: map[string]string{}}
 	if err := os.WriteFile(h.PINFile(), []byte(PIN+"\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -129,20 +129,45 @@ func (h *HSM) InitToken(t testing.TB, label string) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.tokens[label] {
+	if h.tokens[label] != "" {
 		return
 	}
+	before := h.tokenDirs()
 	h.softhsm(t, "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SOPIN)
-	h.tokens[label] = true
+	for d := range h.tokenDirs() {
+		if !before[d] {
+			h.tokens[label] = d
+		}
+	}
+	if h.tokens[label] == "" {
+		t.Fatalf("pkcs11test: no token directory appeared for %q", label)
+	}
 }
 
-// DeleteToken removes a token's files, as pulling a smart card out would.
-func (h *HSM) DeleteToken(t testing.TB, label string) {
+func (h *HSM) tokenDirs() map[string]bool {
+	out := map[string]bool{}
+	ents, _ := os.ReadDir(filepath.Join(h.Dir, "tokens"))
+	for _, e := range ents {
+		out[e.Name()] = true
+	}
+	return out
+}
+
+// RemoveToken takes a token's files away, as pulling out a smart card would, and returns the
+// function that puts them back.
+func (h *HSM) RemoveToken(t testing.TB, label string) (reinsert func()) {
 	t.Helper()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.softhsm(t, "--delete-token", "--token", label)
-	delete(h.tokens, label)
+	d := filepath.Join(h.Dir, "tokens", h.tokens[label])
+	h.mu.Unlock()
+	if err := os.Rename(d, d+".removed"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.Rename(d+".removed", d); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (h *HSM) softhsm(t testing.TB, args ...string) {
