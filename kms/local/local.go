@@ -437,3 +437,11 @@ func (k *Keyring) UnwrapDataKey(_ context.Context, name string, wrapped []byte, 
 	}
 	return secret.New(dek), nil
 }
+
+// Health reports whether the keyring file can be read and decrypted.
+func (k *Keyring) Health(context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, err := k.load()
+	return err
+}

@@ -584,3 +584,16 @@ func (s *Store) getSecret(ctx context.Context, name string, version uint64) (*km
 
 func isNotFound(err error) bool    { return errors.Is(err, kms.ErrNotFound) }
 func isUnavailable(err error) bool { return errors.Is(err, kms.ErrUnavailable) }
+
+// Health reports whether Vault answers and accepts the store's token, by looking the token up
+// (auth/token/lookup-self): it releases nothing and needs no policy beyond the default.
+func (s *Store) Health(ctx context.Context) error {
+	rep, err := s.call(ctx, "health", http.MethodGet, "auth/token/lookup-self", nil, nil)
+	if err != nil {
+		return err
+	}
+	if rep.status >= 400 {
+		return fmt.Errorf("vault: health: %w: Vault answered %d %s", kms.ErrUnavailable, rep.status, rep.message())
+	}
+	return nil
+}
