@@ -26,6 +26,14 @@ type Config struct {
 	Sessions int `yaml:"sessions,omitempty" json:"sessions,omitempty"`
 }
 
+// Options are what a test or trustd injects. The zero value is the real thing.
+type Options struct {
+	// LookupEnv reads the PIN's environment variable; it defaults to os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// ReadFile reads the PIN file; it defaults to os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+}
+
 // DefaultLabelPrefix is the default LabelPrefix.
 const DefaultLabelPrefix = "medicus-trust"
 

@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package pkcs11 is the kms backend on a hardware security module reached over PKCS#11: a
 // hospital's own HSM, or SoftHSM2 in tests.
 //
@@ -47,14 +49,6 @@ import (
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/secret"
 )
-
-// Options are what a test or trustd injects. The zero value is the real thing.
-type Options struct {
-	// LookupEnv reads the PIN's environment variable; it defaults to os.LookupEnv.
-	LookupEnv func(string) (string, bool)
-	// ReadFile reads the PIN file; it defaults to os.ReadFile.
-	ReadFile func(string) ([]byte, error)
-}
 
 // Store is a kms.KeyStore and kms.Admin in one PKCS#11 token. It is safe for concurrent use.
 type Store struct {
