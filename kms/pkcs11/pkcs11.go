@@ -139,7 +139,7 @@ func (s *Store) Close() error {
 // Health reports whether the token is present and the store logged in.
 func (s *Store) Health(ctx context.Context) error {
 	return s.do(ctx, "health", func(sh p11.SessionHandle) error {
-		if _, err := s.mod.ctx.GetTokenInfo(s.slot); err != nil {
+		if _, err := s.mod.ctx.GetTokenInfo(s.currentSlot()); err != nil {
 			return fmt.Errorf("%w: %v", errNoToken, err)
 		}
 		info, err := s.mod.ctx.GetSessionInfo(sh)
@@ -324,12 +324,19 @@ func (s *Store) attempt(ctx context.Context, f func(sh p11.SessionHandle) error)
 	err = f(sess.h)
 	if errors.Is(err, kms.ErrNotFound) {
 		// An absent token can look empty: a key is missing only if the token is there.
-		if _, terr := s.mod.ctx.GetTokenInfo(s.slot); terr != nil {
+		if _, terr := s.mod.ctx.GetTokenInfo(s.currentSlot()); terr != nil {
 			err = fmt.Errorf("%w: %v", errNoToken, terr)
 		}
 	}
 	s.release(sess, err)
 	return err
+}
+
+// currentSlot is the token's slot, as found at the last login.
+func (s *Store) currentSlot() uint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.slot
 }
 
 // acquire returns a free session or opens one. Callers hold s.mod.rw for reading.
@@ -710,18 +717,18 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 			return fmt.Errorf("%w: key version %d is below the minimum decryption version %d", kms.ErrBadWrapped, v, meta.MinDecryptionVersion)
 		}
 		dek, err = s.open(sh, vs[v-1].h, iv, ct, wrapAAD(name, v, digest))
-		if err != nil && isCode(err, p11.CKR_GENERAL_ERROR) {
-			// SoftHSM answers a failed tag check so; a token that really broke fails the
-			// next call too.
+		if isCode(err, p11.CKR_ENCRYPTED_DATA_INVALID) || isCode(err, p11.CKR_GENERAL_ERROR) {
+			// SoftHSM answers a failed tag check with CKR_GENERAL_ERROR; so might a token
+			// that just went away, which must not pass for a bad wrapped key.
+			if _, terr := s.mod.ctx.GetTokenInfo(s.currentSlot()); terr != nil {
+				return fmt.Errorf("%w: %v", errNoToken, terr)
+			}
 			return fmt.Errorf("%w: does not open under key %q and this context", kms.ErrBadWrapped, name)
 		}
 		return err
 	})
 	if err != nil {
 		clear(dek)
-		if errors.Is(err, kms.ErrBadWrapped) && !strings.Contains(err.Error(), "version") {
-			return nil, fmt.Errorf("pkcs11: %w: does not open under key %q and this context", kms.ErrBadWrapped, name)
-		}
 		return nil, err
 	}
 	if len(dek) != kms.DataKeySize {
