@@ -324,9 +324,11 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 		return nil, fmt.Errorf("vault: key %q: %w", name, kms.ErrNotFound)
 	case rep.status == http.StatusBadRequest:
 		// Transit answers 400 for every ciphertext it will not open; the key was seen to
-		// exist, so this is the wrapped key's fault. Should the key have been deleted since,
-		// the next call finds out.
+		// exist, so this is the wrapped key's fault, unless the key has been deleted since.
 		s.forgetKey(name)
+		if _, err := s.readKey(ctx, name); isNotFound(err) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("vault: unwrap with key %q: %w: %s", name, kms.ErrBadWrapped, rep.message())
 	case rep.status >= 400:
 		return nil, fmt.Errorf("vault: unwrap with key %q: Vault answered %d %s", name, rep.status, rep.message())
