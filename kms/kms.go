@@ -1,7 +1,8 @@
 // Package kms defines what trustd needs from a key store — data keys bound to a context, and
 // versioned secrets — and the rules every backend shares: names, contexts and errors.
 //
-// Backends live in subpackages (local, vault) and must pass the conformance suite in kmstest.
+// Backends live in subpackages (local, vault, pkcs11) and must pass the conformance suite in
+// kmstest; package route puts several behind one KeyStore, a store per tenant.
 // Nothing here ever returns key material as a bare []byte: see package secret.
 package kms
 

@@ -45,4 +45,16 @@ if ! bash scripts/install-swtpm.sh && [[ "${CI:-}" == "true" ]]; then
   exit 1
 fi
 
+# The PKCS#11 key store's tests run against SoftHSM2 (apt) in temporary token directories.
+if [[ -z "${MEDICUS_SOFTHSM_MODULE:-}" ]]; then
+  if MEDICUS_SOFTHSM_MODULE=$(bash scripts/softhsm-test.sh --install-only); then
+    export MEDICUS_SOFTHSM_MODULE
+  elif [[ "${CI:-}" == "true" ]]; then
+    echo "test: could not install SoftHSM2; CI never skips the PKCS#11 tests" >&2
+    exit 1
+  else
+    echo "test: could not install SoftHSM2; the PKCS#11 tests will skip with a message" >&2
+  fi
+fi
+
 go test -race -count=1 ./...

@@ -94,14 +94,14 @@ func newAdminCmd(g *globals) *cobra.Command {
 	putSecret.PreRun = func(cmd *cobra.Command, _ []string) { cmdIn = cmd.InOrStdin() }
 	cmd.AddCommand(
 		newShredCmd(g, tf),
-		call("create-key NAME", "Create a data-key root key (operator)", 1, func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error {
+		call("create-key NAME", "Create a data-key root key (operator), in the key store that trustd routes the tenant to", 1, func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error {
 			if _, err := c.CreateKey(ctx, &pb.CreateKeyRequest{Name: args[0]}); err != nil {
 				return err
 			}
 			_, err := fmt.Fprintf(w, "created key %s\n", args[0])
 			return err
 		}),
-		call("rotate-key NAME", "Rotate a data-key root key (operator)", 1, func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error {
+		call("rotate-key NAME", "Rotate a data-key root key (operator), in the key store that trustd routes the tenant to", 1, func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error {
 			if _, err := c.RotateKey(ctx, &pb.RotateKeyRequest{Name: args[0]}); err != nil {
 				return err
 			}

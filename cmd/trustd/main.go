@@ -49,7 +49,7 @@ func run() error {
 	log := slog.New(h)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := daemon.New(ctx, cfg, daemon.Env{MasterKey: os.Getenv(daemon.MasterKeyEnv), AuditDSN: os.Getenv(daemon.AuditDSNEnv)}, log)
+	d, err := daemon.New(ctx, cfg, daemon.Env{MasterKey: os.Getenv(daemon.MasterKeyEnv), AuditDSN: os.Getenv(daemon.AuditDSNEnv), LookupEnv: os.LookupEnv}, log)
 	if err != nil {
 		return err
 	}

@@ -127,11 +127,26 @@ type AuditConfig struct {
 	Origin string `yaml:"origin"`
 }
 
-// KMSConfig selects and configures the key store.
+// KMSConfig selects and configures the key stores. The single-store form is backend (and
+// vault); it becomes one store named "default" that serves every tenant. The routed form names
+// stores and maps tenants (the first segment of key and secret names) to them:
+//
+//	kms:
+//	  stores:
+//	    platform: {backend: vault, vault: {...}}
+//	    ukf-hsm:  {backend: pkcs11, pkcs11: {module: ..., token: ..., pin_file: ...}}
+//	  routes: {uk-freiburg: ukf-hsm}
+//	  default: platform
 type KMSConfig struct {
-	// Backend is "local" (default) or "vault".
+	// Backend is "local" (default) or "vault": the single-store form.
 	Backend string        `yaml:"backend"`
 	Vault   *vault.Config `yaml:"vault"`
+	// Stores by name (label "store" of the key store metrics); backends: local, vault, pkcs11.
+	Stores map[string]StoreConfig `yaml:"stores"`
+	// Routes maps a tenant to its store.
+	Routes map[string]string `yaml:"routes"`
+	// Default serves tenants without a route and one-segment names. Empty: those are not found.
+	Default string `yaml:"default"`
 }
 
 // VerifiersConfig configures the hardware TEE verifiers. All are on unless disabled.
@@ -176,7 +191,7 @@ func (c *Config) Defaults() {
 	if c.TokenLifetime == 0 {
 		c.TokenLifetime = 5 * time.Minute
 	}
-	if c.KMS.Backend == "" {
+	if c.KMS.Backend == "" && len(c.KMS.Stores) == 0 {
 		c.KMS.Backend = "local"
 	}
 	if c.Audit.Backend == "" {
@@ -245,7 +260,10 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("audit.backend: %q, want local or postgres", c.Audit.Backend))
 	}
+	errs = append(errs, c.KMS.validate()...)
 	switch c.KMS.Backend {
+	case "":
+		// the routed form (kms.stores), checked above
 	case "local":
 		if c.KMS.Vault != nil {
 			errs = append(errs, errors.New("kms.vault: set, but kms.backend is local"))

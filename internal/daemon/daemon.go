@@ -31,9 +31,7 @@ import (
 	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/internal/tlsconfig"
-	"github.com/medicus-cloud/trust/kms"
-	"github.com/medicus-cloud/trust/kms/local"
-	"github.com/medicus-cloud/trust/kms/vault"
+	"github.com/medicus-cloud/trust/kms/route"
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/policies/pgstate"
@@ -45,6 +43,8 @@ import (
 type Env struct {
 	MasterKey string // MEDICUS_MASTER_KEY
 	AuditDSN  string // MEDICUS_AUDIT_DSN
+	// LookupEnv reads variables that the configuration names (kms pkcs11 pin_env).
+	LookupEnv func(string) (string, bool)
 }
 
 // AuditDSNEnv may carry the PostgreSQL connection string of the audit log.
@@ -70,6 +70,7 @@ type Daemon struct {
 	svc      *service.Service
 	auditLg  auditLog
 	tokens   *token.Issuer
+	keys     *route.Router
 	closers  []func() error
 }
 
@@ -89,10 +90,12 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
+	d.registry = metrics.NewRegistry()
 	keys, err := d.openKeyStore(ctx, env)
 	if err != nil {
 		return nil, err
 	}
+	d.keys = keys
 	pols, err := d.openPolicies(ctx, env)
 	if err != nil {
 		return nil, err
@@ -121,7 +124,6 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	d.closers = append(d.closers, d.auditLg.Close)
-	d.registry = metrics.NewRegistry()
 	if d.metrics, err = metrics.New(d.registry, metrics.Options{}); err != nil {
 		return nil, err
 	}
@@ -151,12 +153,12 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	if admin, ok := keys.(kms.Admin); ok && cfg.TLS.ClientCAFile != "" {
+	if cfg.TLS.ClientCAFile != "" {
 		var reloader service.PolicyReloader
 		if d.policies != nil {
 			reloader = d.policies
 		}
-		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: admin, Policies: reloader, Audit: d.auditLg,
+		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: keys, Policies: reloader, Audit: d.auditLg,
 			LogOrigin: d.auditLg.Origin(), LogVerifierKey: d.auditLg.VerifierKey(), LogTilesPath: "/audit/",
 			Caller: adminCaller, Logger: log,
 			Consent: duties.consent, BreakGlass: duties.breakGlass, ContextKey: ck, Identity: adminIdentity})
@@ -347,28 +349,6 @@ func (d *Daemon) openPolicies(ctx context.Context, env Env) (service.PolicySourc
 	return st, nil
 }
 
-func (d *Daemon) openKeyStore(ctx context.Context, env Env) (kms.KeyStore, error) {
-	if d.cfg.KMS.Backend == "vault" {
-		v, err := vault.New(ctx, *d.cfg.KMS.Vault, vault.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("kms.vault: %w", err)
-		}
-		d.closers = append(d.closers, v.Close)
-		d.log.Info("vault key store open", "address", d.cfg.KMS.Vault.Address)
-		return v, nil
-	}
-	mk, from, err := MasterKey(d.cfg.MasterKeyFile, env.MasterKey, d.cfg.DataDir, d.cfg.Dev)
-	if err != nil {
-		return nil, err
-	}
-	k, err := local.Open(local.Options{Path: filepath.Join(d.cfg.DataDir, "keyring"), MasterKey: mk})
-	if err != nil {
-		return nil, err
-	}
-	d.log.Info("local keyring open", "master_key_from", from)
-	return k, nil
-}
-
 // Run serves until ctx is cancelled, then stops gracefully: in-flight releases finish.
 func (d *Daemon) Run(ctx context.Context) error {
 	srv, ts, unary, err := d.grpcServer()
@@ -397,6 +377,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	flushed := make(chan struct{})
 	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()
 	defer func() { fcancel(); <-flushed }() // the last summaries are written before the log closes
+	go d.watchKeyStores(ctx, hs)
 	var httpSrvs []*http.Server
 	serveHTTP := func(addr string, h http.Handler, what string) error {
 		hsrv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/secret"
@@ -152,5 +153,88 @@ func mustCreate(t *testing.T, s Store, name string) {
 	t.Helper()
 	if err := s.CreateKey(context.Background(), name); err != nil {
 		t.Fatalf("CreateKey(%q): %v", name, err)
+	}
+}
+
+// Fault is one way a store breaks in production.
+type Fault struct {
+	// Name says what breaks: "store down", "wrong PIN", "key missing", "key disabled",
+	// "token removed", ...
+	Name string
+	// Want is the error every affected call must wrap while the fault lasts:
+	// kms.ErrUnavailable or kms.ErrDenied (the service answers Unavailable for both) or
+	// kms.ErrNotFound (NotFound).
+	Want error
+	// KeyOnly says the fault touches the key FaultKey alone, so secrets still work.
+	KeyOnly bool
+	// Break breaks the store s, which holds key FaultKey and secret FaultSecret. The returned
+	// function, if not nil, repairs it; the suite then checks the store works again.
+	Break func(t *testing.T, s Store) (repair func(t *testing.T))
+}
+
+// The key and secret that RunFaults creates before breaking a store.
+const (
+	FaultKey    = "tenant-a/records"
+	FaultSecret = "tenant-a/api-token"
+)
+
+// RunFaults breaks a fresh store from newStore in each of the ways listed and checks that every
+// release path fails closed: an error wrapping the fault's Want and no key material at all.
+func RunFaults(t *testing.T, newStore func(t *testing.T) Store, faults []Fault) {
+	ctx := context.Background()
+	kc := kms.Context{"tenant": "tenant-a", "case": "c-1"}
+	for _, f := range faults {
+		t.Run(f.Name, func(t *testing.T) {
+			s := newStore(t)
+			mustCreate(t, s, FaultKey)
+			dk, err := s.GenerateDataKey(ctx, FaultKey, kc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.PutSecret(ctx, FaultSecret, secret.New([]byte("s3cret"))); err != nil {
+				t.Fatal(err)
+			}
+			repair := f.Break(t, s)
+
+			got, err := s.GenerateDataKey(ctx, FaultKey, kc)
+			t.Logf("GenerateDataKey while broken: %v", err)
+			if got != nil || !errors.Is(err, f.Want) {
+				t.Errorf("GenerateDataKey: %v (released %t), want %v", err, got != nil, f.Want)
+			}
+			un, err := s.UnwrapDataKey(ctx, FaultKey, dk.Wrapped, kc)
+			if un != nil || !errors.Is(err, f.Want) {
+				t.Errorf("UnwrapDataKey: %v (released %t), want %v", err, un != nil, f.Want)
+			}
+			if !f.KeyOnly {
+				if err := s.RotateKey(ctx, FaultKey); !errors.Is(err, f.Want) {
+					t.Errorf("RotateKey: %v, want %v", err, f.Want)
+				}
+				sec, err := s.GetSecret(ctx, FaultSecret)
+				if sec != nil || !errors.Is(err, f.Want) {
+					t.Errorf("GetSecret: %v (released %t), want %v", err, sec != nil, f.Want)
+				}
+			}
+			if repair == nil {
+				return
+			}
+			repair(t)
+			// The store must recover on its own, allowing for the store settling down.
+			for i := 0; ; i++ {
+				un, err = s.UnwrapDataKey(ctx, FaultKey, dk.Wrapped, kc)
+				if err == nil {
+					break
+				}
+				if i == 100 {
+					t.Fatalf("no recovery after repair: UnwrapDataKey: %v", err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if !un.Equal(dk.Plaintext) {
+				t.Fatal("after repair: the data key differs")
+			}
+			if _, err := s.GenerateDataKey(ctx, FaultKey, kc); err != nil {
+				t.Fatalf("after repair: GenerateDataKey: %v", err)
+			}
+		})
 	}
 }

@@ -136,24 +136,24 @@ func (k *Keyring) load() (*state, error) {
 		return k.state, nil
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("local keyring: %s is readable by others (mode %v); chmod 600 it", k.path, fi.Mode().Perm())
+		return nil, fmt.Errorf("%w: local keyring: %s is readable by others (mode %v); chmod 600 it", kms.ErrUnavailable, k.path, fi.Mode().Perm())
 	}
 	raw, err := os.ReadFile(k.path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", kms.ErrUnavailable, err)
 	}
 	if !bytes.HasPrefix(raw, []byte(fileMagic)) || len(raw) < len(fileMagic)+k.aead.NonceSize() {
-		return nil, fmt.Errorf("local keyring: %s is not a keyring file", k.path)
+		return nil, fmt.Errorf("%w: local keyring: %s is not a keyring file", kms.ErrUnavailable, k.path)
 	}
 	body := raw[len(fileMagic):]
 	plain, err := k.aead.Open(nil, body[:k.aead.NonceSize()], body[k.aead.NonceSize():], []byte(fileMagic))
 	if err != nil {
-		return nil, fmt.Errorf("local keyring: %s does not decrypt under this master key", k.path)
+		return nil, fmt.Errorf("%w: local keyring: %s does not decrypt under this master key", kms.ErrUnavailable, k.path)
 	}
 	defer clear(plain)
 	var s state
 	if err := json.Unmarshal(plain, &s); err != nil {
-		return nil, fmt.Errorf("local keyring: %s: %v", k.path, err)
+		return nil, fmt.Errorf("%w: local keyring: %s: %v", kms.ErrUnavailable, k.path, err)
 	}
 	if s.Keys == nil {
 		s.Keys = map[string]*rootKey{}
@@ -444,4 +444,12 @@ func (k *Keyring) UnwrapDataKey(_ context.Context, name string, wrapped []byte, 
 		return nil, fmt.Errorf("%w: does not open under key %q and this context", kms.ErrBadWrapped, name)
 	}
 	return secret.New(dek), nil
+}
+
+// Health reports whether the keyring file can be read and decrypted.
+func (k *Keyring) Health(context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, err := k.load()
+	return err
 }

@@ -79,3 +79,57 @@ func TestMinDecryptionVersion(t *testing.T) {
 		t.Fatalf("old version unwrapped: %v", err)
 	}
 }
+
+// TestFaults runs the shared fault suite: the keyring file replaced under a running trustd by
+// one it cannot read (another master key's, or garbage) fails every call closed until the
+// right file is back.
+func TestFaults(t *testing.T) {
+	var path string
+	newStore := func(t *testing.T) kmstest.Store {
+		path = filepath.Join(t.TempDir(), "keyring")
+		k, err := Open(Options{Path: path, MasterKey: master(7)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	replace := func(t *testing.T, with func(t *testing.T)) func(*testing.T) {
+		good, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		with(t)
+		return func(t *testing.T) {
+			if err := os.WriteFile(path+".tmp", good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".tmp", path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	kmstest.RunFaults(t, newStore, []kmstest.Fault{
+		{Name: "store down", Want: kms.ErrUnavailable, Break: func(t *testing.T, _ kmstest.Store) func(*testing.T) {
+			return replace(t, func(t *testing.T) {
+				other := filepath.Join(t.TempDir(), "keyring")
+				o, err := Open(Options{Path: other, MasterKey: master(8)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := o.PutSecret(context.Background(), "x/y", secret.New([]byte("a much longer value than before"))); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(other, path); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}},
+		{Name: "file corrupted", Want: kms.ErrUnavailable, Break: func(t *testing.T, _ kmstest.Store) func(*testing.T) {
+			return replace(t, func(t *testing.T) {
+				if err := os.WriteFile(path, []byte("not a keyring"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}},
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/kms/kmstest"
 	"github.com/medicus-cloud/trust/kms/vault"
 	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
 )
@@ -143,4 +144,40 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestConformanceFaults runs the shared fault suite: Vault stopped, sealed, and the key
+// deleted under a running store.
+func TestConformanceFaults(t *testing.T) {
+	var srv *vaulttest.Server
+	var cfg vault.Config
+	newStore := func(t *testing.T) kmstest.Store {
+		if strings.HasSuffix(t.Name(), "key_missing") {
+			srv = vaulttest.Shared(t)
+		} else {
+			srv = vaulttest.Start(t) // its own: stopping or sealing the shared one would hit others
+		}
+		cfg = config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile)
+		cfg.Timeout = vault.Duration(2 * time.Second)
+		cfg.Retry = vault.Retry{Attempts: 2, MinBackoff: vault.Duration(10 * time.Millisecond), MaxBackoff: vault.Duration(50 * time.Millisecond)}
+		return open(t, cfg, vault.Options{})
+	}
+	kmstest.RunFaults(t, newStore, []kmstest.Fault{
+		{Name: "store down", Want: kms.ErrUnavailable, Break: func(t *testing.T, _ kmstest.Store) func(*testing.T) {
+			srv.Stop(t)
+			return func(t *testing.T) { srv.Start(t) }
+		}},
+		{Name: "sealed", Want: kms.ErrUnavailable, Break: func(t *testing.T, _ kmstest.Store) func(*testing.T) {
+			srv.Seal(t)
+			return func(t *testing.T) { srv.Unseal(t) }
+		}},
+		{Name: "key missing", Want: kms.ErrNotFound, KeyOnly: true, Break: func(t *testing.T, _ kmstest.Store) func(*testing.T) {
+			p := cfg.Tenants["tenant-a"].TransitMount + "/keys/records"
+			srv.Write(t, p+"/config", map[string]any{"deletion_allowed": true})
+			if _, err := srv.Client().Logical().Delete(p); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}},
+	})
 }

@@ -327,9 +327,11 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 		return nil, fmt.Errorf("vault: key %q: %w", name, kms.ErrNotFound)
 	case rep.status == http.StatusBadRequest:
 		// Transit answers 400 for every ciphertext it will not open; the key was seen to
-		// exist, so this is the wrapped key's fault. Should the key have been deleted since,
-		// the next call finds out.
+		// exist, so this is the wrapped key's fault, unless the key has been deleted since.
 		s.forgetKey(name)
+		if _, err := s.readKey(ctx, name); isNotFound(err) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("vault: unwrap with key %q: %w: %s", name, kms.ErrBadWrapped, rep.message())
 	case rep.status >= 400:
 		return nil, fmt.Errorf("vault: unwrap with key %q: Vault answered %d %s", name, rep.status, rep.message())
@@ -589,3 +591,16 @@ func (s *Store) getSecret(ctx context.Context, name string, version uint64) (*km
 
 func isNotFound(err error) bool    { return errors.Is(err, kms.ErrNotFound) }
 func isUnavailable(err error) bool { return errors.Is(err, kms.ErrUnavailable) }
+
+// Health reports whether Vault answers and accepts the store's token, by looking the token up
+// (auth/token/lookup-self): it releases nothing and needs no policy beyond the default.
+func (s *Store) Health(ctx context.Context) error {
+	rep, err := s.call(ctx, "health", http.MethodGet, "auth/token/lookup-self", nil, nil)
+	if err != nil {
+		return err
+	}
+	if rep.status >= 400 {
+		return fmt.Errorf("vault: health: %w: Vault answered %d %s", kms.ErrUnavailable, rep.status, rep.message())
+	}
+	return nil
+}
