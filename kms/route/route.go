@@ -73,6 +73,7 @@ type entry struct {
 var (
 	_ kms.KeyStore = (*Router)(nil)
 	_ kms.Admin    = (*Router)(nil)
+	_ kms.Shredder = (*Router)(nil)
 )
 
 var (
@@ -259,6 +260,23 @@ func (r *Router) PutSecret(ctx context.Context, name string, value *secret.Bytes
 	v, err := e.store.PutSecret(ctx, name, value)
 	r.observe(e, "put_secret", start, err)
 	return v, err
+}
+
+// ShredKey destroys the named key for good in the tenant's store, in stores that can
+// (kms.Shredder). A store that cannot shred says so and changes nothing.
+func (r *Router) ShredKey(ctx context.Context, name string) error {
+	e, err := r.route(name)
+	if err != nil {
+		return err
+	}
+	sh, ok := e.store.(kms.Shredder)
+	if !ok {
+		return fmt.Errorf("key store %s cannot shred keys", e.name)
+	}
+	start := r.now()
+	err = sh.ShredKey(ctx, name)
+	r.observe(e, "shred_key", start, err)
+	return err
 }
 
 // SetMinDecryptionVersion refuses data keys wrapped under older versions, in stores that can.

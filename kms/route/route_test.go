@@ -353,3 +353,36 @@ func TestFaults(t *testing.T) {
 		}},
 	})
 }
+
+// TestShredThroughRouter: the admin API's shred reaches the tenant's own store through the
+// router, and only that store; an unknown key is NotFound and changes nothing.
+func TestShredThroughRouter(t *testing.T) {
+	ctx := context.Background()
+	a, b := keyring(t), keyring(t)
+	r := mustRouter(t, route.Options{Stores: map[string]route.Store{"a": a, "b": b},
+		Routes: map[string]string{"tenant-a": "a"}, Default: "b"})
+	for _, n := range []string{"tenant-a/patient-1", "tenant-b/patient-1"} {
+		if err := r.CreateKey(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dk, err := r.GenerateDataKey(ctx, "tenant-a/patient-1", kms.Context{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ShredKey(ctx, "tenant-a/unknown"); !errors.Is(err, kms.ErrNotFound) {
+		t.Fatalf("shred of an unknown key: %v, want ErrNotFound", err)
+	}
+	if err := r.ShredKey(ctx, "tenant-a/patient-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UnwrapDataKey(ctx, "tenant-a/patient-1", dk.Wrapped, kms.Context{}); !errors.Is(err, kms.ErrShredded) {
+		t.Fatalf("unwrap after shred in the tenant's store: %v, want ErrShredded", err)
+	}
+	if _, err := r.UnwrapDataKey(ctx, "tenant-a/patient-1", dk.Wrapped, kms.Context{}); !errors.Is(err, kms.ErrShredded) {
+		t.Fatalf("unwrap after shred through the router: %v, want ErrShredded", err)
+	}
+	if _, err := r.GenerateDataKey(ctx, "tenant-b/patient-1", kms.Context{}); err != nil {
+		t.Fatalf("the other tenant's key of the same name: %v", err)
+	}
+}
