@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -230,6 +231,7 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"fmspc":         info.Ext.FMSPCHex(),
 			"signer":        "pck",
 			"pce_id":        info.Ext.PCEIDHex(),
+			"ppid":          hex.EncodeToString(info.Ext.PPID),
 			"pck_ca":        info.CA,
 			"quote_version": strconv.Itoa(int(q.Version)),
 		},

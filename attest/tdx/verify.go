@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -252,6 +253,7 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"fmspc":         info.Ext.FMSPCHex(),
 			"signer":        "pck",
 			"pce_id":        info.Ext.PCEIDHex(),
+			"ppid":          hex.EncodeToString(info.Ext.PPID),
 			"pck_ca":        info.CA,
 			"quote_version": strconv.Itoa(int(q.Version)),
 		},
