@@ -81,6 +81,8 @@ type Config struct {
 	KMS KMSConfig `yaml:"kms"`
 	// Verifiers configure evidence verification per TEE.
 	Verifiers VerifiersConfig `yaml:"verifiers"`
+	// Revocations tunes how revocations reach this replica (see revocations.go).
+	Revocations RevocationsConfig `yaml:"revocations"`
 }
 
 // TLSConfig is the server certificate (reloaded when the files change, TLS 1.3 only) and, for

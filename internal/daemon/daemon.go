@@ -37,6 +37,7 @@ import (
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/policies/pgstate"
+	"github.com/medicus-cloud/trust/revoke"
 	"github.com/medicus-cloud/trust/service"
 	"github.com/medicus-cloud/trust/token"
 )
@@ -70,6 +71,7 @@ type Daemon struct {
 	svc      *service.Service
 	auditLg  auditLog
 	tokens   *token.Issuer
+	revoked  *revoke.Set
 	closers  []func() error
 }
 
@@ -134,6 +136,9 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, err
 	}
 	log.Info("audit context key loaded", "from", ckFrom)
+	if d.revoked, err = d.openRevocations(ctx, env); err != nil {
+		return nil, err
+	}
 	duties, err := openDuties(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -147,6 +152,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
 		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
+		Revocations: d.revoked,
 	})
 	if err != nil {
 		return nil, err
@@ -158,7 +164,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		}
 		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: admin, Policies: reloader, Audit: d.auditLg,
 			LogOrigin: d.auditLg.Origin(), LogVerifierKey: d.auditLg.VerifierKey(), LogTilesPath: "/audit/",
-			Caller: adminCaller, Logger: log,
+			Caller: adminCaller, Logger: log, Revocations: d.revoked,
 			Consent: duties.consent, BreakGlass: duties.breakGlass, ContextKey: ck, Identity: adminIdentity})
 		if err != nil {
 			return nil, err
@@ -393,6 +399,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.policies != nil {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
+	go d.revoked.Run(ctx)
 	fctx, fcancel := context.WithCancel(ctx)
 	flushed := make(chan struct{})
 	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()
@@ -538,6 +545,8 @@ func AdminRoles() map[string][]tlsconfig.Role {
 		pb.Admin_ReviewBreakGlass_FullMethodName:   {tlsconfig.BreakGlass, tlsconfig.Auditor},
 		pb.Admin_RequestShred_FullMethodName:       {tlsconfig.Operator},
 		pb.Admin_ApproveShred_FullMethodName:       {tlsconfig.Operator},
+		pb.Admin_Revoke_FullMethodName:             {tlsconfig.SecurityTeam},
+		pb.Admin_ListRevocations_FullMethodName:    {tlsconfig.SecurityTeam},
 	}
 }
 
