@@ -107,6 +107,9 @@ func decodeAppraised(b []byte) (*attest.Claims, error) {
 // reappraise decides whether the current bundle and revocation list still vouch for the
 // workload a token was issued to, and returns the lease of a release on it.
 func (s *Service) reappraise(bundle *policies.Bundle, tc *token.Claims) (time.Time, error) {
+	if s.noReappraise {
+		return time.Unix(tc.Expiry, 0), nil
+	}
 	if len(tc.Appraised) == 0 {
 		return time.Time{}, fmt.Errorf("%w: the token carries no appraised claims (issued by an older trustd)", errAttestAgain)
 	}

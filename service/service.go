@@ -138,6 +138,9 @@ type Service struct {
 	o          Options
 	log        *slog.Logger
 	unverified *summarizer
+	// noReappraise is set only by BenchmarkRatioReleaseReappraise (export_test.go) to measure
+	// its baseline; nothing else can reach it.
+	noReappraise bool
 }
 
 // New checks the options and returns a Service.
