@@ -54,6 +54,9 @@ type Options struct {
 	// CacheObserver, if set, learns whether each online collateral lookup was answered from
 	// the cache (for metrics). It must not block.
 	CacheObserver func(hit bool)
+	// Freshness of online collateral: refresh interval, maximum age, minimum TCB evaluation
+	// data number (see intel.Freshness); the zero value takes the defaults.
+	Freshness intel.Freshness
 }
 
 // Verifier verifies TDX quotes. It is safe for concurrent use.
@@ -70,7 +73,7 @@ const maxOnline = 1024
 func New(o Options) (*Verifier, error) {
 	v := &Verifier{o: o, q: intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
 		Root: o.Root, PCSURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, CacheDir: o.CacheDir,
-		MaxOnline: maxOnline, CacheObserver: o.CacheObserver,
+		MaxOnline: maxOnline, CacheObserver: o.CacheObserver, Freshness: o.Freshness,
 	})}
 	if o.CollateralDir != "" {
 		if err := v.ReloadCollateral(); err != nil {
