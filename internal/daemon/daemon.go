@@ -283,7 +283,7 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 		return c.PCSURL
 	}
 	if c := vc.TDX; !c.Disabled {
-		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir,
+		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir, Freshness: c.freshness(),
 			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-tdx", hit) }})
 		if err != nil {
 			return nil, fmt.Errorf("verifiers.tdx: %w", err)
@@ -291,7 +291,7 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 		out = append(out, v)
 	}
 	if c := vc.SGX; !c.Disabled {
-		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir,
+		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir, Freshness: c.freshness(),
 			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-sgx", hit) }})
 		if err != nil {
 			return nil, fmt.Errorf("verifiers.sgx: %w", err)
