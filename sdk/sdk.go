@@ -229,20 +229,10 @@ func (c *Client) session(ctx context.Context, force bool) (*session, error) {
 	return c.attestLocked(ctx)
 }
 
-// call runs a release with the current session, attesting once more if trustd says the token is
-// no longer good (expired early, or trustd's token key rotated).
-func (c *Client) call(ctx context.Context, name string, canon []byte, do func(s *session, rid string) (string, []byte, error)) (*secret.Bytes, error) {
-	pt, _, err := c.callLeased(ctx, name, canon, func(s *session, rid string) (string, []byte, *timestamppb.Timestamp, error) {
-		gotRID, sealed, err := do(s, rid)
-		return gotRID, sealed, nil, err
-	})
-	return pt, err
-}
-
-// callLeased is call for releases that carry a lease. It attests once more when trustd says
-// the token is no longer good (expired early, its lease ended, trustd's token key rotated) or
-// that the appraisal it vouched for no longer holds (a policy change or a revocation): fresh
-// evidence may pass where the old one does not.
+// callLeased runs a release with the current session and returns its lease. It attests once
+// more when trustd says the token is no longer good (expired early, its lease ended, trustd's
+// token key rotated) or that the appraisal it vouched for no longer holds (a policy change or a
+// revocation): fresh evidence may pass where the old one does not.
 func (c *Client) callLeased(ctx context.Context, name string, canon []byte, do func(s *session, rid string) (string, []byte, *timestamppb.Timestamp, error)) (*secret.Bytes, time.Time, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.session(ctx, attempt > 0)

@@ -112,8 +112,7 @@ func TestRevocationStopsReleases(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "revocations.json")
 	var set *revoke.Set
-	var h *harness
-	h = startCustom(t, nil, nil, func(o *service.Options) {
+	h := startCustom(t, nil, nil, func(o *service.Options) {
 		set = openRevocations(t, path, o.Now)
 		o.Revocations = set
 	})
