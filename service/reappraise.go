@@ -120,6 +120,9 @@ func (s *Service) reappraise(bundle *policies.Bundle, tc *token.Claims) (time.Ti
 	if !policies.SameImage(c, attest.TEE(tc.TEE), tc.Measurement) {
 		return time.Time{}, fmt.Errorf("%w: the token's appraised claims name another image", errAttestAgain)
 	}
+	if err := s.o.Baseline.Check(c); err != nil {
+		return time.Time{}, err
+	}
 	if err := bundle.Reappraise(tc.Policy, c); err != nil {
 		return time.Time{}, err
 	}

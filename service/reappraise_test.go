@@ -61,7 +61,7 @@ func TestTightenedPolicyStopsLiveToken(t *testing.T) {
 		{"min TCB", "  require: {minTCB: {guest_svn: 2}}\n", "tcb.guest_svn"},
 		{"config", "  require: {config: {host_data: \"" + strings.Repeat("11", 32) + "\"}}\n", "config.host_data"},
 		{"CEL rule", "  rules: [{name: no-simulator, expr: 'claims.platform.product != \"simulator\"'}]\n", "rule no-simulator"},
-		{"SMT", "  require: {smt: true}\n", "smt"},
+		{"platform SMT", "  require: {platformSMTEnabled: true}\n", "platform_smt_enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t)
