@@ -12,10 +12,10 @@ import (
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 )
 
-type adminCall func(use, short string, nargs int, f func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error) *cobra.Command
+type revokeCallFunc func(use, short string, nargs int, f func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error) *cobra.Command
 
 // revokeCmds are the security team's revocation commands under `trustctl admin`.
-func revokeCmds(call adminCall) []*cobra.Command {
+func revokeCmds(call revokeCallFunc) []*cobra.Command {
 	var tee, reason string
 	rv := call("revoke KIND VALUE", "Revoke a platform, image, TCB level or advisory on every replica (security-team)", 2,
 		func(ctx context.Context, c pb.AdminClient, w io.Writer, args []string) error {
