@@ -68,6 +68,9 @@ type Spec struct {
 	// attest.Claims) that must all evaluate to true.
 	Rules  []Rule `yaml:"rules,omitempty"`
 	Grants Grants `yaml:"grants,omitempty"`
+	// Lease bounds how long after attesting a workload may receive and hold released keys
+	// before it must attest again (see lease.go); empty means the token lifetime.
+	Lease Lease `yaml:"lease,omitempty"`
 }
 
 // SGXSigner pins an SGX enclave by its signer rather than its measurement. ProductID and MinSVN

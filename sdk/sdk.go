@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
@@ -83,6 +84,10 @@ type Client struct {
 type session struct {
 	key *enclave.Key
 	att *Attestation
+	// lease is the earliest lease end trustd gave a release on this session (zero: none yet).
+	lease time.Time
+	// obtained is when the attestation was made.
+	obtained time.Time
 }
 
 // Attestation is the result of a successful attestation.
@@ -210,7 +215,7 @@ func (c *Client) attestLocked(ctx context.Context) (*session, error) {
 		}
 		att.Grants = append(att.Grants, token.Grant{Kind: kind, Name: g.GetName()})
 	}
-	c.cur = &session{key: key, att: att}
+	c.cur = &session{key: key, att: att, obtained: c.o.Now()}
 	return c.cur, nil
 }
 
@@ -218,77 +223,68 @@ func (c *Client) attestLocked(ctx context.Context) (*session, error) {
 func (c *Client) session(ctx context.Context, force bool) (*session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !force && c.cur != nil && c.o.Now().Add(c.o.RefreshBefore).Before(c.cur.att.ExpiresAt) {
+	if !force && c.cur != nil && c.cur.valid(c.o.Now(), c.o.RefreshBefore) {
 		return c.cur, nil
 	}
 	return c.attestLocked(ctx)
 }
 
-// call runs a release with the current session, attesting once more if trustd says the token is
-// no longer good (expired early, or trustd's token key rotated).
-func (c *Client) call(ctx context.Context, name string, canon []byte, do func(s *session, rid string) (string, []byte, error)) (*secret.Bytes, error) {
+// callLeased runs a release with the current session and returns its lease. It attests once
+// more when trustd says the token is no longer good (expired early, its lease ended, trustd's
+// token key rotated) or that the appraisal it vouched for no longer holds (a policy change or a
+// revocation): fresh evidence may pass where the old one does not.
+func (c *Client) callLeased(ctx context.Context, name string, canon []byte, do func(s *session, rid string) (string, []byte, *timestamppb.Timestamp, error)) (*secret.Bytes, time.Time, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.session(ctx, attempt > 0)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		rid := newRequestID()
-		gotRID, sealed, err := do(s, rid)
-		if status.Code(err) == codes.Unauthenticated && attempt == 0 {
+		gotRID, sealed, leasePB, err := do(s, rid)
+		if attempt == 0 && (status.Code(err) == codes.Unauthenticated || reappraisalDenied(err)) {
 			continue
 		}
-		if err != nil {
-			return nil, fromStatus("release "+name, err)
+		var lease time.Time
+		if err == nil && leasePB != nil {
+			lease = leasePB.AsTime()
+			c.noteLease(s, lease)
 		}
-		if gotRID != rid {
-			return nil, fmt.Errorf("sdk: trustd answered request %q for request %q", gotRID, rid)
-		}
-		pt, err := s.key.Open(seal.ReleaseAAD(rid, name, canon), sealed)
-		if err != nil {
-			return nil, fmt.Errorf("sdk: release of %s: %w", name, err)
-		}
-		return secret.New(pt), nil
+		pt, err := c.open(s, name, canon, rid, gotRID, sealed, err)
+		return pt, lease, err
 	}
+}
+
+func (c *Client) open(s *session, name string, canon []byte, rid, gotRID string, sealed []byte, err error) (*secret.Bytes, error) {
+	if err != nil {
+		return nil, fromStatus("release "+name, err)
+	}
+	if gotRID != rid {
+		return nil, fmt.Errorf("sdk: trustd answered request %q for request %q", gotRID, rid)
+	}
+	pt, err := s.key.Open(seal.ReleaseAAD(rid, name, canon), sealed)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: release of %s: %w", name, err)
+	}
+	return secret.New(pt), nil
 }
 
 // Secret fetches the newest version of a secret granted to this workload.
 func (c *Client) Secret(ctx context.Context, name string) (*secret.Bytes, error) {
-	canon, _ := kms.Context(nil).Canonical()
-	return c.call(ctx, name, canon, func(s *session, rid string) (string, []byte, error) {
-		r, err := c.rpc.GetSecret(ctx, &pb.GetSecretRequest{Token: s.att.Token, Name: name, RequestId: rid})
-		return r.GetRequestId(), r.GetSecret().GetCiphertext(), err
-	})
+	sec, _, err := c.SecretLeased(ctx, name)
+	return sec, err
 }
 
 // GenerateDataKey returns a fresh data key bound to kc, in plaintext and wrapped; store the
 // wrapped key beside the ciphertext. It makes *Client a key source for package sdk/envelope.
 func (c *Client) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
-	canon, err := kc.Canonical()
-	if err != nil {
-		return nil, nil, err
-	}
-	var wrapped []byte
-	dek, err := c.call(ctx, keyName, canon, func(s *session, rid string) (string, []byte, error) {
-		r, err := c.rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: s.att.Token, KeyName: keyName, Context: kc, RequestId: rid})
-		wrapped = r.GetWrappedKey()
-		return r.GetRequestId(), r.GetDataKey().GetCiphertext(), err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return dek, wrapped, nil
+	dek, wrapped, _, err := c.GenerateDataKeyLeased(ctx, keyName, kc)
+	return dek, wrapped, err
 }
 
 // UnwrapDataKey opens a wrapped data key under the same name and context it was made with.
 func (c *Client) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	canon, err := kc.Canonical()
-	if err != nil {
-		return nil, err
-	}
-	return c.call(ctx, keyName, canon, func(s *session, rid string) (string, []byte, error) {
-		r, err := c.rpc.UnwrapDataKey(ctx, &pb.UnwrapDataKeyRequest{Token: s.att.Token, KeyName: keyName, WrappedKey: wrapped, Context: kc, RequestId: rid})
-		return r.GetRequestId(), r.GetDataKey().GetCiphertext(), err
-	})
+	dek, _, err := c.UnwrapDataKeyLeased(ctx, keyName, wrapped, kc)
+	return dek, err
 }
 
 func newRequestID() string {

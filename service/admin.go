@@ -45,6 +45,8 @@ type AdminOptions struct {
 	BreakGlass *breakglass.Store
 	ContextKey *audit.ContextKey
 	Identity   func(ctx context.Context) string
+	// Revocations serves Revoke and ListRevocations; nil makes them FailedPrecondition.
+	Revocations RevocationAdmin
 }
 
 // Admin implements trustv1.AdminServer. Role checks happen in the transport's interceptor; this

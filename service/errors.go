@@ -47,6 +47,8 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, kms.ErrDenied):
 		return status.Error(codes.Unavailable, "key store unavailable: nothing was released")
+	case errors.Is(err, errAttestAgain):
+		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, errNoPolicy):
 		return status.Error(codes.Unavailable, err.Error())
 	}

@@ -126,6 +126,9 @@ type Options struct {
 	// Shadow, when set, is a candidate bundle evaluated beside the active one (shadow.go): its
 	// would-be decision goes into the record, the active bundle decides.
 	Shadow PolicySource
+	// Revocations, when set, refuses attestations and releases whose claims the security team
+	// revoked (see package revoke).
+	Revocations RevocationChecker
 }
 
 // Service implements trustv1.TrustServer.
@@ -135,6 +138,9 @@ type Service struct {
 	o          Options
 	log        *slog.Logger
 	unverified *summarizer
+	// noReappraise is set only by BenchmarkRatioReleaseReappraise (export_test.go) to measure
+	// its baseline; nothing else can reach it.
+	noReappraise bool
 }
 
 // New checks the options and returns a Service.
@@ -294,13 +300,22 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		return nil, err
 	}
 	rec.Policy = dec.Policy
+	if s.o.Revocations != nil {
+		if err := s.o.Revocations.Check(claims); err != nil {
+			return nil, err
+		}
+	}
+	appraisedClaims, err := encodeAppraised(claims)
+	if err != nil {
+		return nil, fmt.Errorf("encoding appraised claims: %w", err)
+	}
 	for _, g := range dec.Grants {
 		rec.Names = append(rec.Names, g.Kind+":"+g.Name)
 	}
 	s0 := pk.Suite()
 	tc := &token.Claims{
 		TEE: string(claims.TEE), Measurement: claims.Measurement, Policy: dec.Policy, PolicyDigest: dec.Digest,
-		Grants: dec.Grants, Platform: claims.Platform,
+		Grants: dec.Grants, Platform: claims.Platform, Appraised: appraisedClaims,
 		Confirmation: token.Confirmation{KEM: s0.KEM, KDF: s0.KDF, AEAD: s0.AEAD, PublicKey: pk.Bytes()},
 	}
 	var cwt, jwt []byte
@@ -334,6 +349,8 @@ type releaseCall struct {
 	breakGlassID           string
 	// fetch gets the plaintext from the key store; it may set wrapped for the response.
 	fetch func(ctx context.Context) (*secret.Bytes, error)
+	// lease is set by reappraise.
+	lease time.Time
 }
 
 func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, sealed []byte, err error) {
@@ -408,6 +425,11 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	if err := bundle.Revalidate(claims.Policy, attest.TEE(claims.TEE), claims.Measurement); err != nil {
 		return nil, err
 	}
+	lease, err := s.reappraise(bundle, claims)
+	if err != nil {
+		return nil, err
+	}
+	r.lease = lease
 	if err := bundle.CheckContext(claims.Policy, grant, r.name, r.kc); err != nil {
 		return nil, redactContext(err)
 	}
@@ -449,7 +471,7 @@ func redactContext(err error) error {
 // GetSecret implements trustv1.TrustServer.
 func (s *Service) GetSecret(ctx context.Context, req *pb.GetSecretRequest) (*pb.GetSecretResponse, error) {
 	var version uint64
-	rid, sealed, err := s.release(ctx, &releaseCall{
+	rc := &releaseCall{
 		event: audit.EventGetSecret, kind: release.Secret, name: req.GetName(), requestID: req.GetRequestId(), token: req.GetToken(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			sec, err := s.o.Keys.GetSecret(ctx, req.GetName())
@@ -459,18 +481,19 @@ func (s *Service) GetSecret(ctx context.Context, req *pb.GetSecretRequest) (*pb.
 			version = sec.Version
 			return sec.Value, nil
 		},
-	})
+	}
+	rid, sealed, err := s.release(ctx, rc)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetSecretResponse{RequestId: rid, Secret: &pb.Sealed{Ciphertext: sealed}, Version: version}, nil
+	return &pb.GetSecretResponse{RequestId: rid, Secret: &pb.Sealed{Ciphertext: sealed}, Version: version, LeaseExpiresAt: timestamppb.New(rc.lease)}, nil
 }
 
 // GenerateDataKey implements trustv1.TrustServer.
 func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRequest) (*pb.GenerateDataKeyResponse, error) {
 	var wrapped []byte
 	kc := kms.Context(req.GetContext())
-	rid, sealed, err := s.release(ctx, &releaseCall{
+	rc := &releaseCall{
 		event: audit.EventGenerateDataKey, kind: release.DataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
 		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
@@ -481,11 +504,12 @@ func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRe
 			wrapped = dk.Wrapped
 			return dk.Plaintext, nil
 		},
-	})
+	}
+	rid, sealed, err := s.release(ctx, rc)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GenerateDataKeyResponse{RequestId: rid, DataKey: &pb.Sealed{Ciphertext: sealed}, WrappedKey: wrapped}, nil
+	return &pb.GenerateDataKeyResponse{RequestId: rid, DataKey: &pb.Sealed{Ciphertext: sealed}, WrappedKey: wrapped, LeaseExpiresAt: timestamppb.New(rc.lease)}, nil
 }
 
 // UnwrapDataKey implements trustv1.TrustServer.
@@ -494,17 +518,18 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 		return nil, status.Errorf(codes.InvalidArgument, "wrapped_key: %d bytes, want 1 to %d", len(req.GetWrappedKey()), MaxWrappedKeySize)
 	}
 	kc := kms.Context(req.GetContext())
-	rid, sealed, err := s.release(ctx, &releaseCall{
+	rc := &releaseCall{
 		event: audit.EventUnwrapDataKey, kind: release.Unwrap, name: req.GetKeyName(), requestID: req.GetRequestId(),
 		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
 		fetch: func(ctx context.Context) (*secret.Bytes, error) {
 			return s.o.Keys.UnwrapDataKey(ctx, req.GetKeyName(), req.GetWrappedKey(), kc)
 		},
-	})
+	}
+	rid, sealed, err := s.release(ctx, rc)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.UnwrapDataKeyResponse{RequestId: rid, DataKey: &pb.Sealed{Ciphertext: sealed}}, nil
+	return &pb.UnwrapDataKeyResponse{RequestId: rid, DataKey: &pb.Sealed{Ciphertext: sealed}, LeaseExpiresAt: timestamppb.New(rc.lease)}, nil
 }
 
 // GetTokenKeys implements trustv1.TrustServer.

@@ -127,6 +127,7 @@ type cwtPrivate struct {
 	Platform     map[string]string `cbor:"6,keyasint,omitempty"`
 	Suite        suite             `cbor:"7,keyasint"`
 	WorkloadKey  []byte            `cbor:"8,keyasint,omitempty"`
+	Appraised    []byte            `cbor:"9,keyasint,omitempty"`
 }
 
 type jsonPrivate struct {
@@ -138,6 +139,7 @@ type jsonPrivate struct {
 	Platform     map[string]string `json:"platform,omitempty"`
 	Suite        suite             `json:"hpke"`
 	WorkloadKey  b64               `json:"workload_key,omitempty"`
+	Appraised    b64               `json:"appraised,omitempty"`
 }
 
 type cwtClaims struct {
@@ -212,7 +214,8 @@ func toCWT(c *Claims) (*cwtClaims, error) {
 			PolicyID: PolicyID(c.Policy, c.PolicyDigest)}},
 		VerifierID: cwtVerifierID{Developer: c.VerifierDeveloper, Build: c.VerifierBuild},
 		Medicus: cwtPrivate{TEE: c.TEE, Measurement: c.Measurement, Policy: c.Policy, PolicyDigest: c.PolicyDigest,
-			Grants: c.Grants, Platform: c.Platform, Suite: suite{c.Confirmation.KEM, c.Confirmation.KDF, c.Confirmation.AEAD}}}
+			Grants: c.Grants, Platform: c.Platform, Suite: suite{c.Confirmation.KEM, c.Confirmation.KDF, c.Confirmation.AEAD},
+			Appraised: c.Appraised}}
 	if c.Status != StatusAffirming {
 		return nil, fmt.Errorf("status %q", c.Status)
 	}
@@ -233,7 +236,8 @@ func toJSON(c *Claims) *jsonClaims {
 		Submods: map[string]jsonAppraisal{submodName(c.TEE): {Status: c.Status, TrustVector: jsonTrustVector(tv),
 			PolicyID: PolicyID(c.Policy, c.PolicyDigest)}},
 		Medicus: jsonPrivate{TEE: c.TEE, Measurement: c.Measurement, Policy: c.Policy, PolicyDigest: c.PolicyDigest,
-			Grants: c.Grants, Platform: c.Platform, Suite: suite{c.Confirmation.KEM, c.Confirmation.KDF, c.Confirmation.AEAD}}}
+			Grants: c.Grants, Platform: c.Platform, Suite: suite{c.Confirmation.KEM, c.Confirmation.KDF, c.Confirmation.AEAD},
+			Appraised: c.Appraised}}
 	if c.Confirmation.KEM == KEMX25519 {
 		w.Cnf.JWK = &jwk{Kty: "OKP", Crv: "X25519", X: c.Confirmation.PublicKey}
 	} else {
@@ -280,7 +284,7 @@ func fromCWT(w *cwtClaims) (*Claims, error) {
 		ID: base64.RawURLEncoding.EncodeToString(w.ID), Profile: w.Profile,
 		VerifierBuild: w.VerifierID.Build, VerifierDeveloper: w.VerifierID.Developer,
 		TEE: w.Medicus.TEE, Measurement: w.Medicus.Measurement, Policy: w.Medicus.Policy, PolicyDigest: w.Medicus.PolicyDigest,
-		Grants: w.Medicus.Grants, Platform: w.Medicus.Platform}
+		Grants: w.Medicus.Grants, Platform: w.Medicus.Platform, Appraised: w.Medicus.Appraised}
 	if a.Status == earStatusAffirming {
 		c.Status = StatusAffirming
 	} else {
@@ -311,7 +315,7 @@ func fromJSON(w *jsonClaims) (*Claims, error) {
 		ID: w.ID, Profile: w.Profile, Status: a.Status,
 		VerifierBuild: w.VerifierID.Build, VerifierDeveloper: w.VerifierID.Developer,
 		TEE: w.Medicus.TEE, Measurement: w.Medicus.Measurement, Policy: w.Medicus.Policy, PolicyDigest: w.Medicus.PolicyDigest,
-		Grants: w.Medicus.Grants, Platform: w.Medicus.Platform}
+		Grants: w.Medicus.Grants, Platform: w.Medicus.Platform, Appraised: w.Medicus.Appraised}
 	if name != submodName(c.TEE) {
 		return nil, fmt.Errorf("%w: submod %q for TEE %q", ErrMalformed, name, c.TEE)
 	}

@@ -107,6 +107,10 @@ type Claims struct {
 	PolicyDigest []byte
 	Grants       []Grant
 	Platform     map[string]string
+	// Appraised carries the verified claims the token was issued for, encoded by the issuer
+	// (package service) and opaque here, so that every release can re-run the current policy
+	// against them on any replica (see service/reappraise.go).
+	Appraised []byte
 }
 
 // Granted reports whether the token grants name of kind.

@@ -1022,9 +1022,12 @@ type GetSecretResponse struct {
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Secret    *Sealed                `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	// The key store's version of the secret.
-	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// When the workload's hold on this key ends: the token's expiry, or earlier when its policy
+	// sets a shorter lease. Past it the SDK drops the key and attests again.
+	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetSecretResponse) Reset() {
@@ -1076,6 +1079,13 @@ func (x *GetSecretResponse) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *GetSecretResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiresAt
+	}
+	return nil
 }
 
 type GenerateDataKeyRequest struct {
@@ -1168,12 +1178,15 @@ func (x *GenerateDataKeyRequest) GetBreakGlassId() string {
 }
 
 type GenerateDataKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	DataKey       *Sealed                `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
-	WrappedKey    []byte                 `protobuf:"bytes,3,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DataKey    *Sealed                `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	WrappedKey []byte                 `protobuf:"bytes,3,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
+	// When the workload's hold on this key ends: the token's expiry, or earlier when its policy
+	// sets a shorter lease. Past it the SDK drops the key and attests again.
+	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GenerateDataKeyResponse) Reset() {
@@ -1223,6 +1236,13 @@ func (x *GenerateDataKeyResponse) GetDataKey() *Sealed {
 func (x *GenerateDataKeyResponse) GetWrappedKey() []byte {
 	if x != nil {
 		return x.WrappedKey
+	}
+	return nil
+}
+
+func (x *GenerateDataKeyResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiresAt
 	}
 	return nil
 }
@@ -1321,11 +1341,14 @@ func (x *UnwrapDataKeyRequest) GetBreakGlassId() string {
 }
 
 type UnwrapDataKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	DataKey       *Sealed                `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DataKey   *Sealed                `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	// When the workload's hold on this key ends: the token's expiry, or earlier when its policy
+	// sets a shorter lease. Past it the SDK drops the key and attests again.
+	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UnwrapDataKeyResponse) Reset() {
@@ -1368,6 +1391,13 @@ func (x *UnwrapDataKeyResponse) GetRequestId() string {
 func (x *UnwrapDataKeyResponse) GetDataKey() *Sealed {
 	if x != nil {
 		return x.DataKey
+	}
+	return nil
+}
+
+func (x *UnwrapDataKeyResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiresAt
 	}
 	return nil
 }
@@ -2976,6 +3006,304 @@ func (x *GetLogInfoResponse) GetTilesPath() string {
 	return ""
 }
 
+// Revocations (issue 16). A revocation refuses attestations and releases of every token whose
+// claims it matches, on every replica within the revocation poll interval.
+type Revocation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// measurement, image, tcb ("component:N" revokes level N and below), advisory, chip_id, ppid.
+	Kind  string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// Optional: only evidence of this TEE type.
+	Tee           string                 `protobuf:"bytes,4,opt,name=tee,proto3" json:"tee,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	By            string                 `protobuf:"bytes,7,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_trustv1_trust_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *Revocation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Revocation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Revocation) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Revocation) GetTee() string {
+	if x != nil {
+		return x.Tee
+	}
+	return ""
+}
+
+func (x *Revocation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Revocation) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *Revocation) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+type RevokeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Value string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Tee   string                 `protobuf:"bytes,3,opt,name=tee,proto3" json:"tee,omitempty"`
+	// At most 512 bytes; recorded in the revocation store, not in the public audit log.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RevokeRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetTee() string {
+	if x != nil {
+		return x.Tee
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revocation    *Revocation            `protobuf:"bytes,1,opt,name=revocation,proto3" json:"revocation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RevokeResponse) GetRevocation() *Revocation {
+	if x != nil {
+		return x.Revocation
+	}
+	return nil
+}
+
+type ListRevocationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevocationsRequest) Reset() {
+	*x = ListRevocationsRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevocationsRequest) ProtoMessage() {}
+
+func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevocationsRequest.ProtoReflect.Descriptor instead.
+func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{52}
+}
+
+type ListRevocationsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Revocations []*Revocation          `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	// When this replica last read the shared revocation store.
+	RefreshedAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevocationsResponse) Reset() {
+	*x = ListRevocationsResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevocationsResponse) ProtoMessage() {}
+
+func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevocationsResponse.ProtoReflect.Descriptor instead.
+func (*ListRevocationsResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListRevocationsResponse) GetRevocations() []*Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+func (x *ListRevocationsResponse) GetRefreshedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshedAt
+	}
+	return nil
+}
+
 var File_trustv1_trust_proto protoreflect.FileDescriptor
 
 const file_trustv1_trust_proto_rawDesc = "" +
@@ -3078,12 +3406,13 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"~\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"\xc4\x01\n" +
 	"\x11GetSecretResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x120\n" +
 	"\x06secret\x18\x02 \x01(\v2\x18.medicus.trust.v1.SealedR\x06secret\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"\xb5\x02\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12D\n" +
+	"\x10lease_expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xb5\x02\n" +
 	"\x16GenerateDataKeyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x19\n" +
 	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12O\n" +
@@ -3094,13 +3423,14 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x0ebreak_glass_id\x18\x06 \x01(\tR\fbreakGlassId\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x01\n" +
 	"\x17GenerateDataKeyResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x123\n" +
 	"\bdata_key\x18\x02 \x01(\v2\x18.medicus.trust.v1.SealedR\adataKey\x12\x1f\n" +
 	"\vwrapped_key\x18\x03 \x01(\fR\n" +
-	"wrappedKey\"\xd2\x02\n" +
+	"wrappedKey\x12D\n" +
+	"\x10lease_expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xd2\x02\n" +
 	"\x14UnwrapDataKeyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x19\n" +
 	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12\x1f\n" +
@@ -3113,11 +3443,12 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x0ebreak_glass_id\x18\a \x01(\tR\fbreakGlassId\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x01\n" +
 	"\x15UnwrapDataKeyResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x123\n" +
-	"\bdata_key\x18\x02 \x01(\v2\x18.medicus.trust.v1.SealedR\adataKey\"\x15\n" +
+	"\bdata_key\x18\x02 \x01(\v2\x18.medicus.trust.v1.SealedR\adataKey\x12D\n" +
+	"\x10lease_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\x15\n" +
 	"\x13GetTokenKeysRequest\"\x92\x01\n" +
 	"\bTokenKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1d\n" +
@@ -3210,7 +3541,29 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12!\n" +
 	"\fverifier_key\x18\x02 \x01(\tR\vverifierKey\x12\x1d\n" +
 	"\n" +
-	"tiles_path\x18\x03 \x01(\tR\ttilesPath*a\n" +
+	"tiles_path\x18\x03 \x01(\tR\ttilesPath\"\xb6\x01\n" +
+	"\n" +
+	"Revocation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x10\n" +
+	"\x03tee\x18\x04 \x01(\tR\x03tee\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x124\n" +
+	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x0e\n" +
+	"\x02by\x18\a \x01(\tR\x02by\"c\n" +
+	"\rRevokeRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x10\n" +
+	"\x03tee\x18\x03 \x01(\tR\x03tee\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"N\n" +
+	"\x0eRevokeResponse\x12<\n" +
+	"\n" +
+	"revocation\x18\x01 \x01(\v2\x1c.medicus.trust.v1.RevocationR\n" +
+	"revocation\"\x18\n" +
+	"\x16ListRevocationsRequest\"\x98\x01\n" +
+	"\x17ListRevocationsResponse\x12>\n" +
+	"\vrevocations\x18\x01 \x03(\v2\x1c.medicus.trust.v1.RevocationR\vrevocations\x12=\n" +
+	"\frefreshed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshedAt*a\n" +
 	"\x03TEE\x12\x13\n" +
 	"\x0fTEE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vTEE_SEV_SNP\x10\x01\x12\v\n" +
@@ -3227,8 +3580,7 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\tGetSecret\x12\".medicus.trust.v1.GetSecretRequest\x1a#.medicus.trust.v1.GetSecretResponse\x12f\n" +
 	"\x0fGenerateDataKey\x12(.medicus.trust.v1.GenerateDataKeyRequest\x1a).medicus.trust.v1.GenerateDataKeyResponse\x12`\n" +
 	"\rUnwrapDataKey\x12&.medicus.trust.v1.UnwrapDataKeyRequest\x1a'.medicus.trust.v1.UnwrapDataKeyResponse\x12]\n" +
-	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\xf2\n" +
-	"\n" +
+	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\xa7\f\n" +
 	"\x05Admin\x12T\n" +
 	"\tCreateKey\x12\".medicus.trust.v1.CreateKeyRequest\x1a#.medicus.trust.v1.CreateKeyResponse\x12T\n" +
 	"\tRotateKey\x12\".medicus.trust.v1.RotateKeyRequest\x1a#.medicus.trust.v1.RotateKeyResponse\x12T\n" +
@@ -3244,7 +3596,9 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x0eListBreakGlass\x12'.medicus.trust.v1.ListBreakGlassRequest\x1a(.medicus.trust.v1.ListBreakGlassResponse\x12i\n" +
 	"\x10ReviewBreakGlass\x12).medicus.trust.v1.ReviewBreakGlassRequest\x1a*.medicus.trust.v1.ReviewBreakGlassResponse\x12]\n" +
 	"\fRequestShred\x12%.medicus.trust.v1.RequestShredRequest\x1a&.medicus.trust.v1.RequestShredResponse\x12]\n" +
-	"\fApproveShred\x12%.medicus.trust.v1.ApproveShredRequest\x1a&.medicus.trust.v1.ApproveShredResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
+	"\fApproveShred\x12%.medicus.trust.v1.ApproveShredRequest\x1a&.medicus.trust.v1.ApproveShredResponse\x12K\n" +
+	"\x06Revoke\x12\x1f.medicus.trust.v1.RevokeRequest\x1a .medicus.trust.v1.RevokeResponse\x12f\n" +
+	"\x0fListRevocations\x12(.medicus.trust.v1.ListRevocationsRequest\x1a).medicus.trust.v1.ListRevocationsResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
 
 var (
 	file_trustv1_trust_proto_rawDescOnce sync.Once
@@ -3259,7 +3613,7 @@ func file_trustv1_trust_proto_rawDescGZIP() []byte {
 }
 
 var file_trustv1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_trustv1_trust_proto_goTypes = []any{
 	(TEE)(0),                           // 0: medicus.trust.v1.TEE
 	(TokenFormat)(0),                   // 1: medicus.trust.v1.TokenFormat
@@ -3313,92 +3667,108 @@ var file_trustv1_trust_proto_goTypes = []any{
 	(*PolicyStatus)(nil),               // 49: medicus.trust.v1.PolicyStatus
 	(*GetLogInfoRequest)(nil),          // 50: medicus.trust.v1.GetLogInfoRequest
 	(*GetLogInfoResponse)(nil),         // 51: medicus.trust.v1.GetLogInfoResponse
-	nil,                                // 52: medicus.trust.v1.Evidence.CollateralEntry
-	nil,                                // 53: medicus.trust.v1.Claims.MeasurementsEntry
-	nil,                                // 54: medicus.trust.v1.Claims.ConfigEntry
-	nil,                                // 55: medicus.trust.v1.Claims.TcbEntry
-	nil,                                // 56: medicus.trust.v1.Claims.PlatformEntry
-	nil,                                // 57: medicus.trust.v1.Claims.AttributesEntry
-	nil,                                // 58: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	nil,                                // 59: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	(*timestamppb.Timestamp)(nil),      // 60: google.protobuf.Timestamp
+	(*Revocation)(nil),                 // 52: medicus.trust.v1.Revocation
+	(*RevokeRequest)(nil),              // 53: medicus.trust.v1.RevokeRequest
+	(*RevokeResponse)(nil),             // 54: medicus.trust.v1.RevokeResponse
+	(*ListRevocationsRequest)(nil),     // 55: medicus.trust.v1.ListRevocationsRequest
+	(*ListRevocationsResponse)(nil),    // 56: medicus.trust.v1.ListRevocationsResponse
+	nil,                                // 57: medicus.trust.v1.Evidence.CollateralEntry
+	nil,                                // 58: medicus.trust.v1.Claims.MeasurementsEntry
+	nil,                                // 59: medicus.trust.v1.Claims.ConfigEntry
+	nil,                                // 60: medicus.trust.v1.Claims.TcbEntry
+	nil,                                // 61: medicus.trust.v1.Claims.PlatformEntry
+	nil,                                // 62: medicus.trust.v1.Claims.AttributesEntry
+	nil,                                // 63: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	nil,                                // 64: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	(*timestamppb.Timestamp)(nil),      // 65: google.protobuf.Timestamp
 }
 var file_trustv1_trust_proto_depIdxs = []int32{
-	60, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	65, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: medicus.trust.v1.Evidence.tee:type_name -> medicus.trust.v1.TEE
-	52, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
+	57, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
 	5,  // 3: medicus.trust.v1.AttestRequest.evidence:type_name -> medicus.trust.v1.Evidence
 	6,  // 4: medicus.trust.v1.AttestRequest.workload_key:type_name -> medicus.trust.v1.WorkloadKey
 	1,  // 5: medicus.trust.v1.AttestRequest.token_format:type_name -> medicus.trust.v1.TokenFormat
 	0,  // 6: medicus.trust.v1.Claims.tee:type_name -> medicus.trust.v1.TEE
-	53, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
-	54, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
-	55, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
-	56, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
-	57, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
+	58, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
+	59, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
+	60, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
+	61, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
+	62, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
 	2,  // 12: medicus.trust.v1.Grant.kind:type_name -> medicus.trust.v1.Grant.Kind
 	8,  // 13: medicus.trust.v1.AttestResponse.claims:type_name -> medicus.trust.v1.Claims
 	9,  // 14: medicus.trust.v1.AttestResponse.grants:type_name -> medicus.trust.v1.Grant
-	60, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
+	65, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
 	12, // 16: medicus.trust.v1.GetSecretResponse.secret:type_name -> medicus.trust.v1.Sealed
-	58, // 17: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	12, // 18: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	59, // 19: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	12, // 20: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	60, // 21: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
-	20, // 22: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
-	60, // 23: medicus.trust.v1.ApproveBreakGlassResponse.expires_at:type_name -> google.protobuf.Timestamp
-	60, // 24: medicus.trust.v1.BreakGlass.requested_at:type_name -> google.protobuf.Timestamp
-	60, // 25: medicus.trust.v1.BreakGlass.approved_at:type_name -> google.protobuf.Timestamp
-	60, // 26: medicus.trust.v1.BreakGlass.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 27: medicus.trust.v1.ListBreakGlassResponse.entries:type_name -> medicus.trust.v1.BreakGlass
-	49, // 28: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	49, // 29: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	3,  // 30: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
-	7,  // 31: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
-	13, // 32: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
-	15, // 33: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
-	17, // 34: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
-	19, // 35: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
-	39, // 36: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
-	41, // 37: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
-	43, // 38: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
-	45, // 39: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
-	47, // 40: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
-	50, // 41: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
-	22, // 42: medicus.trust.v1.Admin.RegisterConsentKey:input_type -> medicus.trust.v1.RegisterConsentKeyRequest
-	24, // 43: medicus.trust.v1.Admin.WithdrawConsent:input_type -> medicus.trust.v1.WithdrawConsentRequest
-	26, // 44: medicus.trust.v1.Admin.RequestBreakGlass:input_type -> medicus.trust.v1.RequestBreakGlassRequest
-	28, // 45: medicus.trust.v1.Admin.ApproveBreakGlass:input_type -> medicus.trust.v1.ApproveBreakGlassRequest
-	30, // 46: medicus.trust.v1.Admin.ListBreakGlass:input_type -> medicus.trust.v1.ListBreakGlassRequest
-	33, // 47: medicus.trust.v1.Admin.ReviewBreakGlass:input_type -> medicus.trust.v1.ReviewBreakGlassRequest
-	35, // 48: medicus.trust.v1.Admin.RequestShred:input_type -> medicus.trust.v1.RequestShredRequest
-	37, // 49: medicus.trust.v1.Admin.ApproveShred:input_type -> medicus.trust.v1.ApproveShredRequest
-	4,  // 50: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
-	10, // 51: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
-	14, // 52: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
-	16, // 53: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
-	18, // 54: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
-	21, // 55: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
-	40, // 56: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
-	42, // 57: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
-	44, // 58: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
-	46, // 59: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
-	48, // 60: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
-	51, // 61: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
-	23, // 62: medicus.trust.v1.Admin.RegisterConsentKey:output_type -> medicus.trust.v1.RegisterConsentKeyResponse
-	25, // 63: medicus.trust.v1.Admin.WithdrawConsent:output_type -> medicus.trust.v1.WithdrawConsentResponse
-	27, // 64: medicus.trust.v1.Admin.RequestBreakGlass:output_type -> medicus.trust.v1.RequestBreakGlassResponse
-	29, // 65: medicus.trust.v1.Admin.ApproveBreakGlass:output_type -> medicus.trust.v1.ApproveBreakGlassResponse
-	32, // 66: medicus.trust.v1.Admin.ListBreakGlass:output_type -> medicus.trust.v1.ListBreakGlassResponse
-	34, // 67: medicus.trust.v1.Admin.ReviewBreakGlass:output_type -> medicus.trust.v1.ReviewBreakGlassResponse
-	36, // 68: medicus.trust.v1.Admin.RequestShred:output_type -> medicus.trust.v1.RequestShredResponse
-	38, // 69: medicus.trust.v1.Admin.ApproveShred:output_type -> medicus.trust.v1.ApproveShredResponse
-	50, // [50:70] is the sub-list for method output_type
-	30, // [30:50] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	65, // 17: medicus.trust.v1.GetSecretResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	63, // 18: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	12, // 19: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
+	65, // 20: medicus.trust.v1.GenerateDataKeyResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	64, // 21: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	12, // 22: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
+	65, // 23: medicus.trust.v1.UnwrapDataKeyResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	65, // 24: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
+	20, // 25: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
+	65, // 26: medicus.trust.v1.ApproveBreakGlassResponse.expires_at:type_name -> google.protobuf.Timestamp
+	65, // 27: medicus.trust.v1.BreakGlass.requested_at:type_name -> google.protobuf.Timestamp
+	65, // 28: medicus.trust.v1.BreakGlass.approved_at:type_name -> google.protobuf.Timestamp
+	65, // 29: medicus.trust.v1.BreakGlass.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 30: medicus.trust.v1.ListBreakGlassResponse.entries:type_name -> medicus.trust.v1.BreakGlass
+	49, // 31: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	49, // 32: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
+	65, // 33: medicus.trust.v1.Revocation.created:type_name -> google.protobuf.Timestamp
+	52, // 34: medicus.trust.v1.RevokeResponse.revocation:type_name -> medicus.trust.v1.Revocation
+	52, // 35: medicus.trust.v1.ListRevocationsResponse.revocations:type_name -> medicus.trust.v1.Revocation
+	65, // 36: medicus.trust.v1.ListRevocationsResponse.refreshed_at:type_name -> google.protobuf.Timestamp
+	3,  // 37: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
+	7,  // 38: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
+	13, // 39: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
+	15, // 40: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
+	17, // 41: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
+	19, // 42: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
+	39, // 43: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
+	41, // 44: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
+	43, // 45: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
+	45, // 46: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
+	47, // 47: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
+	50, // 48: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
+	22, // 49: medicus.trust.v1.Admin.RegisterConsentKey:input_type -> medicus.trust.v1.RegisterConsentKeyRequest
+	24, // 50: medicus.trust.v1.Admin.WithdrawConsent:input_type -> medicus.trust.v1.WithdrawConsentRequest
+	26, // 51: medicus.trust.v1.Admin.RequestBreakGlass:input_type -> medicus.trust.v1.RequestBreakGlassRequest
+	28, // 52: medicus.trust.v1.Admin.ApproveBreakGlass:input_type -> medicus.trust.v1.ApproveBreakGlassRequest
+	30, // 53: medicus.trust.v1.Admin.ListBreakGlass:input_type -> medicus.trust.v1.ListBreakGlassRequest
+	33, // 54: medicus.trust.v1.Admin.ReviewBreakGlass:input_type -> medicus.trust.v1.ReviewBreakGlassRequest
+	35, // 55: medicus.trust.v1.Admin.RequestShred:input_type -> medicus.trust.v1.RequestShredRequest
+	37, // 56: medicus.trust.v1.Admin.ApproveShred:input_type -> medicus.trust.v1.ApproveShredRequest
+	53, // 57: medicus.trust.v1.Admin.Revoke:input_type -> medicus.trust.v1.RevokeRequest
+	55, // 58: medicus.trust.v1.Admin.ListRevocations:input_type -> medicus.trust.v1.ListRevocationsRequest
+	4,  // 59: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
+	10, // 60: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
+	14, // 61: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
+	16, // 62: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
+	18, // 63: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
+	21, // 64: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
+	40, // 65: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
+	42, // 66: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
+	44, // 67: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
+	46, // 68: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
+	48, // 69: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
+	51, // 70: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
+	23, // 71: medicus.trust.v1.Admin.RegisterConsentKey:output_type -> medicus.trust.v1.RegisterConsentKeyResponse
+	25, // 72: medicus.trust.v1.Admin.WithdrawConsent:output_type -> medicus.trust.v1.WithdrawConsentResponse
+	27, // 73: medicus.trust.v1.Admin.RequestBreakGlass:output_type -> medicus.trust.v1.RequestBreakGlassResponse
+	29, // 74: medicus.trust.v1.Admin.ApproveBreakGlass:output_type -> medicus.trust.v1.ApproveBreakGlassResponse
+	32, // 75: medicus.trust.v1.Admin.ListBreakGlass:output_type -> medicus.trust.v1.ListBreakGlassResponse
+	34, // 76: medicus.trust.v1.Admin.ReviewBreakGlass:output_type -> medicus.trust.v1.ReviewBreakGlassResponse
+	36, // 77: medicus.trust.v1.Admin.RequestShred:output_type -> medicus.trust.v1.RequestShredResponse
+	38, // 78: medicus.trust.v1.Admin.ApproveShred:output_type -> medicus.trust.v1.ApproveShredResponse
+	54, // 79: medicus.trust.v1.Admin.Revoke:output_type -> medicus.trust.v1.RevokeResponse
+	56, // 80: medicus.trust.v1.Admin.ListRevocations:output_type -> medicus.trust.v1.ListRevocationsResponse
+	59, // [59:81] is the sub-list for method output_type
+	37, // [37:59] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_trustv1_trust_proto_init() }
@@ -3413,7 +3783,7 @@ func file_trustv1_trust_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trustv1_trust_proto_rawDesc), len(file_trustv1_trust_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   57,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

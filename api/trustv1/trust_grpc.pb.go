@@ -357,6 +357,8 @@ const (
 	Admin_ReviewBreakGlass_FullMethodName   = "/medicus.trust.v1.Admin/ReviewBreakGlass"
 	Admin_RequestShred_FullMethodName       = "/medicus.trust.v1.Admin/RequestShred"
 	Admin_ApproveShred_FullMethodName       = "/medicus.trust.v1.Admin/ApproveShred"
+	Admin_Revoke_FullMethodName             = "/medicus.trust.v1.Admin/Revoke"
+	Admin_ListRevocations_FullMethodName    = "/medicus.trust.v1.Admin/ListRevocations"
 )
 
 // AdminClient is the client API for Admin service.
@@ -390,6 +392,9 @@ type AdminClient interface {
 	// different operator approves, and only then the key store destroys the key.
 	RequestShred(ctx context.Context, in *RequestShredRequest, opts ...grpc.CallOption) (*RequestShredResponse, error)
 	ApproveShred(ctx context.Context, in *ApproveShredRequest, opts ...grpc.CallOption) (*ApproveShredResponse, error)
+	// Role security-team: revoke a platform, image, TCB level or advisory on every replica.
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
+	ListRevocations(ctx context.Context, in *ListRevocationsRequest, opts ...grpc.CallOption) (*ListRevocationsResponse, error)
 }
 
 type adminClient struct {
@@ -540,6 +545,26 @@ func (c *adminClient) ApproveShred(ctx context.Context, in *ApproveShredRequest,
 	return out, nil
 }
 
+func (c *adminClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, Admin_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListRevocations(ctx context.Context, in *ListRevocationsRequest, opts ...grpc.CallOption) (*ListRevocationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRevocationsResponse)
+	err := c.cc.Invoke(ctx, Admin_ListRevocations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -571,6 +596,9 @@ type AdminServer interface {
 	// different operator approves, and only then the key store destroys the key.
 	RequestShred(context.Context, *RequestShredRequest) (*RequestShredResponse, error)
 	ApproveShred(context.Context, *ApproveShredRequest) (*ApproveShredResponse, error)
+	// Role security-team: revoke a platform, image, TCB level or advisory on every replica.
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
+	ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -622,6 +650,12 @@ func (UnimplementedAdminServer) RequestShred(context.Context, *RequestShredReque
 }
 func (UnimplementedAdminServer) ApproveShred(context.Context, *ApproveShredRequest) (*ApproveShredResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ApproveShred not implemented")
+}
+func (UnimplementedAdminServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedAdminServer) ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListRevocations not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -896,6 +930,42 @@ func _Admin_ApproveShred_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListRevocations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRevocationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListRevocations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListRevocations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListRevocations(ctx, req.(*ListRevocationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -958,6 +1028,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApproveShred",
 			Handler:    _Admin_ApproveShred_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _Admin_Revoke_Handler,
+		},
+		{
+			MethodName: "ListRevocations",
+			Handler:    _Admin_ListRevocations_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

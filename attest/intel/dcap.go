@@ -61,19 +61,22 @@ type QuoteVerifierOptions struct {
 	// CacheObserver, if set, learns whether each online collateral lookup was answered from
 	// the cache (for metrics). It must not block.
 	CacheObserver func(hit bool)
+	// Freshness of online collateral (see freshness.go); the zero value takes the defaults.
+	Freshness Freshness
 }
 
 // QuoteVerifier authenticates DCAP quotes up to the QE report and finds verified collateral for
 // their platform: from an offline directory, online (PCS or a PCCS), or the evidence. It is
 // safe for concurrent use.
 type QuoteVerifier struct {
-	roots  *Roots
-	src    *Source
-	dir    atomic.Pointer[Offline]
-	pcks   boundedMap[*Chain, *PCKInfo]
-	qes    boundedMap[qeKey, bool]
-	online boundedMap[string, *Verified]
-	seen   func(hit bool)
+	roots *Roots
+	src   *Source
+	dir   atomic.Pointer[Offline]
+	pcks  boundedMap[*Chain, *PCKInfo]
+	qes   boundedMap[qeKey, bool]
+	seen  func(hit bool)
+	fresh Freshness
+	state onlineState
 }
 
 // maxCachedPCKs bounds the per-PCK cache. Entries are per verified chain, which the chain cache
@@ -93,13 +96,13 @@ type qeKey struct {
 
 // NewQuoteVerifier returns a QuoteVerifier without offline collateral; see LoadDir.
 func NewQuoteVerifier(o QuoteVerifierOptions) *QuoteVerifier {
-	v := &QuoteVerifier{roots: NewRoots(o.Root), seen: o.CacheObserver}
+	v := &QuoteVerifier{roots: NewRoots(o.Root), seen: o.CacheObserver, fresh: o.Freshness.withDefaults()}
 	if v.seen == nil {
 		v.seen = func(bool) {}
 	}
 	v.pcks.max = maxCachedPCKs
 	v.qes.max = maxCachedQEReports
-	v.online.max = int64(o.MaxOnline)
+	v.state.max = o.MaxOnline
 	if o.PCSURL != "" {
 		v.src = &Source{
 			Fetch:    FetchOptions{BaseURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, SGX: o.SGX},
@@ -285,7 +288,11 @@ func (v *QuoteVerifier) Collateral(ctx context.Context, evidence map[string][]by
 	case v.CanFetch():
 		return v.Fetch(ctx, fmspc, ca, now)
 	case len(evidence) > 0:
-		return v.FromEvidence(evidence, now)
+		vc, err := v.FromEvidence(evidence, now)
+		if err != nil {
+			return nil, err
+		}
+		return vc, v.checkSupplied(fmspc, ca, vc)
 	case d != nil:
 		return nil, d.Mismatch(fmspc)
 	}
@@ -296,24 +303,10 @@ func (v *QuoteVerifier) Collateral(ctx context.Context, evidence map[string][]by
 func (v *QuoteVerifier) CanFetch() bool { return v.src != nil }
 
 // Fetch gets collateral for the platform and PCK CA from PCS or a PCCS, verified at now,
-// remembering it per platform and CA while it stays valid. Only call it when CanFetch.
+// remembering it per platform and CA for one refresh interval (see Freshness). Only call it
+// when CanFetch.
 func (v *QuoteVerifier) Fetch(ctx context.Context, fmspc, ca string, now time.Time) (*Verified, error) {
-	key := fmspc + "/" + ca
-	if vc, ok := v.online.load(key); ok && vc.ValidAt(now) == nil {
-		v.seen(true)
-		return vc, nil
-	}
-	v.seen(false)
-	c, err := v.src.Get(ctx, fmspc, ca, now)
-	if err != nil {
-		return nil, attest.Unavailable("collateral", err)
-	}
-	vc, err := v.roots.VerifyCollateral(c, now)
-	if err != nil {
-		return nil, CollateralError(err)
-	}
-	v.online.store(key, vc)
-	return vc, nil
+	return v.fetchFresh(ctx, fmspc, ca, now)
 }
 
 // CollateralError reports a collateral failure as not authentic, naming the file when err does.

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -53,6 +54,9 @@ type Options struct {
 	// CacheObserver, if set, learns whether each online collateral lookup was answered from
 	// the cache (for metrics). It must not block.
 	CacheObserver func(hit bool)
+	// Freshness of online collateral: refresh interval, maximum age, minimum TCB evaluation
+	// data number (see intel.Freshness); the zero value takes the defaults.
+	Freshness intel.Freshness
 }
 
 // Verifier verifies TDX quotes. It is safe for concurrent use.
@@ -69,7 +73,7 @@ const maxOnline = 1024
 func New(o Options) (*Verifier, error) {
 	v := &Verifier{o: o, q: intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
 		Root: o.Root, PCSURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, CacheDir: o.CacheDir,
-		MaxOnline: maxOnline, CacheObserver: o.CacheObserver,
+		MaxOnline: maxOnline, CacheObserver: o.CacheObserver, Freshness: o.Freshness,
 	})}
 	if o.CollateralDir != "" {
 		if err := v.ReloadCollateral(); err != nil {
@@ -252,6 +256,7 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"fmspc":         info.Ext.FMSPCHex(),
 			"signer":        "pck",
 			"pce_id":        info.Ext.PCEIDHex(),
+			"ppid":          hex.EncodeToString(info.Ext.PPID),
 			"pck_ca":        info.CA,
 			"quote_version": strconv.Itoa(int(q.Version)),
 		},

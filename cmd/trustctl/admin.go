@@ -132,6 +132,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 			return err
 		}),
 	)
+	cmd.AddCommand(revokeCmds(call)...)
 	return cmd
 }
 

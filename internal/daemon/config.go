@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/vault"
@@ -81,6 +82,8 @@ type Config struct {
 	KMS KMSConfig `yaml:"kms"`
 	// Verifiers configure evidence verification per TEE.
 	Verifiers VerifiersConfig `yaml:"verifiers"`
+	// Revocations tunes how revocations reach this replica (see revocations.go).
+	Revocations RevocationsConfig `yaml:"revocations"`
 }
 
 // TLSConfig is the server certificate (reloaded when the files change, TLS 1.3 only) and, for
@@ -178,6 +181,17 @@ type IntelConfig struct {
 	CollateralDir string `yaml:"collateral_dir"`
 	// CacheDir keeps fetched collateral until its next update; default DataDir/collateral/tdx (sgx).
 	CacheDir string `yaml:"cache_dir"`
+	// CollateralRefresh re-fetches online collateral this often whatever its nextUpdate
+	// (default 1h); CollateralMaxAge is how long a failed refresh keeps the last good set before
+	// verification fails closed (default 24h); MinTCBEvaluationDataNumber refuses older TCB
+	// info and QE identities.
+	CollateralRefresh          time.Duration `yaml:"collateral_refresh"`
+	CollateralMaxAge           time.Duration `yaml:"collateral_max_age"`
+	MinTCBEvaluationDataNumber int           `yaml:"min_tcb_evaluation_data_number"`
+}
+
+func (c IntelConfig) freshness() intel.Freshness {
+	return intel.Freshness{RefreshInterval: c.CollateralRefresh, MaxAge: c.CollateralMaxAge, MinTCBEvaluationDataNumber: c.MinTCBEvaluationDataNumber}
 }
 
 // Defaults fills unset fields.

@@ -35,6 +35,7 @@ import (
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/policies/pgstate"
+	"github.com/medicus-cloud/trust/revoke"
 	"github.com/medicus-cloud/trust/service"
 	"github.com/medicus-cloud/trust/token"
 )
@@ -71,6 +72,7 @@ type Daemon struct {
 	auditLg  auditLog
 	tokens   *token.Issuer
 	keys     *route.Router
+	revoked  *revoke.Set
 	closers  []func() error
 }
 
@@ -136,6 +138,9 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, err
 	}
 	log.Info("audit context key loaded", "from", ckFrom)
+	if d.revoked, err = d.openRevocations(ctx, env); err != nil {
+		return nil, err
+	}
 	duties, err := openDuties(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -149,6 +154,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
 		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
+		Revocations: d.revoked,
 	})
 	if err != nil {
 		return nil, err
@@ -160,7 +166,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		}
 		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: keys, Policies: reloader, Audit: d.auditLg,
 			LogOrigin: d.auditLg.Origin(), LogVerifierKey: d.auditLg.VerifierKey(), LogTilesPath: "/audit/",
-			Caller: adminCaller, Logger: log,
+			Caller: adminCaller, Logger: log, Revocations: d.revoked,
 			Consent: duties.consent, BreakGlass: duties.breakGlass, ContextKey: ck, Identity: adminIdentity})
 		if err != nil {
 			return nil, err
@@ -279,7 +285,7 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 		return c.PCSURL
 	}
 	if c := vc.TDX; !c.Disabled {
-		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir,
+		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir, Freshness: c.freshness(),
 			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-tdx", hit) }})
 		if err != nil {
 			return nil, fmt.Errorf("verifiers.tdx: %w", err)
@@ -287,7 +293,7 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 		out = append(out, v)
 	}
 	if c := vc.SGX; !c.Disabled {
-		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir,
+		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir, Freshness: c.freshness(),
 			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-sgx", hit) }})
 		if err != nil {
 			return nil, fmt.Errorf("verifiers.sgx: %w", err)
@@ -373,6 +379,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.policies != nil {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
+	go d.revoked.Run(ctx)
 	fctx, fcancel := context.WithCancel(ctx)
 	flushed := make(chan struct{})
 	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()
@@ -519,6 +526,8 @@ func AdminRoles() map[string][]tlsconfig.Role {
 		pb.Admin_ReviewBreakGlass_FullMethodName:   {tlsconfig.BreakGlass, tlsconfig.Auditor},
 		pb.Admin_RequestShred_FullMethodName:       {tlsconfig.Operator},
 		pb.Admin_ApproveShred_FullMethodName:       {tlsconfig.Operator},
+		pb.Admin_Revoke_FullMethodName:             {tlsconfig.SecurityTeam},
+		pb.Admin_ListRevocations_FullMethodName:    {tlsconfig.SecurityTeam},
 	}
 }
 

@@ -34,7 +34,8 @@ type CacheOptions struct {
 // or on Purge. It is safe for concurrent use.
 //
 // A cached key is released again without asking trustd, so a revoked grant takes effect only
-// when the entry expires: keep TTL short.
+// when the entry expires: keep TTL short. Over a LeasedKeySource (such as *sdk.Client) an entry
+// also expires when trustd's lease on the key ends.
 type CachingKeySource struct {
 	src KeySource
 	max int
@@ -82,12 +83,12 @@ func cacheID(keyName string, wrapped, digest []byte) [32]byte {
 
 // GenerateDataKey calls the underlying source and caches the new key.
 func (c *CachingKeySource) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
-	dek, wrapped, err := c.src.GenerateDataKey(ctx, keyName, kc)
+	dek, wrapped, lease, err := c.generate(ctx, keyName, kc)
 	if err != nil {
 		return nil, nil, err
 	}
 	if digest, err := kc.Digest(); err == nil {
-		c.put(cacheID(keyName, wrapped, digest), dek)
+		c.put(cacheID(keyName, wrapped, digest), dek, lease)
 	}
 	return dek, wrapped, nil
 }
@@ -102,11 +103,11 @@ func (c *CachingKeySource) UnwrapDataKey(ctx context.Context, keyName string, wr
 	if k := c.get(id); k != nil {
 		return k, nil
 	}
-	dek, err := c.src.UnwrapDataKey(ctx, keyName, wrapped, kc)
+	dek, lease, err := c.unwrap(ctx, keyName, wrapped, kc)
 	if err != nil {
 		return nil, err
 	}
-	c.put(id, dek)
+	c.put(id, dek, lease)
 	return dek, nil
 }
 
@@ -126,9 +127,9 @@ func (c *CachingKeySource) get(id [32]byte) *secret.Bytes {
 	return secret.New(bytes.Clone(e.key.Reveal()))
 }
 
-// put stores a copy of k; the caller keeps k.
-func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes) {
-	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: c.now().Add(c.ttl)}
+// put stores a copy of k until its TTL or its lease (when not zero) ends; the caller keeps k.
+func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) {
+	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: c.expiry(lease)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[id]; ok {
