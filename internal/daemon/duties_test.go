@@ -69,7 +69,10 @@ func startDuties(t *testing.T) *dutiesEnv {
 	write(t, pol, "hello.yaml", consentPolicy)
 	ca, admins := newCA(t, "server CA"), newCA(t, "admin CA")
 	sc, sk := ca.issue(t, "trustd", "", true)
+	// The scenario makes many calls from one loopback address (workloads and admins alike); the
+	// per-peer rate limit is not what it tests.
 	cfg := &Config{Dev: true, DataDir: filepath.Join(dir, "data"), Policy: pol, Listen: "127.0.0.1:0",
+		Limits: LimitsConfig{Rate: 1000, Burst: 1000},
 		TLS: TLSConfig{CertFile: write(t, dir, "server.pem", string(sc)), KeyFile: write(t, dir, "server.key", string(sk)),
 			ClientCAFile: write(t, dir, "admin-ca.pem", string(admins.pem))}}
 	d, err := New(context.Background(), cfg, Env{}, slog.New(slog.DiscardHandler))
