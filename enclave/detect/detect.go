@@ -10,8 +10,8 @@ import (
 
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/ego"
-	"github.com/medicus-cloud/trust/enclave/snp"
-	"github.com/medicus-cloud/trust/enclave/tdx"
+	"github.com/medicus-cloud/trust/enclave/snpguest"
+	"github.com/medicus-cloud/trust/enclave/tdxguest"
 )
 
 // System describes where to look; the zero value is the real machine.
@@ -44,13 +44,13 @@ func (s System) Provider() (enclave.Provider, error) {
 	flags := s.cpuFlags()
 	exists := func(p string) bool { _, err := s.Stat(p); return err == nil }
 	switch {
-	case flags["tdx_guest"] || exists(tdx.DefaultDevicePath):
-		return tdx.New(tdx.Options{})
-	case flags["sev_snp"] || exists(snp.DefaultDevice):
-		return snp.New(snp.Options{})
+	case flags["tdx_guest"] || exists(tdxguest.DefaultDevicePath):
+		return tdxguest.New(tdxguest.Options{})
+	case flags["sev_snp"] || exists(snpguest.DefaultDevice):
+		return snpguest.New(snpguest.Options{})
 	}
 	return nil, fmt.Errorf("%w: not inside an EGo enclave, no tdx_guest or sev_snp CPU flag in /proc/cpuinfo, no %s or %s",
-		enclave.ErrNoTEE, tdx.DefaultDevicePath, snp.DefaultDevice)
+		enclave.ErrNoTEE, tdxguest.DefaultDevicePath, snpguest.DefaultDevice)
 }
 
 func (s System) cpuFlags() map[string]bool {

@@ -22,7 +22,7 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/sgx"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/audit"
@@ -253,7 +253,7 @@ func (d *Daemon) verifiers() ([]attest.Verifier, error) {
 	var out []attest.Verifier
 	if d.cfg.Dev {
 		d.log.Warn("DEV MODE: accepting INSECURE simulated evidence that anyone can forge; never use in production")
-		out = append(out, simtee.NewInsecureVerifier())
+		out = append(out, sim.NewInsecureVerifier())
 	}
 	if !vc.SNP.Disabled {
 		o := snp.Options{KDSURL: vc.SNP.KDSURL, CertsDir: vc.SNP.CertsDir, CacheDir: vc.SNP.CacheDir,

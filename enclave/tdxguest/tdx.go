@@ -1,10 +1,10 @@
-// Package tdx is the evidence provider for Intel TDX trust domains: it asks the guest kernel
+// Package tdxguest is the evidence provider for Intel TDX trust domains: it asks the guest kernel
 // for a quote over the report data, through configfs-tsm (provider "tdx_guest", the kernel's
 // current interface) or, on older kernels, the /dev/tdx_guest device's GET_QUOTE request.
 //
 // The quote goes from the TD to the host's quoting enclave and back; it is not secret. The
 // provider checks that what came back is a TDX quote over the report data it asked for.
-package tdx
+package tdxguest
 
 import (
 	"context"

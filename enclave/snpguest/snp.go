@@ -1,4 +1,4 @@
-// Package snp is the guest side of AMD SEV-SNP: it obtains an attestation report with the
+// Package snpguest is the guest side of AMD SEV-SNP: it obtains an attestation report with the
 // workload's report data, and the host's certificate table (VCEK, ASK, ARK) when the host
 // supplies one, on a real SEV-SNP guest.
 //
@@ -6,7 +6,7 @@
 // certificate table) and falls back to the /dev/sev-guest extended-report ioctl. Where neither
 // exists it fails with an error wrapping enclave.ErrNoTEE that names both paths. It does not
 // import go-sev-guest's client package, which registers command-line flags.
-package snp
+package snpguest
 
 import (
 	"bytes"

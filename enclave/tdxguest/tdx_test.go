@@ -1,4 +1,4 @@
-package tdx
+package tdxguest
 
 import (
 	"context"
