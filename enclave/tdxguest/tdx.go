@@ -16,7 +16,7 @@ import (
 	labi "github.com/google/go-tdx-guest/client/linuxabi"
 
 	"github.com/medicus-cloud/trust/attest"
-	attesttdx "github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/tdx/tdxquote"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/tsm"
 )
@@ -108,7 +108,7 @@ func (p *Provider) Evidence(ctx context.Context, rd [attest.ReportDataSize]byte)
 		return nil, err
 	}
 	// Fail here rather than at the verifier if the platform handed back something else.
-	pq, err := attesttdx.ParseQuote(q)
+	pq, err := tdxquote.ParseQuote(q)
 	if err != nil {
 		return nil, fmt.Errorf("tdx: the platform returned no usable quote: %w", err)
 	}
