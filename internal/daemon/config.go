@@ -79,8 +79,9 @@ type Config struct {
 	Audit AuditConfig `yaml:"audit"`
 	// KMS selects the key store.
 	KMS KMSConfig `yaml:"kms"`
-	// Verifiers configure evidence verification per TEE.
-	Verifiers VerifiersConfig `yaml:"verifiers"`
+	// Verifiers configure evidence verification: one section per TEE scheme (attest/schemes),
+	// each scheme on only when its section is present. See verifiers.go.
+	Verifiers Verifiers `yaml:"verifiers"`
 }
 
 // TLSConfig is the server certificate (reloaded when the files change, TLS 1.3 only) and, for
@@ -149,37 +150,6 @@ type KMSConfig struct {
 	Default string `yaml:"default"`
 }
 
-// VerifiersConfig configures the hardware TEE verifiers. All are on unless disabled.
-type VerifiersConfig struct {
-	SNP SNPConfig   `yaml:"snp"`
-	TDX IntelConfig `yaml:"tdx"`
-	SGX IntelConfig `yaml:"sgx"`
-}
-
-// SNPConfig configures SEV-SNP verification.
-type SNPConfig struct {
-	Disabled bool `yaml:"disabled"`
-	// Offline never touches the network: VCEKs come with the evidence or from CertsDir.
-	Offline bool   `yaml:"offline"`
-	KDSURL  string `yaml:"kds_url"`
-	// CertsDir is an offline collateral directory (VCEK/VLEK certificates and CRLs).
-	CertsDir string `yaml:"certs_dir"`
-	// CacheDir keeps fetched certificates and CRLs; default DataDir/collateral/snp.
-	CacheDir string `yaml:"cache_dir"`
-}
-
-// IntelConfig configures TDX or SGX verification.
-type IntelConfig struct {
-	Disabled bool `yaml:"disabled"`
-	// Offline never touches the network: collateral comes from CollateralDir only.
-	Offline bool `yaml:"offline"`
-	// PCSURL is Intel's PCS or a caching service (PCCS); empty means Intel's PCS.
-	PCSURL        string `yaml:"pcs_url"`
-	CollateralDir string `yaml:"collateral_dir"`
-	// CacheDir keeps fetched collateral until its next update; default DataDir/collateral/tdx (sgx).
-	CacheDir string `yaml:"cache_dir"`
-}
-
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
 	if c.Listen == "" {
@@ -205,15 +175,6 @@ func (c *Config) Defaults() {
 	}
 	if c.TokenKeyDir == "" {
 		c.TokenKeyDir = filepath.Join(c.DataDir, "token-keys")
-	}
-	if c.Verifiers.SNP.CacheDir == "" {
-		c.Verifiers.SNP.CacheDir = filepath.Join(c.DataDir, "collateral", "snp")
-	}
-	if c.Verifiers.TDX.CacheDir == "" {
-		c.Verifiers.TDX.CacheDir = filepath.Join(c.DataDir, "collateral", "tdx")
-	}
-	if c.Verifiers.SGX.CacheDir == "" {
-		c.Verifiers.SGX.CacheDir = filepath.Join(c.DataDir, "collateral", "sgx")
 	}
 }
 
@@ -248,6 +209,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("audit.context_key_file: required outside dev mode: it keys the context digests of audit records"))
 	}
 	errs = append(errs, c.validateDevAndOrigin()...)
+	errs = append(errs, c.Verifiers.validate(c.Dev)...)
 	switch c.Audit.Backend {
 	case "local":
 		if c.Audit.DSNFile != "" || c.Audit.KeyFile != "" {

@@ -1,0 +1,54 @@
+package intel
+
+import (
+	"path/filepath"
+
+	"github.com/medicus-cloud/trust/attest"
+)
+
+// PCSConfig is the configuration section that TDX and SGX verification share in trustd (the
+// `verifiers: tdx:` and `verifiers: sgx:` sections).
+type PCSConfig struct {
+	// Disable is the deprecated `disabled: true`: remove the section instead.
+	Disable bool `yaml:"disabled"`
+	// Offline never touches the network: collateral comes from CollateralDir only.
+	Offline bool `yaml:"offline"`
+	// PCSURL is Intel's PCS or a caching service (PCCS); empty means Intel's PCS.
+	PCSURL        string `yaml:"pcs_url"`
+	CollateralDir string `yaml:"collateral_dir"`
+	// CacheDir keeps fetched collateral until its next update; default DataDir/collateral/<tee>.
+	CacheDir string `yaml:"cache_dir"`
+}
+
+// Disabled implements attest.SchemeConfig.
+func (c *PCSConfig) Disabled() bool { return c.Disable }
+
+// URL is the PCS to fetch from: "" when offline, DefaultPCSURL when unset.
+func (c *PCSConfig) URL() string {
+	switch {
+	case c.Offline:
+		return ""
+	case c.PCSURL == "":
+		return DefaultPCSURL
+	}
+	return c.PCSURL
+}
+
+// Cache is CacheDir, or dataDir/collateral/sub when unset and dataDir is not empty.
+func (c *PCSConfig) Cache(dataDir, sub string) string {
+	if c.CacheDir != "" || dataDir == "" {
+		return c.CacheDir
+	}
+	return filepath.Join(dataDir, "collateral", sub)
+}
+
+// CollateralFlag is the trustctl evidence verify option of TDX and SGX.
+var CollateralFlag = attest.FileFlag{Name: "collateral", Usage: "TDX/SGX: offline collateral directory (trustctl collateral fetch)"}
+
+// FileURL is the PCS that trustctl evidence verify may fetch from: Intel's with --online.
+func FileURL(o attest.FileOptions) string {
+	if o.Online {
+		return DefaultPCSURL
+	}
+	return ""
+}
