@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/pglog"
 	"github.com/medicus-cloud/trust/challenge"
@@ -118,7 +119,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	d.closers = append(d.closers, d.auditLg.Close)
-	if d.metrics, err = metrics.New(d.registry, metrics.Options{}); err != nil {
+	if d.metrics, err = metrics.New(d.registry, metrics.Options{TEEs: schemes.Names()}); err != nil {
 		return nil, err
 	}
 	verifiers, err := d.verifiers()
