@@ -119,3 +119,14 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 	}
 	return &attest.Evidence{TEE: attest.SGX, Report: bytes.Clone(q)}, nil
 }
+
+// Detector finds an EGo enclave (for enclave/detect).
+var Detector = enclave.Detector{
+	What: "an EGo enclave",
+	Detect: func(enclave.Machine) (enclave.Provider, error) {
+		if p, ok := Detect(); ok {
+			return p, nil
+		}
+		return nil, nil
+	},
+}

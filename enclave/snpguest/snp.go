@@ -170,3 +170,15 @@ func extendedReport(d guestDevice, rd [64]byte, vmpl uint32) ([]byte, []byte, er
 	}
 	return nil, nil, errors.New("SNP_GET_EXT_REPORT: host keeps asking for a larger certificate buffer")
 }
+
+// Detector finds an SEV-SNP guest by its sev_snp CPU flag or its guest device (for
+// enclave/detect).
+var Detector = enclave.Detector{
+	What: "an SEV-SNP guest (sev_snp CPU flag in /proc/cpuinfo or " + DefaultDevice + ")",
+	Detect: func(m enclave.Machine) (enclave.Provider, error) {
+		if !m.CPUFlag("sev_snp") && !m.Exists(DefaultDevice) {
+			return nil, nil
+		}
+		return New(Options{})
+	},
+}

@@ -156,3 +156,14 @@ func (p *Provider) viaDevice(rd [64]byte) ([]byte, error) {
 	}
 	return append([]byte(nil), hdr.Data[:hdr.OutLen]...), nil
 }
+
+// Detector finds a TDX guest by its tdx_guest CPU flag or its guest device (for enclave/detect).
+var Detector = enclave.Detector{
+	What: "a TDX guest (tdx_guest CPU flag in /proc/cpuinfo or " + DefaultDevicePath + ")",
+	Detect: func(m enclave.Machine) (enclave.Provider, error) {
+		if !m.CPUFlag("tdx_guest") && !m.Exists(DefaultDevicePath) {
+			return nil, nil
+		}
+		return New(Options{})
+	},
+}
