@@ -249,7 +249,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if ev == nil {
 		return nil, attest.Malformed("evidence", "missing")
 	}
-	if ev.TEE != "" && ev.TEE != attest.SEVSNP {
+	if ev.TEE != attest.SEVSNP {
 		return nil, attest.Malformed("tee", "%q, want %q", ev.TEE, attest.SEVSNP)
 	}
 	now := opts.Time()
