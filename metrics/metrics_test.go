@@ -21,8 +21,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/attest/schemes"
+	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/release"
 )

@@ -17,9 +17,10 @@ import (
 
 // Known claim names, so that a typo in a policy is an error rather than a requirement that
 // silently never matches.
+// The claim names of every scheme (attest/schemes), with their lengths in bytes.
+var knownTCB, knownConfig, knownMeasurements = knownClaims()
+
 var (
-	// The claim names of every scheme (attest/schemes), with their lengths in bytes.
-	knownTCB, knownConfig, knownMeasurements = knownClaims()
 	knownTCBStatus = set("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded", "unknown")
 	ruleNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	policyNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
