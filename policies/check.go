@@ -16,8 +16,7 @@ import (
 )
 
 // Known claim names, so that a typo in a policy is an error rather than a requirement that
-// silently never matches.
-// The claim names of every scheme (attest/schemes), with their lengths in bytes.
+// silently never matches: every scheme's (attest/schemes), with their lengths in bytes.
 var knownTCB, knownConfig, knownMeasurements = knownClaims()
 
 var (
