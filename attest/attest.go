@@ -2,7 +2,9 @@
 //
 // It answers one question: is this evidence authentic, and what does it say? Whether the claims
 // are acceptable is for package policies to decide. Each TEE has its own subpackage (snp, tdx,
-// sgx, sim) that implements Verifier.
+// sgx, sim) that implements Verifier and exports a Scheme: its configuration, verifier
+// constructor, evidence-file loader, claim names and measurement rule. Package attest/schemes
+// lists them and documents what adding a TEE takes; ParseTEE lives there.
 package attest
 
 import (
@@ -17,7 +19,8 @@ import (
 // TEE names a kind of trusted execution environment.
 type TEE string
 
-// The TEE types that evidence can come from.
+// The TEE types of the schemes in this module. A new scheme declares its TEE constant in its own
+// package (see attest/schemes), not here.
 const (
 	SEVSNP TEE = "sev-snp"
 	TDX    TEE = "tdx"
@@ -25,21 +28,6 @@ const (
 	// InsecureSimulated evidence is signed by a published key: anyone can forge it.
 	InsecureSimulated TEE = "insecure-simulated"
 )
-
-// ParseTEE accepts the canonical names and a few common spellings.
-func ParseTEE(s string) (TEE, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "sev-snp", "snp", "sevsnp":
-		return SEVSNP, nil
-	case "tdx":
-		return TDX, nil
-	case "sgx":
-		return SGX, nil
-	case "insecure-simulated", "sim", "simulated":
-		return InsecureSimulated, nil
-	}
-	return "", fmt.Errorf("unknown TEE type %q (want sev-snp, tdx, sgx or insecure-simulated)", s)
-}
 
 // Evidence is what a TEE produced, as it came from the platform.
 type Evidence struct {

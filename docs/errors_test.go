@@ -24,11 +24,11 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -89,7 +89,7 @@ spec:
 	tokens, _ := token.NewIssuer(token.Options{Key: tk})
 	aud := &switchAudit{}
 	svc, err := service.New(service.Options{
-		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: aud, Nonces: nonces, Tokens: tokens,
 	})
 	if err != nil {
@@ -126,7 +126,7 @@ func attestReq(t *testing.T, c pb.TrustClient, measurement []byte, rdOverride *[
 	if rdOverride != nil {
 		rd = *rdOverride
 	}
-	ev, err := sim.NewInsecure(sim.Options{Measurement: measurement}).Evidence(context.Background(), rd)
+	ev, err := simguest.NewInsecure(simguest.Options{Measurement: measurement}).Evidence(context.Background(), rd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/benchratio"
 	"github.com/medicus-cloud/trust/loadtest"
 	"github.com/medicus-cloud/trust/seal"
@@ -36,7 +36,7 @@ func BenchmarkRatioAttestReleaseThroughput(b *testing.B) {
 		}
 	}
 
-	ev, err := sim.NewInsecure(sim.Options{Measurement: measurement()}).Evidence(context.Background(), [64]byte{})
+	ev, err := simguest.NewInsecure(simguest.Options{Measurement: measurement()}).Evidence(context.Background(), [64]byte{})
 	if err != nil {
 		b.Fatal(err)
 	}

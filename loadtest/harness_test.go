@@ -15,7 +15,7 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -92,7 +92,7 @@ spec:
 		tb.Fatal(err)
 	}
 	svc, err := service.New(service.Options{
-		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{},
 		Nonces: nonces, Tokens: tokens,
 	})

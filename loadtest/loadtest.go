@@ -2,7 +2,7 @@
 // workload sees: each request is one full attestation (challenge, evidence, Attest) followed by
 // one release (a data key or a secret), as a workload does when it starts.
 //
-// The workloads use the INSECURE simulated TEE (enclave/sim) and so need a trustd started with
+// The workloads use the INSECURE simulated TEE (enclave/simguest) and so need a trustd started with
 // --dev (or an in-process one). Runs are bounded in count and time, and the target must be a
 // loopback address unless AllowRemote is set: a load test is never pointed at production by
 // accident.
@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/sdk"
 )
@@ -357,7 +357,7 @@ func (o *Options) clients(ctx context.Context) ([]*sdk.Client, func(), error) {
 			conns = append(conns, cc)
 			conn = cc
 		}
-		c, err := sdk.New(ctx, sdk.Options{Conn: conn, Provider: sim.NewInsecure(sim.Options{Measurement: o.Measurement, SVN: o.SVN}), Now: o.Now})
+		c, err := sdk.New(ctx, sdk.Options{Conn: conn, Provider: simguest.NewInsecure(simguest.Options{Measurement: o.Measurement, SVN: o.SVN}), Now: o.Now})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("loadtest: %w", err)

@@ -30,8 +30,8 @@ import (
 
 // Recorder is everything trustd's packages report. Implementations must not block.
 type Recorder interface {
-	// Attestation counts one decision: tee as in attest.TEE ("sev-snp", "tdx", "sgx",
-	// "insecure-simulated"), verdict one of release.Outcomes (the audit record's verdict).
+	// Attestation counts one decision: tee as in attest.TEE (one of attest/schemes.Names),
+	// verdict one of release.Outcomes (the audit record's verdict).
 	Attestation(tee string, verdict release.Outcome)
 	// Release counts one release call by kind and outcome, in package release's vocabulary.
 	Release(kind release.Kind, outcome release.Outcome)
@@ -43,8 +43,9 @@ type Recorder interface {
 	KeyStoreError(op string)
 	// AuditAppend observes how long one durable append took and whether it failed.
 	AuditAppend(d time.Duration, err error)
-	// CollateralCache counts a collateral lookup (source "amd-kds", "intel-pcs", ...) answered
-	// from the cache (hit) or fetched (miss).
+	// CollateralCache counts a collateral lookup answered from the cache (hit) or fetched
+	// (miss); the schemes name their sources ("amd-endorsement", "intel-pcs-tdx",
+	// "intel-pcs-sgx").
 	CollateralCache(source string, hit bool)
 }
 
@@ -90,6 +91,9 @@ type Options struct {
 	// func() time.Time { return tlsServer.Leaf().NotAfter }). A failed renewal keeps the old
 	// certificate in service, so this gauge is how an alert learns of it in time.
 	CertNotAfter func() time.Time
+	// TEEs are the values of the tee label (trustd passes attest/schemes.Names()); any other
+	// TEE counts as "other". Nil accepts any short lowercase name.
+	TEEs []string
 }
 
 // Metrics is the Prometheus Recorder and the source of the gRPC interceptors.
@@ -106,6 +110,7 @@ type Metrics struct {
 	collateral   *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	now          func() time.Time
+	tees         func(string) string // bounds the tee label
 }
 
 var _ Recorder = (*Metrics)(nil)
@@ -120,7 +125,8 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 		o.Now = time.Now
 	}
 	m := &Metrics{
-		now: o.Now,
+		now:  o.Now,
+		tees: name,
 		attestations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameAttestations, ConstLabels: cl,
 			Help: "Attestation decisions by TEE type and verdict."}, []string{"tee", "verdict"}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameReleases, ConstLabels: cl,
@@ -146,6 +152,10 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 	}
 	cs := []prometheus.Collector{m.attestations, m.releases, m.unverified, m.requests, m.duration, m.inFlight,
 		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected}
+	if o.TEEs != nil {
+		allowed := set(o.TEEs...)
+		m.tees = func(t string) string { return oneOf(allowed, t) }
+	}
 	if f := o.CertNotAfter; f != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: NameCertNotAfter, ConstLabels: cl,
 			Help: "When the served TLS certificate expires, as a Unix timestamp."},
@@ -178,7 +188,6 @@ func Handler(g prometheus.Gatherer) http.Handler {
 }
 
 var (
-	tees    = set("sev-snp", "tdx", "sgx", "insecure-simulated")
 	reasons = set("rate", "concurrency")
 )
 
@@ -214,7 +223,7 @@ func name(v string) string {
 
 // Attestation implements Recorder.
 func (m *Metrics) Attestation(tee string, verdict release.Outcome) {
-	m.attestations.WithLabelValues(oneOf(tees, strings.ToLower(tee)), outcome(verdict)).Inc()
+	m.attestations.WithLabelValues(m.tees(strings.ToLower(tee)), outcome(verdict)).Inc()
 }
 
 // Release implements Recorder.
@@ -228,7 +237,7 @@ func (m *Metrics) Release(kind release.Kind, o release.Outcome) {
 
 // UnverifiedEvidence implements Recorder.
 func (m *Metrics) UnverifiedEvidence(tee string) {
-	m.unverified.WithLabelValues(oneOf(tees, strings.ToLower(tee))).Inc()
+	m.unverified.WithLabelValues(m.tees(strings.ToLower(tee))).Inc()
 }
 
 func outcome(o release.Outcome) string {

@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/release"
@@ -43,13 +44,14 @@ func newMetrics(t *testing.T, o metrics.Options) (*metrics.Metrics, *prometheus.
 }
 
 func TestRecorderSeries(t *testing.T) {
-	m, reg := newMetrics(t, metrics.Options{})
+	m, reg := newMetrics(t, metrics.Options{TEEs: schemes.Names()})
 	m.Attestation("sev-snp", "allow")
 	m.Attestation("sev-snp", "allow")
 	m.Attestation("tdx", "deny")
 	m.Attestation("SGX", "error")
 	// Values from outside the fixed sets must not become series of their own.
 	m.Attestation("evil\"tee", "allow")
+	m.Attestation("arm-cca", "allow") // no such scheme
 	m.Attestation("tdx", "maybe")
 	m.Release(release.DataKey, release.Allow)
 	m.Release(release.Secret, release.Deny)
@@ -69,7 +71,7 @@ func TestRecorderSeries(t *testing.T) {
 	want := `
 # HELP trustd_attestations_total Attestation decisions by TEE type and verdict.
 # TYPE trustd_attestations_total counter
-trustd_attestations_total{tee="other",verdict="allow"} 1
+trustd_attestations_total{tee="other",verdict="allow"} 2
 trustd_attestations_total{tee="sev-snp",verdict="allow"} 2
 trustd_attestations_total{tee="sgx",verdict="error"} 1
 trustd_attestations_total{tee="tdx",verdict="deny"} 1

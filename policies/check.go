@@ -3,37 +3,65 @@ package policies
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/kms"
 )
 
 // Known claim names, so that a typo in a policy is an error rather than a requirement that
-// silently never matches.
+// silently never matches: every scheme's (attest/schemes), with their lengths in bytes.
+var knownTCB, knownConfig, knownMeasurements = knownClaims()
+
 var (
-	knownTCB = set("bootloader", "tee", "snp", "microcode", "fmc", "guest_svn", "isv_svn",
-		"launch.bootloader", "launch.tee", "launch.snp", "launch.microcode", "launch.fmc",
-		"committed.bootloader", "committed.tee", "committed.snp", "committed.microcode", "committed.fmc")
-	// knownConfig maps configuration claims to their length in bytes.
-	knownConfig = map[string]int{
-		"host_data": 32, "id_key_digest": 48, "author_key_digest": 48, "family_id": 16, "image_id": 16, // SNP
-		"mrconfigid": 48, "mrowner": 48, "mrownerconfig": 48, // TDX
-		"config_id": 64, "isv_family_id": 16, "isv_ext_prod_id": 16, // SGX
-	}
-	// knownMeasurements maps further measurements to their length in bytes.
-	knownMeasurements = map[string]int{
-		"rtmr0": 48, "rtmr1": 48, "rtmr2": 48, "rtmr3": 48, "mrseam": 48, "mrsignerseam": 48, "mrservicetd": 48, // TDX
-		"mrsigner": 32, // SGX
-	}
 	knownTCBStatus = set("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded", "unknown")
 	ruleNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	policyNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	advisoryRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
+
+func knownClaims() (tcb map[string]bool, config, measurements map[string]int) {
+	tcb, config, measurements = map[string]bool{}, map[string]int{}, map[string]int{}
+	for _, s := range schemes.All {
+		for _, n := range s.Claims.TCB {
+			tcb[n] = true
+		}
+		maps.Copy(config, s.Claims.Config)
+		maps.Copy(measurements, s.Claims.Measurements)
+	}
+	return tcb, config, measurements
+}
+
+// measurementRules returns the schemes' measurement rules for tees, or all of them when tees
+// is empty (its own errors are reported).
+func measurementRules(tees map[attest.TEE]bool) map[attest.TEE]attest.MeasurementRule {
+	out := map[attest.TEE]attest.MeasurementRule{}
+	for _, s := range schemes.All {
+		if len(tees) == 0 || tees[s.TEE] {
+			out[s.TEE] = s.Measurement
+		}
+	}
+	return out
+}
+
+// checkMeasurement returns an error unless m has the measurement length of one of rules.
+func checkMeasurement(rules map[attest.TEE]attest.MeasurementRule, m []byte) error {
+	var want []string
+	for _, t := range slices.Sorted(maps.Keys(rules)) {
+		r := rules[t]
+		if len(m) == r.Size {
+			return nil
+		}
+		want = append(want, fmt.Sprintf("%d (%s %s)", r.Size, t, r.Register))
+	}
+	return fmt.Errorf("%d bytes, want %s", len(m), strings.Join(want, " or "))
+}
 
 func allZero(b []byte) bool {
 	for _, x := range b {
@@ -88,7 +116,7 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 	}
 	tees := map[attest.TEE]bool{}
 	for i, t := range s.TEE {
-		tt, err := attest.ParseTEE(string(t))
+		tt, err := schemes.ParseTEE(string(t))
 		if err != nil {
 			c.errorf(p("spec", "tee", i), "spec.tee[%d]: %v", i, err)
 			continue
@@ -119,9 +147,10 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 		c.errorf(p("spec"), "spec.measurements is empty: a policy must pin its image (or, for SGX, spec.sgxSigner)")
 	}
 	seenMeas := map[string]bool{}
+	rules := measurementRules(tees)
 	for i, m := range s.Measurements {
-		if len(m) != 32 && len(m) != 48 {
-			c.errorf(p("spec", "measurements", i), "spec.measurements[%d] is %d bytes, want 32 (SGX MRENCLAVE) or 48 (SNP, TDX)", i, len(m))
+		if err := checkMeasurement(rules, m); err != nil {
+			c.errorf(p("spec", "measurements", i), "spec.measurements[%d] is %v", i, err)
 		}
 		if seenMeas[string(m)] {
 			c.errorf(p("spec", "measurements", i), "spec.measurements[%d] listed twice", i)

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/token"
 )
@@ -230,7 +231,7 @@ func parseClaims(name string, src []byte) (*attest.Claims, error) {
 		return nil, jsonError(name, src, err, dec.InputOffset())
 	}
 	if c.TEE != "" {
-		t, err := attest.ParseTEE(string(c.TEE))
+		t, err := schemes.ParseTEE(string(c.TEE))
 		if err != nil {
 			return nil, &Error{File: name, Msg: err.Error()}
 		}

@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/sgx"
+	"github.com/medicus-cloud/trust/attest/snp"
+	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/token"
 )
@@ -81,7 +84,7 @@ func (b *Bundle) Evaluate(c *attest.Claims) (*Decision, error) {
 func (b *Bundle) candidates(c *attest.Claims) []*Policy {
 	cands := b.byMeas[measKey{c.TEE, string(c.Measurement)}]
 	if c.TEE == attest.SGX {
-		if s, ok := c.Measurements["mrsigner"]; ok {
+		if s, ok := c.Measurements[sgx.ClaimMRSIGNER]; ok {
 			if more := b.bySigner[string(s)]; len(more) > 0 {
 				cands = append(slices.Clip(cands), more...)
 			}
@@ -169,17 +172,17 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 		}
 	} else {
 		sg := s.SGXSigner
-		signer := c.Measurements["mrsigner"]
-		if !r.check(bytes.Equal(signer, sg.MRSigner), "measurements.mrsigner", signer.String, sg.MRSigner.String) {
+		signer := c.Measurements[sgx.ClaimMRSIGNER]
+		if !r.check(bytes.Equal(signer, sg.MRSigner), "measurements."+sgx.ClaimMRSIGNER, signer.String, sg.MRSigner.String) {
 			return false
 		}
 		// The parser requires both; a Policy built in Go without them matches nothing.
-		pid, ok := c.Attributes["isv_prod_id"]
-		if !r.check(ok && sg.ProductID != nil && pid == *sg.ProductID, "attributes.isv_prod_id", seenU(pid, ok), func() string { return optU(sg.ProductID, "") }) {
+		pid, ok := c.Attributes[sgx.ClaimISVProdID]
+		if !r.check(ok && sg.ProductID != nil && pid == *sg.ProductID, "attributes."+sgx.ClaimISVProdID, seenU(pid, ok), func() string { return optU(sg.ProductID, "") }) {
 			return false
 		}
-		svn, ok := c.TCB["isv_svn"]
-		if !r.check(ok && sg.MinSVN != nil && svn >= *sg.MinSVN, "tcb.isv_svn", seenU(svn, ok), func() string { return optU(sg.MinSVN, ">= ") }) {
+		svn, ok := c.TCB[sgx.ClaimISVSVN]
+		if !r.check(ok && sg.MinSVN != nil && svn >= *sg.MinSVN, "tcb."+sgx.ClaimISVSVN, seenU(svn, ok), func() string { return optU(sg.MinSVN, ">= ") }) {
 			return false
 		}
 	}
@@ -211,8 +214,8 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 		if rq.VMPL != nil {
 			want = *rq.VMPL
 		}
-		v, ok := c.Attributes["vmpl"]
-		if !r.check(ok && v == want, "attributes.vmpl", seenU(v, ok), func() string {
+		v, ok := c.Attributes[snp.ClaimVMPL]
+		if !r.check(ok && v == want, "attributes."+snp.ClaimVMPL, seenU(v, ok), func() string {
 			if rq.VMPL == nil {
 				return "0 (the default; other levels only where spec.require.vmpl names them)"
 			}
@@ -222,11 +225,11 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 		}
 	}
 	if c.TEE == attest.TDX {
-		td, ok := c.Attributes["td_attributes"]
-		if !rq.AllowSeptVE && !r.check(ok && td&tdSeptVEDisable != 0, "attributes.td_attributes.sept_ve_disable", bitS(td, ok, tdSeptVEDisable), str("true (set spec.require.allowSeptVE to accept TDs without it)")) {
+		td, ok := c.Attributes[tdx.ClaimTDAttributes]
+		if !rq.AllowSeptVE && !r.check(ok && td&tdSeptVEDisable != 0, "attributes."+tdx.ClaimTDAttributes+".sept_ve_disable", bitS(td, ok, tdSeptVEDisable), str("true (set spec.require.allowSeptVE to accept TDs without it)")) {
 			return false
 		}
-		if !rq.AllowTUDDebugBits && !r.check(ok && td&tdTUDDebugBits == 0, "attributes.td_attributes.tud", func() string {
+		if !rq.AllowTUDDebugBits && !r.check(ok && td&tdTUDDebugBits == 0, "attributes."+tdx.ClaimTDAttributes+".tud", func() string {
 			if !ok {
 				return "absent"
 			}
@@ -243,8 +246,8 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 		}
 	}
 	if rq.MinTeeTCBSVN != nil {
-		v, ok := c.Config["tee_tcb_svn"]
-		if !r.check(ok && svnAtLeast(v, rq.MinTeeTCBSVN), "config.tee_tcb_svn", seenH(v, ok), func() string {
+		v, ok := c.Config[tdx.ClaimTEETCBSVN]
+		if !r.check(ok && svnAtLeast(v, rq.MinTeeTCBSVN), "config."+tdx.ClaimTEETCBSVN, seenH(v, ok), func() string {
 			return ">= " + rq.MinTeeTCBSVN.String() + " in every byte"
 		}) {
 			return false

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 )
 
 // ReferenceValuesKind is the kind of a reference-value file.
@@ -70,7 +71,7 @@ func ImportReferenceValues(name string, data []byte) (*ReferenceValues, error) {
 	if rv.Image == "" {
 		return nil, bad("image is required")
 	}
-	t, err := attest.ParseTEE(string(rv.TEE))
+	t, err := schemes.ParseTEE(string(rv.TEE))
 	if err != nil {
 		return nil, bad("tee: %v", err)
 	}
@@ -79,8 +80,8 @@ func ImportReferenceValues(name string, data []byte) (*ReferenceValues, error) {
 		return nil, bad("measurements is empty")
 	}
 	for i, m := range rv.Measurements {
-		if len(m) != 32 && len(m) != 48 {
-			return nil, bad("measurements[%d] is %d bytes, want 32 or 48", i, len(m))
+		if err := checkMeasurement(measurementRules(map[attest.TEE]bool{t: true}), m); err != nil {
+			return nil, bad("measurements[%d] is %v", i, err)
 		}
 	}
 	for _, k := range sortedKeys(rv.Registers) {

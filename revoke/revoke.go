@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/policies"
 )
 
@@ -101,7 +102,7 @@ func (r *Revocation) Normalize() error {
 		}
 	}
 	if r.TEE != "" {
-		t, err := attest.ParseTEE(r.TEE)
+		t, err := schemes.ParseTEE(r.TEE)
 		if err != nil {
 			return fmt.Errorf("tee: %v", err)
 		}

@@ -8,18 +8,18 @@ import (
 	"io"
 	"log"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/sdk"
 )
 
-// In a real confidential VM the provider comes from enclave/snp, enclave/tdx or enclave/ego;
+// In a real confidential VM the provider comes from enclave/snpguest, enclave/tdxguest or enclave/ego;
 // the examples use the insecure simulated TEE against a local trustd in --dev mode.
 func newClient(ctx context.Context, addr string) *sdk.Client {
 	c, err := sdk.New(ctx, sdk.Options{
 		Addr:     addr,
 		Insecure: true, // plaintext gRPC: only for a local trustd in --dev mode
-		Provider: sim.NewInsecure(sim.Options{Measurement: imageMeasurement, SVN: 1}),
+		Provider: simguest.NewInsecure(simguest.Options{Measurement: imageMeasurement, SVN: 1}),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -35,7 +35,7 @@ func ExampleNew() {
 	c, err := sdk.New(ctx, sdk.Options{
 		Addr:     addr,
 		Insecure: true,
-		Provider: sim.NewInsecure(sim.Options{Measurement: imageMeasurement, SVN: 1}),
+		Provider: simguest.NewInsecure(simguest.Options{Measurement: imageMeasurement, SVN: 1}),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -76,7 +76,7 @@ func ExampleDeniedError() {
 	defer stop()
 	ctx := context.Background()
 	tampered, _ := sdk.New(ctx, sdk.Options{Addr: addr, Insecure: true,
-		Provider: sim.NewInsecure(sim.Options{Measurement: []byte("some other image")})})
+		Provider: simguest.NewInsecure(simguest.Options{Measurement: []byte("some other image")})})
 	defer tampered.Close()
 
 	_, err := tampered.Secret(ctx, "clinic/api-token")

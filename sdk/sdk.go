@@ -50,7 +50,7 @@ type Options struct {
 	Conn grpc.ClientConnInterface
 	// Provider obtains evidence from the TEE this workload runs in. Nil means detect it: an EGo
 	// enclave, an SEV-SNP guest or a TDX guest (see enclave/detect). The simulated TEE is never
-	// detected; development code passes enclave/sim.NewInsecure explicitly.
+	// detected; development code passes enclave/simguest.NewInsecure explicitly.
 	Provider enclave.Provider
 	// Suite of the ephemeral key; zero means seal.X25519. seal.MLKEM768X25519 adds a
 	// post-quantum KEM.

@@ -15,7 +15,7 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -70,7 +70,7 @@ spec:
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{nk}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tokens, _ := token.NewIssuer(token.Options{Key: tk})
-	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: lg, Nonces: nonces, Tokens: tokens})
 	if err != nil {
 		log.Fatal(err)

@@ -17,10 +17,10 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/sdk"
@@ -46,7 +46,7 @@ func TestDebugGuestBaseline(t *testing.T) {
 			conn, log := startBaseline(t, tc.baseline)
 			now := time.Now()
 			c, err := sdk.New(context.Background(), sdk.Options{Conn: conn, Now: func() time.Time { return now },
-				Provider: sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), SVN: 1, Debug: tc.debug})})
+				Provider: simguest.NewInsecure(simguest.Options{Measurement: helloMeasurement(), SVN: 1, Debug: tc.debug})})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ spec:
 	tokens, _ := token.NewIssuer(token.Options{Key: tk})
 	log := &memAudit{}
 	svc, err := service.New(service.Options{
-		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: log,
 		Nonces: nonces, Tokens: tokens, Baseline: base,
 	})

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/internal/benchratio"
@@ -36,7 +36,7 @@ func BenchmarkRatioAttestRelease(b *testing.B) {
 		}
 	}
 	bundle := h.policies.Current() // the policy trustd appraises with, so both sides do the same work
-	verifier := simtee.NewInsecureVerifier()
+	verifier := sim.NewInsecureVerifier()
 	mem := &memAudit{}
 	inProcess := func(n int) {
 		nonce := make([]byte, 56)

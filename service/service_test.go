@@ -22,11 +22,11 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -148,7 +148,7 @@ spec:
 	h.policies.b.Store(bundle)
 	h.ctxKey, _ = audit.NewContextKey(bytes.Repeat([]byte{5}, audit.ContextKeySize))
 	o := service.Options{
-		Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies:  h.policies, Keys: ks, Audit: auditLog,
 		Nonces: nonces, Tokens: h.tokens, Now: clock, ContextKey: h.ctxKey,
 	}
@@ -186,7 +186,7 @@ func (h *harness) client(t *testing.T, p enclave.Provider) *sdk.Client {
 }
 
 func hello() enclave.Provider {
-	return sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), SVN: 1})
+	return simguest.NewInsecure(simguest.Options{Measurement: helloMeasurement(), SVN: 1})
 }
 
 func TestAllowPath(t *testing.T) {
@@ -272,7 +272,7 @@ func TestDenials(t *testing.T) {
 	h := start(t)
 	tampered := helloMeasurement()
 	tampered[0] ^= 0xff
-	_, err := h.client(t, sim.NewInsecure(sim.Options{Measurement: tampered})).Attest(ctx)
+	_, err := h.client(t, simguest.NewInsecure(simguest.Options{Measurement: tampered})).Attest(ctx)
 	var d *sdk.DeniedError
 	if !errors.As(err, &d) || d.Claim != "measurement" || d.Seen != attest.Hex(tampered).String() {
 		t.Fatalf("tampered measurement: %v", err)
@@ -280,7 +280,7 @@ func TestDenials(t *testing.T) {
 	if r := h.audit.last(); r.Verdict != audit.VerdictDeny || r.Measurement != attest.Hex(tampered).String() {
 		t.Fatalf("denial not audited: %+v", r)
 	}
-	_, err = h.client(t, sim.NewInsecure(sim.Options{Measurement: helloMeasurement(), Debug: true})).Attest(ctx)
+	_, err = h.client(t, simguest.NewInsecure(simguest.Options{Measurement: helloMeasurement(), Debug: true})).Attest(ctx)
 	if !errors.As(err, &d) || d.Claim != "debug" {
 		t.Fatalf("debug: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/sgx/sgxquote"
 )
 
 // This file holds the half of DCAP quote verification that does not depend on the TEE: the
@@ -359,26 +359,13 @@ func AdvisoryText(adv []string) string {
 }
 
 // QEVendorID is the QE vendor ID of Intel's quoting enclaves, SGX and TD alike.
-var QEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
+var QEVendorID = sgxquote.IntelQEVendorID
 
 // QEReportSignatureSize is the size of the PCK's r||s signature over the QE report.
-const QEReportSignatureSize = 64
+const QEReportSignatureSize = sgxquote.QEReportSignatureSize
 
-// SplitQEReportCertData splits the QE report certification data of a quote (what certification
-// data type 6 wraps): the QE report, its signature by the PCK and the QE authentication data,
-// and returns what follows them, the PCK certification data, for the caller to parse. The
-// slices alias s.
+// SplitQEReportCertData splits the QE report certification data of a quote; the layout is
+// sgxquote's (see sgxquote.SplitQEReportCertData).
 func SplitQEReportCertData(s []byte) (qeReport, qeReportSig, qeAuthData, rest []byte, err error) {
-	if len(s) < EnclaveReportSize+QEReportSignatureSize+2 {
-		return nil, nil, nil, nil, attest.Malformed("quote.qe_report", "QE report certification data truncated (%d bytes)", len(s))
-	}
-	qeReport = s[:EnclaveReportSize]
-	qeReportSig = s[EnclaveReportSize : EnclaveReportSize+QEReportSignatureSize]
-	s = s[EnclaveReportSize+QEReportSignatureSize:]
-	authLen := int(binary.LittleEndian.Uint16(s))
-	s = s[2:]
-	if authLen > len(s) {
-		return nil, nil, nil, nil, attest.Malformed("quote.qe_auth_data", "QE authentication data length %d exceeds the %d bytes left", authLen, len(s))
-	}
-	return qeReport, qeReportSig, s[:authLen], s[authLen:], nil
+	return sgxquote.SplitQEReportCertData(s)
 }

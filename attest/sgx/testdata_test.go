@@ -134,7 +134,7 @@ func TestRealIntelAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := q.parseQEReportCertData(inner); err != nil {
+	if err := q.ParseQEReportCertData(inner); err != nil {
 		t.Fatal(err)
 	}
 	v, err := New(Options{})

@@ -213,19 +213,19 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 		TEE:         attest.SGX,
 		Measurement: hx(b.MRENCLAVE[:]),
 		Measurements: map[string]attest.Hex{
-			"mrsigner": hx(b.MRSIGNER[:]),
+			ClaimMRSIGNER: hx(b.MRSIGNER[:]),
 		},
 		Config: map[string]attest.Hex{
-			"config_id":       hx(b.ConfigID[:]),
-			"isv_ext_prod_id": hx(b.ISVExtProdID[:]),
-			"isv_family_id":   hx(b.ISVFamilyID[:]),
-			"cpu_svn":         hx(b.CPUSVN[:]),
+			ClaimConfigID:     hx(b.ConfigID[:]),
+			ClaimISVExtProdID: hx(b.ISVExtProdID[:]),
+			ClaimISVFamilyID:  hx(b.ISVFamilyID[:]),
+			ClaimCPUSVN:       hx(b.CPUSVN[:]),
 		},
 		TCB: map[string]uint64{
-			"isv_svn":    uint64(b.ISVSVN),
-			"config_svn": uint64(b.ConfigSVN),
-			"pce_svn":    uint64(info.Ext.PCESVN),
-			"qe_svn":     uint64(qe.ISVSVN),
+			ClaimISVSVN:    uint64(b.ISVSVN),
+			ClaimConfigSVN: uint64(b.ConfigSVN),
+			"pce_svn":      uint64(info.Ext.PCESVN),
+			"qe_svn":       uint64(qe.ISVSVN),
 		},
 		Debug:              b.Debug(),
 		PlatformSMTEnabled: attest.TristateOf(info.Ext.SMTEnabled), // unknown without the PCK configuration extension
@@ -239,7 +239,7 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"quote_version": strconv.Itoa(int(q.Version)),
 		},
 		Attributes: map[string]uint64{
-			"isv_prod_id":      uint64(b.ISVProdID),
+			ClaimISVProdID:     uint64(b.ISVProdID),
 			"attributes_flags": b.Flags,
 			"xfrm":             b.XFRM,
 			"misc_select":      uint64(b.MiscSelect),

@@ -119,8 +119,8 @@ func (v *Verifier) Verify(_ context.Context, ev *attest.Evidence, _ attest.Optio
 	return &attest.Claims{
 		TEE:                attest.InsecureSimulated,
 		Measurement:        bytes.Clone(r.Measurement[:]),
-		Config:             map[string]attest.Hex{"host_data": bytes.Clone(r.HostData[:])},
-		TCB:                map[string]uint64{"guest_svn": uint64(r.SVN)},
+		Config:             map[string]attest.Hex{ClaimHostData: bytes.Clone(r.HostData[:])},
+		TCB:                map[string]uint64{ClaimGuestSVN: uint64(r.SVN)},
 		Debug:              r.Flags&FlagDebug != 0,
 		Migration:          r.Flags&FlagMigration != 0,
 		PlatformSMTEnabled: attest.TristateOf(new(r.Flags&FlagSMT != 0)),

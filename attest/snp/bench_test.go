@@ -43,7 +43,7 @@ func TestAgreesWithGoSevGuest(t *testing.T) {
 			t.Errorf("v%d: go-sev-guest rejects our fixture: %v", version, err)
 		}
 		v := mustNew(t, Options{Roots: f.roots, Revocation: InsecureRevocationSkip})
-		if _, err := v.Verify(context.Background(), &attest.Evidence{Report: raw, Certificates: table}, attest.Options{Now: tVerify}); err != nil {
+		if _, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw, Certificates: table}, attest.Options{Now: tVerify}); err != nil {
 			t.Errorf("v%d: %v", version, err)
 		}
 		raw[signedLen+1] ^= 1

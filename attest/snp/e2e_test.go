@@ -12,7 +12,7 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/enclave"
-	esnp "github.com/medicus-cloud/trust/enclave/snp"
+	"github.com/medicus-cloud/trust/enclave/snpguest"
 	"github.com/medicus-cloud/trust/seal"
 )
 
@@ -42,7 +42,7 @@ func TestProviderToVerifier(t *testing.T) {
 		}
 		return nil, os.ErrNotExist
 	}
-	p, err := esnp.New(esnp.Options{TSMClient: &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}})
+	p, err := snpguest.New(snpguest.Options{TSMClient: &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func FuzzVerify(f *testing.F) {
 		} else {
 			_ = tab
 		}
-		ev := &attest.Evidence{Report: report, Certificates: table}
+		ev := &attest.Evidence{TEE: attest.SEVSNP, Report: report, Certificates: table}
 		if useTurin && len(table) == 0 {
 			ev.Certificates = turinTable
 		}

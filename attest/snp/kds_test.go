@@ -66,7 +66,7 @@ func TestKDS(t *testing.T) {
 			}}
 			cache := t.TempDir()
 			v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL, CacheDir: cache})
-			if _, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify}); err != nil {
+			if _, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify}); err != nil {
 				t.Fatal(err)
 			}
 			if len(slept) != 2 || slept[0] != 7*time.Second {
@@ -77,12 +77,12 @@ func TestKDS(t *testing.T) {
 			}
 			// A second verifier with only the cache, and no network, verifies too.
 			v2 := mustNew(t, Options{Roots: f.roots, CacheDir: cache})
-			if _, err := v2.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify}); err != nil {
+			if _, err := v2.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify}); err != nil {
 				t.Fatalf("from cache: %v", err)
 			}
 			// The cache layout doubles as an offline collateral directory.
 			v3 := mustNew(t, Options{Roots: f.roots, CertsDir: cache, Getter: failGetter{t}})
-			if _, err := v3.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify}); err != nil {
+			if _, err := v3.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify}); err != nil {
 				t.Fatalf("offline: %v", err)
 			}
 		})
@@ -107,7 +107,7 @@ func TestKDSFailures(t *testing.T) {
 			defer srv.Close()
 			getter := &HTTPGetter{Client: srv.Client(), Attempts: 3, Sleep: func(context.Context, time.Duration) error { return nil }}
 			v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL})
-			_, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+			_, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify})
 			wantErr(t, err, tc.kind, "certificates.vcek")
 		})
 	}
@@ -136,7 +136,7 @@ func TestOfflineFlatDir(t *testing.T) {
 	write("vcek.pem", pemCert(f.signer.Vcek.Raw))
 	write("crl.der", f.crl(t, t0, 365*24*time.Hour))
 	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir, Getter: failGetter{t}})
-	if _, err := v.Verify(context.Background(), &attest.Evidence{Report: f.report(t, reportSpec{})}, attest.Options{Now: tVerify}); err != nil {
+	if _, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{})}, attest.Options{Now: tVerify}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -157,10 +157,10 @@ func TestVLEKNeedsItsOwnCRL(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir})
-	ev := &attest.Evidence{Report: f.report(t, reportSpec{signer: 1}), Certificates: f.table(t)}
+	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{signer: 1}), Certificates: f.table(t)}
 	_, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify})
 	wantErr(t, err, attest.ErrUnavailable, "certificates.crl")
-	ev = &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
+	ev = &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
 	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify}); err != nil {
 		t.Fatalf("vcek with crl.der: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestConcurrentColdVerificationsShareFetches(t *testing.T) {
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			_, err := v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+			_, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify})
 			errs <- err
 		}()
 	}
@@ -311,7 +311,7 @@ func TestForgedReportFloodIsBounded(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := v.Verify(context.Background(), &attest.Evidence{Report: forged}, attest.Options{Now: tVerify})
+				_, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: forged}, attest.Options{Now: tVerify})
 				if !errors.Is(err, attest.ErrNotAuthentic) {
 					t.Errorf("forged report: %v, want not authentic", err)
 				}
@@ -330,7 +330,7 @@ func TestForgedReportFloodIsBounded(t *testing.T) {
 		for i := 0; i < flood; i++ {
 			var chip [64]byte
 			chip[0], chip[1], chip[2] = 0xf0, byte(i), byte(i>>8)
-			_, err := v.Verify(context.Background(), &attest.Evidence{Report: f.report(t, reportSpec{chipID: &chip})}, attest.Options{Now: tVerify})
+			_, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{chipID: &chip})}, attest.Options{Now: tVerify})
 			switch {
 			case errors.Is(err, attest.ErrUnavailable):
 				unavailable++
@@ -348,7 +348,7 @@ func TestForgedReportFloodIsBounded(t *testing.T) {
 
 	t.Run("the real chip after the budget refills", func(t *testing.T) {
 		v := mustNew(t, Options{Roots: f.roots, Getter: getter, KDSURL: srv.URL, KDSBurst: burst})
-		if _, err := v.Verify(context.Background(), &attest.Evidence{Report: good}, attest.Options{Now: tVerify}); err != nil {
+		if _, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: good}, attest.Options{Now: tVerify}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -365,13 +365,13 @@ func TestKDSNegativeCacheExpires(t *testing.T) {
 	v.wall = func() time.Time { return now }
 	raw := f.report(t, reportSpec{})
 	for range 3 {
-		v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+		v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify})
 	}
 	if n := kds.requests(); n != 1 {
 		t.Fatalf("%d requests within the negative TTL, want 1", n)
 	}
 	now = now.Add(10*time.Minute + time.Second) // not found: remembered ten times the TTL
-	v.Verify(context.Background(), &attest.Evidence{Report: raw}, attest.Options{Now: tVerify})
+	v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: raw}, attest.Options{Now: tVerify})
 	if n := kds.requests(); n != 2 {
 		t.Fatalf("%d requests after the negative TTL, want 2", n)
 	}

@@ -148,9 +148,9 @@ func DecodeTCB(v uint64, product string) TCB {
 
 // components lists the TCB's named parts in claim order.
 func (t TCB) components() []tcbPart {
-	parts := []tcbPart{{"bootloader", t.Bootloader}, {"tee", t.TEE}, {"snp", t.SNP}, {"microcode", t.Microcode}}
+	parts := []tcbPart{{ClaimTCBBootloader, t.Bootloader}, {ClaimTCBTEE, t.TEE}, {ClaimTCBSNP, t.SNP}, {ClaimTCBMicrocode, t.Microcode}}
 	if t.HasFMC {
-		parts = append(parts, tcbPart{"fmc", t.FMC})
+		parts = append(parts, tcbPart{ClaimTCBFMC, t.FMC})
 	}
 	return parts
 }

@@ -189,19 +189,19 @@ func TestVerify(t *testing.T) {
 		}, kind: attest.ErrMalformed, field: "tee"},
 		{name: "nil evidence", f: milan, ev: func() *attest.Evidence { return nil }, kind: attest.ErrMalformed, field: "evidence"},
 		{name: "no vcek and no kds", f: milan, ev: func() *attest.Evidence {
-			return &attest.Evidence{Report: milan.report(t, reportSpec{}), Collateral: withCRL}
+			return &attest.Evidence{TEE: attest.SEVSNP, Report: milan.report(t, reportSpec{}), Collateral: withCRL}
 		}, kind: attest.ErrUnavailable, field: "certificates.vcek"},
 		{name: "vlek report without vlek", f: milan, ev: func() *attest.Evidence {
-			return &attest.Evidence{Report: milan.report(t, reportSpec{signer: abi.VlekReportSigner}), Certificates: vcekOnlyTable(milan.signer.Vcek.Raw), Collateral: withCRL}
+			return &attest.Evidence{TEE: attest.SEVSNP, Report: milan.report(t, reportSpec{signer: abi.VlekReportSigner}), Certificates: vcekOnlyTable(milan.signer.Vcek.Raw), Collateral: withCRL}
 		}, kind: attest.ErrUnavailable, field: "certificates.vlek"},
 		{name: "vcek from collateral", f: milan, ev: func() *attest.Evidence {
-			return &attest.Evidence{Report: milan.report(t, reportSpec{}), Collateral: map[string][]byte{"crl.der": crl, "vcek.der": milan.signer.Vcek.Raw}}
+			return &attest.Evidence{TEE: attest.SEVSNP, Report: milan.report(t, reportSpec{}), Collateral: map[string][]byte{"crl.der": crl, "vcek.der": milan.signer.Vcek.Raw}}
 		}},
 		{name: "vlek certificate for a vcek report", f: milan, ev: func() *attest.Evidence {
-			return &attest.Evidence{Report: milan.report(t, reportSpec{}), Certificates: vcekOnlyTable(milan.signer.Vlek.Raw), Collateral: withCRL}
+			return &attest.Evidence{TEE: attest.SEVSNP, Report: milan.report(t, reportSpec{}), Certificates: vcekOnlyTable(milan.signer.Vlek.Raw), Collateral: withCRL}
 		}, kind: attest.ErrNotAuthentic, field: "certificates.vcek"},
 		{name: "garbage certificate table", f: milan, ev: func() *attest.Evidence {
-			return &attest.Evidence{Report: milan.report(t, reportSpec{}), Certificates: []byte("not a table"), Collateral: withCRL}
+			return &attest.Evidence{TEE: attest.SEVSNP, Report: milan.report(t, reportSpec{}), Certificates: []byte("not a table"), Collateral: withCRL}
 		}, kind: attest.ErrMalformed, field: "certificates"},
 	}
 	for _, tc := range tests {
@@ -255,7 +255,7 @@ func TestWarmWindow(t *testing.T) {
 	dir := crlDir(t, f.crl(t, t0, 30*24*time.Hour))
 	var seen []bool
 	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir, CacheObserver: func(hit bool) { seen = append(seen, hit) }})
-	ev := &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
+	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
 	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestRealMilan(t *testing.T) {
 	// The same report with one bit of report data changed is not authentic.
 	bad := bytes.Clone(report)
 	bad[0x50] ^= 0x80
-	_, err = v.Verify(context.Background(), &attest.Evidence{Report: bad, Collateral: ev.Collateral}, attest.Options{Now: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)})
+	_, err = v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: bad, Collateral: ev.Collateral}, attest.Options{Now: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)})
 	wantErr(t, err, attest.ErrNotAuthentic, "report.signature")
 	// And after the VCEK expired (2029-09-24) the chain no longer holds.
 	_, err = mustNew(t, Options{Revocation: RevocationIfAvailable}).Verify(context.Background(), ev, attest.Options{Now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
@@ -443,7 +443,7 @@ func TestMixedEndianGUIDs(t *testing.T) {
 	g[4], g[5] = g[5], g[4]
 	g[6], g[7] = g[7], g[6]
 	v := mustNew(t, Options{Roots: f.roots, Revocation: InsecureRevocationSkip})
-	if _, err := v.Verify(context.Background(), &attest.Evidence{Report: f.report(t, reportSpec{}), Certificates: table}, attest.Options{Now: tVerify}); err != nil {
+	if _, err := v.Verify(context.Background(), &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{}), Certificates: table}, attest.Options{Now: tVerify}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -249,7 +249,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if ev == nil {
 		return nil, attest.Malformed("evidence", "missing")
 	}
-	if ev.TEE != "" && ev.TEE != attest.SEVSNP {
+	if ev.TEE != attest.SEVSNP {
 		return nil, attest.Malformed("tee", "%q, want %q", ev.TEE, attest.SEVSNP)
 	}
 	now := opts.Time()
@@ -641,13 +641,13 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 		TEE:         attest.SEVSNP,
 		Measurement: attest.Hex(p.Measurement),
 		Config: map[string]attest.Hex{
-			"host_data":         p.HostData,
-			"id_key_digest":     p.IdKeyDigest,
-			"author_key_digest": p.AuthorKeyDigest,
-			"family_id":         p.FamilyId,
-			"image_id":          p.ImageId,
+			ClaimHostData:        p.HostData,
+			ClaimIDKeyDigest:     p.IdKeyDigest,
+			ClaimAuthorKeyDigest: p.AuthorKeyDigest,
+			ClaimFamilyID:        p.FamilyId,
+			ClaimImageID:         p.ImageId,
 		},
-		TCB:       map[string]uint64{"guest_svn": uint64(p.GuestSvn)},
+		TCB:       map[string]uint64{ClaimGuestSVN: uint64(p.GuestSvn)},
 		Debug:     p.Policy&policyDebug != 0,
 		Migration: p.Policy&policyMigrateMA != 0,
 		// Two different facts: whether the guest owner allows SMT (guest policy bit 16), and
@@ -660,13 +660,13 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 			"signer":  signer,
 		},
 		Attributes: map[string]uint64{
-			"vmpl":          uint64(p.Vmpl),
-			"guest_policy":  p.Policy,
-			"platform_info": p.PlatformInfo,
-			"version":       uint64(p.Version),
-			"current_build": uint64(p.CurrentBuild),
-			"current_minor": uint64(p.CurrentMinor),
-			"current_major": uint64(p.CurrentMajor),
+			ClaimVMPL:         uint64(p.Vmpl),
+			ClaimGuestPolicy:  p.Policy,
+			ClaimPlatformInfo: p.PlatformInfo,
+			"version":         uint64(p.Version),
+			"current_build":   uint64(p.CurrentBuild),
+			"current_minor":   uint64(p.CurrentMinor),
+			"current_major":   uint64(p.CurrentMajor),
 		},
 	}
 	for prefix, v := range map[string]uint64{"": p.ReportedTcb, "committed.": p.CommittedTcb, "launch.": p.LaunchTcb, "current.": p.CurrentTcb} {
@@ -676,18 +676,18 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 	}
 	switch {
 	case e.signer == abi.VcekReportSigner && r.masked && allZero(p.ChipId):
-		c.Platform["chip_id"] = hex.EncodeToString(e.ext.hwid)
+		c.Platform[ClaimChipID] = hex.EncodeToString(e.ext.hwid)
 		c.Attributes["chip_id_masked"] = 1
 	default:
-		c.Platform["chip_id"] = hex.EncodeToString(p.ChipId)
+		c.Platform[ClaimChipID] = hex.EncodeToString(p.ChipId)
 	}
 	if e.ext.cspID != "" {
 		c.Platform["csp_id"] = e.ext.cspID
 	}
 	if e.crlChecked {
-		c.Attributes["crl_checked"] = 1
+		c.Attributes[ClaimCRLChecked] = 1
 	} else {
-		c.Attributes["crl_checked"] = 0
+		c.Attributes[ClaimCRLChecked] = 0
 	}
 	if p.Version >= abi.ReportVersion5 {
 		c.Attributes["launch_mit_vector"] = p.LaunchMitVector

@@ -228,19 +228,19 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 		TEE:         attest.TDX,
 		Measurement: hx(b.MRTD[:]),
 		Measurements: map[string]attest.Hex{
-			"rtmr0":  hx(b.RTMR[0][:]),
-			"rtmr1":  hx(b.RTMR[1][:]),
-			"rtmr2":  hx(b.RTMR[2][:]),
-			"rtmr3":  hx(b.RTMR[3][:]),
-			"mrseam": hx(b.MRSEAM[:]),
+			ClaimRTMR0:  hx(b.RTMR[0][:]),
+			ClaimRTMR1:  hx(b.RTMR[1][:]),
+			ClaimRTMR2:  hx(b.RTMR[2][:]),
+			ClaimRTMR3:  hx(b.RTMR[3][:]),
+			ClaimMRSEAM: hx(b.MRSEAM[:]),
 			// Intel signs its TDX modules with MRSIGNERSEAM zero.
-			"mrsignerseam": hx(b.MRSIGNERSEAM[:]),
+			ClaimMRSIGNERSEAM: hx(b.MRSIGNERSEAM[:]),
 		},
 		Config: map[string]attest.Hex{
-			"mrconfigid":    hx(b.MRCONFIGID[:]),
-			"mrowner":       hx(b.MROWNER[:]),
-			"mrownerconfig": hx(b.MROWNERCONFIG[:]),
-			"tee_tcb_svn":   hx(b.TEETCBSVN[:]),
+			ClaimMRCONFIGID:  hx(b.MRCONFIGID[:]),
+			ClaimMROWNER:     hx(b.MROWNER[:]),
+			ClaimMROWNERCONF: hx(b.MROWNERCONFIG[:]),
+			ClaimTEETCBSVN:   hx(b.TEETCBSVN[:]),
 		},
 		TCB: map[string]uint64{
 			"pce_svn":          uint64(info.Ext.PCESVN),
@@ -261,14 +261,14 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"quote_version": strconv.Itoa(int(q.Version)),
 		},
 		Attributes: map[string]uint64{
-			"td_attributes":   td,
-			"xfam":            binary.LittleEndian.Uint64(b.XFAM[:]),
+			ClaimTDAttributes: td,
+			ClaimXFAM:         binary.LittleEndian.Uint64(b.XFAM[:]),
 			"seam_attributes": binary.LittleEndian.Uint64(b.SEAMAttributes[:]),
 		},
 	}
 	if b.TD15 {
-		c.Measurements["mrservicetd"] = hx(b.MRSERVICETD[:])
-		c.Config["tee_tcb_svn_2"] = hx(b.TEETCBSVN2[:])
+		c.Measurements[ClaimMRSERVICETD] = hx(b.MRSERVICETD[:])
+		c.Config[ClaimTEETCBSVN2] = hx(b.TEETCBSVN2[:])
 	}
 	return c
 }

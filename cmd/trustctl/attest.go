@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/seal"
 )
@@ -54,7 +54,7 @@ and print the verdict, the matched policy and the grants, or the denial with its
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
 			c, err := sdk.New(ctx, sdk.Options{Addr: g.addr, Insecure: true, Suite: s,
-				Provider: sim.NewInsecure(sim.Options{Measurement: m, Debug: debug, SVN: svn})})
+				Provider: simguest.NewInsecure(simguest.Options{Measurement: m, Debug: debug, SVN: svn})})
 			if err != nil {
 				return err
 			}

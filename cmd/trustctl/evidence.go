@@ -8,15 +8,14 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/intel"
-	"github.com/medicus-cloud/trust/attest/sgx"
-	"github.com/medicus-cloud/trust/attest/snp"
-	"github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/schemes"
 )
 
 // evidenceResult is the one JSON object `evidence verify --format json` prints.
@@ -37,13 +36,15 @@ type evidenceResult struct {
 func newEvidenceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "evidence", Short: "Verify captured TEE evidence offline"}
 	var (
-		tee, certs, collateral, at, format string
-		online, crlOptional                bool
+		tee, at, format string
+		online          bool
+		values          = map[string]*string{}
+		bools           = map[string]*bool{}
 
 		el eventLogFlags
 	)
 	verify := &cobra.Command{
-		Use:   "verify --tee snp|tdx|sgx [--certs DIR | --collateral DIR] [--at TIME] [--format json] FILE",
+		Use:   "verify --tee " + strings.Join(fileTEEs(), "|") + " [scheme options] [--at TIME] [--format json] FILE",
 		Short: "Verify a raw SNP report (optionally followed by its certificate table), TDX quote or SGX quote",
 		Long: `Verify captured evidence as trustd would (authenticity: signatures, certificate chains,
 revocation, collateral) and print its claims. Exit status 0 only when verified. Authentic
@@ -54,7 +55,18 @@ guests outside --dev whatever a policy says.
 collateral valid then. Nothing touches the network unless --online is given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res := verifyEvidence(cmd.Context(), tee, args[0], certs, collateral, at, online, crlOptional)
+			set := map[string]string{}
+			for n, v := range values {
+				if cmd.Flags().Changed(n) {
+					set[n] = *v
+				}
+			}
+			for n, b := range bools {
+				if cmd.Flags().Changed(n) && *b {
+					set[n] = "true"
+				}
+			}
+			res := verifyEvidence(cmd.Context(), tee, args[0], set, at, online)
 			el.apply(res)
 			if err := printEvidence(cmd.OutOrStdout(), format, res); err != nil {
 				return err
@@ -66,27 +78,60 @@ collateral valid then. Nothing touches the network unless --online is given.`,
 			return nil
 		},
 	}
-	verify.Flags().StringVar(&tee, "tee", "", "TEE type: snp, tdx or sgx")
-	verify.Flags().StringVar(&certs, "certs", "", "SEV-SNP: offline directory of VCEK/VLEK certificates and CRLs")
-	verify.Flags().StringVar(&collateral, "collateral", "", "TDX/SGX: offline collateral directory (trustctl collateral fetch)")
+	verify.Flags().StringVar(&tee, "tee", "", "TEE type: "+strings.Join(fileTEEs(), ", "))
+	// Each scheme's own options; a flag that two schemes share (--collateral) is registered once.
+	for _, s := range schemes.All {
+		if s.File == nil {
+			continue
+		}
+		for _, f := range s.File.Flags {
+			if verify.Flags().Lookup(f.Name) != nil {
+				continue
+			}
+			if f.Bool {
+				bools[f.Name] = verify.Flags().Bool(f.Name, false, f.Usage)
+			} else {
+				values[f.Name] = verify.Flags().String(f.Name, "", f.Usage)
+			}
+		}
+	}
 	verify.Flags().StringVar(&at, "at", "", "verification time, RFC 3339 (default now)")
 	verify.Flags().StringVar(&format, "format", "text", "output: text or json")
 	verify.Flags().BoolVar(&online, "online", false, "fetch missing certificates, CRLs and collateral from AMD or Intel")
-	verify.Flags().BoolVar(&crlOptional, "crl-optional", false, "SEV-SNP: verify without a CRL when none is at hand (claims show crl_checked=0)")
 	el.register(verify)
 	verify.MarkFlagRequired("tee")
 	cmd.AddCommand(verify)
 	return cmd
 }
 
-func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at string, online, crlOptional bool) *evidenceResult {
+// fileTEEs names the schemes that verify evidence files, in their short spelling.
+func fileTEEs() []string {
+	var out []string
+	for _, s := range schemes.All {
+		if s.File != nil {
+			out = append(out, s.Section)
+		}
+	}
+	return out
+}
+
+// verifyEvidence verifies file as TEE teeName; set holds the scheme options given on the
+// command line ("true" for a boolean one).
+func verifyEvidence(ctx context.Context, teeName, file string, set map[string]string, at string, online bool) *evidenceResult {
 	res := &evidenceResult{TEE: teeName}
 	fail := func(err error) *evidenceResult { res.Error = err.Error(); return res }
-	tee, err := attest.ParseTEE(teeName)
+	tee, err := schemes.ParseTEE(teeName)
 	if err != nil {
 		return fail(err)
 	}
 	res.TEE = string(tee)
+	s := schemes.ByTEE(tee)
+	if s.File == nil {
+		return fail(fmt.Errorf("--tee: %s evidence has no offline verifier", tee))
+	}
+	if err := schemeFlags(s, set); err != nil {
+		return fail(err)
+	}
 	opts := attest.Options{}
 	if at != "" {
 		t, err := time.Parse(time.RFC3339, at)
@@ -99,49 +144,7 @@ func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at st
 	if err != nil {
 		return fail(err)
 	}
-	var (
-		v  attest.Verifier
-		ev = &attest.Evidence{TEE: tee, Report: raw}
-	)
-	pcs := ""
-	if online {
-		pcs = intel.DefaultPCSURL
-	}
-	switch tee {
-	case attest.SEVSNP:
-		if collateral != "" {
-			return fail(errors.New("--collateral is for tdx and sgx; SEV-SNP takes --certs"))
-		}
-		if ev, err = snp.EvidenceFromFile(raw); err != nil {
-			return fail(err)
-		}
-		o := snp.Options{CertsDir: certs}
-		if crlOptional {
-			o.Revocation = snp.RevocationIfAvailable
-		}
-		if online && certs == "" {
-			o.Getter = &snp.HTTPGetter{}
-		}
-		v, err = snp.New(o)
-	case attest.TDX:
-		if certs != "" {
-			return fail(errors.New("--certs is for snp; TDX takes --collateral"))
-		}
-		if ev, err = tdx.EvidenceFromFile(raw); err != nil { // raw, hex or base64 quote
-			return fail(err)
-		}
-		v, err = tdx.New(tdx.Options{CollateralDir: collateral, PCSURL: pcs})
-	case attest.SGX:
-		if certs != "" {
-			return fail(errors.New("--certs is for snp; SGX takes --collateral"))
-		}
-		if ev, err = sgx.EvidenceFromFile(raw); err != nil { // a raw quote or an EGo remote report
-			return fail(err)
-		}
-		v, err = sgx.New(sgx.Options{CollateralDir: collateral, PCSURL: pcs})
-	default:
-		return fail(fmt.Errorf("--tee: %s evidence has no offline verifier", tee))
-	}
+	ev, v, err := s.File.Verifier(raw, attest.FileOptions{Online: online, Values: set})
 	if err != nil {
 		return fail(err)
 	}
@@ -150,6 +153,43 @@ func verifyEvidence(ctx context.Context, teeName, file, certs, collateral, at st
 		return fail(err)
 	}
 	return verified(res, c)
+}
+
+// schemeFlags refuses options of other schemes, naming whose they are and what s takes.
+func schemeFlags(s *attest.Scheme, set map[string]string) error {
+	mine := map[string]bool{}
+	var takes []string
+	for _, f := range s.File.Flags {
+		mine[f.Name] = true
+		takes = append(takes, "--"+f.Name)
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if mine[n] {
+			continue
+		}
+		var owners []string
+		for _, o := range schemes.All {
+			if o.File == nil {
+				continue
+			}
+			for _, f := range o.File.Flags {
+				if f.Name == n {
+					owners = append(owners, o.Section)
+				}
+			}
+		}
+		what := "no options"
+		if len(takes) > 0 {
+			what = strings.Join(takes, " and ")
+		}
+		return fmt.Errorf("--%s is for %s; %s takes %s", n, strings.Join(owners, " and "), strings.ToUpper(string(s.TEE)), what)
+	}
+	return nil
 }
 
 // verified fills res for authentic evidence with claims c. Authenticity is all verification

@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/benchratio"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/seal"
@@ -104,7 +104,7 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 // cryptoFloorCPU is the CPU time, on one locked thread, of the public-key work of one request.
 func cryptoFloorCPU(tb testing.TB) float64 {
 	tb.Helper()
-	ev, err := sim.NewInsecure(sim.Options{}).Evidence(context.Background(), [64]byte{})
+	ev, err := simguest.NewInsecure(simguest.Options{}).Evidence(context.Background(), [64]byte{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -287,7 +287,7 @@ func attestRaw(ctx context.Context, rpc pb.TrustClient) ([]byte, *enclave.Key, e
 		return nil, nil, err
 	}
 	m, _ := hex.DecodeString(helloImage)
-	ev, err := sim.NewInsecure(sim.Options{Measurement: m, SVN: 1}).Evidence(ctx, k.ReportData(ch.GetNonce()))
+	ev, err := simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1}).Evidence(ctx, k.ReportData(ch.GetNonce()))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,7 +15,7 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/seal"
 )
@@ -49,7 +49,7 @@ func TestReplicasShareNoncesAndTokens(t *testing.T) {
 	}
 	key, _ := enclave.NewKey(seal.X25519)
 	m, _ := hex.DecodeString(helloImage)
-	ev, _ := sim.NewInsecure(sim.Options{Measurement: m, SVN: 1}).Evidence(ctx, key.ReportData(ch.GetNonce()))
+	ev, _ := simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1}).Evidence(ctx, key.ReportData(ch.GetNonce()))
 	att, err := rb.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wire.WorkloadKeyToPB(key.Public())})
 	if err != nil {
 		t.Fatalf("B rejects A's nonce: %v", err)

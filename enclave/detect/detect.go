@@ -1,25 +1,33 @@
-// Package detect picks the evidence provider for the TEE this process runs in: an EGo enclave,
-// an SEV-SNP guest or a TDX guest. It never picks the simulated TEE: development code asks for
-// that by name.
+// Package detect picks the evidence provider for the TEE this process runs in, trying
+// Detectors in order: an EGo enclave, a TDX guest, an SEV-SNP guest. It never picks the
+// simulated TEE: development code asks for that by name.
 package detect
 
 import (
-	"bytes"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/ego"
-	"github.com/medicus-cloud/trust/enclave/snp"
-	"github.com/medicus-cloud/trust/enclave/tdx"
+	"github.com/medicus-cloud/trust/enclave/snpguest"
+	"github.com/medicus-cloud/trust/enclave/tdxguest"
 )
+
+// Detectors is the one ordered list of guest-side TEEs; the first one found wins. A new guest
+// provider adds its package's Detector here.
+var Detectors = []enclave.Detector{
+	ego.Detector,
+	tdxguest.Detector,
+	snpguest.Detector,
+}
 
 // System describes where to look; the zero value is the real machine.
 type System struct {
 	// ReadFile and Stat default to the os package (tests point them at fixtures).
 	ReadFile func(string) ([]byte, error)
 	Stat     func(string) (os.FileInfo, error)
-	// InEnclave reports whether the process runs inside an EGo enclave; nil uses ego.Detect.
+	// InEnclave, if set, replaces the EGo detector's check (tests).
 	InEnclave func() (enclave.Provider, bool)
 }
 
@@ -29,45 +37,23 @@ func Provider() (enclave.Provider, error) { return System{}.Provider() }
 
 // Provider is the package-level Provider on s.
 func (s System) Provider() (enclave.Provider, error) {
-	if s.ReadFile == nil {
-		s.ReadFile = os.ReadFile
-	}
-	if s.Stat == nil {
-		s.Stat = os.Stat
-	}
-	if s.InEnclave == nil {
-		s.InEnclave = ego.Detect
-	}
-	if p, ok := s.InEnclave(); ok {
-		return p, nil
-	}
-	flags := s.cpuFlags()
-	exists := func(p string) bool { _, err := s.Stat(p); return err == nil }
-	switch {
-	case flags["tdx_guest"] || exists(tdx.DefaultDevicePath):
-		return tdx.New(tdx.Options{})
-	case flags["sev_snp"] || exists(snp.DefaultDevice):
-		return snp.New(snp.Options{})
-	}
-	return nil, fmt.Errorf("%w: not inside an EGo enclave, no tdx_guest or sev_snp CPU flag in /proc/cpuinfo, no %s or %s",
-		enclave.ErrNoTEE, tdx.DefaultDevicePath, snp.DefaultDevice)
-}
-
-func (s System) cpuFlags() map[string]bool {
-	b, err := s.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return nil
-	}
-	out := map[string]bool{}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if bytes.HasPrefix(line, []byte("flags")) {
-			if i := bytes.IndexByte(line, ':'); i >= 0 {
-				for _, f := range bytes.Fields(line[i+1:]) {
-					out[string(f)] = true
+	m := enclave.Machine{ReadFile: s.ReadFile, Stat: s.Stat}
+	var looked []string
+	for _, d := range Detectors {
+		detect := d.Detect
+		if s.InEnclave != nil && d.What == ego.Detector.What {
+			detect = func(enclave.Machine) (enclave.Provider, error) {
+				if p, ok := s.InEnclave(); ok {
+					return p, nil
 				}
+				return nil, nil
 			}
-			break
 		}
+		p, err := detect(m)
+		if err != nil || p != nil {
+			return p, err
+		}
+		looked = append(looked, d.What)
 	}
-	return out
+	return nil, fmt.Errorf("%w: found none of: %s", enclave.ErrNoTEE, strings.Join(looked, "; "))
 }

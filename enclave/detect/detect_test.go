@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/medicus-cloud/trust/attest"
@@ -37,5 +38,24 @@ func TestProvider(t *testing.T) {
 				t.Fatalf("got %v, %v; want %s", p, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDetectorsOrder: the list is tried in order (EGo, TDX, SEV-SNP), and the error names what
+// each detector looked for.
+func TestDetectorsOrder(t *testing.T) {
+	noFile := func(string) (os.FileInfo, error) { return nil, os.ErrNotExist }
+	both := func(string) ([]byte, error) { return []byte("flags : tdx_guest sev_snp\n"), nil }
+	notEnclave := func() (enclave.Provider, bool) { return nil, false }
+	p, err := System{ReadFile: both, Stat: noFile, InEnclave: notEnclave}.Provider()
+	if err != nil || p.TEE() != attest.TDX {
+		t.Fatalf("both flags: %v, %v; want the TDX provider (first in Detectors)", p, err)
+	}
+	none := func(string) ([]byte, error) { return []byte("flags : avx2\n"), nil }
+	_, err = System{ReadFile: none, Stat: noFile, InEnclave: notEnclave}.Provider()
+	for _, d := range Detectors {
+		if err == nil || !strings.Contains(err.Error(), d.What) {
+			t.Errorf("error %v does not name %q", err, d.What)
+		}
 	}
 }

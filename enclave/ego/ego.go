@@ -6,7 +6,7 @@
 // behind a 16-byte header (version 1, report type 2 "SGX remote", report size; all little
 // endian). The header is signed by nothing, so this package checks and strips it: trustd receives
 // the raw DCAP quote, the same bytes any other SGX quote provider would send, and verifies it
-// with attest/sgx.
+// with attest/sgx (its layout is attest/sgx/sgxquote).
 //
 // The EGo runtime is only reachable from a binary built by the EGo toolchain with the build tag
 // "ego" (`ego-go build -tags ego`): without the tag this package builds everywhere, and New
@@ -22,22 +22,22 @@ import (
 	"sync"
 
 	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/attest/sgx"
+	"github.com/medicus-cloud/trust/attest/sgx/sgxquote"
 	"github.com/medicus-cloud/trust/enclave"
 )
 
 const (
 	// ReportHeaderSize is the size of the Open Enclave report header in front of the quote.
-	ReportHeaderSize = sgx.OEReportHeaderSize
+	ReportHeaderSize = sgxquote.OEReportHeaderSize
 	errPrefix        = "ego: "
 	buildHint        = "build the workload with the EGo toolchain and the build tag (ego-go build -tags ego), sign it with ego sign and start it with ego run"
 )
 
 // QuoteFromReport checks the Open Enclave report header of a remote report as EGo's
-// GetRemoteReport returns it and returns the DCAP quote behind it (see sgx.QuoteFromOEReport).
+// GetRemoteReport returns it and returns the DCAP quote behind it (see sgxquote.QuoteFromOEReport).
 // The quote aliases report.
 func QuoteFromReport(report []byte) ([]byte, error) {
-	q, err := sgx.QuoteFromOEReport(report)
+	q, err := sgxquote.QuoteFromOEReport(report)
 	if err != nil {
 		return nil, fmt.Errorf(errPrefix+"remote report: %w", err)
 	}
@@ -110,7 +110,7 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 		return nil, err
 	}
 	// A quote over other data would only be denied by trustd; say so here, where it is a bug.
-	parsed, err := sgx.ParseQuote(q)
+	parsed, err := sgxquote.ParseQuote(q)
 	if err != nil {
 		return nil, fmt.Errorf(errPrefix+"the runtime returned a quote that does not parse: %w", err)
 	}
@@ -118,4 +118,15 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 		return nil, errors.New(errPrefix + "the runtime returned a quote over other report data")
 	}
 	return &attest.Evidence{TEE: attest.SGX, Report: bytes.Clone(q)}, nil
+}
+
+// Detector finds an EGo enclave (for enclave/detect).
+var Detector = enclave.Detector{
+	What: "an EGo enclave",
+	Detect: func(enclave.Machine) (enclave.Provider, error) {
+		if p, ok := Detect(); ok {
+			return p, nil
+		}
+		return nil, nil
+	},
 }

@@ -7,7 +7,7 @@
 // the entry's generation counter so that a concurrent writer to the same entry cannot swap the
 // report under us. It does not parse what it returns; the TEE-specific enclave packages do.
 //
-// It is not an enclave.Provider by itself: enclave/snp and enclave/tdx wrap it.
+// It is not an enclave.Provider by itself: enclave/snpguest and enclave/tdxguest wrap it.
 package tsm
 
 import (

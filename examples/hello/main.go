@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/sdk"
 )
@@ -46,7 +46,7 @@ func run(addr, measurement, in string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := sdk.New(ctx, sdk.Options{Addr: addr, Insecure: true,
-		Provider: sim.NewInsecure(sim.Options{Measurement: m, SVN: 1})})
+		Provider: simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1})})
 	if err != nil {
 		return err
 	}

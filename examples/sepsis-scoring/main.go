@@ -17,7 +17,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/sdk/envelope"
 )
@@ -53,7 +53,7 @@ func run(addr, measurement, tenant string, cases int, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := sdk.New(ctx, sdk.Options{Addr: addr, Insecure: true, Provider: sim.NewInsecure(sim.Options{Measurement: m, SVN: 1})})
+	c, err := sdk.New(ctx, sdk.Options{Addr: addr, Insecure: true, Provider: simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1})})
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/sdk"
 )
 
@@ -58,7 +58,7 @@ func run(addr, measurement string, sizeMB int, dir string, out io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := sdk.New(ctx, sdk.Options{Addr: addr, Insecure: true, Provider: sim.NewInsecure(sim.Options{Measurement: m, SVN: 1})})
+	c, err := sdk.New(ctx, sdk.Options{Addr: addr, Insecure: true, Provider: simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1})})
 	if err != nil {
 		return err
 	}

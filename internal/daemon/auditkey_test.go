@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/medicus-cloud/trust/attest/snp"
 )
 
 // The audit context key: an operator's file outside dev mode (checked like every key file),
@@ -39,7 +41,8 @@ func TestAuditContextKey(t *testing.T) {
 	if _, _, err := AuditContextKey(file, dir, false); err == nil || strings.Contains(err.Error(), "short") {
 		t.Fatalf("bad key file: %v", err)
 	}
-	c := Config{Policy: "p", PolicyTrustKeys: "k", TLS: TLSConfig{CertFile: "c", KeyFile: "k"}, Audit: AuditConfig{Origin: "trust.test.example/audit"}}
+	c := Config{Policy: "p", PolicyTrustKeys: "k", TLS: TLSConfig{CertFile: "c", KeyFile: "k"}, Audit: AuditConfig{Origin: "trust.test.example/audit"},
+		Verifiers: Verifiers{"snp": &snp.Config{}}}
 	c.Defaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "audit.context_key_file: required outside dev mode") {
 		t.Fatalf("Validate without a context key: %v", err)

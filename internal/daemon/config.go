@@ -17,7 +17,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/vault"
@@ -80,8 +79,9 @@ type Config struct {
 	Audit AuditConfig `yaml:"audit"`
 	// KMS selects the key store.
 	KMS KMSConfig `yaml:"kms"`
-	// Verifiers configure evidence verification per TEE.
-	Verifiers VerifiersConfig `yaml:"verifiers"`
+	// Verifiers configure evidence verification: one section per TEE scheme (attest/schemes),
+	// each scheme on only when its section is present. See verifiers.go.
+	Verifiers Verifiers `yaml:"verifiers"`
 	// Revocations tunes how revocations reach this replica (see revocations.go).
 	Revocations RevocationsConfig `yaml:"revocations"`
 }
@@ -152,48 +152,6 @@ type KMSConfig struct {
 	Default string `yaml:"default"`
 }
 
-// VerifiersConfig configures the hardware TEE verifiers. All are on unless disabled.
-type VerifiersConfig struct {
-	SNP SNPConfig   `yaml:"snp"`
-	TDX IntelConfig `yaml:"tdx"`
-	SGX IntelConfig `yaml:"sgx"`
-}
-
-// SNPConfig configures SEV-SNP verification.
-type SNPConfig struct {
-	Disabled bool `yaml:"disabled"`
-	// Offline never touches the network: VCEKs come with the evidence or from CertsDir.
-	Offline bool   `yaml:"offline"`
-	KDSURL  string `yaml:"kds_url"`
-	// CertsDir is an offline collateral directory (VCEK/VLEK certificates and CRLs).
-	CertsDir string `yaml:"certs_dir"`
-	// CacheDir keeps fetched certificates and CRLs; default DataDir/collateral/snp.
-	CacheDir string `yaml:"cache_dir"`
-}
-
-// IntelConfig configures TDX or SGX verification.
-type IntelConfig struct {
-	Disabled bool `yaml:"disabled"`
-	// Offline never touches the network: collateral comes from CollateralDir only.
-	Offline bool `yaml:"offline"`
-	// PCSURL is Intel's PCS or a caching service (PCCS); empty means Intel's PCS.
-	PCSURL        string `yaml:"pcs_url"`
-	CollateralDir string `yaml:"collateral_dir"`
-	// CacheDir keeps fetched collateral until its next update; default DataDir/collateral/tdx (sgx).
-	CacheDir string `yaml:"cache_dir"`
-	// CollateralRefresh re-fetches online collateral this often whatever its nextUpdate
-	// (default 1h); CollateralMaxAge is how long a failed refresh keeps the last good set before
-	// verification fails closed (default 24h); MinTCBEvaluationDataNumber refuses older TCB
-	// info and QE identities.
-	CollateralRefresh          time.Duration `yaml:"collateral_refresh"`
-	CollateralMaxAge           time.Duration `yaml:"collateral_max_age"`
-	MinTCBEvaluationDataNumber int           `yaml:"min_tcb_evaluation_data_number"`
-}
-
-func (c IntelConfig) freshness() intel.Freshness {
-	return intel.Freshness{RefreshInterval: c.CollateralRefresh, MaxAge: c.CollateralMaxAge, MinTCBEvaluationDataNumber: c.MinTCBEvaluationDataNumber}
-}
-
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
 	if c.Listen == "" {
@@ -219,15 +177,6 @@ func (c *Config) Defaults() {
 	}
 	if c.TokenKeyDir == "" {
 		c.TokenKeyDir = filepath.Join(c.DataDir, "token-keys")
-	}
-	if c.Verifiers.SNP.CacheDir == "" {
-		c.Verifiers.SNP.CacheDir = filepath.Join(c.DataDir, "collateral", "snp")
-	}
-	if c.Verifiers.TDX.CacheDir == "" {
-		c.Verifiers.TDX.CacheDir = filepath.Join(c.DataDir, "collateral", "tdx")
-	}
-	if c.Verifiers.SGX.CacheDir == "" {
-		c.Verifiers.SGX.CacheDir = filepath.Join(c.DataDir, "collateral", "sgx")
 	}
 }
 
@@ -262,6 +211,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("audit.context_key_file: required outside dev mode: it keys the context digests of audit records"))
 	}
 	errs = append(errs, c.validateDevAndOrigin()...)
+	errs = append(errs, c.Verifiers.validate(c.Dev)...)
 	switch c.Audit.Backend {
 	case "local":
 		if c.Audit.DSNFile != "" || c.Audit.KeyFile != "" {

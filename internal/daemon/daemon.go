@@ -19,12 +19,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/attest/intel"
-	"github.com/medicus-cloud/trust/attest/sgx"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
-	"github.com/medicus-cloud/trust/attest/snp"
-	"github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/pglog"
 	"github.com/medicus-cloud/trust/challenge"
@@ -126,7 +121,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	d.closers = append(d.closers, d.auditLg.Close)
-	if d.metrics, err = metrics.New(d.registry, metrics.Options{}); err != nil {
+	if d.metrics, err = metrics.New(d.registry, metrics.Options{TEEs: schemes.Names()}); err != nil {
 		return nil, err
 	}
 	verifiers, err := d.verifiers()
@@ -251,59 +246,6 @@ func (d *Daemon) policyState(ctx context.Context, env Env) (policies.StateStore,
 		}
 	}
 	return pg, nil
-}
-
-// verifiers builds one verifier per enabled TEE type.
-func (d *Daemon) verifiers() ([]attest.Verifier, error) {
-	vc := d.cfg.Verifiers
-	var out []attest.Verifier
-	if d.cfg.Dev {
-		d.log.Warn("DEV MODE: accepting INSECURE simulated evidence that anyone can forge; never use in production")
-		out = append(out, simtee.NewInsecureVerifier())
-	}
-	if !vc.SNP.Disabled {
-		o := snp.Options{KDSURL: vc.SNP.KDSURL, CertsDir: vc.SNP.CertsDir, CacheDir: vc.SNP.CacheDir,
-			CacheObserver: func(hit bool) { d.metrics.CollateralCache("amd-endorsement", hit) }}
-		if !vc.SNP.Offline && vc.SNP.CertsDir == "" {
-			// Bounded, so that a throttled KDS cannot hold an Attest call for minutes; the cache
-			// makes later verifications of the same chip and TCB local.
-			o.Getter = &snp.HTTPGetter{Attempts: 2, Backoff: 2 * time.Second, MaxBackoff: 10 * time.Second}
-		}
-		v, err := snp.New(o)
-		if err != nil {
-			return nil, fmt.Errorf("verifiers.snp: %w", err)
-		}
-		out = append(out, v)
-	}
-	intelURL := func(c IntelConfig) string {
-		if c.Offline {
-			return ""
-		}
-		if c.PCSURL == "" {
-			return intel.DefaultPCSURL
-		}
-		return c.PCSURL
-	}
-	if c := vc.TDX; !c.Disabled {
-		v, err := tdx.New(tdx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir, Freshness: c.freshness(),
-			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-tdx", hit) }})
-		if err != nil {
-			return nil, fmt.Errorf("verifiers.tdx: %w", err)
-		}
-		out = append(out, v)
-	}
-	if c := vc.SGX; !c.Disabled {
-		v, err := sgx.New(sgx.Options{CollateralDir: c.CollateralDir, PCSURL: intelURL(c), CacheDir: c.CacheDir, Freshness: c.freshness(),
-			CacheObserver: func(hit bool) { d.metrics.CollateralCache("intel-pcs-sgx", hit) }})
-		if err != nil {
-			return nil, fmt.Errorf("verifiers.sgx: %w", err)
-		}
-		out = append(out, v)
-	}
-	for _, v := range out {
-		d.log.Info("verifier enabled", "tee", v.TEE())
-	}
-	return out, nil
 }
 
 // openPolicies opens the policy store: signed bundles with rollback protection, reloaded on

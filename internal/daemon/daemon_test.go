@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/medicus-cloud/trust/attest/tdx"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -151,7 +153,7 @@ func TestSampleConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Dev || c.KMS.Backend != "vault" || c.PolicyThreshold != 2 || c.Verifiers.TDX.PCSURL == "" {
+	if c.Dev || c.KMS.Backend != "vault" || c.PolicyThreshold != 2 || len(c.Verifiers) != 3 || c.Verifiers["tdx"].(*tdx.Config).PCSURL == "" {
 		t.Fatalf("sample config read as %+v", c)
 	}
 }

@@ -27,7 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/consent"
 	"github.com/medicus-cloud/trust/consent/consenttest"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/replay"
@@ -115,7 +115,7 @@ func (e *dutiesEnv) token(t *testing.T) []byte {
 	}
 	m, _ := hex.DecodeString("6d656469637573207472757374206578616d706c652068656c6c6f20696d616765207631")
 	key, _ := enclave.NewKey(seal.X25519)
-	ev, err := sim.NewInsecure(sim.Options{Measurement: m, SVN: 1}).Evidence(ctx, key.ReportData(ch.GetNonce()))
+	ev, err := simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1}).Evidence(ctx, key.ReportData(ch.GetNonce()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/pkcs11"
 	"github.com/medicus-cloud/trust/kms/pkcs11/pkcs11test"
@@ -191,7 +191,7 @@ func TestKeyCustodyRouting(t *testing.T) {
 
 	m, _ := hex.DecodeString("6d656469637573207472757374206578616d706c652068656c6c6f20696d616765207631000000000000000000000000")
 	c, err := sdk.New(ctx, sdk.Options{Addr: addr, TLS: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13},
-		Provider: sim.NewInsecure(sim.Options{Measurement: m, SVN: 1})})
+		Provider: simguest.NewInsecure(simguest.Options{Measurement: m, SVN: 1})})
 	if err != nil {
 		t.Fatal(err)
 	}

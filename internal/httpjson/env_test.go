@@ -24,11 +24,11 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/enclave"
-	"github.com/medicus-cloud/trust/enclave/sim"
+	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/httpjson"
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/internal/wire"
@@ -92,7 +92,7 @@ func newEnv(t testing.TB) *env {
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{nk}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tokens, _ := token.NewIssuer(token.Options{Key: tk, Issuer: "https://trust.example", Audience: "medicus-trust"})
-	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{simtee.NewInsecureVerifier()},
+	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{}, Nonces: nonces, Tokens: tokens})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func attestRequest(t testing.TB, nonce, measurement []byte, suite seal.Suite) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := sim.NewInsecure(sim.Options{Measurement: measurement, SVN: 1}).Evidence(context.Background(), key.ReportData(nonce))
+	ev, err := simguest.NewInsecure(simguest.Options{Measurement: measurement, SVN: 1}).Evidence(context.Background(), key.ReportData(nonce))
 	if err != nil {
 		t.Fatal(err)
 	}

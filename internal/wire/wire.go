@@ -5,6 +5,7 @@ package wire
 import (
 	"fmt"
 	"maps"
+	"strings"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
@@ -12,25 +13,26 @@ import (
 	"github.com/medicus-cloud/trust/token"
 )
 
-var teeToPB = map[attest.TEE]pb.TEE{
-	attest.SEVSNP:            pb.TEE_TEE_SEV_SNP,
-	attest.TDX:               pb.TEE_TEE_TDX,
-	attest.SGX:               pb.TEE_TEE_SGX,
-	attest.InsecureSimulated: pb.TEE_TEE_INSECURE_SIMULATED,
-}
+// The proto enum value of a TEE is named "TEE_" + its name in upper case with "-" as "_"
+// (sev-snp is TEE_SEV_SNP), so that a new scheme needs no mapping here; attest/schemes tests
+// that every scheme has its value. This package does not import the schemes: the SDK links it.
 
 // TEE converts a wire TEE type.
 func TEE(t pb.TEE) (attest.TEE, error) {
-	for k, v := range teeToPB {
-		if v == t {
-			return k, nil
-		}
+	name, ok := pb.TEE_name[int32(t)]
+	if !ok || t == pb.TEE_TEE_UNSPECIFIED {
+		return "", fmt.Errorf("unknown TEE type %v", t)
 	}
-	return "", fmt.Errorf("unknown TEE type %v", t)
+	return attest.TEE(strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "TEE_")), "_", "-")), nil
 }
 
-// TEEToPB converts a TEE type to the wire.
-func TEEToPB(t attest.TEE) pb.TEE { return teeToPB[t] }
+// TEEToPB converts a TEE type to the wire; a TEE without an enum value is TEE_UNSPECIFIED.
+func TEEToPB(t attest.TEE) pb.TEE {
+	if t == "" {
+		return pb.TEE_TEE_UNSPECIFIED
+	}
+	return pb.TEE(pb.TEE_value["TEE_"+strings.ReplaceAll(strings.ToUpper(string(t)), "-", "_")])
+}
 
 // Evidence converts wire evidence (which must not be nil).
 func Evidence(e *pb.Evidence) (*attest.Evidence, error) {

@@ -17,7 +17,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/attest/intel/inteltest"
 )
 
 // Now is a time at which a Platform's certificates and collateral are valid.
@@ -63,6 +63,8 @@ func fill(b byte) [32]byte {
 
 // Platform is a fake SGX platform and its fake Intel.
 type Platform struct {
+	// PKI is the fake Intel hierarchy; Root, CA and TCBSigner (and their keys) are its.
+	PKI                            *inteltest.PKI
 	RootKey, CAKey, PCKKey, TCBKey *ecdsa.PrivateKey
 	Root, CA, PCK, TCBSigner       *x509.Certificate
 	// PCKChainPEM is the chain a quote carries: PCK, PCK CA, root.
@@ -97,15 +99,6 @@ func mkCert(t testing.TB, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, 
 		t.Fatal(err)
 	}
 	return c
-}
-
-func caTmpl(cn string) *x509.Certificate {
-	return &x509.Certificate{
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Intel Corporation (TEST)"}},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
 }
 
 type extEntry struct {
@@ -156,21 +149,22 @@ func sgxExtensions(t testing.TB, comps [16]byte, pcesvn int, withConfig bool) []
 	return b
 }
 
-// NewPlatform makes a fresh hierarchy and keys.
+// NewPlatform makes a fresh hierarchy and keys: root CA, PCK Platform CA and TCB signing
+// certificate from inteltest (the one fake Intel PKI), and a PCK certificate with this
+// package's SGX extensions.
 func NewPlatform(t testing.TB) *Platform {
 	t.Helper()
-	p := &Platform{RootKey: mustKey(t), CAKey: mustKey(t), PCKKey: mustKey(t), TCBKey: mustKey(t)}
-	p.Root = mkCert(t, caTmpl("Intel SGX Root CA"), nil, &p.RootKey.PublicKey, p.RootKey)
-	p.CA = mkCert(t, caTmpl("Intel SGX PCK Platform CA"), p.Root, &p.CAKey.PublicKey, p.RootKey)
+	pki, err := inteltest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2033, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Platform{PKI: pki, RootKey: pki.RootKey, CAKey: pki.PCKCAKey, PCKKey: mustKey(t), TCBKey: pki.TCBSigningKey,
+		Root: pki.Root, CA: pki.PCKCA, TCBSigner: pki.TCBSigning}
 	p.PCK = mkCert(t, &x509.Certificate{
 		Subject:         pkix.Name{CommonName: "Intel SGX PCK Certificate", Organization: []string{"Intel Corporation (TEST)"}},
 		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtraExtensions: []pkix.Extension{{Id: intel.OIDSGXExtensions, Value: SGXExtensions(t, PCKTCB, PCESVN)}},
 	}, p.CA, &p.PCKKey.PublicKey, p.CAKey)
-	p.TCBSigner = mkCert(t, &x509.Certificate{
-		Subject:  pkix.Name{CommonName: "Intel SGX TCB Signing", Organization: []string{"Intel Corporation (TEST)"}},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-	}, p.Root, &p.TCBKey.PublicKey, p.RootKey)
 	p.PCKChainPEM = PEMChain(p.PCK, p.CA, p.Root)
 	return p
 }
@@ -187,27 +181,11 @@ func (p *Platform) ChainWithoutConfiguration(t testing.TB) []byte {
 	return PEMChain(pck, p.CA, p.Root)
 }
 
-// PEMChain concatenates certificates as PEM.
-func PEMChain(certs ...*x509.Certificate) []byte {
-	var out []byte
-	for _, c := range certs {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return out
-}
+// PEMChain concatenates certificates as PEM (inteltest.ChainPEM).
+func PEMChain(certs ...*x509.Certificate) []byte { return inteltest.ChainPEM(certs...) }
 
-// RawSign makes Intel's r||s signature over SHA-256(msg).
-func RawSign(t testing.TB, k *ecdsa.PrivateKey, msg []byte) []byte {
-	h := sha256.Sum256(msg)
-	r, s, err := ecdsa.Sign(rand.Reader, k, h[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]byte, 64)
-	r.FillBytes(out[:32])
-	s.FillBytes(out[32:])
-	return out
-}
+// RawSign makes Intel's r||s signature over SHA-256(msg) (inteltest.SignRaw).
+func RawSign(_ testing.TB, k *ecdsa.PrivateKey, msg []byte) []byte { return inteltest.SignRaw(k, msg) }
 
 // Enclave is what a quote says about the quoted enclave.
 type Enclave struct {
@@ -337,16 +315,7 @@ func signedJSON(t testing.TB, k *ecdsa.PrivateKey, name string, v any) []byte {
 }
 
 func mkCRL(t testing.TB, issuer *x509.Certificate, key *ecdsa.PrivateKey, revoked ...*big.Int) []byte {
-	var entries []x509.RevocationListEntry
-	for _, s := range revoked {
-		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: Now.AddDate(0, -1, 0)})
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number:                    big.NewInt(1),
-		ThisUpdate:                Now.AddDate(0, 0, -10),
-		NextUpdate:                Now.AddDate(0, 0, 20),
-		RevokedCertificateEntries: entries,
-	}, issuer, key)
+	der, err := inteltest.CRL(issuer, key, Now.AddDate(0, 0, -10), Now.AddDate(0, 0, 20), revoked...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package tdx
+package tdxguest
 
 import (
 	"errors"

@@ -1,15 +1,15 @@
-// Package sim is the evidence provider of the simulated TEE.
+// Package simguest is the evidence provider of the simulated TEE.
 //
 // INSECURE: for development and tests only. The evidence it makes is signed with a published key
 // and is accepted only by a trustd running with --dev.
-package sim
+package simguest
 
 import (
 	"context"
 	"crypto/ed25519"
 
 	"github.com/medicus-cloud/trust/attest"
-	simtee "github.com/medicus-cloud/trust/attest/sim"
+	"github.com/medicus-cloud/trust/attest/sim"
 )
 
 // Options describe the simulated workload.
@@ -33,7 +33,7 @@ type InsecureProvider struct {
 // NewInsecure returns a simulated provider.
 func NewInsecure(o Options) *InsecureProvider {
 	if o.Key == nil {
-		o.Key = simtee.InsecureKey()
+		o.Key = sim.InsecureKey()
 	}
 	return &InsecureProvider{o: o}
 }
@@ -43,17 +43,17 @@ func (p *InsecureProvider) TEE() attest.TEE { return attest.InsecureSimulated }
 
 // Evidence implements enclave.Provider.
 func (p *InsecureProvider) Evidence(_ context.Context, rd [attest.ReportDataSize]byte) (*attest.Evidence, error) {
-	r := &simtee.Report{SVN: p.o.SVN, ReportData: rd}
+	r := &sim.Report{SVN: p.o.SVN, ReportData: rd}
 	copy(r.Measurement[:], p.o.Measurement)
 	copy(r.HostData[:], p.o.HostData)
 	if p.o.Debug {
-		r.Flags |= simtee.FlagDebug
+		r.Flags |= sim.FlagDebug
 	}
 	if p.o.Migration {
-		r.Flags |= simtee.FlagMigration
+		r.Flags |= sim.FlagMigration
 	}
 	if p.o.SMT {
-		r.Flags |= simtee.FlagSMT
+		r.Flags |= sim.FlagSMT
 	}
 	return &attest.Evidence{TEE: attest.InsecureSimulated, Report: r.Sign(p.o.Key)}, nil
 }

@@ -1,4 +1,4 @@
-// Package snp is the guest side of AMD SEV-SNP: it obtains an attestation report with the
+// Package snpguest is the guest side of AMD SEV-SNP: it obtains an attestation report with the
 // workload's report data, and the host's certificate table (VCEK, ASK, ARK) when the host
 // supplies one, on a real SEV-SNP guest.
 //
@@ -6,7 +6,7 @@
 // certificate table) and falls back to the /dev/sev-guest extended-report ioctl. Where neither
 // exists it fails with an error wrapping enclave.ErrNoTEE that names both paths. It does not
 // import go-sev-guest's client package, which registers command-line flags.
-package snp
+package snpguest
 
 import (
 	"bytes"
@@ -169,4 +169,16 @@ func extendedReport(d guestDevice, rd [64]byte, vmpl uint32) ([]byte, []byte, er
 		return nil, nil, fmt.Errorf("SNP_GET_EXT_REPORT: %w", err)
 	}
 	return nil, nil, errors.New("SNP_GET_EXT_REPORT: host keeps asking for a larger certificate buffer")
+}
+
+// Detector finds an SEV-SNP guest by its sev_snp CPU flag or its guest device (for
+// enclave/detect).
+var Detector = enclave.Detector{
+	What: "an SEV-SNP guest (sev_snp CPU flag in /proc/cpuinfo or " + DefaultDevice + ")",
+	Detect: func(m enclave.Machine) (enclave.Provider, error) {
+		if !m.CPUFlag("sev_snp") && !m.Exists(DefaultDevice) {
+			return nil, nil
+		}
+		return New(Options{})
+	},
 }

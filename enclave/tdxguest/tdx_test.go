@@ -1,4 +1,4 @@
-package tdx
+package tdxguest
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	labi "github.com/google/go-tdx-guest/client/linuxabi"
 
 	"github.com/medicus-cloud/trust/attest"
-	attesttdx "github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/attest/tdx/tdxtest"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/tsm"
@@ -84,7 +84,7 @@ func (d *fakeDevice) close() error { return nil }
 
 func TestEvidence(t *testing.T) {
 	f := fx(t)
-	v, err := attesttdx.New(attesttdx.Options{Root: f.PKI.Root})
+	v, err := tdx.New(tdx.Options{Root: f.PKI.Root})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package snp
+package snpguest
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package snp
+package snpguest
 
 import (
 	"bytes"

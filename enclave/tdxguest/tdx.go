@@ -1,10 +1,10 @@
-// Package tdx is the evidence provider for Intel TDX trust domains: it asks the guest kernel
+// Package tdxguest is the evidence provider for Intel TDX trust domains: it asks the guest kernel
 // for a quote over the report data, through configfs-tsm (provider "tdx_guest", the kernel's
 // current interface) or, on older kernels, the /dev/tdx_guest device's GET_QUOTE request.
 //
 // The quote goes from the TD to the host's quoting enclave and back; it is not secret. The
 // provider checks that what came back is a TDX quote over the report data it asked for.
-package tdx
+package tdxguest
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	labi "github.com/google/go-tdx-guest/client/linuxabi"
 
 	"github.com/medicus-cloud/trust/attest"
-	attesttdx "github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/tdx/tdxquote"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/tsm"
 )
@@ -108,7 +108,7 @@ func (p *Provider) Evidence(ctx context.Context, rd [attest.ReportDataSize]byte)
 		return nil, err
 	}
 	// Fail here rather than at the verifier if the platform handed back something else.
-	pq, err := attesttdx.ParseQuote(q)
+	pq, err := tdxquote.ParseQuote(q)
 	if err != nil {
 		return nil, fmt.Errorf("tdx: the platform returned no usable quote: %w", err)
 	}
@@ -155,4 +155,15 @@ func (p *Provider) viaDevice(rd [64]byte) ([]byte, error) {
 		return nil, fmt.Errorf("tdx: %s: quote length %d out of range", p.o.DevicePath, hdr.OutLen)
 	}
 	return append([]byte(nil), hdr.Data[:hdr.OutLen]...), nil
+}
+
+// Detector finds a TDX guest by its tdx_guest CPU flag or its guest device (for enclave/detect).
+var Detector = enclave.Detector{
+	What: "a TDX guest (tdx_guest CPU flag in /proc/cpuinfo or " + DefaultDevicePath + ")",
+	Detect: func(m enclave.Machine) (enclave.Provider, error) {
+		if !m.CPUFlag("tdx_guest") && !m.Exists(DefaultDevicePath) {
+			return nil, nil
+		}
+		return New(Options{})
+	},
 }
