@@ -7,15 +7,16 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/eventlog"
+	"github.com/medicus-cloud/trust/attest/tdx/tdxquote"
 )
 
 // Names of the event-log entries in attest.Evidence.Collateral (evidence.collateral in the
 // protocol). They are not Intel collateral: Verify takes them out before appraising the TCB.
 const (
 	// CollateralCCELTable is the ACPI CCEL table, /sys/firmware/acpi/tables/CCEL on the guest.
-	CollateralCCELTable = "ccel.table"
+	CollateralCCELTable = tdxquote.CollateralCCELTable
 	// CollateralCCELLog is the CCEL log area, /sys/firmware/acpi/tables/data/CCEL on the guest.
-	CollateralCCELLog = "ccel.log"
+	CollateralCCELLog = tdxquote.CollateralCCELLog
 )
 
 // eventLog replays the CCEL that came with the evidence, if any, into RTMR0..3 and checks the
