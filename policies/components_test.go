@@ -130,13 +130,15 @@ func TestSpecComponents(t *testing.T) {
 func TestSignedReferenceValuesRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, set, want string
-		edit           func(string) string
+		edit            func(string) string
 	}{
 		{name: "bad signature", set: "messenger-1.9.0-bad-signature.refs.cose", want: "does not verify under vendor key"},
 		{name: "expired", set: "messenger-1.8.0-expired.refs.cose", want: "expired at 2025-01-01T00:00:00Z"},
 		{name: "wrong vendor key for the image", set: "messenger-1.9.0-other-vendor.refs.cose", want: "not a vendor key trusted for this image"},
 		{name: "image not listed", set: "messenger-1.9.0.refs.cose", want: `image "registry.medicus.cloud/messenger", which spec.images does not list`,
-			edit: func(s string) string { return strings.Replace(s, "id: registry.medicus.cloud/messenger", "id: registry.medicus.cloud/other", 1) }},
+			edit: func(s string) string {
+				return strings.Replace(s, "id: registry.medicus.cloud/messenger", "id: registry.medicus.cloud/other", 1)
+			}},
 		{name: "version not accepted", set: "messenger-1.9.0.refs.cose", want: "version 1.9.0 of registry.medicus.cloud/messenger is not one of",
 			edit: func(s string) string { return strings.Replace(s, `versions: ["1.9.0"]`, `versions: ["2.0.0"]`, 1) }},
 		{name: "not a COSE message", set: "messenger-claims.json", want: "not a COSE_Sign1"},
