@@ -26,6 +26,7 @@ say "Collecting the sample policies and the examples' policies into one (unsigne
 cp policies/examples/*.yaml policies/examples/*.json .demo/policies/
 for ex in teleconsult messenger-attachments sepsis-scoring; do
   cp "examples/$ex/policy.yaml" ".demo/policies/example-$ex.yaml"
+  cp examples/"$ex"/*.refs.cose .demo/policies/ # the image's vendor-signed reference values
 done
 "$BIN/trustctl" policy lint .demo/policies
 
