@@ -16,6 +16,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/token"
 )
 
@@ -94,7 +95,7 @@ func (s *ReferenceValueSet) Check() error {
 	}
 	for i := range s.Values {
 		v := &s.Values[i]
-		t, err := attest.ParseTEE(string(v.TEE))
+		t, err := schemes.ParseTEE(string(v.TEE))
 		if err != nil {
 			return fmt.Errorf("values[%d].tee: %v", i, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/policies"
 )
 
@@ -65,7 +66,7 @@ extends them) apply to every value. Times are RFC 3339; --not-before defaults to
 			if set.NotAfter, err = time.Parse(time.RFC3339, notAfter); err != nil {
 				return fmt.Errorf("--not-after: %w", err)
 			}
-			t, err := attest.ParseTEE(tee)
+			t, err := schemes.ParseTEE(tee)
 			if err != nil {
 				return fmt.Errorf("--tee: %w", err)
 			}
