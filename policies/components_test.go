@@ -2,6 +2,9 @@ package policies
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/token"
 )
 
 const rvDir = "testdata/refvalues"
@@ -200,4 +204,48 @@ func FuzzOpenReferenceValues(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		OpenReferenceValues(b, keys, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
 	})
+}
+
+// TestSignedBundleWithRefValues: trustd's load path (a security-team-signed bundle directory)
+// verifies the vendor's signature on the reference values it carries, and refuses the bundle
+// when the vendor signature is bad even though the team signed the bundle.
+func TestSignedBundleWithRefValues(t *testing.T) {
+	team, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := token.KeyID(team.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := VerifyOptions{Keys: TrustKeys{kid: team.Public()}}
+	for _, tc := range []struct{ set, want string }{
+		{"messenger-1.9.0.refs.cose", ""},
+		{"messenger-1.9.0-bad-signature.refs.cose", "does not verify under vendor key"},
+		{"messenger-1.8.0-expired.refs.cose", "expired"},
+	} {
+		dir := t.TempDir()
+		for name, b := range map[string][]byte{"messenger-image.yaml": rvFile(t, "messenger-image.yaml"), "messenger-1.9.0.refs.cose": rvFile(t, tc.set)} {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _, err := SignDir(dir, team, 1, rand.Reader)
+		if tc.want != "" {
+			if err == nil {
+				_, err = LoadSigned(dir, opts)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%s: error %v, want %q", tc.set, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := LoadSigned(dir, opts)
+		if err != nil || b.Policy("messenger-image") == nil {
+			t.Fatalf("%s: %v", tc.set, err)
+		}
+	}
 }
