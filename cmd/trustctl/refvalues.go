@@ -29,7 +29,7 @@ key, and ships the NAME.refs.cose file; the platform security team puts it into 
 bundle, imports it through spec.referenceValues and trusts the vendor key for the image in
 spec.images.`,
 	}
-	cmd.AddCommand(newRefValuesSignCmd(), newRefValuesVerifyCmd())
+	cmd.AddCommand(newRefValuesSignCmd(), newRefValuesVerifyCmd(), newRefValuesCoRIMCmd())
 	return cmd
 }
 
@@ -203,7 +203,11 @@ func newRefValuesVerifyCmd() *cobra.Command {
 }
 
 func printSet(w io.Writer, s *policies.ReferenceValueSet, kid string) {
-	fmt.Fprintf(w, "verified: signed by vendor key %s\n", kid)
+	if kid != "" {
+		fmt.Fprintf(w, "verified: signed by vendor key %s\n", kid)
+	} else {
+		fmt.Fprintln(w, "unsigned: sign it with trustctl refvalues sign before a policy can use it")
+	}
 	fmt.Fprintf(w, "image %s\nversion %s\ncommit %s\n", s.Image, s.Version, s.SourceCommit)
 	if s.Source != "" {
 		fmt.Fprintf(w, "source %s\n", s.Source)
@@ -227,4 +231,73 @@ func sortedMapKeys(m map[string]attest.Hex) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func newRefValuesCoRIMCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "corim",
+		Short: "Export a signed set as CoRIM, or import a CoRIM as a set to sign",
+	}
+	var keyFile, at, out string
+	export := &cobra.Command{
+		Use:   "export --vendor-key PUB FILE.refs.cose [-o FILE.corim]",
+		Short: "Verify a signed set and write its values as an unsigned CoRIM (CBOR)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pem, err := os.ReadFile(keyFile)
+			if err != nil {
+				return fmt.Errorf("--vendor-key: %w", err)
+			}
+			keys, err := policies.ParseTrustKeys(pem)
+			if err != nil {
+				return fmt.Errorf("--vendor-key: %w", err)
+			}
+			now := time.Now()
+			if at != "" {
+				if now, err = time.Parse(time.RFC3339, at); err != nil {
+					return fmt.Errorf("--at: %w", err)
+				}
+			}
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			s, _, err := policies.OpenReferenceValues(b, keys, now)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			c, err := policies.ExportCoRIM(s)
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(c)
+				return err
+			}
+			return os.WriteFile(out, c, 0o644)
+		},
+	}
+	export.Flags().StringVar(&keyFile, "vendor-key", "", "vendor public key(s) (PEM)")
+	export.Flags().StringVar(&at, "at", "", "check validity at this time (RFC 3339; default now)")
+	export.Flags().StringVarP(&out, "output", "o", "", "write the CoRIM here (default stdout)")
+	export.MarkFlagRequired("vendor-key")
+	imp := &cobra.Command{
+		Use:   "import FILE.corim",
+		Short: "Print a CoRIM (as corim export writes it) as the reference-value set it holds, unsigned",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := policies.ImportCoRIM(b)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			printSet(cmd.OutOrStdout(), s, "")
+			return nil
+		},
+	}
+	cmd.AddCommand(export, imp)
+	return cmd
 }
