@@ -97,6 +97,10 @@ type Claims struct {
 	Platform map[string]string `json:"platform,omitempty"`
 	// Attributes holds other numeric fields: vmpl, guest_policy, td_attributes, xfam, isv_prod_id.
 	Attributes map[string]uint64 `json:"attributes,omitempty"`
+	// Components are boot components (kernel, initrd, cmdline, shim, grub, uki.linux ...) by
+	// name, each the digest the evidence's event log extended into the attested registers. Set
+	// only when an event log came with the evidence and replayed to its registers.
+	Components map[string]Hex `json:"components,omitempty"`
 }
 
 // Tristate is a yes/no property that evidence may leave undetermined.

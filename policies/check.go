@@ -126,11 +126,16 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 		}
 		s.TEE[i], tees[tt] = tt, true
 	}
+	pol.checkMeasuredImages(c) // components.go
 	refsFailed := false
 	for i, r := range s.ReferenceValues {
 		rv, ok := refs[r]
 		if !ok {
-			c.errorf(p("spec", "referenceValues", i), "spec.referenceValues[%d]: %q is not a *%s file of this bundle", i, r, refsSuffix)
+			suffix := refsSuffix
+			if strings.HasSuffix(r, signedRefsSuffix) {
+				suffix = signedRefsSuffix
+			}
+			c.errorf(p("spec", "referenceValues", i), "spec.referenceValues[%d]: %q is not a *%s file of this bundle", i, r, suffix)
 			continue
 		}
 		if rv == nil {

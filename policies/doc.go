@@ -11,6 +11,9 @@
 //   - context constraints on grants (Decision.CheckContext, Bundle.CheckContext), checked by the
 //     service on every release;
 //   - reference values imported from the image build pipeline (ImportReferenceValues);
+//   - measured images (components.go, refsigned.go, corim.go): vendor-signed reference-value
+//     sets (*.refs.cose, COSE_Sign1) that a policy trusts per image (spec.images), boot
+//     components from event logs (spec.components), CoRIM export and import;
 //   - signed bundles (several detached COSE_Sign1 over one manifest), the two-person rule, rollback
 //     protection and hot reload (Store);
 //   - the functions behind `trustctl policy lint|test|explain|diff|sign|verify` (cli.go).

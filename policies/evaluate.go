@@ -289,6 +289,9 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 			return false
 		}
 	}
+	if !p.checkMeasured(c, r) { // components.go
+		return false
+	}
 	for _, ru := range p.rules {
 		if *vars == nil {
 			*vars = celVars(c)

@@ -43,6 +43,8 @@ type Policy struct {
 	rules []*rule
 	// imported holds what spec.referenceValues added, so that diff and explain can say so.
 	imported []string
+	// images are the verified signed reference-value sets (components.go).
+	images []*imageSet
 }
 
 // Metadata names a policy.
@@ -71,6 +73,11 @@ type Spec struct {
 	// Lease bounds how long after attesting a workload may receive and hold released keys
 	// before it must attest again (see lease.go); empty means the token lifetime.
 	Lease Lease `yaml:"lease,omitempty"`
+	// Images names measured images and the vendor keys trusted to sign their reference values
+	// (*.refs.cose files imported through ReferenceValues); Components pins boot components
+	// (kernel, initrd, cmdline ...) by digest. See components.go.
+	Images     []ImageTrust          `yaml:"images,omitempty"`
+	Components map[string]attest.Hex `yaml:"components,omitempty"`
 }
 
 // SGXSigner pins an SGX enclave by its signer rather than its measurement. ProductID and MinSVN
@@ -315,7 +322,7 @@ func readSources(path string) (map[string][]byte, error) {
 				break
 			}
 			for _, r := range doc.Spec.ReferenceValues {
-				if strings.HasSuffix(r, refsSuffix) && !strings.ContainsAny(r, `/\`) {
+				if (strings.HasSuffix(r, refsSuffix) || strings.HasSuffix(r, signedRefsSuffix)) && !strings.ContainsAny(r, `/\`) {
 					if rb, err := readBounded(filepath.Join(filepath.Dir(path), r)); err == nil {
 						files[r] = rb
 					}
@@ -331,7 +338,7 @@ func readSources(path string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, e := range ents {
 		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") || n == manifestName || !(isPolicyFile(n) || strings.HasSuffix(n, refsSuffix)) {
+		if e.IsDir() || strings.HasPrefix(n, ".") || n == manifestName || !(isPolicyFile(n) || strings.HasSuffix(n, refsSuffix) || strings.HasSuffix(n, signedRefsSuffix)) {
 			continue
 		}
 		if len(files) >= MaxFiles {
@@ -403,12 +410,16 @@ func parseBundle(files map[string][]byte, version uint64) (*Bundle, error) {
 			}
 			refs[n] = rv // nil when it failed: importers say so without repeating why
 		}
+		if strings.HasSuffix(n, signedRefsSuffix) {
+			// Verified per policy, under the vendor keys of the image it names (components.go).
+			refs[n] = &ReferenceValues{file: n, signed: files[n]}
+		}
 	}
 	b := &Bundle{Version: version}
 	seen := map[string]*Policy{}
 	for _, n := range names {
 		switch {
-		case strings.HasSuffix(n, refsSuffix):
+		case strings.HasSuffix(n, refsSuffix), strings.HasSuffix(n, signedRefsSuffix):
 			continue
 		case !isPolicyFile(n) || strings.ContainsAny(n, `/\`):
 			add(&Error{File: n, Msg: "not a policy file: a bundle holds *.yaml, *.yml and *.refs.json files"})

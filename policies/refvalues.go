@@ -44,6 +44,8 @@ type ReferenceValues struct {
 	Config       map[string]attest.Hex `json:"config,omitempty"`
 
 	file string
+	// signed is a signed reference-value set (*.refs.cose), verified by applyTo (components.go).
+	signed []byte
 }
 
 // ImportReferenceValues parses a reference-value file strictly (unknown fields are errors) and
@@ -129,6 +131,9 @@ func jsonError(name string, data []byte, err error, fallback int64) *Error {
 // policy already pins differently is an error: two sources disagree and nobody can tell which one
 // the security team meant.
 func (rv *ReferenceValues) applyTo(p *Policy) error {
+	if rv.signed != nil {
+		return p.applySigned(rv.file, rv.signed)
+	}
 	ok := false
 	for _, t := range p.Spec.TEE {
 		ok = ok || t == rv.TEE

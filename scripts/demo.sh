@@ -23,9 +23,10 @@ done
 
 rm -rf .demo && mkdir -p .demo/policies
 say "Collecting the sample policies and the examples' policies into one (unsigned, dev-mode) bundle"
-cp policies/examples/*.yaml policies/examples/*.json .demo/policies/
+cp policies/examples/*.yaml policies/examples/*.json policies/examples/*.refs.cose .demo/policies/
 for ex in teleconsult messenger-attachments sepsis-scoring; do
   cp "examples/$ex/policy.yaml" ".demo/policies/example-$ex.yaml"
+  cp examples/"$ex"/*.refs.cose .demo/policies/ # the image's vendor-signed reference values
 done
 "$BIN/trustctl" policy lint .demo/policies
 

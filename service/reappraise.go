@@ -45,6 +45,8 @@ type appraised struct {
 	Attributes   map[string]uint64 `cbor:"11,keyasint,omitempty"`
 	PlatformSMT  string            `cbor:"12,keyasint,omitempty"`
 	PolicySMT    *bool             `cbor:"13,keyasint,omitempty"`
+	// Components are the boot components of a replayed event log (policies name them).
+	Components map[string][]byte `cbor:"14,keyasint,omitempty"`
 }
 
 var (
@@ -79,7 +81,7 @@ func fromHexMap(m map[string][]byte) map[string]attest.Hex {
 func encodeAppraised(c *attest.Claims) ([]byte, error) {
 	a := appraised{TEE: string(c.TEE), Measurement: c.Measurement, Measurements: hexMap(c.Measurements), Config: hexMap(c.Config),
 		TCB: c.TCB, TCBStatus: c.TCBStatus, Advisories: c.Advisories, ReportData: c.ReportData, Platform: c.Platform, Attributes: c.Attributes,
-		PlatformSMT: string(c.PlatformSMTEnabled), PolicySMT: c.PolicySMTAllowed}
+		PlatformSMT: string(c.PlatformSMTEnabled), PolicySMT: c.PolicySMTAllowed, Components: hexMap(c.Components)}
 	if c.Debug {
 		a.Flags |= 1
 	}
@@ -101,7 +103,7 @@ func decodeAppraised(b []byte) (*attest.Claims, error) {
 	return &attest.Claims{TEE: attest.TEE(a.TEE), Measurement: a.Measurement, Measurements: fromHexMap(a.Measurements),
 		Config: fromHexMap(a.Config), TCB: a.TCB, TCBStatus: a.TCBStatus, Advisories: a.Advisories, Debug: a.Flags&1 != 0,
 		Migration: a.Flags&2 != 0, PlatformSMTEnabled: attest.Tristate(a.PlatformSMT), PolicySMTAllowed: a.PolicySMT,
-		ReportData: a.ReportData, Platform: maps.Clone(a.Platform), Attributes: a.Attributes}, nil
+		ReportData: a.ReportData, Platform: maps.Clone(a.Platform), Attributes: a.Attributes, Components: fromHexMap(a.Components)}, nil
 }
 
 // reappraise decides whether the current bundle and revocation list still vouch for the

@@ -12,7 +12,8 @@ func TestAppraisedRoundTrip(t *testing.T) {
 	c := &attest.Claims{TEE: attest.TDX, Measurement: attest.Hex{1, 2}, Measurements: map[string]attest.Hex{"rtmr0": {3}},
 		Config: map[string]attest.Hex{"mrconfigid": {4}}, TCB: map[string]uint64{"pce_svn": 13}, TCBStatus: "UpToDate",
 		Advisories: []string{"INTEL-SA-00837"}, Debug: true, PlatformSMTEnabled: attest.TriTrue, PolicySMTAllowed: &yes, ReportData: attest.Hex{5},
-		Platform: map[string]string{"fmspc": "00906ed50000", "ppid": "ab"}, Attributes: map[string]uint64{"xfam": 231}}
+		Platform: map[string]string{"fmspc": "00906ed50000", "ppid": "ab"}, Attributes: map[string]uint64{"xfam": 231},
+		Components: map[string]attest.Hex{"kernel": {6}}}
 	b, err := encodeAppraised(c)
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	if err := e.check(); err != nil {
 		return nil, err
 	}
+	collateral, tpmLog, hasTPMLog := splitTPMEventLog(collateral) // eventlog.go
 	hcl, err := ParseHCLReport(e.HCLReport)
 	if err != nil {
 		return nil, err
@@ -139,6 +140,11 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 		c.Measurements[fmt.Sprintf("pcr%d", i)] = bytes.Clone(val)
 	}
 	c.ReportData = bytes.Clone(att.ExtraData.Buffer)
+	if hasTPMLog {
+		if err := tpmEventLog(tpmLog, pcrs, c); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

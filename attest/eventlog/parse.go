@@ -119,6 +119,11 @@ func frame(raw []byte) (end int, pad Padding, err error) {
 	return off, PaddingNone, nil
 }
 
+var (
+	padFF   = bytes.Repeat([]byte{0xff}, 4096)
+	padZero = make([]byte, 4096)
+)
+
 func padding(rest []byte) Padding {
 	if len(rest) == 0 {
 		return PaddingNone
@@ -127,10 +132,17 @@ func padding(rest []byte) Padding {
 	if b != 0 && b != 0xff {
 		return PaddingNone
 	}
-	for _, c := range rest {
-		if c != b {
+	// Compare block by block (bytes.Equal is vectorised): a log area is mostly padding.
+	blk := padFF
+	if b == 0 {
+		blk = padZero
+	}
+	for len(rest) > 0 {
+		n := min(len(rest), len(blk))
+		if !bytes.Equal(rest[:n], blk[:n]) {
 			return PaddingNone
 		}
+		rest = rest[n:]
 	}
 	if b == 0 {
 		return PaddingZero

@@ -39,6 +39,7 @@ func (e *MismatchError) Error() string {
 // the initial value's last byte (TPM PCR0 after a StartupLocality event).
 func extendAll(events []Event, alg crypto.Hash, index uint32, name string) ([]byte, []Event, error) {
 	value := make([]byte, alg.Size())
+	h := alg.New()
 	var used []Event
 	for _, e := range events {
 		if e.Index != index {
@@ -57,10 +58,10 @@ func extendAll(events []Event, alg crypto.Hash, index uint32, name string) ([]by
 		if len(d) != alg.Size() {
 			return nil, nil, fmt.Errorf("eventlog: event %d has a %d-byte %v digest", e.Seq, len(d), alg)
 		}
-		h := alg.New()
+		h.Reset()
 		h.Write(value)
 		h.Write(d)
-		value = h.Sum(nil)
+		value = h.Sum(value[:0]) // the hash has copied value: its buffer can take the result
 		used = append(used, e)
 	}
 	return value, used, nil

@@ -116,7 +116,10 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	}
 	// A debug TD is reported (Claims.Debug), not refused: authenticity is not the question.
 	c := claims(q, info, qe)
-	status, adv, err := v.appraise(ctx, ev, q, qe, pck, info, now)
+	if err := eventLog(ev, c); err != nil { // eventlog.go
+		return nil, err
+	}
+	status, adv, err := v.appraise(ctx, withoutEventLog(ev), q, qe, pck, info, now)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,7 @@ func newRoot() *cobra.Command {
 		newEventlogCmd(),
 		newBreakGlassCmd(g),
 		newConsentCmd(g),
+		newRefValuesCmd(),
 	)
 	return root
 }

@@ -44,6 +44,9 @@ type Options struct {
 	ConfigFS configfsi.Client
 	// DevicePath is the guest device; empty means DefaultDevicePath.
 	DevicePath string
+	// ACPITables is where the CCEL table and log are read from (eventlog.go); empty means
+	// DefaultACPITables.
+	ACPITables string
 
 	openDevice func(path string) (device, error) // tests
 }
@@ -115,7 +118,11 @@ func (p *Provider) Evidence(ctx context.Context, rd [attest.ReportDataSize]byte)
 	if pq.Body.ReportData != rd {
 		return nil, errors.New("tdx: the quote's REPORTDATA is not the report data asked for")
 	}
-	return &attest.Evidence{TEE: attest.TDX, Report: q}, nil
+	coll, err := p.eventLog() // eventlog.go
+	if err != nil {
+		return nil, err
+	}
+	return &attest.Evidence{TEE: attest.TDX, Report: q, Collateral: coll}, nil
 }
 
 func (p *Provider) viaConfigFS(ctx context.Context, rd [64]byte) ([]byte, error) {
