@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkRatioPGAudit prints "ratio audit-append-pg/local": the throughput of Append to the
-// PostgreSQL log divided by that of the local log, each with 32 concurrent appenders (group
+// PostgreSQL log divided by that of the posix log, each with 32 concurrent appenders (group
 // commit in both: one transaction, or one set of fsyncs, per batch). The server is a local
 // throw-away cluster with its default durability (fsync and synchronous_commit on). It also
 // prints "ratio audit-append-pg-2replicas/local", the same appenders split between two

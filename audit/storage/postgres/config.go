@@ -30,11 +30,11 @@ type Config struct {
 func (c Config) Options() (Options, error) {
 	switch {
 	case c.DSNFile == "":
-		return Options{}, errors.New("pglog config: dsn_file is required")
+		return Options{}, errors.New("postgres config: dsn_file is required")
 	case c.KeyFile == "":
-		return Options{}, errors.New("pglog config: key_file is required")
+		return Options{}, errors.New("postgres config: key_file is required")
 	case c.MaxBatch < 0 || c.Timeout < 0 || c.MaxConns < 0:
-		return Options{}, errors.New("pglog config: max_batch, timeout and max_conns must not be negative")
+		return Options{}, errors.New("postgres config: max_batch, timeout and max_conns must not be negative")
 	}
 	dsn, err := readPrivate(c.DSNFile, "connection string")
 	if err != nil {

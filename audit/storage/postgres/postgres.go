@@ -18,7 +18,7 @@ import (
 	"github.com/medicus-cloud/trust/audit/tlog"
 )
 
-// Errors are those of package audit, mapped the same way by the service: tlog.ErrUnwritable
+// Errors are those of package tlog, mapped the same way by the service: tlog.ErrUnwritable
 // (the database could not be reached or the transaction failed: nothing was acknowledged) and
 // tlog.ErrClosed to Unavailable, audit.ErrInvalidRecord to Internal, tlog.ErrCorrupt (the
 // tables do not match the signed checkpoint, or the key does not match the log) to a failed

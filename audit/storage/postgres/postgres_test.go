@@ -30,7 +30,7 @@ import (
 	"github.com/medicus-cloud/trust/service"
 )
 
-// trustd takes a *Log where it takes the local log.
+// trustd takes a *Log where it takes the posix log.
 var _ service.AuditLog = (*Log)(nil)
 
 var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
@@ -449,7 +449,7 @@ func TestAppendErrors(t *testing.T) {
 	if _, err := l.Append(ctx, &audit.Record{Event: "x", Verdict: "maybe", Time: t0}); !errors.Is(err, audit.ErrInvalidRecord) {
 		t.Fatalf("invalid record: %v", err)
 	}
-	// A zero time is stamped, a long reason cut, as the local log does.
+	// A zero time is stamped, a long reason cut, as the posix log does.
 	r := record("e", 0)
 	r.Time = time.Time{}
 	r.Reason = strings.Repeat("x", 2*audit.MaxReason)
