@@ -97,7 +97,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*tlog.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tlog.Scan(ctx, r, cp, checkRecord); err != nil {
+	if err := tlog.Scan(ctx, r, cp, checkRecord, nil); err != nil {
 		return nil, err
 	}
 	if o.Trusted != nil {
@@ -266,11 +266,7 @@ func Search(ctx context.Context, o SearchOptions) ([]Match, error) {
 		return nil, err
 	}
 	var ms []Match
-	err = tlog.Scan(ctx, r, cp, func(i uint64, e []byte) error {
-		rec, err := audit.ParseRecord(e)
-		if err != nil {
-			return err
-		}
+	_, err = scan(ctx, r, cp, func(i uint64, rec *audit.Record) error {
 		if o.match(rec) {
 			ms = append(ms, Match{i, rec})
 		}
@@ -280,6 +276,34 @@ func Search(ctx context.Context, o SearchOptions) ([]Match, error) {
 		return nil, err
 	}
 	return ms, nil
+}
+
+// Scan reads every record of the log at s in order, after checking its checkpoint signature,
+// and recomputes the tree as it goes: a record that was changed, dropped or inserted fails with
+// a *tlog.EntryError before fn sees anything past it. It returns the verified checkpoint. Tools
+// that replay or report on a log (policy dry-runs, records of processing) build on it.
+func Scan(ctx context.Context, s Source, fn func(index uint64, r *audit.Record) error) (*tlog.Checkpoint, error) {
+	r, cp, _, err := s.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return scan(ctx, r, cp, fn)
+}
+
+// scan checks every entry is a canonical record and hands each, once its hash matched, to fn.
+func scan(ctx context.Context, r tlog.ObjectReader, cp *tlog.Checkpoint, fn func(uint64, *audit.Record) error) (*tlog.Checkpoint, error) {
+	var cur *audit.Record
+	err := tlog.Scan(ctx, r, cp, func(_ uint64, e []byte) error {
+		var err error
+		cur, err = audit.ParseRecord(e)
+		return err
+	}, func(i uint64, _ []byte) error {
+		return fn(i, cur)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cp, nil
 }
 
 // WitnessOptions configure Witness.
@@ -331,7 +355,7 @@ func Witness(ctx context.Context, o WitnessOptions) (*WitnessResult, error) {
 		res.From = old.Size
 	}
 	if o.Full {
-		if err := tlog.Scan(ctx, r, cp, checkRecord); err != nil {
+		if err := tlog.Scan(ctx, r, cp, checkRecord, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -71,7 +71,7 @@ func TestEdge(t *testing.T) {
 				t.Fatalf("batches of %d: size %d root %x, want %d %x", batch, e.Size(), e.Root(), whole.Size(), want)
 			}
 			cp := &Checkpoint{Size: e.Size(), Root: e.Root()}
-			if err := Scan(ctx, m.read, cp, nil); err != nil {
+			if err := Scan(ctx, m.read, cp, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := Consistent(ctx, m.read, old, cp); err != nil {

@@ -34,9 +34,11 @@ func LeafHash(entry []byte) []byte { return hashLeaf(entry) }
 
 // Scan verifies the tree of cp (a verified checkpoint) that r reads, entry by entry and in
 // order: check (if not nil) is called with each entry before its hash is compared, and its
-// error names that entry (*EntryError); every stored tile hash is recomputed from the entries,
-// and the tree must hash to cp's root (ErrRootMismatch).
-func Scan(ctx context.Context, r ObjectReader, cp *Checkpoint, check func(index uint64, entry []byte) error) error {
+// error names that entry (*EntryError); fn (if not nil) is called with each entry whose hash
+// matched, and its error is returned as it is. Every stored tile hash is recomputed from the
+// entries, and the tree must hash to cp's root (ErrRootMismatch): fn sees entries before the
+// root is checked, so only a nil error from Scan says that what fn saw is the log.
+func Scan(ctx context.Context, r ObjectReader, cp *Checkpoint, check, fn func(index uint64, entry []byte) error) error {
 	t := newTree(r, cp.Size)
 	rng := rf.NewEmptyRange(0)
 	var cur [][][]byte // recomputed hashes of the tile being filled at each level >= 1
@@ -98,6 +100,11 @@ func Scan(ctx context.Context, r ObjectReader, cp *Checkpoint, check func(index 
 			}
 			if err := rng.Append(h, nil); err != nil {
 				return err
+			}
+			if fn != nil {
+				if err := fn(idx, e); err != nil {
+					return err
+				}
 			}
 		}
 		if perr != nil {
