@@ -7,7 +7,7 @@
 # a temporary directory, 127.0.0.1 on a free port, trust authentication) as the postgres user
 # when run as root, and stops it at the end. This script only makes the binaries available.
 #
-#   scripts/postgres-test.sh                 install if needed, then go test -race ./audit/storage/postgres/... ./audit/tlog/...
+#   scripts/postgres-test.sh                 install if needed, then go test -race ./audit/storage/postgres/...
 #   scripts/postgres-test.sh --install-only  install if needed, print the binaries' directory
 #   scripts/postgres-test.sh -- -run Restart -v   extra arguments go to go test
 set -euo pipefail

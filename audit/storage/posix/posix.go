@@ -26,7 +26,7 @@ import (
 var ErrLocked = errors.New("audit log locked")
 
 // Files in Options.Dir: the note signing key, the public tree that Handler serves and
-// auditors copy, and a scratch directory for atomic writes.
+// auditors copy, and a scratch directory for the checkpoint each commit renames into place.
 const (
 	keyFile   = "note.key"
 	pubFile   = "note.pub"
