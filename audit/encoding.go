@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -97,13 +96,4 @@ func ParseRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: not in canonical form", ErrInvalidRecord)
 	}
 	return &r, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 	"github.com/medicus-cloud/trust/token"
 )
 
@@ -426,7 +427,7 @@ func SignDir(dir string, key crypto.Signer, version uint64, rand io.Reader) (kid
 			return "", "", err
 		}
 		sd.manifest = man.canonical()
-		if err := writeFileAtomic(filepath.Join(dir, manifestName), sd.manifest); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, manifestName), sd.manifest, 0o644); err != nil {
 			return "", "", err
 		}
 	}
@@ -439,30 +440,5 @@ func SignDir(dir string, key crypto.Signer, version uint64, rand io.Reader) (kid
 	}
 	sum := sha256.Sum256([]byte(kid))
 	file = filepath.Join(dir, sigDir, hex.EncodeToString(sum[:8])+".cose")
-	return kid, file, writeFileAtomic(file, sig)
-}
-
-// writeFileAtomic writes through a temporary file and a rename, so a reader sees the old or the
-// new content, never a torn file.
-func writeFileAtomic(name string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return kid, file, atomicfile.WriteFile(file, sig, 0o644)
 }

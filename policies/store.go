@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
 
 // StoreOptions configure a Store. The zero value (apart from Dir) is the strict one: signatures
@@ -182,7 +184,7 @@ func readState(name string) (state, error) {
 
 func writeState(name string, st state) error {
 	b, _ := json.Marshal(st)
-	return writeFileAtomic(name, append(b, '\n'))
+	return atomicfile.WriteFile(name, append(b, '\n'), 0o644)
 }
 
 // fingerprint hashes everything Reload reads, to notice changes cheaply.

@@ -7,7 +7,7 @@
 // replayed, because records hold keyed digests of contexts, never their values; the report
 // says so rather than guessing.
 //
-// The log is verified while it is read (audit.Scan): a tampered log is an error and no report
+// The log is verified while it is read (auditor.Scan): a tampered log is an error and no report
 // is produced.
 package replay
 
@@ -24,13 +24,14 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
 )
 
 // Options configure Run.
 type Options struct {
-	Source audit.Source
+	Source auditor.Source
 	Bundle *policies.Bundle
 	// Since skips records before it (zero: all).
 	Since time.Time
@@ -79,7 +80,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{Candidate: hex.EncodeToString(o.Bundle.Digest)}
 	groups := map[[2]string]*Group{}
 	labels := tenantLabels(o.TenantKeys)
-	cp, err := audit.Scan(ctx, o.Source, func(i uint64, r *audit.Record) error {
+	cp, err := auditor.Scan(ctx, o.Source, func(i uint64, r *audit.Record) error {
 		if !o.Since.IsZero() && r.Time.Before(o.Since) {
 			return nil
 		}

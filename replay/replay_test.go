@@ -14,6 +14,9 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
+	"github.com/medicus-cloud/trust/audit/storage/posix"
+	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/replay"
@@ -41,7 +44,7 @@ func writeLog(t *testing.T, ck *audit.ContextKey) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "audit")
 	ctx := context.Background()
-	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir})
+	l, err := posix.Open(ctx, posix.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +92,7 @@ func TestDryRunGolden(t *testing.T) {
 	ck, _ := audit.NewContextKey(bytes.Repeat([]byte{3}, 32))
 	dir := writeLog(t, ck)
 	vkey, _ := os.ReadFile(filepath.Join(dir, "note.pub"))
-	src := audit.Source{Log: dir, Key: strings.TrimSpace(string(vkey))}
+	src := auditor.Source{Log: dir, Key: strings.TrimSpace(string(vkey))}
 	b, err := policies.Parse(map[string][]byte{"hello.yaml": []byte(strings.Replace(candidate, "%s", meas("image b").String(), 1))})
 	if err != nil {
 		t.Fatal(err)
@@ -142,8 +145,8 @@ func TestDryRunTamperedLog(t *testing.T) {
 		t.Fatal("found no record to tamper with")
 	}
 	b, _ := policies.Parse(map[string][]byte{"hello.yaml": []byte(strings.Replace(candidate, "%s", meas("image b").String(), 1))})
-	_, err := replay.Run(context.Background(), replay.Options{Source: audit.Source{Log: dir, Key: strings.TrimSpace(string(vkey))}, Bundle: b})
-	var ee *audit.EntryError
+	_, err := replay.Run(context.Background(), replay.Options{Source: auditor.Source{Log: dir, Key: strings.TrimSpace(string(vkey))}, Bundle: b})
+	var ee *tlog.EntryError
 	if !errors.As(err, &ee) || ee.Index != 4 {
 		t.Fatalf("tampered log: %v, want an entry error at 4", err)
 	}

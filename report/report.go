@@ -19,12 +19,13 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
 	"github.com/medicus-cloud/trust/kms"
 )
 
 // Options configure Run.
 type Options struct {
-	Source audit.Source
+	Source auditor.Source
 	// Key is the tenant's context key; its tenant is the one reported on.
 	Key   *audit.TenantKey
 	Since time.Time
@@ -59,7 +60,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	}
 	want := o.Key.Digest(c)
 	var rows []Row
-	_, err = audit.Scan(ctx, o.Source, func(i uint64, r *audit.Record) error {
+	_, err = auditor.Scan(ctx, o.Source, func(i uint64, r *audit.Record) error {
 		if !o.Since.IsZero() && r.Time.Before(o.Since) {
 			return nil
 		}

@@ -12,17 +12,20 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
+	"github.com/medicus-cloud/trust/audit/storage/posix"
+	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/report"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func writeLog(t *testing.T, ck *audit.ContextKey) audit.Source {
+func writeLog(t *testing.T, ck *audit.ContextKey) auditor.Source {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "audit")
 	ctx := context.Background()
-	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir})
+	l, err := posix.Open(ctx, posix.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +54,7 @@ func writeLog(t *testing.T, ck *audit.ContextKey) audit.Source {
 	}
 	l.Close()
 	vkey, _ := os.ReadFile(filepath.Join(dir, "note.pub"))
-	return audit.Source{Log: dir, Key: strings.TrimSpace(string(vkey))}
+	return auditor.Source{Log: dir, Key: strings.TrimSpace(string(vkey))}
 }
 
 func TestReportGolden(t *testing.T) {
@@ -97,7 +100,7 @@ func TestReportTamperedLog(t *testing.T) {
 		}
 		return nil
 	})
-	var ee *audit.EntryError
+	var ee *tlog.EntryError
 	if _, err := report.Run(context.Background(), report.Options{Source: src, Key: ck.Tenant("uk-freiburg")}); !errors.As(err, &ee) {
 		t.Fatalf("tampered log: %v", err)
 	}

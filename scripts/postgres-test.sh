@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the tests of the PostgreSQL audit log (audit/pglog) against a real server, installing
+# Runs the tests of the PostgreSQL audit log (audit/storage/postgres) against a real server, installing
 # PostgreSQL from the distribution first if its server binaries are missing. Safe to run again
 # and from two shells at once: an installed PostgreSQL is found and reused.
 #
@@ -7,7 +7,7 @@
 # a temporary directory, 127.0.0.1 on a free port, trust authentication) as the postgres user
 # when run as root, and stops it at the end. This script only makes the binaries available.
 #
-#   scripts/postgres-test.sh                 install if needed, then go test -race ./audit/pglog/...
+#   scripts/postgres-test.sh                 install if needed, then go test -race ./audit/storage/postgres/...
 #   scripts/postgres-test.sh --install-only  install if needed, print the binaries' directory
 #   scripts/postgres-test.sh -- -run Restart -v   extra arguments go to go test
 set -euo pipefail
@@ -61,4 +61,4 @@ if [[ "${1:-}" == "--install-only" ]]; then
 fi
 [[ "${1:-}" == "--" ]] && shift
 export PG_BIN="$BIN"
-exec go test -race -count=1 "$@" ./audit/pglog/...
+exec go test -race -count=1 "$@" ./audit/storage/postgres/...

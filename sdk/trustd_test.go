@@ -16,7 +16,7 @@ import (
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/sim"
-	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/storage/posix"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
@@ -61,7 +61,7 @@ spec:
 	if err != nil {
 		log.Fatal(err)
 	}
-	lg, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: filepath.Join(dir, "audit")})
+	lg, err := posix.Open(ctx, posix.Options{Dir: filepath.Join(dir, "audit")})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/storage/posix"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/internal/benchratio"
 	"github.com/medicus-cloud/trust/kms"
@@ -93,7 +94,7 @@ func (noLog) Append(context.Context, *audit.Record) (uint64, error) { return 0, 
 // workloads run concurrently, as on a busy trustd, so group commit can batch.
 func BenchmarkRatioLogged(b *testing.B) {
 	ctx := context.Background()
-	lg, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: filepath.Join(b.TempDir(), "audit")})
+	lg, err := posix.Open(ctx, posix.Options{Dir: filepath.Join(b.TempDir(), "audit")})
 	if err != nil {
 		b.Fatal(err)
 	}

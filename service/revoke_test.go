@@ -13,7 +13,7 @@ import (
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
+	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
 	"github.com/medicus-cloud/trust/revoke"
 	"github.com/medicus-cloud/trust/service"
 )

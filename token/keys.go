@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
@@ -168,19 +169,11 @@ func (d KeyDir) create(now time.Time) error {
 	}
 	name := keyPrefix + strconv.FormatInt(now.Unix(), 10) + keySuffix
 	// O_EXCL: two processes rotating at once must not overwrite each other's key.
-	f, err := os.OpenFile(filepath.Join(d.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	// WriteNew also means a crash never leaves a torn key that the next start would refuse.
+	if err := atomicfile.WriteNew(filepath.Join(d.Dir, name), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return fmt.Errorf("token: new key: %w", err)
 	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		return fmt.Errorf("token: new key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("token: new key: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 func (d KeyDir) set(files []keyFile, now time.Time) (*KeySet, error) {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
 
 // The files of a collateral directory. The JSON files are PCS response bodies exactly as
@@ -130,35 +132,11 @@ func (c *Collateral) WriteDir(dir string) error {
 		return err
 	}
 	for _, name := range Files {
-		if err := writeAtomic(filepath.Join(dir, name), *c.slot(name)); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), *c.slot(name), 0o644); err != nil {
 			return &FileError{name, err}
 		}
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 // Fingerprint identifies the collateral's bytes.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
 
 // Freshness of online collateral (issue 16). Intel issues TCB info, QE identity and PCK CRLs
@@ -242,7 +243,7 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		if err := c.WriteDir(dir); err != nil {
 			return nil, time.Time{}, fmt.Errorf("collateral cache: %w", err)
 		}
-		if err := writeAtomic(filepath.Join(dir, fetchedFile), []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, fetchedFile), []byte(now.UTC().Format(time.RFC3339Nano)), 0o644); err != nil {
 			return nil, time.Time{}, fmt.Errorf("collateral cache: %w", err)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
 
 // DefaultKDSURL is AMD's Key Distribution Service.
@@ -221,18 +223,6 @@ func writeCacheFile(dir, rel string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	// 0600, as the temporary files this wrote before were.
+	return atomicfile.WriteFile(p, b, 0o600)
 }

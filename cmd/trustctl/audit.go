@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/audit/pglog"
+	"github.com/medicus-cloud/trust/audit/auditor"
+	"github.com/medicus-cloud/trust/audit/storage/postgres"
+	"github.com/medicus-cloud/trust/audit/tlog"
 )
 
 type auditFlags struct {
@@ -26,15 +28,15 @@ func (a *auditFlags) register(cmd *cobra.Command) {
 
 // source resolves the flags. A key read from beside the log proves only that the log is
 // consistent with itself; an auditor passes the key published by the operator.
-func (a *auditFlags) source(cmd *cobra.Command) (audit.Source, error) {
+func (a *auditFlags) source(cmd *cobra.Command) (auditor.Source, error) {
 	if a.log == "" {
-		return audit.Source{}, errors.New("--log is required")
+		return auditor.Source{}, errors.New("--log is required")
 	}
 	key := a.key
 	if strings.HasPrefix(key, "@") {
 		b, err := os.ReadFile(key[1:])
 		if err != nil {
-			return audit.Source{}, fmt.Errorf("--key: %w", err)
+			return auditor.Source{}, fmt.Errorf("--key: %w", err)
 		}
 		key = strings.TrimSpace(string(b))
 	}
@@ -48,9 +50,9 @@ func (a *auditFlags) source(cmd *cobra.Command) (audit.Source, error) {
 		}
 	}
 	if key == "" {
-		return audit.Source{}, errors.New("--key is required: the log's note verifier key")
+		return auditor.Source{}, errors.New("--key is required: the log's note verifier key")
 	}
-	return audit.Source{Log: a.log, Key: key}, nil
+	return auditor.Source{Log: a.log, Key: key}, nil
 }
 
 func newAuditCmd() *cobra.Command {
@@ -68,14 +70,17 @@ func newAuditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := audit.VerifyOptions{Source: src}
+			o := auditor.VerifyOptions{Source: src}
 			if trusted != "" {
 				if o.Trusted, err = os.ReadFile(trusted); err != nil {
 					return err
 				}
 			}
-			_, err = audit.Verify(cmd.Context(), cmd.OutOrStdout(), o)
-			return err
+			cp, err := auditor.Verify(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return printVerified(cmd.OutOrStdout(), cp)
 		},
 	}
 	verify.Flags().StringVar(&trusted, "trusted", "", "a checkpoint seen earlier: the log must be consistent with it")
@@ -90,8 +95,11 @@ func newAuditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = audit.Prove(cmd.Context(), cmd.OutOrStdout(), audit.ProveOptions{Source: src, Index: index})
-			return err
+			ip, err := auditor.Prove(cmd.Context(), auditor.ProveOptions{Source: src, Index: index})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), ip)
 		},
 	}
 	prove.Flags().Uint64Var(&index, "index", 0, "record index")
@@ -111,22 +119,29 @@ func newAuditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = audit.Consistency(cmd.Context(), cmd.OutOrStdout(), audit.ConsistencyOptions{Source: src, Old: b})
-			return err
+			c, err := auditor.Consistency(cmd.Context(), auditor.ConsistencyOptions{Source: src, Old: b})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), c)
 		},
 	}
 	consistency.Flags().StringVar(&old, "old", "", "file holding the older checkpoint")
 	consistency.MarkFlagRequired("old")
 
 	var (
-		so           audit.SearchOptions
+		so           auditor.SearchOptions
 		since, until string
+		format       string
 	)
 	search := &cobra.Command{
 		Use:   "search --log DIR|URL [--measurement HEX] [--name NAME] [--verdict V] [--event E] [--since T] [--until T] [--format jsonl|csv]",
 		Short: "Export matching records as JSON Lines or CSV",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != formatJSONL && format != formatCSV {
+				return fmt.Errorf("audit: format %q is not jsonl or csv", format)
+			}
 			src, err := af.source(cmd)
 			if err != nil {
 				return err
@@ -143,7 +158,11 @@ func newAuditCmd() *cobra.Command {
 					return fmt.Errorf("%s: %w", t.flag, err)
 				}
 			}
-			return audit.Search(cmd.Context(), cmd.OutOrStdout(), so)
+			ms, err := auditor.Search(cmd.Context(), so)
+			if err != nil {
+				return err
+			}
+			return printRecords(cmd.OutOrStdout(), ms, format)
 		},
 	}
 	search.Flags().StringVar(&so.Measurement, "measurement", "", "launch measurement (hex)")
@@ -152,9 +171,9 @@ func newAuditCmd() *cobra.Command {
 	search.Flags().StringVar(&so.Event, "event", "", "attest, attest_unverified, get_secret, generate_data_key, unwrap_data_key, or an admin event such as admin.put_secret")
 	search.Flags().StringVar(&since, "since", "", "from this time (RFC 3339)")
 	search.Flags().StringVar(&until, "until", "", "before this time (RFC 3339)")
-	search.Flags().StringVar(&so.Format, "format", "jsonl", "jsonl or csv")
+	search.Flags().StringVar(&format, "format", formatJSONL, "jsonl or csv")
 
-	var wo audit.WitnessOptions
+	var wo auditor.WitnessOptions
 	witness := &cobra.Command{
 		Use:   "witness --log DIR|URL --state FILE [--full]",
 		Short: "Accept the log's checkpoint only if it is consistent with the last one seen, and remember it",
@@ -168,8 +187,11 @@ rewritten or shrunk log) is refused with a non-zero exit.`,
 				return err
 			}
 			wo.Source = src
-			_, err = audit.Witness(cmd.Context(), cmd.OutOrStdout(), wo)
-			return err
+			r, err := auditor.Witness(cmd.Context(), wo)
+			if err != nil {
+				return err
+			}
+			return printWitness(cmd.OutOrStdout(), r)
 		},
 	}
 	witness.Flags().StringVar(&wo.State, "state", "", "state file of this witness")
@@ -204,11 +226,11 @@ the record must hash into the checkpoint's root. Prints the record.`,
 			if err != nil {
 				return err
 			}
-			ip, err := audit.ParseInclusionProof(pb)
+			ip, err := auditor.ParseInclusionProof(pb)
 			if err != nil {
 				return err
 			}
-			r, err := audit.VerifyInclusion(ip, cp, key)
+			r, err := auditor.VerifyInclusion(ip, cp, key)
 			if err != nil {
 				return err
 			}
@@ -233,7 +255,7 @@ the record must hash into the checkpoint's root. Prints the record.`,
 audit.key_file) and print its verifier key, which the operator publishes to auditors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			skey, vkey, err := pglog.GenerateKey(rand.Reader, origin)
+			skey, vkey, err := postgres.GenerateKey(rand.Reader, origin)
 			if err != nil {
 				return err
 			}
@@ -253,7 +275,7 @@ audit.key_file) and print its verifier key, which the operator publishes to audi
 		},
 	}
 	keygen.Flags().StringVar(&keyOut, "out", "", "file for the signing key (must not exist)")
-	keygen.Flags().StringVar(&origin, "origin", audit.DefaultOrigin, "the log's name, as it appears in checkpoints")
+	keygen.Flags().StringVar(&origin, "origin", tlog.DefaultOrigin, "the log's name, as it appears in checkpoints")
 	keygen.MarkFlagRequired("out")
 
 	cmd.AddCommand(verify, prove, consistency, search, witness, checkProof, keygen)

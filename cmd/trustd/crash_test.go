@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
@@ -188,10 +188,9 @@ func TestCrashDuringReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := audit.Source{Log: filepath.Join(data, "audit"), Key: string(bytes.TrimSpace(vkey))}
-	var report bytes.Buffer
-	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
-		t.Fatalf("log does not verify after the crash: %v\n%s", err, report.String())
+	src := auditor.Source{Log: filepath.Join(data, "audit"), Key: string(bytes.TrimSpace(vkey))}
+	if _, err := auditor.Verify(ctx, auditor.VerifyOptions{Source: src}); err != nil {
+		t.Fatalf("log does not verify after the crash: %v", err)
 	}
 	logged := releaseRecords(ctx, t, src)
 	for _, rid := range released {
@@ -208,8 +207,7 @@ func TestCrashDuringReleases(t *testing.T) {
 	if _, _, err := attestRaw(ctx, pb.NewTrustClient(conn2)); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
-	report.Reset()
-	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
+	if _, err := auditor.Verify(ctx, auditor.VerifyOptions{Source: src}); err != nil {
 		t.Fatalf("log does not verify after the restart: %v", err)
 	}
 }
@@ -250,23 +248,15 @@ func releaseDataKey(ctx context.Context, rpc pb.TrustClient, tok []byte, k *encl
 }
 
 // releaseRecords counts the allowed data-key release records in a log by request ID.
-func releaseRecords(ctx context.Context, t *testing.T, src audit.Source) map[string]int {
+func releaseRecords(ctx context.Context, t *testing.T, src auditor.Source) map[string]int {
 	t.Helper()
-	var found bytes.Buffer
-	if err := audit.Search(ctx, &found, audit.SearchOptions{Source: src, Event: audit.EventGenerateDataKey, Verdict: audit.VerdictAllow}); err != nil {
+	ms, err := auditor.Search(ctx, auditor.SearchOptions{Source: src, Event: audit.EventGenerateDataKey, Verdict: audit.VerdictAllow})
+	if err != nil {
 		t.Fatal(err)
 	}
 	logged := map[string]int{}
-	sc := bufio.NewScanner(&found)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var line struct {
-			Record audit.Record `json:"record"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatal(err)
-		}
-		logged[line.Record.RequestID]++
+	for _, m := range ms {
+		logged[m.Record.RequestID]++
 	}
 	return logged
 }

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/audit/pglog"
-	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
+	"github.com/medicus-cloud/trust/audit/storage/postgres"
+	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
+	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -39,7 +39,7 @@ func BenchmarkLoadPostgres(b *testing.B) {
 		}
 		return p
 	}
-	skey, _, err := pglog.GenerateKey(rand.Reader, audit.DefaultOrigin)
+	skey, _, err := postgres.GenerateKey(rand.Reader, tlog.DefaultOrigin)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/audit/pglog"
-	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
+	"github.com/medicus-cloud/trust/audit/auditor"
+	"github.com/medicus-cloud/trust/audit/storage/postgres"
+	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
+	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/secret"
@@ -41,7 +42,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		}
 		return p
 	}
-	skey, vkey, err := pglog.GenerateKey(rand.Reader, audit.DefaultOrigin)
+	skey, vkey, err := postgres.GenerateKey(rand.Reader, tlog.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +152,9 @@ http_listen: 127.0.0.1:0
 	}
 
 	// The auditor's view, through the survivor's read endpoint.
-	src := audit.Source{Log: "http://" + bHTTP + "/audit/", Key: vkey}
-	var report bytes.Buffer
-	if _, err := audit.Verify(ctx, &report, audit.VerifyOptions{Source: src}); err != nil {
-		t.Fatalf("log: %v\n%s", err, report.String())
+	src := auditor.Source{Log: "http://" + bHTTP + "/audit/", Key: vkey}
+	if _, err := auditor.Verify(ctx, auditor.VerifyOptions{Source: src}); err != nil {
+		t.Fatalf("log: %v", err)
 	}
 	logged := releaseRecords(ctx, t, src)
 	for _, rid := range released {

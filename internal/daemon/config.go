@@ -17,7 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/kms/vault"
 )
@@ -262,7 +262,7 @@ func (c *Config) validateDevAndOrigin() []error {
 	switch {
 	case o == "" && !c.Dev:
 		errs = append(errs, errors.New("audit.origin: required outside dev mode: each deployment's log needs its own name, such as trust.medicus.example/audit"))
-	case o == audit.DefaultOrigin && !c.Dev:
+	case o == tlog.DefaultOrigin && !c.Dev:
 		errs = append(errs, fmt.Errorf("audit.origin: %q is the default that every deployment shares; name this deployment's log", o))
 	case o != "" && (strings.Contains(o, "://") || strings.ContainsAny(o, "+") || strings.IndexFunc(o, unicode.IsSpace) >= 0 || !utf8.ValidString(o)):
 		errs = append(errs, fmt.Errorf("audit.origin: %q: want a schema-less URL without spaces or '+', such as trust.medicus.example/audit", o))

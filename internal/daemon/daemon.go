@@ -20,8 +20,9 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest/schemes"
-	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/audit/pglog"
+	"github.com/medicus-cloud/trust/audit/storage/posix"
+	"github.com/medicus-cloud/trust/audit/storage/postgres"
+	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/internal/limits"
@@ -46,14 +47,8 @@ type Env struct {
 // AuditDSNEnv may carry the PostgreSQL connection string of the audit log.
 const AuditDSNEnv = "MEDICUS_AUDIT_DSN"
 
-// auditLog is what trustd needs of either audit backend.
-type auditLog interface {
-	service.AuditLog
-	Handler() http.Handler
-	VerifierKey() string
-	Origin() string
-	Close() error
-}
+// auditLog is what trustd needs of either audit storage driver (posix, postgres).
+type auditLog = tlog.Log
 
 // Daemon is a wired trustd, ready to serve.
 type Daemon struct {
@@ -177,11 +172,11 @@ func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
 		if err != nil {
 			return nil, err
 		}
-		key, err := pglog.ReadKeyFile(d.cfg.Audit.KeyFile)
+		key, err := postgres.ReadKeyFile(d.cfg.Audit.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("audit.key_file: %w", err)
 		}
-		l, err := pglog.Open(ctx, pglog.Options{DSN: dsn, Key: key})
+		l, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Key: key})
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +188,7 @@ func (d *Daemon) openAudit(ctx context.Context, env Env) (auditLog, error) {
 		return l, nil
 	}
 	dir := filepath.Join(d.cfg.DataDir, "audit")
-	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: dir, Origin: d.cfg.Audit.Origin})
+	l, err := posix.Open(ctx, posix.Options{Dir: dir, Origin: d.cfg.Audit.Origin})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
 	"github.com/medicus-cloud/trust/consent"
 	"github.com/medicus-cloud/trust/consent/consenttest"
 	"github.com/medicus-cloud/trust/enclave"
@@ -266,19 +267,19 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 		t.Fatalf("release under break-glass: %v", err)
 	}
 	wantCode(t, "break-glass for another tenant", unwrap(nil, req.GetId(), map[string]string{"tenant": "uk-ulm", "patient": "psn-7f3a"}), codes.PermissionDenied, "break_glass")
-	auditor := e.admin(t, "dpo", "auditor")
-	l, err := auditor.ListBreakGlass(ctx, &pb.ListBreakGlassRequest{})
+	dpo := e.admin(t, "dpo", "auditor")
+	l, err := dpo.ListBreakGlass(ctx, &pb.ListBreakGlassRequest{})
 	if err != nil || len(l.GetEntries()) != 1 || l.GetEntries()[0].GetReleases() != 1 || l.GetEntries()[0].GetReason() != reason {
 		t.Fatalf("list = %v, %v", l, err)
 	}
 	_, err = bg2.ReviewBreakGlass(ctx, &pb.ReviewBreakGlassRequest{Id: req.GetId(), Outcome: "justified"})
 	wantCode(t, "review by the approver", err, codes.PermissionDenied, "")
-	_, err = auditor.ReviewBreakGlass(ctx, &pb.ReviewBreakGlassRequest{Id: req.GetId(), Outcome: "maybe"})
+	_, err = dpo.ReviewBreakGlass(ctx, &pb.ReviewBreakGlassRequest{Id: req.GetId(), Outcome: "maybe"})
 	wantCode(t, "bad outcome", err, codes.InvalidArgument, "")
-	if _, err := auditor.ReviewBreakGlass(ctx, &pb.ReviewBreakGlassRequest{Id: req.GetId(), Outcome: "justified"}); err != nil {
+	if _, err := dpo.ReviewBreakGlass(ctx, &pb.ReviewBreakGlassRequest{Id: req.GetId(), Outcome: "justified"}); err != nil {
 		t.Fatal(err)
 	}
-	if l, _ := auditor.ListBreakGlass(ctx, &pb.ListBreakGlassRequest{}); len(l.GetEntries()) != 0 {
+	if l, _ := dpo.ListBreakGlass(ctx, &pb.ListBreakGlassRequest{}); len(l.GetEntries()) != 0 {
 		t.Fatalf("reviewed break-glass still listed: %v", l)
 	}
 
@@ -335,7 +336,7 @@ func TestPatientDutiesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	vkey, _ := os.ReadFile(filepath.Join(e.data, "audit", "note.pub"))
-	src := audit.Source{Log: filepath.Join(e.data, "audit"), Key: strings.TrimSpace(string(vkey))}
+	src := auditor.Source{Log: filepath.Join(e.data, "audit"), Key: strings.TrimSpace(string(vkey))}
 	rows, err := report.Run(ctx, report.Options{Source: src, Key: ck.Tenant("uk-freiburg")})
 	if err != nil {
 		t.Fatal(err)

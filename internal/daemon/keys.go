@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -80,22 +81,14 @@ func loadOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = atomicfile.WriteNew(path, b, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		return keyfile.Read(path, "key file") // another process made it first
 	}
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return b, f.Close()
+	return b, nil
 }
 
 // nonceKeys loads the configured nonce keys, or one in the data directory.

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/medicus-cloud/trust/audit/pglog"
-	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
+	"github.com/medicus-cloud/trust/audit/storage/postgres"
+	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
 	"github.com/medicus-cloud/trust/policies"
 )
 
@@ -53,7 +53,7 @@ func TestPolicyRollbackAcrossFreshDataDirs(t *testing.T) {
 	}
 	v1, v2, v3 := bundle("v1", 1), bundle("v2", 2), bundle("v3", 3)
 	const origin = "trust.test.example/audit"
-	skey, _, err := pglog.GenerateKey(rand.Reader, origin)
+	skey, _, err := postgres.GenerateKey(rand.Reader, origin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medicus-cloud/trust/internal/atomicfile"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -182,32 +183,8 @@ func (k *Keyring) save(s *state) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".keyring-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(k.path, out, 0o600); err != nil {
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(out); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), k.path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	fi, err := os.Stat(k.path)
 	if err != nil {

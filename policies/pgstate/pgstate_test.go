@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
+	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/policies/pgstate"
 )
