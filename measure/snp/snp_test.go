@@ -170,7 +170,7 @@ func TestLaunchDigestPageOrder(t *testing.T) {
 				if i > 0 {
 					eip = amdSev.resetEIP
 				}
-				h := sha512.Sum384(resetVMSA(eip, 1, sig, tc.vmm))
+				h := sha512.Sum384(resetVMSA(eip, 1, sig, tc.vmm, false))
 				steps = append(steps, step{2, 0xFFFFFFFFF000, h[:]})
 			}
 			want := referenceDigest(steps)
@@ -214,7 +214,7 @@ func TestVMSALayout(t *testing.T) {
 		{"gce-bsp", VMMGCE, bspEIP, 0x9b, 0x93, 0x8b, 0xffff0000, 0xfff0, 0x600, 0x70106, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := resetVMSA(tc.eip, 0x21, CPUSig(23, 1, 2), tc.vmm)
+			p := resetVMSA(tc.eip, 0x21, CPUSig(23, 1, 2), tc.vmm, false)
 			if len(p) != 4096 {
 				t.Fatalf("len %d", len(p))
 			}
