@@ -63,6 +63,10 @@ type Params struct {
 	OVMFHash []byte
 	// Boot, when set, is measured through the SEV hashes table.
 	Boot *DirectBoot
+
+	// legacyEC2RDX selects the EC2 reset RDX of 0 that sev-snp-measure (and its Go port) used
+	// before 2026, under which their published EC2 vectors were computed. Tests only.
+	legacyEC2RDX bool
 }
 
 // OVMFHash is the launch digest after the OVMF pages alone (sev-snp-measure --mode snp:ovmf-hash).
@@ -93,13 +97,13 @@ func LaunchDigest(fw *Firmware, p Params) ([DigestSize]byte, error) {
 	if err != nil {
 		return d.ld, err
 	}
-	bsp := resetVMSA(bspEIP, p.GuestFeatures, p.VCPUSig, p.VMM)
+	bsp := resetVMSA(bspEIP, p.GuestFeatures, p.VCPUSig, p.VMM, p.legacyEC2RDX)
 	var ap []byte
 	if p.VCPUs > 1 {
 		if apEIP == 0 {
 			return d.ld, errors.New("snp: firmware has no AP reset address for more than one vCPU")
 		}
-		ap = resetVMSA(apEIP, p.GuestFeatures, p.VCPUSig, p.VMM)
+		ap = resetVMSA(apEIP, p.GuestFeatures, p.VCPUSig, p.VMM, p.legacyEC2RDX)
 	}
 	d.vmsaPage(bsp)
 	for i := 1; i < p.VCPUs; i++ {

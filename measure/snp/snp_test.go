@@ -170,7 +170,7 @@ func TestLaunchDigestPageOrder(t *testing.T) {
 				if i > 0 {
 					eip = amdSev.resetEIP
 				}
-				h := sha512.Sum384(resetVMSA(eip, 1, sig, tc.vmm))
+				h := sha512.Sum384(resetVMSA(eip, 1, sig, tc.vmm, false))
 				steps = append(steps, step{2, 0xFFFFFFFFF000, h[:]})
 			}
 			want := referenceDigest(steps)
@@ -214,7 +214,7 @@ func TestVMSALayout(t *testing.T) {
 		{"gce-bsp", VMMGCE, bspEIP, 0x9b, 0x93, 0x8b, 0xffff0000, 0xfff0, 0x600, 0x70106, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := resetVMSA(tc.eip, 0x21, CPUSig(23, 1, 2), tc.vmm)
+			p := resetVMSA(tc.eip, 0x21, CPUSig(23, 1, 2), tc.vmm, false)
 			if len(p) != 4096 {
 				t.Fatalf("len %d", len(p))
 			}
@@ -336,23 +336,46 @@ func FuzzParseOVMF(f *testing.F) {
 	})
 }
 
-var update = flag.Bool("update", false, "rewrite testdata/synthetic-amdsev.fd")
+var update = flag.Bool("update", false, "rewrite the synthetic firmware images in testdata")
 
-// TestSyntheticFixture keeps testdata/synthetic-amdsev.fd (used by the trustctl measure golden
-// tests) equal to the image this file describes.
+// amdSevSuffixLayout carries the footer table and SEV metadata of sev-snp-measure's
+// tests/fixtures/ovmf_AmdSev_suffix.bin (see testdata/README.md) in synthetic pages: with that
+// fixture's OVMF hash it reproduces the upstream digests (TestUpstreamVectors, and trustctl's
+// TestMeasureSNPUpstreamVectors through the command line).
+var amdSevSuffixLayout = image{
+	pages:     4,
+	resetEIP:  0x80b004,
+	hashesGPA: 0x810c00,
+	sections: []Section{
+		{0x800000, 0x9000, SectionSNPSecMem},
+		{0x80a000, 0x3000, SectionSNPSecMem},
+		{0x80d000, 0x1000, SectionSNPSecrets},
+		{0x80e000, 0x1000, SectionCPUID},
+		{0x80f000, 0x1000, SectionSVSMCAA},
+		{0x810000, 0x1000, SectionSNPKernelHashes},
+		{0x811000, 0xf000, SectionSNPSecMem},
+	},
+}
+
+// TestSyntheticFixture keeps the images in testdata (used by the trustctl measure tests) equal to
+// the images this file describes.
 func TestSyntheticFixture(t *testing.T) {
-	const path = "testdata/synthetic-amdsev.fd"
-	want := amdSev.build()
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
+	for path, im := range map[string]image{
+		"testdata/synthetic-amdsev.fd":     amdSev,
+		"testdata/amdsev-suffix-layout.fd": amdSevSuffixLayout,
+	} {
+		want := im.build()
+		if *update {
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("testdata/synthetic-amdsev.fd is stale: go test ./measure/snp -run Fixture -update")
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is stale: go test ./measure/snp -run Fixture -update", path)
+		}
 	}
 }

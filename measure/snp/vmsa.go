@@ -86,8 +86,9 @@ const (
 	ec2RDX     = 0x600           // EC2's RDX at reset (current; older EC2 hosts used 0)
 )
 
-// resetVMSA is the reset-state VMSA of a vCPU that starts at eip under the given VMM.
-func resetVMSA(eip uint32, features uint64, sig uint32, vmm VMMType) []byte {
+// resetVMSA is the reset-state VMSA of a vCPU that starts at eip under the given VMM. legacyEC2
+// gives EC2 vCPUs the RDX of 0 that sev-snp-measure used before 2026 (its older vectors need it).
+func resetVMSA(eip uint32, features uint64, sig uint32, vmm VMMType, legacyEC2 bool) []byte {
 	s := vmsaState{
 		es:          segment{0, 0x93, 0xffff, 0},
 		cs:          segment{0xf000, 0x9b, 0xffff, uint64(eip & 0xffff0000)},
@@ -116,6 +117,9 @@ func resetVMSA(eip uint32, features uint64, sig uint32, vmm VMMType) []byte {
 		s.ss.attrib = 0x92
 		s.tr.attrib = 0x83
 		s.rdx = ec2RDX
+		if legacyEC2 {
+			s.rdx = 0
+		}
 	case VMMGCE:
 		s.gpat = 0x00070106 // GCE's hypervisor sets its own PAT
 		s.rdx = 0x600
