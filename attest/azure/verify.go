@@ -12,6 +12,7 @@ import (
 	"maps"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure/azureabi"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/tdx"
 )
@@ -68,7 +69,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	if e == nil || e.TEE != v.tee {
 		return nil, attest.Malformed("tee", "want %s evidence", v.tee)
 	}
-	if err := e.check(); err != nil {
+	if err := e.Check(); err != nil {
 		return nil, err
 	}
 	collateral, tpmLog, hasTPMLog := splitTPMEventLog(collateral) // eventlog.go
@@ -79,14 +80,14 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	var c *attest.Claims
 	switch v.tee {
 	case SNP:
-		if hcl.ReportType != reportTypeSNP {
+		if hcl.ReportType != azureabi.ReportTypeSNP {
 			return nil, attest.Malformed("hcl_report.report_type", "%d: not an SEV-SNP report", hcl.ReportType)
 		}
 		if c, err = v.verifySNP(ctx, e, hcl, collateral, opts); err != nil {
 			return nil, err
 		}
 	case TDX:
-		if hcl.ReportType != reportTypeTDX {
+		if hcl.ReportType != azureabi.ReportTypeTDX {
 			return nil, attest.Malformed("hcl_report.report_type", "%d: not a TDX report", hcl.ReportType)
 		}
 		if c, err = v.verifyTDX(ctx, e, hcl, collateral, opts); err != nil {

@@ -1,4 +1,4 @@
-package azure
+package azureabi
 
 import (
 	"bytes"
@@ -147,7 +147,7 @@ func decodeOwn(b []byte) (*Evidence, error) {
 	for i, v := range d.TPMQuote.PCRs {
 		e.Quote.PCRs[i] = v
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
 func decodeCoCoV1(b []byte) (*Evidence, error) {
@@ -192,7 +192,7 @@ func decodeCoCoV1(b []byte) (*Evidence, error) {
 	default:
 		return nil, attest.Malformed("evidence", "want either vcek (az-snp-vtpm) or td_quote (az-tdx-vtpm)")
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
 func decodeCoCoV0(b []byte) (*Evidence, error) {
@@ -221,11 +221,11 @@ func decodeCoCoV0(b []byte) (*Evidence, error) {
 	if e.Quote.PCRList == nil {
 		e.Quote.PCRList = [][]byte{}
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
-// check requires the parts every Azure evidence has.
-func (e *Evidence) check() error {
+// Check requires the parts every Azure evidence has.
+func (e *Evidence) Check() error {
 	switch {
 	case len(e.HCLReport) == 0:
 		return attest.Malformed("hcl_report", "missing")
