@@ -123,10 +123,10 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	if c.Config == nil {
 		c.Config = map[string]attest.Hex{}
 	}
-	c.Config["hcl_report_data"] = c.ReportData
-	c.Config["vtpm_ak_sha256"] = akDigest[:]
+	c.Config[ClaimHCLReportData] = c.ReportData
+	c.Config[ClaimAKDigest] = akDigest[:]
 	if u, err := hex.DecodeString(rd.UserData); err == nil && len(u) > 0 {
-		c.Config["hcl_user_data"] = u
+		c.Config[ClaimHCLUserData] = u
 	}
 	c.Platform = maps.Clone(c.Platform)
 	if c.Platform == nil {
@@ -138,7 +138,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 		c.Measurements = map[string]attest.Hex{}
 	}
 	for i, val := range pcrs {
-		c.Measurements[fmt.Sprintf("pcr%d", i)] = bytes.Clone(val)
+		c.Measurements[attest.PCRClaim(i)] = bytes.Clone(val)
 	}
 	c.ReportData = bytes.Clone(att.ExtraData.Buffer)
 	if hasTPMLog {
@@ -166,8 +166,8 @@ func (v *Verifier) verifySNP(ctx context.Context, e *Evidence, hcl *HCLReport, c
 	}
 	// The paravisor runs at VMPL0 and requested the report there; a report from a higher VMPL
 	// was made by the guest behind the paravisor's back.
-	if c.Attributes["vmpl"] != 0 {
-		return nil, attest.NotAuthentic("hcl_report.vmpl", fmt.Errorf("%d, want 0 (the paravisor's)", c.Attributes["vmpl"]))
+	if c.Attributes[snp.ClaimVMPL] != 0 {
+		return nil, attest.NotAuthentic("hcl_report."+snp.ClaimVMPL, fmt.Errorf("%d, want 0 (the paravisor's)", c.Attributes[snp.ClaimVMPL]))
 	}
 	return c, nil
 }
@@ -208,4 +208,10 @@ func CheckBinding(c *attest.Claims, want [attest.ReportDataSize]byte) error {
 		return attest.NotAuthentic("tpm_quote.extra_data", errors.New("the quote's qualifying data is not this request's binding of nonce, suite and workload key"))
 	}
 	return nil
+}
+
+// CheckBinding implements attest.BindingChecker: the package-level CheckBinding, since the
+// quote carries SHA-256 of the binding rather than the binding.
+func (v *Verifier) CheckBinding(c *attest.Claims, want [attest.ReportDataSize]byte) error {
+	return CheckBinding(c, want)
 }

@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/sgx"
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/attest/snp"
@@ -39,6 +40,8 @@ var All = []*attest.Scheme{
 	&tdx.Scheme,
 	&sgx.Scheme,
 	&sim.Scheme,
+	&azure.SNPScheme,
+	&azure.TDXScheme,
 }
 
 // ByTEE returns the scheme of t, or nil.
@@ -49,6 +52,15 @@ func ByTEE(t attest.TEE) *attest.Scheme {
 		}
 	}
 	return nil
+}
+
+// Hardware returns the TEE whose claims t's evidence carries (Scheme.Hardware): t itself unless
+// t's scheme wraps another's evidence.
+func Hardware(t attest.TEE) attest.TEE {
+	if s := ByTEE(t); s != nil && s.Hardware != "" {
+		return s.Hardware
+	}
+	return t
 }
 
 // BySection returns the scheme whose configuration section is name, or nil.
