@@ -66,6 +66,19 @@ func (e *Evidence) Encode() ([]byte, error) {
 	for i, v := range e.Quote.PCRs {
 		d.TPMQuote.PCRs[i] = v
 	}
+	if e.Quote.PCRs == nil && e.Quote.PCRList != nil {
+		// Values in selection order (CoCo's): this encoding names each by its index.
+		idx, err := SelectedPCRs(e.Quote.Attest)
+		if err != nil {
+			return nil, err
+		}
+		if len(idx) != len(e.Quote.PCRList) {
+			return nil, attest.Malformed("tpm_quote.pcrs", "%d values for a quote over %d PCRs", len(e.Quote.PCRList), len(idx))
+		}
+		for n, i := range idx {
+			d.TPMQuote.PCRs[i] = e.Quote.PCRList[n]
+		}
+	}
 	return json.MarshalIndent(d, "", "  ")
 }
 

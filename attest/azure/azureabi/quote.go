@@ -42,3 +42,27 @@ func RSASSASignature(sig []byte) []byte {
 		}),
 	})
 }
+
+// SelectedPCRs returns the indices of the PCRs a marshalled TPMS_ATTEST quote selects, in
+// selection order (ascending, bank by bank). It checks no signature.
+func SelectedPCRs(attestation []byte) ([]uint32, error) {
+	a, err := tpm2.Unmarshal[tpm2.TPMSAttest](attestation)
+	if err != nil {
+		return nil, attest.Malformed("tpm_quote.message", "not a TPMS_ATTEST: %v", err)
+	}
+	q, err := a.Attested.Quote()
+	if err != nil {
+		return nil, attest.Malformed("tpm_quote.message.attested", "%v", err)
+	}
+	var out []uint32
+	for _, s := range q.PCRSelect.PCRSelections {
+		for i, byt := range s.PCRSelect {
+			for bit := 0; bit < 8; bit++ {
+				if byt&(1<<bit) != 0 {
+					out = append(out, uint32(i*8+bit))
+				}
+			}
+		}
+	}
+	return out, nil
+}
