@@ -51,7 +51,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if ev == nil {
 		return nil, attest.Malformed("evidence", "missing")
 	}
-	if ev.TEE != "" && ev.TEE != v.tee {
+	if ev.TEE != v.tee {
 		return nil, attest.Malformed("tee", "%q, want %q", ev.TEE, v.tee)
 	}
 	e, err := Decode(ev.Report, v.tee)
