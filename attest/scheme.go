@@ -17,6 +17,10 @@ type Scheme struct {
 	TEE TEE
 	// Aliases are further spellings that ParseTEE accepts (lower case).
 	Aliases []string
+	// Hardware, for a scheme whose TEE claims another scheme's verifier makes (Azure's
+	// azure-snp: a paravisor's SEV-SNP report), is that scheme's TEE, so that policies apply
+	// its defaults (SNP VMPL, TDX attributes) and tools read its claims alike. Empty means TEE.
+	Hardware TEE
 	// Section is the key of the scheme's configuration under trustd's `verifiers:`. A scheme
 	// is on only when its section is present (DevOnly schemes: only in dev mode).
 	Section string

@@ -219,6 +219,14 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 			c.errorf(p("spec", "require", "measurements", k), "spec.require.measurements.%s is %d bytes, want %d", k, len(r.Measurements[k]), n)
 		}
 	}
+	for _, i := range slices.Sorted(maps.Keys(r.PCRs)) {
+		n, known := knownMeasurements[attest.PCRClaim(i)]
+		if !known {
+			c.errorf(p("spec", "require", "pcrs", i), "spec.require.pcrs: no TEE type quotes PCR %d", i)
+		} else if len(r.PCRs[i]) != n {
+			c.errorf(p("spec", "require", "pcrs", i), "spec.require.pcrs.%d is %d bytes, want %d (SHA-256)", i, len(r.PCRs[i]), n)
+		}
+	}
 	for i, st := range r.TCBStatus {
 		if !knownTCBStatus[st] {
 			c.errorf(p("spec", "require", "tcbStatus", i), "spec.require.tcbStatus[%d]: unknown status %q (known: %s)", i, st, strings.Join(sortedKeys(knownTCBStatus), ", "))

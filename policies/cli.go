@@ -224,6 +224,17 @@ func ReadClaims(name string) (*attest.Claims, error) {
 }
 
 func parseClaims(name string, src []byte) (*attest.Claims, error) {
+	// What `trustctl evidence verify --format json` prints holds the claims under "claims".
+	var printed struct {
+		Verified *bool           `json:"verified"`
+		Claims   json.RawMessage `json:"claims"`
+	}
+	if json.Unmarshal(src, &printed) == nil && printed.Verified != nil {
+		if !*printed.Verified || len(printed.Claims) == 0 {
+			return nil, &Error{File: name, Msg: "the evidence did not verify: no claims to appraise"}
+		}
+		src = printed.Claims
+	}
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	var c attest.Claims

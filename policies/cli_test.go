@@ -2,6 +2,7 @@ package policies
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"os"
@@ -49,15 +50,18 @@ func TestExplainGolden(t *testing.T) {
 	tests := []struct {
 		name, claims string
 		deny         bool
+		bundle       string
 	}{
-		{"explain-allow", "examples/tests/teleconsult.json", false},
-		{"explain-deny", "examples/tests/messenger-out-of-date.json", true},
-		{"explain-no-match", "examples/tests/teleconsult-unknown-image.json", true},
+		{"explain-allow", "examples/tests/teleconsult.json", false, ""},
+		{"explain-deny", "examples/tests/messenger-out-of-date.json", true, ""},
+		{"explain-no-match", "examples/tests/teleconsult-unknown-image.json", true, ""},
+		// The real Azure SEV-SNP capture's claims: the paravisor's measurement passes, PCR 7 fails.
+		{"explain-azure-pcr", "testdata/azure-snp-claims.json", true, "testdata/azure"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := Explain(&out, "examples", tc.claims)
+			err := Explain(&out, cmp.Or(tc.bundle, "examples"), tc.claims)
 			if tc.deny != errors.Is(err, ErrFailed) || !tc.deny && err != nil {
 				t.Fatalf("explain returned %v", err)
 			}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/attest/sgx"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/tdx"
@@ -209,7 +211,8 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 			return false
 		}
 	}
-	if rq.VMPL != nil || c.TEE == attest.SEVSNP {
+	hw := schemes.Hardware(c.TEE)
+	if rq.VMPL != nil || hw == attest.SEVSNP {
 		want := uint64(0)
 		if rq.VMPL != nil {
 			want = *rq.VMPL
@@ -224,7 +227,7 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 			return false
 		}
 	}
-	if c.TEE == attest.TDX {
+	if hw == attest.TDX {
 		td, ok := c.Attributes[tdx.ClaimTDAttributes]
 		if !rq.AllowSeptVE && !r.check(ok && td&tdSeptVEDisable != 0, "attributes."+tdx.ClaimTDAttributes+".sept_ve_disable", bitS(td, ok, tdSeptVEDisable), str("true (set spec.require.allowSeptVE to accept TDs without it)")) {
 			return false
@@ -253,7 +256,7 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 			return false
 		}
 	}
-	if c.TEE == attest.TDX || c.TEE == attest.SGX || c.TCBStatus != "" {
+	if hw == attest.TDX || hw == attest.SGX || c.TCBStatus != "" {
 		accepted := rq.TCBStatus
 		if len(accepted) == 0 {
 			accepted = []string{"UpToDate"}
@@ -286,6 +289,12 @@ func (p *Policy) checks(c *attest.Claims, r *run, vars *map[string]any) bool {
 	for _, k := range sortedKeys(rq.Measurements) {
 		v, ok := c.Measurements[k]
 		if !r.check(ok && bytes.Equal(v, rq.Measurements[k]), "measurements."+k, seenH(v, ok), rq.Measurements[k].String) {
+			return false
+		}
+	}
+	for _, i := range slices.Sorted(maps.Keys(rq.PCRs)) {
+		v, ok := c.Measurements[attest.PCRClaim(i)]
+		if !r.check(ok && bytes.Equal(v, rq.PCRs[i]), fmt.Sprintf("pcrs.%d", i), seenH(v, ok), rq.PCRs[i].String) {
 			return false
 		}
 	}

@@ -128,6 +128,10 @@ type Require struct {
 	// Measurements holds exact values of further measurements: rtmr0..rtmr3, mrseam,
 	// mrsignerseam, mrservicetd.
 	Measurements map[string]attest.Hex `yaml:"measurements,omitempty"`
+	// PCRs holds exact values of TPM PCRs (SHA-256 bank) by index, for TEEs whose evidence
+	// carries a vTPM quote (azure-snp, azure-tdx): {7: hex, 11: hex}. PCR i is the measurement
+	// claim attest.PCRClaim(i), "pcr7"; a denial names it as pcrs.7.
+	PCRs map[uint32]attest.Hex `yaml:"pcrs,omitempty"`
 	// TCBStatus lists accepted TCB statuses for TEEs whose verifier reports one (TDX, SGX).
 	// Empty means UpToDate only; "unknown" (no collateral) must be listed to be accepted.
 	TCBStatus []string `yaml:"tcbStatus,omitempty"`

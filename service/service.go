@@ -9,7 +9,6 @@ package service
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -282,9 +281,15 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 	}
 	rec.Claims = recordedClaims(claims)
 	want := attest.ReportData(req.GetNonce(), pk.Suite().ID(), pk.Bytes())
-	if subtle.ConstantTimeCompare(want[:], claims.ReportData) != 1 {
-		return nil, &policies.Denial{Claim: "report_data", Seen: claims.ReportData.String(),
-			Expected: "SHA-512 binding of this request's nonce and workload key"}
+	// The scheme's verifier says how its evidence carries the binding (attest.BindingChecker);
+	// by default Claims.ReportData is it.
+	if err := attest.CheckBinding(s.verifiers[claims.TEE], claims, want); err != nil {
+		claim, expected := "report_data", "SHA-512 binding of this request's nonce and workload key"
+		var ae *attest.Error
+		if errors.As(err, &ae) && ae.Field != "" {
+			claim, expected = ae.Field, "a commitment to this request's nonce and workload key"
+		}
+		return nil, &policies.Denial{Claim: claim, Seen: claims.ReportData.String(), Expected: expected}
 	}
 	bundle := s.o.Policies.Current()
 	if bundle == nil {

@@ -40,6 +40,9 @@ const (
 	TEE_TEE_SEV_SNP     TEE = 1
 	TEE_TEE_TDX         TEE = 2
 	TEE_TEE_SGX         TEE = 3
+	// Azure confidential VMs: SEV-SNP or TDX behind Azure's paravisor, bound through the vTPM.
+	TEE_TEE_AZURE_SNP TEE = 4
+	TEE_TEE_AZURE_TDX TEE = 5
 	// A simulated TEE for development. Its evidence is signed by a published key, so anyone can
 	// forge it: trustd accepts it only when started with --dev.
 	TEE_TEE_INSECURE_SIMULATED TEE = 15
@@ -52,6 +55,8 @@ var (
 		1:  "TEE_SEV_SNP",
 		2:  "TEE_TDX",
 		3:  "TEE_SGX",
+		4:  "TEE_AZURE_SNP",
+		5:  "TEE_AZURE_TDX",
 		15: "TEE_INSECURE_SIMULATED",
 	}
 	TEE_value = map[string]int32{
@@ -59,6 +64,8 @@ var (
 		"TEE_SEV_SNP":            1,
 		"TEE_TDX":                2,
 		"TEE_SGX":                3,
+		"TEE_AZURE_SNP":          4,
+		"TEE_AZURE_TDX":          5,
 		"TEE_INSECURE_SIMULATED": 15,
 	}
 )
@@ -3563,12 +3570,14 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x16ListRevocationsRequest\"\x98\x01\n" +
 	"\x17ListRevocationsResponse\x12>\n" +
 	"\vrevocations\x18\x01 \x03(\v2\x1c.medicus.trust.v1.RevocationR\vrevocations\x12=\n" +
-	"\frefreshed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshedAt*a\n" +
+	"\frefreshed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshedAt*\x87\x01\n" +
 	"\x03TEE\x12\x13\n" +
 	"\x0fTEE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vTEE_SEV_SNP\x10\x01\x12\v\n" +
 	"\aTEE_TDX\x10\x02\x12\v\n" +
-	"\aTEE_SGX\x10\x03\x12\x1a\n" +
+	"\aTEE_SGX\x10\x03\x12\x11\n" +
+	"\rTEE_AZURE_SNP\x10\x04\x12\x11\n" +
+	"\rTEE_AZURE_TDX\x10\x05\x12\x1a\n" +
 	"\x16TEE_INSECURE_SIMULATED\x10\x0f*W\n" +
 	"\vTokenFormat\x12\x1c\n" +
 	"\x18TOKEN_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n" +

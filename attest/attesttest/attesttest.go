@@ -76,8 +76,17 @@ func Run(t *testing.T, s Subject) {
 				t.Errorf("claims TEE %s, verifier %s", c.TEE, s.Verifier.TEE())
 			}
 			// The verifier reports the report data as it is; the service compares it with the
-			// binding it expects, so a mismatch must surface here unaltered.
-			if !bytes.Equal(c.ReportData, want[:]) {
+			// binding it expects, so a mismatch must surface here unaltered. A verifier whose
+			// evidence carries the binding otherwise (attest.BindingChecker) says whether it
+			// is this one, and that another is not.
+			if _, ok := s.Verifier.(attest.BindingChecker); ok {
+				if err := attest.CheckBinding(s.Verifier, c, want); err != nil {
+					t.Errorf("binding: %v", err)
+				}
+				if err := attest.CheckBinding(s.Verifier, c, rd(b+1)); err == nil {
+					t.Error("another binding accepted")
+				}
+			} else if !bytes.Equal(c.ReportData, want[:]) {
 				t.Errorf("claims report data %x, evidence made over %x", c.ReportData, want)
 			}
 			if s.Scheme != nil {

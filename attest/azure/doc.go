@@ -29,9 +29,17 @@
 // (SHA-256), Config "vtpm_ak_sha256" (SHA-256 of the AK's PKIX DER), "hcl_report_data" (the
 // hardware REPORT_DATA) and "hcl_user_data", and ReportData = the quote's qualifying data.
 //
+// # Scheme
+//
+// SNPScheme and TDXScheme make these the TEE types "azure-snp" and "azure-tdx" for trustd
+// (configuration sections of the same names, taking the snp and tdx options), trustctl evidence
+// verify and policies (which may pin PCRs: spec.require.pcrs). Their verifiers implement
+// attest.BindingChecker, so trustd compares the binding as this package says.
+//
 // # Evidence encodings
 //
-// Decode reads three JSON encodings. This package's own, written by Evidence.Encode and by the
+// Decode reads three JSON encodings (the types and the decoder are in the leaf package
+// azureabi, which the guest side shares). This package's own, written by Evidence.Encode and by the
 // guest provider enclave/aztpm ([]byte fields in standard base64, PCR values in hex):
 //
 //	{

@@ -153,7 +153,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	t.Run("a PCR value missing", func(t *testing.T) {
 		doc := strings.Replace(snpV1, `"e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced",`, "", 1)
-		_, err := vs[azure.SNP].Verify(context.Background(), &attest.Evidence{Report: []byte(doc)}, attest.Options{Now: realTime})
+		_, err := vs[azure.SNP].Verify(context.Background(), &attest.Evidence{TEE: azure.SNP, Report: []byte(doc)}, attest.Options{Now: realTime})
 		wantErr(t, err, attest.ErrNotAuthentic, "tpm_quote.pcrs")
 	})
 	t.Run("signature of another message", func(t *testing.T) {
@@ -162,7 +162,7 @@ func TestDecodeErrors(t *testing.T) {
 		_ = json.Unmarshal([]byte(tdx), &d)
 		sig := d["tpm_quote"]["signature"].(string)
 		doc := strings.Replace(snpV1, `"signature": "39425d`, `"signature": "`+sig+`", "x": "`, 1)
-		_, err := vs[azure.SNP].Verify(context.Background(), &attest.Evidence{Report: []byte(doc)}, attest.Options{Now: realTime})
+		_, err := vs[azure.SNP].Verify(context.Background(), &attest.Evidence{TEE: azure.SNP, Report: []byte(doc)}, attest.Options{Now: realTime})
 		wantErr(t, err, attest.ErrNotAuthentic, "tpm_quote.signature")
 	})
 	t.Run("VCEK of another chip", func(t *testing.T) {
@@ -172,7 +172,7 @@ func TestDecodeErrors(t *testing.T) {
 		vcek[len(vcek)-10] ^= 1
 		d["vcek"] = base64.StdEncoding.EncodeToString(vcek)
 		doc, _ := json.Marshal(d)
-		_, err := vs[azure.SNP].Verify(context.Background(), &attest.Evidence{Report: doc}, attest.Options{Now: realTime})
+		_, err := vs[azure.SNP].Verify(context.Background(), &attest.Evidence{TEE: azure.SNP, Report: doc}, attest.Options{Now: realTime})
 		if err == nil || !strings.HasPrefix(err.(*attest.Error).Field, "hcl_report.") {
 			t.Fatalf("got %v, want a hcl_report.* error", err)
 		}

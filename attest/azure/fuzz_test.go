@@ -38,6 +38,17 @@ func FuzzDecode(f *testing.F) {
 		if err == nil && e.TEE != azure.SNP && e.TEE != azure.TDX {
 			t.Fatalf("decoded TEE %q", e.TEE)
 		}
+		if err == nil {
+			// Re-encoding maps CoCo's PCR list by the quote's selection (azureabi.SelectedPCRs);
+			// what it writes must decode again.
+			if own, err := e.Encode(); err == nil {
+				if _, err := azure.Decode(own, e.TEE); err != nil {
+					wantAttestError(t, err)
+				}
+			} else {
+				wantAttestError(t, err)
+			}
+		}
 	})
 }
 

@@ -15,41 +15,6 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 )
 
-// Quote is a vTPM quote: TPMS_ATTEST as the TPM signed it, its signature, and the values of the
-// PCRs it covers (SHA-256 bank).
-type Quote struct {
-	// Attest is the marshalled TPMS_ATTEST (the contents of the TPM2B_ATTEST TPM2_Quote returns).
-	Attest []byte
-	// Signature is the marshalled TPMT_SIGNATURE.
-	Signature []byte
-	// PCRs are the SHA-256 PCR values by index. Either PCRs or PCRList is set.
-	PCRs map[uint32][]byte
-	// PCRList are the values of the selected PCRs in selection order (CoCo's encoding).
-	PCRList [][]byte
-}
-
-// MaxPCR is the highest PCR index of a PC Client TPM.
-const MaxPCR = 23
-
-// QualifyingData is what a workload passes to TPM2_Quote as qualifyingData: SHA-256 of the
-// 64-byte report-data binding (attest.ReportData). A TPM accepts qualifying data only up to its
-// largest digest, which is 48 bytes on TPMs without SHA-512, so the binding is hashed.
-func QualifyingData(reportData [attest.ReportDataSize]byte) []byte {
-	d := sha256.Sum256(reportData[:])
-	return d[:]
-}
-
-// RSASSASignature wraps a raw RSASSA-PKCS1-v1_5 SHA-256 signature (as CoCo's evidence carries it)
-// into a marshalled TPMT_SIGNATURE.
-func RSASSASignature(sig []byte) []byte {
-	return tpm2.Marshal(tpm2.TPMTSignature{
-		SigAlg: tpm2.TPMAlgRSASSA,
-		Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgRSASSA, &tpm2.TPMSSignatureRSA{
-			Hash: tpm2.TPMAlgSHA256, Sig: tpm2.TPM2BPublicKeyRSA{Buffer: sig},
-		}),
-	})
-}
-
 // ParseAttest parses a TPMS_ATTEST that must be a quote, with nothing after it.
 func ParseAttest(b []byte) (*tpm2.TPMSAttest, *tpm2.TPMSQuoteInfo, error) {
 	const field = "tpm_quote.message"
@@ -141,7 +106,7 @@ func verifyQuote(q *Quote, ak *rsa.PublicKey) (*tpm2.TPMSAttest, map[uint32][]by
 	if err != nil {
 		return nil, nil, err
 	}
-	pcrs, err := q.values(idx)
+	pcrs, err := pcrValues(q, idx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,7 +121,7 @@ func verifyQuote(q *Quote, ak *rsa.PublicKey) (*tpm2.TPMSAttest, map[uint32][]by
 }
 
 // values maps the evidence's PCR values onto the quote's selection; the sets must be equal.
-func (q *Quote) values(idx []uint32) (map[uint32][]byte, error) {
+func pcrValues(q *Quote, idx []uint32) (map[uint32][]byte, error) {
 	const field = "tpm_quote.pcrs"
 	out := make(map[uint32][]byte, len(idx))
 	if q.PCRList != nil {

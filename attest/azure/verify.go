@@ -12,6 +12,7 @@ import (
 	"maps"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure/azureabi"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/tdx"
 )
@@ -50,7 +51,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if ev == nil {
 		return nil, attest.Malformed("evidence", "missing")
 	}
-	if ev.TEE != "" && ev.TEE != v.tee {
+	if ev.TEE != v.tee {
 		return nil, attest.Malformed("tee", "%q, want %q", ev.TEE, v.tee)
 	}
 	e, err := Decode(ev.Report, v.tee)
@@ -68,7 +69,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	if e == nil || e.TEE != v.tee {
 		return nil, attest.Malformed("tee", "want %s evidence", v.tee)
 	}
-	if err := e.check(); err != nil {
+	if err := e.Check(); err != nil {
 		return nil, err
 	}
 	collateral, tpmLog, hasTPMLog := splitTPMEventLog(collateral) // eventlog.go
@@ -79,14 +80,14 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	var c *attest.Claims
 	switch v.tee {
 	case SNP:
-		if hcl.ReportType != reportTypeSNP {
+		if hcl.ReportType != azureabi.ReportTypeSNP {
 			return nil, attest.Malformed("hcl_report.report_type", "%d: not an SEV-SNP report", hcl.ReportType)
 		}
 		if c, err = v.verifySNP(ctx, e, hcl, collateral, opts); err != nil {
 			return nil, err
 		}
 	case TDX:
-		if hcl.ReportType != reportTypeTDX {
+		if hcl.ReportType != azureabi.ReportTypeTDX {
 			return nil, attest.Malformed("hcl_report.report_type", "%d: not a TDX report", hcl.ReportType)
 		}
 		if c, err = v.verifyTDX(ctx, e, hcl, collateral, opts); err != nil {
@@ -122,10 +123,10 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 	if c.Config == nil {
 		c.Config = map[string]attest.Hex{}
 	}
-	c.Config["hcl_report_data"] = c.ReportData
-	c.Config["vtpm_ak_sha256"] = akDigest[:]
+	c.Config[ClaimHCLReportData] = c.ReportData
+	c.Config[ClaimAKDigest] = akDigest[:]
 	if u, err := hex.DecodeString(rd.UserData); err == nil && len(u) > 0 {
-		c.Config["hcl_user_data"] = u
+		c.Config[ClaimHCLUserData] = u
 	}
 	c.Platform = maps.Clone(c.Platform)
 	if c.Platform == nil {
@@ -137,7 +138,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, e *Evidence, collateral m
 		c.Measurements = map[string]attest.Hex{}
 	}
 	for i, val := range pcrs {
-		c.Measurements[fmt.Sprintf("pcr%d", i)] = bytes.Clone(val)
+		c.Measurements[attest.PCRClaim(i)] = bytes.Clone(val)
 	}
 	c.ReportData = bytes.Clone(att.ExtraData.Buffer)
 	if hasTPMLog {
@@ -165,8 +166,8 @@ func (v *Verifier) verifySNP(ctx context.Context, e *Evidence, hcl *HCLReport, c
 	}
 	// The paravisor runs at VMPL0 and requested the report there; a report from a higher VMPL
 	// was made by the guest behind the paravisor's back.
-	if c.Attributes["vmpl"] != 0 {
-		return nil, attest.NotAuthentic("hcl_report.vmpl", fmt.Errorf("%d, want 0 (the paravisor's)", c.Attributes["vmpl"]))
+	if c.Attributes[snp.ClaimVMPL] != 0 {
+		return nil, attest.NotAuthentic("hcl_report."+snp.ClaimVMPL, fmt.Errorf("%d, want 0 (the paravisor's)", c.Attributes[snp.ClaimVMPL]))
 	}
 	return c, nil
 }
@@ -207,4 +208,10 @@ func CheckBinding(c *attest.Claims, want [attest.ReportDataSize]byte) error {
 		return attest.NotAuthentic("tpm_quote.extra_data", errors.New("the quote's qualifying data is not this request's binding of nonce, suite and workload key"))
 	}
 	return nil
+}
+
+// CheckBinding implements attest.BindingChecker: the package-level CheckBinding, since the
+// quote carries SHA-256 of the binding rather than the binding.
+func (v *Verifier) CheckBinding(c *attest.Claims, want [attest.ReportDataSize]byte) error {
+	return CheckBinding(c, want)
 }

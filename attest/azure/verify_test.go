@@ -139,7 +139,7 @@ func TestSNPWithSimulator(t *testing.T) {
 	if err := azure.CheckBinding(c, e.binding); err != nil {
 		t.Fatal(err)
 	}
-	if c.TEE != azure.SNP || c.Platform["paravisor"] != azure.Paravisor || len(c.Measurements) != 24 || c.Attributes["vmpl"] != 0 {
+	if c.TEE != azure.SNP || c.Platform["paravisor"] != azure.Paravisor || len(c.Measurements) != 24 || c.Attributes[snp.ClaimVMPL] != 0 {
 		t.Errorf("claims %+v", c)
 	}
 	pcrs, err := aztpm.ReadPCRs(e.tpm, []uint{8})

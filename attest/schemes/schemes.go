@@ -9,9 +9,12 @@
 //
 // A new kind of evidence, say attest/azure, takes:
 //
-//  1. its package (attest/azure and, if it has a guest side, enclave/azureguest; keep binary
-//     layouts the guest needs in a leaf package that imports no verifier, as attest/tdx/tdxquote
-//     does), exporting a Scheme whose TEE constant is declared there, not in package attest;
+//  1. its package (attest/azure and, for its guest side, enclave/aztpm; keep binary layouts the
+//     guest needs in a leaf package that imports no verifier, as attest/tdx/tdxquote and
+//     attest/azure/azureabi do), exporting a Scheme whose TEE constant is declared there, not in
+//     package attest. A scheme that wraps another's evidence names it in Scheme.Hardware; a
+//     verifier whose evidence carries the report-data binding other than as Claims.ReportData
+//     implements attest.BindingChecker;
 //  2. one line in All below;
 //  3. one value of the TEE enum in api/trustv1/trust.proto named "TEE_" + the TEE name in upper
 //     case with "-" as "_" (internal/wire maps by that name; TestProtoEnum checks it), then
@@ -27,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/sgx"
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/attest/snp"
@@ -39,6 +43,8 @@ var All = []*attest.Scheme{
 	&tdx.Scheme,
 	&sgx.Scheme,
 	&sim.Scheme,
+	&azure.SNPScheme,
+	&azure.TDXScheme,
 }
 
 // ByTEE returns the scheme of t, or nil.
@@ -49,6 +55,15 @@ func ByTEE(t attest.TEE) *attest.Scheme {
 		}
 	}
 	return nil
+}
+
+// Hardware returns the TEE whose claims t's evidence carries (Scheme.Hardware): t itself unless
+// t's scheme wraps another's evidence.
+func Hardware(t attest.TEE) attest.TEE {
+	if s := ByTEE(t); s != nil && s.Hardware != "" {
+		return s.Hardware
+	}
+	return t
 }
 
 // BySection returns the scheme whose configuration section is name, or nil.

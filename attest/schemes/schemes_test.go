@@ -83,7 +83,7 @@ func TestSchemes(t *testing.T) {
 			t.Errorf("%s: a scheme has an offline file verifier exactly when it is not dev-only", s.TEE)
 		}
 	}
-	if _, err := schemes.ParseTEE("arm-cca"); err == nil || !strings.Contains(err.Error(), "sev-snp, tdx, sgx or insecure-simulated") {
+	if _, err := schemes.ParseTEE("arm-cca"); err == nil || !strings.Contains(err.Error(), "sev-snp, tdx, sgx, insecure-simulated") || !strings.Contains(err.Error(), " or "+schemes.Names()[len(schemes.All)-1]+")") {
 		t.Errorf("ParseTEE(arm-cca): %v", err)
 	}
 }

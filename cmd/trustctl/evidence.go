@@ -25,6 +25,11 @@ type evidenceResult struct {
 	Measurement string `json:"measurement,omitempty"`
 	TCBStatus   string `json:"tcb_status,omitempty"`
 	Error       string `json:"error,omitempty"`
+	// PCRs are the quoted vTPM PCRs (azure-snp, azure-tdx) by index, lowercase hex.
+	PCRs map[uint32]attest.Hex `json:"pcrs,omitempty"`
+	// ReportData is what the evidence binds (Claims.ReportData): REPORT_DATA, or for a vTPM
+	// quote its qualifying data.
+	ReportData attest.Hex `json:"report_data,omitempty"`
 	// Warnings name properties of verified evidence that trustd refuses whatever a policy says
 	// (a debug guest outside --dev), or that policies deny unless they accept them.
 	Warnings []string       `json:"warnings,omitempty"`
@@ -197,7 +202,8 @@ func schemeFlags(s *attest.Scheme, set map[string]string) error {
 func verified(res *evidenceResult, c *attest.Claims) *evidenceResult {
 	res.Verified, res.Claims = true, c
 	res.Measurement, res.TCBStatus = c.Measurement.String(), c.TCBStatus
-	if res.TCBStatus == "" && c.TEE != attest.SEVSNP {
+	res.PCRs, res.ReportData = c.PCRs(), c.ReportData
+	if res.TCBStatus == "" && schemes.Hardware(c.TEE) != attest.SEVSNP {
 		res.TCBStatus = "unknown"
 	}
 	if c.Debug {
@@ -209,6 +215,10 @@ func verified(res *evidenceResult, c *attest.Claims) *evidenceResult {
 func printEvidence(w io.Writer, format string, r *evidenceResult) error {
 	switch format {
 	case "json":
+		if !r.Verified {
+			// What did not verify binds nothing (an event log that does not replay unverifies).
+			r.PCRs, r.ReportData = nil, nil
+		}
 		b, err := json.Marshal(r)
 		if err != nil {
 			return err

@@ -3,7 +3,7 @@
 // quotes the PCRs with the vTPM attestation key over the workload's binding.
 //
 // The evidence it makes is attest/azure's document: the HCL report, the quote (qualifying data
-// azure.QualifyingData(reportData)) and the PCR values; for TDX also the TD quote, which Azure's
+// azureabi.QualifyingData(reportData)) and the PCR values; for TDX also the TD quote, which Azure's
 // quoting service makes from the HCL report's TD report (Provider.TDQuote).
 package aztpm
 
@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/attest/azure"
+	"github.com/medicus-cloud/trust/attest/azure/azureabi"
 	"github.com/medicus-cloud/trust/enclave"
 )
 
@@ -63,13 +63,13 @@ type Provider struct {
 func (p *Provider) TEE() attest.TEE {
 	b, err := ReadNV(p.TPM, HCLReportIndex)
 	if err != nil {
-		return azure.SNP
+		return azureabi.SNP
 	}
-	r, err := azure.ParseHCLReport(b)
-	if err == nil && r.ReportType == 4 {
-		return azure.TDX
+	r, err := azureabi.ParseHCLReport(b)
+	if err == nil && r.ReportType == azureabi.ReportTypeTDX {
+		return azureabi.TDX
 	}
-	return azure.SNP
+	return azureabi.SNP
 }
 
 // Evidence implements enclave.Provider. The returned Evidence's Report is the attest/azure
@@ -87,18 +87,18 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 	if err != nil {
 		return nil, fmt.Errorf("aztpm: %w: reading the HCL report: %v", enclave.ErrNoTEE, err)
 	}
-	r, err := azure.ParseHCLReport(hcl)
+	r, err := azureabi.ParseHCLReport(hcl)
 	if err != nil {
 		return nil, fmt.Errorf("aztpm: %w", err)
 	}
-	e := &azure.Evidence{TEE: azure.SNP, HCLReport: hcl}
-	if r.ReportType != 4 && p.VCEK != nil {
+	e := &azureabi.Evidence{TEE: azureabi.SNP, HCLReport: hcl}
+	if r.ReportType != azureabi.ReportTypeTDX && p.VCEK != nil {
 		if e.VCEK, err = p.VCEK(ctx); err != nil {
 			return nil, fmt.Errorf("aztpm: VCEK: %w", err)
 		}
 	}
-	if r.ReportType == 4 {
-		e.TEE = azure.TDX
+	if r.ReportType == azureabi.ReportTypeTDX {
+		e.TEE = azureabi.TDX
 		if p.TDQuote == nil {
 			return nil, errors.New("aztpm: TDX needs Provider.TDQuote to turn the TD report into a quote")
 		}
@@ -112,11 +112,11 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 	}
 	pcrs := p.PCRs
 	if pcrs == nil {
-		for i := uint(0); i <= azure.MaxPCR; i++ {
+		for i := uint(0); i <= azureabi.MaxPCR; i++ {
 			pcrs = append(pcrs, i)
 		}
 	}
-	if e.Quote, err = Quote(p.TPM, ak, azure.QualifyingData(reportData), pcrs); err != nil {
+	if e.Quote, err = Quote(p.TPM, ak, azureabi.QualifyingData(reportData), pcrs); err != nil {
 		return nil, err
 	}
 	doc, err := e.Encode()
@@ -205,10 +205,10 @@ func writeNV(tpm transport.TPM, index tpm2.TPMHandle, name tpm2.TPM2BName, data 
 
 // Quote quotes the SHA-256 PCRs pcrs with the key at ak over qualifyingData, and reads their
 // values.
-func Quote(tpm transport.TPM, ak tpm2.TPMHandle, qualifyingData []byte, pcrs []uint) (azure.Quote, error) {
+func Quote(tpm transport.TPM, ak tpm2.TPMHandle, qualifyingData []byte, pcrs []uint) (azureabi.Quote, error) {
 	pub, err := tpm2.ReadPublic{ObjectHandle: ak}.Execute(tpm)
 	if err != nil {
-		return azure.Quote{}, fmt.Errorf("aztpm: %w: attestation key %#x: %v", enclave.ErrNoTEE, uint32(ak), err)
+		return azureabi.Quote{}, fmt.Errorf("aztpm: %w: attestation key %#x: %v", enclave.ErrNoTEE, uint32(ak), err)
 	}
 	sel := tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: tpm2.PCClientCompatible.PCRs(pcrs...)}}}
 	q, err := tpm2.Quote{
@@ -218,13 +218,13 @@ func Quote(tpm transport.TPM, ak tpm2.TPMHandle, qualifyingData []byte, pcrs []u
 		PCRSelect:      sel,
 	}.Execute(tpm)
 	if err != nil {
-		return azure.Quote{}, fmt.Errorf("aztpm: TPM2_Quote: %w", err)
+		return azureabi.Quote{}, fmt.Errorf("aztpm: TPM2_Quote: %w", err)
 	}
 	values, err := ReadPCRs(tpm, pcrs)
 	if err != nil {
-		return azure.Quote{}, err
+		return azureabi.Quote{}, err
 	}
-	return azure.Quote{Attest: q.Quoted.Bytes(), Signature: tpm2.Marshal(q.Signature), PCRs: values}, nil
+	return azureabi.Quote{Attest: q.Quoted.Bytes(), Signature: tpm2.Marshal(q.Signature), PCRs: values}, nil
 }
 
 // ReadPCRs reads SHA-256 PCR values (TPM2_PCR_Read returns at most eight per call).

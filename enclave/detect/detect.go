@@ -1,5 +1,6 @@
 // Package detect picks the evidence provider for the TEE this process runs in, trying
-// Detectors in order: an EGo enclave, a TDX guest, an SEV-SNP guest. It never picks the
+// Detectors in order: an Azure confidential VM (whose SEV-SNP or TDX goes through the vTPM), an
+// EGo enclave, a TDX guest, an SEV-SNP guest. It never picks the
 // simulated TEE: development code asks for that by name.
 package detect
 
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/medicus-cloud/trust/enclave"
+	"github.com/medicus-cloud/trust/enclave/aztpm"
 	"github.com/medicus-cloud/trust/enclave/ego"
 	"github.com/medicus-cloud/trust/enclave/snpguest"
 	"github.com/medicus-cloud/trust/enclave/tdxguest"
@@ -17,6 +19,7 @@ import (
 // Detectors is the one ordered list of guest-side TEEs; the first one found wins. A new guest
 // provider adds its package's Detector here.
 var Detectors = []enclave.Detector{
+	aztpm.Detector,
 	ego.Detector,
 	tdxguest.Detector,
 	snpguest.Detector,

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/attest/snp"
 )
 
@@ -33,7 +34,7 @@ func TestVerifiersConfig(t *testing.T) {
 		{name: "simulator outside dev", yaml: "verifiers:\n  snp: {}\n  sim: {}\n", err: "verifiers.sim: insecure-simulated evidence can be forged"},
 		{name: "unknown key", yaml: "verifiers:\n  snp:\n    kds: x\n", err: "verifiers.snp: yaml: unmarshal errors"},
 		{name: "key of another scheme", yaml: "verifiers:\n  snp:\n    pcs_url: x\n", err: "field pcs_url not found"},
-		{name: "unknown scheme", yaml: "verifiers:\n  cca: {}\n", err: "verifiers.cca: no such TEE scheme (want snp, tdx, sgx, sim)"},
+		{name: "unknown scheme", yaml: "verifiers:\n  cca: {}\n", err: "verifiers.cca: no such TEE scheme (want " + strings.Join(schemes.Sections(), ", ") + ")"},
 		{name: "not a mapping", yaml: "verifiers: [snp]\n", err: "verifiers: want a mapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package azure
+package azureabi
 
 import (
 	"crypto/sha256"
@@ -32,8 +32,8 @@ const (
 	varDataOffset   = igvmDataOffset + igvmDataSize
 	hclSignature    = 0x414c4348 // "HCLA"
 	requestTypeAK   = 2          // AK_CERT_REQUEST: the report made at boot for the vTPM AK
-	reportTypeSNP   = 2
-	reportTypeTDX   = 4
+	ReportTypeSNP   = 2
+	ReportTypeTDX   = 4
 	hashTypeSHA256  = 1
 	hashTypeSHA384  = 2
 	hashTypeSHA512  = 3
@@ -81,12 +81,12 @@ func ParseHCLReport(b []byte) (*HCLReport, error) {
 	r.HashType = le.Uint32(d[12:])
 	varSize := le.Uint32(d[16:])
 	switch r.ReportType {
-	case reportTypeSNP:
+	case ReportTypeSNP:
 		r.HWReport = b[hclHeaderSize : hclHeaderSize+snpReportSize]
-	case reportTypeTDX:
+	case ReportTypeTDX:
 		r.HWReport = b[hclHeaderSize : hclHeaderSize+tdReportSize]
 	default:
-		return nil, attest.Malformed(field+".report_type", "%d, want %d (SEV-SNP) or %d (TDX)", r.ReportType, reportTypeSNP, reportTypeTDX)
+		return nil, attest.Malformed(field+".report_type", "%d, want %d (SEV-SNP) or %d (TDX)", r.ReportType, ReportTypeSNP, ReportTypeTDX)
 	}
 	if r.HashType < hashTypeSHA256 || r.HashType > hashTypeSHA512 {
 		return nil, attest.Malformed(field+".report_data_hash_type", "%d, want 1, 2 or 3", r.HashType)
@@ -121,7 +121,7 @@ func (r *HCLReport) RuntimeDataDigest() []byte {
 
 // TDReportData is REPORTDATA of a TDX HCL report's TD report.
 func (r *HCLReport) TDReportData() []byte {
-	if r.ReportType != reportTypeTDX {
+	if r.ReportType != ReportTypeTDX {
 		return nil
 	}
 	return r.HWReport[tdReportDataOff : tdReportDataOff+64]

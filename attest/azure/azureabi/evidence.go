@@ -1,4 +1,4 @@
-package azure
+package azureabi
 
 import (
 	"bytes"
@@ -65,6 +65,19 @@ func (e *Evidence) Encode() ([]byte, error) {
 		VCEK:     e.VCEK, Certificates: e.Certificates, TDQuote: e.TDQuote}
 	for i, v := range e.Quote.PCRs {
 		d.TPMQuote.PCRs[i] = v
+	}
+	if e.Quote.PCRs == nil && e.Quote.PCRList != nil {
+		// Values in selection order (CoCo's): this encoding names each by its index.
+		idx, err := SelectedPCRs(e.Quote.Attest)
+		if err != nil {
+			return nil, err
+		}
+		if len(idx) != len(e.Quote.PCRList) {
+			return nil, attest.Malformed("tpm_quote.pcrs", "%d values for a quote over %d PCRs", len(e.Quote.PCRList), len(idx))
+		}
+		for n, i := range idx {
+			d.TPMQuote.PCRs[i] = e.Quote.PCRList[n]
+		}
 	}
 	return json.MarshalIndent(d, "", "  ")
 }
@@ -147,7 +160,7 @@ func decodeOwn(b []byte) (*Evidence, error) {
 	for i, v := range d.TPMQuote.PCRs {
 		e.Quote.PCRs[i] = v
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
 func decodeCoCoV1(b []byte) (*Evidence, error) {
@@ -192,7 +205,7 @@ func decodeCoCoV1(b []byte) (*Evidence, error) {
 	default:
 		return nil, attest.Malformed("evidence", "want either vcek (az-snp-vtpm) or td_quote (az-tdx-vtpm)")
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
 func decodeCoCoV0(b []byte) (*Evidence, error) {
@@ -221,11 +234,11 @@ func decodeCoCoV0(b []byte) (*Evidence, error) {
 	if e.Quote.PCRList == nil {
 		e.Quote.PCRList = [][]byte{}
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
-// check requires the parts every Azure evidence has.
-func (e *Evidence) check() error {
+// Check requires the parts every Azure evidence has.
+func (e *Evidence) Check() error {
 	switch {
 	case len(e.HCLReport) == 0:
 		return attest.Malformed("hcl_report", "missing")
