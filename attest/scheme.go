@@ -59,6 +59,8 @@ type Deps struct {
 	DataDir string
 	// Dev is trustd's --dev.
 	Dev bool
+	// HighWater, if set, is the collateral high-water mark shared by replicas (issue 16).
+	HighWater HighWater
 }
 
 // Observer returns a CacheObserver-style callback for source, or nil when nobody listens.

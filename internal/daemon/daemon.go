@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/audit/storage/posix"
 	"github.com/medicus-cloud/trust/audit/storage/postgres"
@@ -63,7 +64,9 @@ type Daemon struct {
 	tokens   *token.Issuer
 	keys     *route.Router
 	revoked  *revoke.Set
-	closers  []func() error
+	// highWater is the collateral high-water mark shared by replicas (collateral.go).
+	highWater attest.HighWater
+	closers   []func() error
 }
 
 // New opens every component named by cfg. On error, whatever was opened is closed.
@@ -119,8 +122,14 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if d.metrics, err = metrics.New(d.registry, metrics.Options{TEEs: schemes.Names()}); err != nil {
 		return nil, err
 	}
+	if d.highWater, err = d.openHighWater(ctx, env); err != nil {
+		return nil, fmt.Errorf("collateral high-water mark: %w", err)
+	}
 	verifiers, err := d.verifiers()
 	if err != nil {
+		return nil, err
+	}
+	if err := d.registerCollateral(verifiers); err != nil {
 		return nil, err
 	}
 	ck, ckFrom, err := AuditContextKey(cfg.Audit.ContextKeyFile, cfg.DataDir, cfg.Dev)
