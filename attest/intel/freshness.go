@@ -34,7 +34,7 @@ const fetchedFile = "fetched-at"
 
 // ErrOlder: collateral older than the newest seen for the platform, or below the minimum TCB
 // evaluation data number.
-var ErrOlder = errors.New("collateral older than the newest seen")
+var ErrOlder = attest.ErrOlderCollateral
 
 // Freshness configures online collateral refresh; zero fields take the defaults.
 type Freshness struct {
@@ -43,6 +43,9 @@ type Freshness struct {
 	// MinTCBEvaluationDataNumber refuses TCB info and QE identities below it (Intel raises the
 	// number at each TCB recovery).
 	MinTCBEvaluationDataNumber int
+	// HighWater, if set, is shared by replicas: a set older than the newest any replica
+	// accepted is refused (attest/highwater; PostgreSQL when configured).
+	HighWater attest.HighWater
 }
 
 func (f Freshness) withDefaults() Freshness {
@@ -213,7 +216,8 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		if c, at, err := readCached(dir); err == nil {
 			if vc, err := v.roots.VerifyCollateral(c, now); err == nil {
 				cached, cachedAt = vc, at
-				if now.Sub(at) < f.RefreshInterval && (prev == nil || NotOlder(prev, vc, f.MinTCBEvaluationDataNumber) == nil) {
+				if now.Sub(at) < f.RefreshInterval && (prev == nil || NotOlder(prev, vc, f.MinTCBEvaluationDataNumber) == nil) &&
+					v.advance(ctx, fmspc, ca, vc) == nil {
 					return vc, at, nil
 				}
 			}
@@ -237,6 +241,9 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		return fallback(err)
 	}
 	if err := NotOlder(prev, vc, f.MinTCBEvaluationDataNumber); err != nil {
+		return fallback(err)
+	}
+	if err := v.advance(ctx, fmspc, ca, vc); err != nil {
 		return fallback(err)
 	}
 	if dir != "" {

@@ -49,7 +49,7 @@ type Config struct {
 
 // NewVerifier implements attest.SchemeConfig.
 func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
-	v, err := New(Options{CollateralDir: c.CollateralDir, PCSURL: c.URL(), CacheDir: c.Cache(d.DataDir, "tdx"), Freshness: c.Freshness(),
+	v, err := New(Options{CollateralDir: c.CollateralDir, PCSURL: c.URL(), CacheDir: c.Cache(d.DataDir, "tdx"), Freshness: c.FreshnessFor(d),
 		CacheObserver: d.Observer("intel-pcs-tdx")})
 	if err != nil {
 		return nil, fmt.Errorf("tdx: %w", err)
