@@ -61,6 +61,9 @@ type Deps struct {
 	Dev bool
 	// HighWater, if set, is the collateral high-water mark shared by replicas (issue 16).
 	HighWater HighWater
+	// BundleDir, if set, is where trustd extracted the imported collateral bundle
+	// (intel/{tdx|sgx}/{fmspc}/, snp/); schemes configured offline use it.
+	BundleDir string
 }
 
 // Observer returns a CacheObserver-style callback for source, or nil when nobody listens.

@@ -77,6 +77,9 @@ func (c *Config) Disabled() bool { return c.Disable }
 func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
 	o := Options{KDSURL: c.KDSURL, CertsDir: c.CertsDir, CacheDir: c.CacheDir, CacheObserver: d.Observer("amd-endorsement"),
 		Freshness: Freshness{RefreshInterval: c.CollateralRefresh, MaxAge: c.CollateralMaxAge}, HighWater: d.HighWater}
+	if c.Offline && o.CertsDir == "" && d.BundleDir != "" {
+		o.CertsDir = filepath.Join(d.BundleDir, "snp") // an imported collateral bundle
+	}
 	if o.CacheDir == "" && d.DataDir != "" {
 		o.CacheDir = filepath.Join(d.DataDir, "collateral", "snp")
 	}

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/audit/storage/posix"
 	"github.com/medicus-cloud/trust/audit/storage/postgres"
@@ -64,9 +63,9 @@ type Daemon struct {
 	tokens   *token.Issuer
 	keys     *route.Router
 	revoked  *revoke.Set
-	// highWater is the collateral high-water mark shared by replicas (collateral.go).
-	highWater attest.HighWater
-	closers   []func() error
+	// coll is the collateral high-water mark and imported bundle (collateral.go).
+	coll    collateralState
+	closers []func() error
 }
 
 // New opens every component named by cfg. On error, whatever was opened is closed.
@@ -122,8 +121,8 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if d.metrics, err = metrics.New(d.registry, metrics.Options{TEEs: schemes.Names()}); err != nil {
 		return nil, err
 	}
-	if d.highWater, err = d.openHighWater(ctx, env); err != nil {
-		return nil, fmt.Errorf("collateral high-water mark: %w", err)
+	if err := d.openCollateral(ctx, env); err != nil {
+		return nil, err
 	}
 	verifiers, err := d.verifiers()
 	if err != nil {
