@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -141,3 +142,5 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+var update = flag.Bool("update", false, "rewrite golden files")

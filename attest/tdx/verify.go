@@ -244,6 +244,8 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			ClaimMROWNER:     hx(b.MROWNER[:]),
 			ClaimMROWNERCONF: hx(b.MROWNERCONFIG[:]),
 			ClaimTEETCBSVN:   hx(b.TEETCBSVN[:]),
+			// The PCK's SVNs, for appraising the recorded platform against new collateral.
+			ClaimSGXTCBComponents: hx(info.Ext.TCBComponents[:]),
 		},
 		TCB: map[string]uint64{
 			"pce_svn":          uint64(info.Ext.PCESVN),

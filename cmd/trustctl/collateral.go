@@ -110,7 +110,7 @@ the one it imported last.`,
 	show.Flags().StringVar(&keysFile, "keys", "", "operator public keys (PEM PUBLIC KEY blocks)")
 	show.Flags().StringVar(&at, "at", "", "report the age at this time, RFC 3339 (default now)")
 	show.MarkFlagRequired("keys")
-	cmd.AddCommand(bundle, show)
+	cmd.AddCommand(bundle, show, newCollateralDiffCmd())
 }
 
 func printBundle(w io.Writer, b *collateral.Bundle, kid string, now time.Time) error {
