@@ -43,3 +43,17 @@ type CollateralReporter interface {
 type HighWater interface {
 	Advance(ctx context.Context, key string, issued time.Time, number int64) error
 }
+
+// CollateralRefresher is implemented by verifiers that refresh collateral: trustd calls it on a
+// schedule so that collateral is refreshed even while no attestation asks for it (a revocation
+// then reaches outstanding tokens through ClaimsRechecker within one interval).
+type CollateralRefresher interface {
+	RefreshCollateral(ctx context.Context, now time.Time)
+}
+
+// ClaimsRechecker is implemented by verifiers that can tell, from claims they issued and the
+// collateral they hold now, that the evidence would no longer verify (an AMD CRL that now
+// revokes the chip's ASK). Every release asks it; it must not block on the network.
+type ClaimsRechecker interface {
+	RecheckClaims(c *Claims, now time.Time) error
+}

@@ -1,7 +1,10 @@
 package intel
 
 import (
+	"context"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/medicus-cloud/trust/attest"
 )
@@ -23,4 +26,22 @@ func (v *QuoteVerifier) CollateralAges() []attest.CollateralAge {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Platform < out[j].Platform })
 	return out
+}
+
+// RefreshCollateral refreshes the online collateral of every platform seen, when due, whether
+// or not a quote asks for it, so that a refresh failure shows in CollateralAges in time.
+func (v *QuoteVerifier) RefreshCollateral(ctx context.Context, now time.Time) {
+	if v.src == nil {
+		return
+	}
+	v.state.mu.Lock()
+	keys := make([]string, 0, len(v.state.m))
+	for k := range v.state.m {
+		keys = append(keys, k)
+	}
+	v.state.mu.Unlock()
+	for _, k := range keys {
+		fmspc, ca, _ := strings.Cut(k, "/")
+		_, _ = v.fetchFresh(ctx, fmspc, ca, now) // failures show in CollateralAges and at use
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
@@ -73,6 +74,13 @@ type crlEntry struct {
 	loadedAt time.Time // fetched from the KDS, or read from the collateral directory
 	lastErr  error
 	lastTry  time.Time
+	// snap is the CRL in use, for RecheckClaims, which must not wait behind a refresh.
+	snap atomic.Pointer[crlSnap]
+}
+
+type crlSnap struct {
+	crl      *x509.RevocationList
+	loadedAt time.Time
 }
 
 func signerName(s abi.ReportSigner) string {
@@ -113,11 +121,13 @@ func (v *Verifier) crl(ctx context.Context, roots *Roots, signer string, now tim
 	c, at, err := v.loadCRL(ctx, roots, signer, e.crl, now)
 	if err == nil {
 		e.crl, e.loadedAt, e.lastErr = c, at, nil
+		e.snap.Store(&crlSnap{crl: c, loadedAt: at})
 		return c, nil
 	}
 	e.lastErr, e.lastTry = err, now
 	if c != nil && (e.crl == nil || at.After(e.loadedAt)) {
 		e.crl, e.loadedAt = c, at // the disk cache's CRL, after a restart
+		e.snap.Store(&crlSnap{crl: c, loadedAt: at})
 	}
 	if e.crl != nil && crlCurrent(e.crl, now) && now.Sub(e.loadedAt) <= f.MaxAge {
 		return e.crl, nil // the last good CRL, until MaxAge
@@ -296,4 +306,60 @@ func (v *Verifier) CollateralAges() []attest.CollateralAge {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Platform+out[i].Item < out[j].Platform+out[j].Item })
 	return out
+}
+
+// RefreshCollateral implements attest.CollateralRefresher: every CRL in use is refreshed when
+// due, whether or not an attestation asks for it.
+func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
+	v.mu.Lock()
+	keys := make([]string, 0, len(v.crls))
+	for k := range v.crls {
+		keys = append(keys, k)
+	}
+	v.mu.Unlock()
+	for _, k := range keys {
+		product, signer, _ := strings.Cut(k, "/")
+		if r := v.roots[product]; r != nil {
+			_, _ = v.crl(ctx, r, signer, now) // failures are reported by CollateralAges and at use
+		}
+	}
+}
+
+// RecheckClaims implements attest.ClaimsRechecker: claims of a chain checked against a CRL are
+// refused once the CRL in use revokes the chain's ASK or ASVK, or once the CRL is older than the
+// maximum age. It reads only memory.
+func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
+	if c.TEE != attest.SEVSNP || c.Attributes[ClaimCRLChecked] != 1 {
+		return nil
+	}
+	product, signer := c.Platform["product"], c.Platform["signer"]
+	r := v.roots[product]
+	if r == nil {
+		return nil
+	}
+	v.mu.Lock()
+	e := v.crls[product+"/"+signer]
+	v.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	s := e.snap.Load()
+	if s == nil {
+		return nil
+	}
+	ica, field := r.ASK, "certificates.ask"
+	if signer == SignerVLEK {
+		ica, field = r.ASVK, "certificates.asvk"
+	}
+	if ica != nil {
+		for _, rc := range s.crl.RevokedCertificateEntries {
+			if rc.SerialNumber != nil && rc.SerialNumber.Cmp(ica.SerialNumber) == 0 {
+				return attest.NotAuthentic(field, fmt.Errorf("product %s: revoked by AMD on %s (serial %x)", product, rc.RevocationTime.UTC().Format(time.DateOnly), ica.SerialNumber))
+			}
+		}
+	}
+	if age := now.Sub(s.loadedAt); age > v.o.Freshness.MaxAge {
+		return attest.Unavailable("certificates.crl", fmt.Errorf("product %s, %s CRL: the last good CRL was fetched %s ago (at most %s)", product, signer, age.Round(time.Second), v.o.Freshness.MaxAge))
+	}
+	return nil
 }

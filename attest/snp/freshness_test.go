@@ -183,3 +183,31 @@ func TestCRLRefreshSingleFlight(t *testing.T) {
 		t.Errorf("%d KDS requests, want 1", kds.gets)
 	}
 }
+
+// TestCRLRecheckOutstanding: a scheduled refresh picks up AMD's revocation without any new
+// attestation, and the claims an outstanding token carries are refused at its next release.
+func TestCRLRecheckOutstanding(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	crlPath := crlURL("https://kds.test", Milan, SignerVCEK)
+	kds := &clockKDS{files: map[string][]byte{crlPath: f.numberedCRL(t, t0, 1)}}
+	v := mustNew(t, Options{Roots: f.roots, Getter: kds, KDSURL: "https://kds.test", KDSRate: 1000, KDSBurst: 1000})
+	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
+	c, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.RecheckClaims(c, tVerify.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	kds.set(crlPath, f.numberedCRL(t, tVerify.Add(time.Minute), 2, f.signer.Ask.SerialNumber), false)
+	v.RefreshCollateral(context.Background(), tVerify.Add(30*time.Minute)) // not due yet
+	if err := v.RecheckClaims(c, tVerify.Add(30*time.Minute)); err != nil {
+		t.Fatalf("before the refresh is due: %v", err)
+	}
+	v.RefreshCollateral(context.Background(), tVerify.Add(time.Hour))
+	wantErr(t, v.RecheckClaims(c, tVerify.Add(time.Hour)), attest.ErrNotAuthentic, "certificates.ask")
+	// Claims of other TEEs, or verified without a CRL, are not this verifier's to refuse.
+	if err := v.RecheckClaims(&attest.Claims{TEE: attest.TDX}, tVerify); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,7 +1,9 @@
 package tdx
 
 import (
+	"context"
 	"path/filepath"
+	"time"
 
 	"github.com/medicus-cloud/trust/attest"
 )
@@ -18,3 +20,6 @@ func (v *Verifier) loadBundle(offline bool, bundleDir string) error {
 	}
 	return v.q.LoadPlatforms(filepath.Join(bundleDir, "intel", "tdx"), "tdx", "")
 }
+
+// RefreshCollateral implements attest.CollateralRefresher.
+func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) { v.q.RefreshCollateral(ctx, now) }

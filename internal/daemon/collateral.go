@@ -15,6 +15,7 @@ import (
 	"github.com/medicus-cloud/trust/collateral"
 	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/service"
 )
 
 // CollateralBundleConfig imports a collateral bundle (trustctl collateral bundle) at startup:
@@ -35,6 +36,8 @@ type collateralState struct {
 	// bundleDir is where the imported bundle is extracted; "" without one.
 	bundleDir string
 	bundle    *bundleAge
+	// refreshers are the verifiers refreshed on a schedule.
+	refreshers []attest.CollateralRefresher
 }
 
 // bundleAge reports the imported bundle's age in metrics and trustctl status.
@@ -180,4 +183,66 @@ func (d *Daemon) registerCollateral(vs []attest.Verifier) error {
 		rs = append(rs, d.coll.bundle)
 	}
 	return metrics.RegisterCollateral(d.registry, nil, nil, rs...)
+}
+
+// collateralChecks is the release-time check: the security team's revocations, then each
+// verifier's recheck of the claims against the collateral it holds now (an AMD CRL refreshed
+// since the token was issued).
+type collateralChecks struct {
+	revocations service.RevocationChecker
+	rechecks    []attest.ClaimsRechecker
+}
+
+func (c collateralChecks) Check(cl *attest.Claims) error {
+	if err := c.revocations.Check(cl); err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, r := range c.rechecks {
+		if err := r.RecheckClaims(cl, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseChecks wraps the revocation list with the verifiers' collateral rechecks.
+func (d *Daemon) releaseChecks(vs []attest.Verifier) service.RevocationChecker {
+	c := collateralChecks{revocations: d.revoked}
+	for _, v := range vs {
+		if r, ok := v.(attest.ClaimsRechecker); ok {
+			c.rechecks = append(c.rechecks, r)
+		}
+		if r, ok := v.(attest.CollateralRefresher); ok {
+			d.coll.refreshers = append(d.coll.refreshers, r)
+		}
+	}
+	return c
+}
+
+// collateralRefreshTick is how often the verifiers are asked to refresh what is due; each
+// refreshes only collateral older than its own refresh interval.
+const collateralRefreshTick = time.Minute
+
+// refreshCollateral refreshes the verifiers' collateral on a schedule until ctx ends, so that
+// collateral is fresh (and a revocation reaches outstanding tokens) without waiting for an
+// attestation to ask.
+func (d *Daemon) refreshCollateral(ctx context.Context) {
+	if len(d.coll.refreshers) == 0 {
+		return
+	}
+	t := time.NewTicker(collateralRefreshTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, r := range d.coll.refreshers {
+				rctx, cancel := context.WithTimeout(ctx, collateralRefreshTick)
+				r.RefreshCollateral(rctx, now)
+				cancel()
+			}
+		}
+	}
 }

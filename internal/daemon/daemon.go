@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
 		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
-		Revocations: d.revoked,
+		Revocations: d.releaseChecks(verifiers), // revocations, then collateral rechecks (collateral.go)
 	})
 	if err != nil {
 		return nil, err
@@ -325,6 +325,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
 	go d.revoked.Run(ctx)
+	go d.refreshCollateral(ctx)
 	fctx, fcancel := context.WithCancel(ctx)
 	flushed := make(chan struct{})
 	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()
