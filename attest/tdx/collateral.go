@@ -22,4 +22,6 @@ func (v *Verifier) loadBundle(offline bool, bundleDir string) error {
 }
 
 // RefreshCollateral implements attest.CollateralRefresher.
-func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) { v.q.RefreshCollateral(ctx, now) }
+func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
+	v.q.RefreshCollateral(ctx, now)
+}
