@@ -2,6 +2,8 @@ package intel
 
 import (
 	"context"
+	"fmt"
+	"math/big"
 	"sort"
 	"strings"
 	"time"
@@ -44,4 +46,38 @@ func (v *QuoteVerifier) RefreshCollateral(ctx context.Context, now time.Time) {
 		fmspc, ca, _ := strings.Cut(k, "/")
 		_, _ = v.fetchFresh(ctx, fmspc, ca, now) // failures show in CollateralAges and at use
 	}
+}
+
+// ClaimPCKSerial is the platform claim holding the PCK certificate's serial number (hex), so
+// that a release can be refused once the PCK CRL revokes it.
+const ClaimPCKSerial = "pck_serial"
+
+// RecheckPCK refuses a PCK (by FMSPC, CA and serial in hex) that the online PCK CRL in use now
+// revokes, or whose platform's online collateral is past the maximum age. It reads only memory;
+// platforms without online collateral pass.
+func (v *QuoteVerifier) RecheckPCK(fmspc, ca, serialHex string, now time.Time) error {
+	if v.src == nil || fmspc == "" || serialHex == "" {
+		return nil
+	}
+	v.state.mu.Lock()
+	e := v.state.m[fmspc+"/"+ca]
+	v.state.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	s := e.snap.Load()
+	if s == nil || s.vc.PCKCRL == nil {
+		return nil
+	}
+	serial, ok := new(big.Int).SetString(serialHex, 16)
+	if !ok {
+		return attest.Malformed("platform."+ClaimPCKSerial, "not hex")
+	}
+	if s.vc.PCKCRL.RevokedSerial(serial) {
+		return attest.NotAuthentic("quote.pck_chain.revoked", fmt.Errorf("platform fmspc %s: PCK certificate (serial %x) is revoked by the %s CA CRL", fmspc, serial, ca))
+	}
+	if age := now.Sub(s.fetchedAt); age > v.fresh.MaxAge {
+		return attest.Unavailable("collateral", fmt.Errorf("platform fmspc %s (%s CA): the last good set was fetched %s ago (at most %s)", fmspc, ca, age.Round(time.Second), v.fresh.MaxAge))
+	}
+	return nil
 }

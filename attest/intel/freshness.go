@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
@@ -101,6 +102,13 @@ type onlineEntry struct {
 	fetchedAt time.Time
 	lastErr   error
 	lastTry   time.Time // of the last failed refresh
+	// snap is vc and fetchedAt for RecheckPCK, which must not wait behind a fetch.
+	snap atomic.Pointer[onlineSnap]
+}
+
+type onlineSnap struct {
+	vc        *Verified
+	fetchedAt time.Time
 }
 
 // retryAfter is how long a failed refresh waits before the next attempt while the last good
@@ -180,11 +188,13 @@ func (v *QuoteVerifier) fetchFresh(ctx context.Context, fmspc, ca string, now ti
 	vc, fetchedAt, err := v.refresh(ctx, e.vc, fmspc, ca, now)
 	if err == nil {
 		e.vc, e.fetchedAt, e.lastErr = vc, fetchedAt, nil
+		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
 		return vc, nil
 	}
 	e.lastErr, e.lastTry = err, now
 	if vc != nil && (e.vc == nil || fetchedAt.After(e.fetchedAt)) {
 		e.vc, e.fetchedAt = vc, fetchedAt // the disk cache's set, after a restart
+		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
 	}
 	if e.vc != nil && now.Sub(e.fetchedAt) <= f.MaxAge && e.vc.ValidAt(now) == nil {
 		return e.vc, nil // the last good set, until MaxAge

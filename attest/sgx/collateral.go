@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
 )
 
 // CollateralAges implements attest.CollateralReporter: the age of the online Intel collateral
@@ -24,4 +25,13 @@ func (v *Verifier) loadBundle(offline bool, bundleDir string) error {
 // RefreshCollateral implements attest.CollateralRefresher.
 func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
 	v.q.RefreshCollateral(ctx, now)
+}
+
+// RecheckClaims implements attest.ClaimsRechecker: claims whose PCK the online PCK CRL in use now
+// revokes are refused at the next release.
+func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
+	if c.TEE != attest.SGX {
+		return nil
+	}
+	return v.q.RecheckPCK(c.Platform["fmspc"], c.Platform["pck_ca"], c.Platform[intel.ClaimPCKSerial], now)
 }
