@@ -83,7 +83,7 @@ type Options struct {
 	// failed refresh keeps the last good one (see freshness.go); zero fields take the defaults.
 	Freshness Freshness
 	// HighWater, if set, is shared with other replicas: a CRL older than the newest any of them
-	// accepted is refused (see revoke/collateral or a PostgreSQL table).
+	// accepted is refused (attest/highwater: in memory, or PostgreSQL).
 	HighWater HighWater
 }
 
