@@ -16,6 +16,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
 )
 
 // TCB recovery preview (issue 16): for new collateral, which platforms and images that trustd
@@ -26,7 +27,7 @@ import (
 
 // DiffOptions configure Diff.
 type DiffOptions struct {
-	Source audit.Source
+	Source auditor.Source
 	// New is the new collateral (a verified bundle).
 	New *Bundle
 	// Since skips records before it.
@@ -73,7 +74,7 @@ func Diff(ctx context.Context, o DiffOptions) (*DiffReport, error) {
 	}
 	rep := &DiffReport{}
 	changes := map[[5]string]*Change{}
-	cp, err := audit.Scan(ctx, o.Source, func(_ uint64, r *audit.Record) error {
+	cp, err := auditor.Scan(ctx, o.Source, func(_ uint64, r *audit.Record) error {
 		if r.Event != audit.EventAttest || r.Verdict != audit.VerdictAllow || len(r.Claims) == 0 || !o.Since.IsZero() && r.Time.Before(o.Since) {
 			return nil
 		}

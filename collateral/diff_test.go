@@ -17,6 +17,8 @@ import (
 	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/attest/tdx/tdxtest"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/audit/auditor"
+	"github.com/medicus-cloud/trust/audit/storage/posix"
 	"github.com/medicus-cloud/trust/collateral"
 )
 
@@ -55,7 +57,7 @@ func TestDiffGolden(t *testing.T) {
 
 	// The audit log of the last days.
 	logDir := filepath.Join(dir, "audit")
-	l, err := audit.OpenLocal(ctx, audit.LocalOptions{Dir: logDir})
+	l, err := posix.Open(ctx, posix.Options{Dir: logDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func TestDiffGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	vkey, _ := os.ReadFile(filepath.Join(logDir, "note.pub"))
-	src := audit.Source{Log: logDir, Key: strings.TrimSpace(string(vkey))}
+	src := auditor.Source{Log: logDir, Key: strings.TrimSpace(string(vkey))}
 
 	// The new collateral: UpToDate now needs SGX components 6.
 	ti := f.TCBInfo()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/highwater"
-	"github.com/medicus-cloud/trust/audit/pglog/pgtest"
+	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
 )
 
 func TestHighWater(t *testing.T) {
