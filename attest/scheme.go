@@ -59,6 +59,11 @@ type Deps struct {
 	DataDir string
 	// Dev is trustd's --dev.
 	Dev bool
+	// HighWater, if set, is the collateral high-water mark shared by replicas (issue 16).
+	HighWater HighWater
+	// BundleDir, if set, is where trustd extracted the imported collateral bundle
+	// (intel/{tdx|sgx}/{fmspc}/, snp/); schemes configured offline use it.
+	BundleDir string
 }
 
 // Observer returns a CacheObserver-style callback for source, or nil when nobody listens.

@@ -39,6 +39,8 @@ type Status struct {
 	CollateralMiss float64
 	// CertNotAfter is when the served TLS certificate expires; zero when not reported.
 	CertNotAfter time.Time
+	// Collateral is the freshness of each item of collateral, by TEE, platform and item.
+	Collateral []CollateralStatus
 }
 
 // MethodStatus summarizes one gRPC method since trustd started.
@@ -104,6 +106,7 @@ func ParseStatus(r io.Reader) (*Status, error) {
 	if v := sum(fams[NameCertNotAfter]); v > 0 && v < 1e11 {
 		s.CertNotAfter = time.Unix(int64(v), 0).UTC()
 	}
+	s.Collateral = parseCollateral(fams)
 	s.InFlight = sum(fams[NameInFlight])
 	s.KeyStoreErrors = sum(fams[NameKeyStoreErrors])
 	s.AuditErrors = sum(fams[NameAuditErrors])
@@ -207,6 +210,7 @@ func (s *Status) Print(w io.Writer) error {
 	for _, m := range s.Methods {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\n", m.Method, m.Requests, m.Errors, ms(m.P50), ms(m.P99))
 	}
+	printCollateral(tw, s.Collateral)
 	return tw.Flush()
 }
 

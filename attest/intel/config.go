@@ -28,6 +28,13 @@ type PCSConfig struct {
 	MinTCBEvaluationDataNumber int           `yaml:"min_tcb_evaluation_data_number"`
 }
 
+// FreshnessFor is Freshness with the high-water mark trustd shares between replicas.
+func (c *PCSConfig) FreshnessFor(d attest.Deps) Freshness {
+	f := c.Freshness()
+	f.HighWater = d.HighWater
+	return f
+}
+
 // Freshness is the section's collateral freshness settings.
 func (c *PCSConfig) Freshness() Freshness {
 	return Freshness{RefreshInterval: c.CollateralRefresh, MaxAge: c.CollateralMaxAge, MinTCBEvaluationDataNumber: c.MinTCBEvaluationDataNumber}

@@ -72,11 +72,13 @@ type QuoteVerifier struct {
 	roots *Roots
 	src   *Source
 	dir   atomic.Pointer[Offline]
-	pcks  boundedMap[*Chain, *PCKInfo]
-	qes   boundedMap[qeKey, bool]
-	seen  func(hit bool)
-	fresh Freshness
-	state onlineState
+	// platforms is offline collateral by FMSPC, from an imported bundle (platforms.go).
+	platforms atomic.Pointer[map[string]*Offline]
+	pcks      boundedMap[*Chain, *PCKInfo]
+	qes       boundedMap[qeKey, bool]
+	seen      func(hit bool)
+	fresh     Freshness
+	state     onlineState
 }
 
 // maxCachedPCKs bounds the per-PCK cache. Entries are per verified chain, which the chain cache
@@ -285,6 +287,8 @@ func (v *QuoteVerifier) Collateral(ctx context.Context, evidence map[string][]by
 	switch {
 	case d != nil && d.FMSPC() == fmspc:
 		return v.VerifyOffline(d, now)
+	case v.platform(fmspc) != nil:
+		return v.VerifyOffline(v.platform(fmspc), now)
 	case v.CanFetch():
 		return v.Fetch(ctx, fmspc, ca, now)
 	case len(evidence) > 0:

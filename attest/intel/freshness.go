@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
@@ -34,7 +35,7 @@ const fetchedFile = "fetched-at"
 
 // ErrOlder: collateral older than the newest seen for the platform, or below the minimum TCB
 // evaluation data number.
-var ErrOlder = errors.New("collateral older than the newest seen")
+var ErrOlder = attest.ErrOlderCollateral
 
 // Freshness configures online collateral refresh; zero fields take the defaults.
 type Freshness struct {
@@ -43,6 +44,9 @@ type Freshness struct {
 	// MinTCBEvaluationDataNumber refuses TCB info and QE identities below it (Intel raises the
 	// number at each TCB recovery).
 	MinTCBEvaluationDataNumber int
+	// HighWater, if set, is shared by replicas: a set older than the newest any replica
+	// accepted is refused (attest/highwater; PostgreSQL when configured).
+	HighWater attest.HighWater
 }
 
 func (f Freshness) withDefaults() Freshness {
@@ -98,6 +102,13 @@ type onlineEntry struct {
 	fetchedAt time.Time
 	lastErr   error
 	lastTry   time.Time // of the last failed refresh
+	// snap is vc and fetchedAt for RecheckPCK, which must not wait behind a fetch.
+	snap atomic.Pointer[onlineSnap]
+}
+
+type onlineSnap struct {
+	vc        *Verified
+	fetchedAt time.Time
 }
 
 // retryAfter is how long a failed refresh waits before the next attempt while the last good
@@ -177,11 +188,13 @@ func (v *QuoteVerifier) fetchFresh(ctx context.Context, fmspc, ca string, now ti
 	vc, fetchedAt, err := v.refresh(ctx, e.vc, fmspc, ca, now)
 	if err == nil {
 		e.vc, e.fetchedAt, e.lastErr = vc, fetchedAt, nil
+		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
 		return vc, nil
 	}
 	e.lastErr, e.lastTry = err, now
 	if vc != nil && (e.vc == nil || fetchedAt.After(e.fetchedAt)) {
 		e.vc, e.fetchedAt = vc, fetchedAt // the disk cache's set, after a restart
+		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
 	}
 	if e.vc != nil && now.Sub(e.fetchedAt) <= f.MaxAge && e.vc.ValidAt(now) == nil {
 		return e.vc, nil // the last good set, until MaxAge
@@ -213,7 +226,8 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		if c, at, err := readCached(dir); err == nil {
 			if vc, err := v.roots.VerifyCollateral(c, now); err == nil {
 				cached, cachedAt = vc, at
-				if now.Sub(at) < f.RefreshInterval && (prev == nil || NotOlder(prev, vc, f.MinTCBEvaluationDataNumber) == nil) {
+				if now.Sub(at) < f.RefreshInterval && (prev == nil || NotOlder(prev, vc, f.MinTCBEvaluationDataNumber) == nil) &&
+					v.advance(ctx, fmspc, ca, vc) == nil {
 					return vc, at, nil
 				}
 			}
@@ -237,6 +251,9 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		return fallback(err)
 	}
 	if err := NotOlder(prev, vc, f.MinTCBEvaluationDataNumber); err != nil {
+		return fallback(err)
+	}
+	if err := v.advance(ctx, fmspc, ca, vc); err != nil {
 		return fallback(err)
 	}
 	if dir != "" {

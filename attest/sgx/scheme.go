@@ -43,10 +43,13 @@ type Config struct {
 
 // NewVerifier implements attest.SchemeConfig.
 func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
-	v, err := New(Options{CollateralDir: c.CollateralDir, PCSURL: c.URL(), CacheDir: c.Cache(d.DataDir, "sgx"), Freshness: c.Freshness(),
+	v, err := New(Options{CollateralDir: c.CollateralDir, PCSURL: c.URL(), CacheDir: c.Cache(d.DataDir, "sgx"), Freshness: c.FreshnessFor(d),
 		CacheObserver: d.Observer("intel-pcs-sgx")})
 	if err != nil {
 		return nil, fmt.Errorf("sgx: %w", err)
+	}
+	if err := v.loadBundle(c.Offline, d.BundleDir); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

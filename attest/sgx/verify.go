@@ -124,6 +124,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	}
 	c := claims(q, info, qe)
 	c.TCBStatus, c.Advisories = string(status), adv
+	c.Platform[intel.ClaimPCKSerial] = pck.Leaf.SerialNumber.Text(16) // for release-time rechecks (collateral.go)
 	return c, nil
 }
 

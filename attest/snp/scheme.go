@@ -63,6 +63,11 @@ type Config struct {
 	CertsDir string `yaml:"certs_dir"`
 	// CacheDir keeps fetched certificates and CRLs; default DataDir/collateral/snp.
 	CacheDir string `yaml:"cache_dir"`
+	// CollateralRefresh fetches AMD's CRLs again this often whatever their nextUpdate (default
+	// 1h); CollateralMaxAge is how long a failed refresh keeps the last good CRL before
+	// verification fails closed (default 24h).
+	CollateralRefresh time.Duration `yaml:"collateral_refresh"`
+	CollateralMaxAge  time.Duration `yaml:"collateral_max_age"`
 }
 
 // Disabled implements attest.SchemeConfig.
@@ -70,7 +75,11 @@ func (c *Config) Disabled() bool { return c.Disable }
 
 // NewVerifier implements attest.SchemeConfig.
 func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
-	o := Options{KDSURL: c.KDSURL, CertsDir: c.CertsDir, CacheDir: c.CacheDir, CacheObserver: d.Observer("amd-endorsement")}
+	o := Options{KDSURL: c.KDSURL, CertsDir: c.CertsDir, CacheDir: c.CacheDir, CacheObserver: d.Observer("amd-endorsement"),
+		Freshness: Freshness{RefreshInterval: c.CollateralRefresh, MaxAge: c.CollateralMaxAge}, HighWater: d.HighWater}
+	if c.Offline && o.CertsDir == "" && d.BundleDir != "" {
+		o.CertsDir = filepath.Join(d.BundleDir, "snp") // an imported collateral bundle
+	}
 	if o.CacheDir == "" && d.DataDir != "" {
 		o.CacheDir = filepath.Join(d.DataDir, "collateral", "snp")
 	}

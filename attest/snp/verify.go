@@ -79,6 +79,12 @@ type Options struct {
 	// remembered and answered without asking again; 0 means DefaultKDSNegativeTTL. A KDS that
 	// knows no such chip is remembered ten times as long.
 	KDSNegativeTTL time.Duration
+	// Freshness says how often CRLs are fetched again whatever their nextUpdate, and how long a
+	// failed refresh keeps the last good one (see freshness.go); zero fields take the defaults.
+	Freshness Freshness
+	// HighWater, if set, is shared with other replicas: a CRL older than the newest any of them
+	// accepted is refused (attest/highwater: in memory, or PostgreSQL).
+	HighWater HighWater
 }
 
 // Defaults of the outbound KDS budget. AMD's KDS throttles at a few requests per second per
@@ -99,7 +105,7 @@ type Verifier struct {
 
 	mu     sync.Mutex
 	chains map[[32]byte]*endorsement // by SHA-256 of the VCEK/VLEK DER
-	crls   map[string]*x509.RevocationList
+	crls   map[string]*crlEntry      // by product/signer
 	// vceks remembers VCEKs fetched from the KDS by their cache path, so a warm verification of a
 	// report that carries no certificates does not go back to the network.
 	vceks map[string][]byte
@@ -197,6 +203,9 @@ type endorsement struct {
 	// crlChecked is false only when the chain was accepted without a CRL (RevocationIfAvailable,
 	// InsecureRevocationSkip).
 	crlChecked bool
+	// crl is the CRL the chain was checked against; a cached chain is re-checked when the
+	// verifier's current CRL is another (refreshed) one.
+	crl *x509.RevocationList
 }
 
 // New returns a Verifier.
@@ -234,7 +243,11 @@ func New(o Options) (*Verifier, error) {
 	if o.KDSNegativeTTL == 0 {
 		o.KDSNegativeTTL = DefaultKDSNegativeTTL
 	}
-	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*x509.RevocationList{},
+	if o.Freshness.RefreshInterval < 0 || o.Freshness.MaxAge < 0 {
+		return nil, errors.New("snp: Freshness intervals must not be negative")
+	}
+	o.Freshness = o.Freshness.withDefaults()
+	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*crlEntry{},
 		inflight: map[string]*fetchCall{}, vceks: map[string][]byte{}, failed: map[string]failure{},
 		limiter: rate.NewLimiter(rate.Limit(o.KDSRate), o.KDSBurst), wall: time.Now}, nil
 }
@@ -417,6 +430,16 @@ func (v *Verifier) endorsed(ctx context.Context, r *report, der []byte, table ce
 	e := v.chains[fp]
 	v.mu.Unlock()
 	hit := e != nil && e.signer == r.signer && !now.Before(e.notBefore) && now.Before(e.notAfter)
+	if hit && e.crl != nil {
+		// The chain was checked against a CRL: it holds only while that CRL is still the current
+		// one, so that a refreshed CRL revoking the ASK/ASVK takes effect at once.
+		roots := v.roots[e.product]
+		cur, err := v.crl(ctx, roots, signerName(e.signer), now)
+		if err != nil {
+			return nil, err
+		}
+		hit = cur == e.crl
+	}
 	if v.o.CacheObserver != nil {
 		v.o.CacheObserver(hit)
 	}
@@ -511,7 +534,7 @@ func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table
 		}
 		return e, nil
 	}
-	e.crlChecked = true
+	e.crlChecked, e.crl = true, crl
 	for _, rc := range crl.RevokedCertificateEntries {
 		if rc.SerialNumber != nil && rc.SerialNumber.Cmp(chain[1].SerialNumber) == 0 {
 			return nil, attest.NotAuthentic(icaField, fmt.Errorf("revoked by AMD on %s (serial %x)", rc.RevocationTime.UTC().Format(time.DateOnly), chain[1].SerialNumber))
@@ -524,89 +547,6 @@ func (v *Verifier) verifyChain(ctx context.Context, r *report, der []byte, table
 		e.notAfter = crl.NextUpdate
 	}
 	return e, nil
-}
-
-// crl returns a CRL for product and signer that the ARK signed and that is current at now, or an
-// error; nil, nil only under RevocationIfAvailable when none can be found.
-func (v *Verifier) crl(ctx context.Context, roots *Roots, signer string, now time.Time) (*x509.RevocationList, error) {
-	key := roots.Product + "/" + signer
-	v.mu.Lock()
-	c := v.crls[key]
-	v.mu.Unlock()
-	if c != nil && crlCurrent(c, now) {
-		return c, nil
-	}
-	// The VCEK and VLEK CRLs are both signed by the same ARK and cannot be told apart by their
-	// signature, so each is only read from a name that says which it is.
-	flat := []string{"crl-vlek.der", "crl-vlek.pem"}
-	if signer == SignerVCEK {
-		flat = []string{"crl-vcek.der", "crl-vcek.pem", "crl.der", "crl.pem"}
-	}
-	rel := crlCachePath(roots.Product, signer)
-	var sources []struct{ dir, rel string }
-	for _, n := range flat {
-		sources = append(sources, struct{ dir, rel string }{v.o.CertsDir, n})
-	}
-	sources = append(sources, struct{ dir, rel string }{v.o.CertsDir, rel}, struct{ dir, rel string }{v.o.CacheDir, rel})
-	var candidates [][]byte
-	for _, src := range sources {
-		b, err := readDirFile(src.dir, src.rel)
-		if err != nil {
-			return nil, attest.Unavailable("certificates.crl", err)
-		}
-		if b != nil {
-			candidates = append(candidates, b)
-		}
-	}
-	var reasons []error
-	try := func(b []byte) *x509.RevocationList {
-		c, err := parseCRL(b, roots.ARK, now)
-		if err != nil {
-			reasons = append(reasons, err)
-			return nil
-		}
-		return c
-	}
-	for _, b := range candidates {
-		if c := try(b); c != nil {
-			v.storeCRL(key, c)
-			return c, nil
-		}
-	}
-	if v.o.CertsDir == "" && v.o.Getter != nil {
-		b, err := v.fetch(ctx, crlURL(v.o.KDSURL, roots.Product, signer),
-			func() []byte {
-				if c := v.crls[key]; c != nil && crlCurrent(c, now) {
-					return c.Raw
-				}
-				return nil
-			},
-			func(b []byte) {
-				if c, err := parseCRL(b, roots.ARK, now); err == nil {
-					v.crls[key] = c
-				}
-			})
-		if err != nil {
-			reasons = append(reasons, err)
-		} else if c := try(b); c != nil {
-			_ = writeCacheFile(v.o.CacheDir, rel, b)
-			v.storeCRL(key, c)
-			return c, nil
-		}
-	}
-	if v.o.Revocation == RevocationIfAvailable {
-		return nil, nil
-	}
-	if len(reasons) == 0 {
-		reasons = append(reasons, errors.New("no CRL in the collateral directory or cache, and no KDS access configured"))
-	}
-	return nil, attest.Unavailable("certificates.crl", fmt.Errorf("no current ARK-%s CRL for %s: %w", roots.Product, signer, errors.Join(reasons...)))
-}
-
-func (v *Verifier) storeCRL(key string, c *x509.RevocationList) {
-	v.mu.Lock()
-	v.crls[key] = c
-	v.mu.Unlock()
 }
 
 func crlCurrent(c *x509.RevocationList, now time.Time) bool {

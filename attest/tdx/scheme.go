@@ -21,8 +21,12 @@ const (
 	ClaimMROWNERCONF  = "mrownerconfig" // Config, 48 bytes
 	ClaimTEETCBSVN    = "tee_tcb_svn"   // Config, 16 bytes
 	ClaimTEETCBSVN2   = "tee_tcb_svn_2" // Config, 16 bytes, TD 1.5 only
-	ClaimTDAttributes = "td_attributes" // Attributes
-	ClaimXFAM         = "xfam"          // Attributes
+	// ClaimSGXTCBComponents are the PCK's 16 SGX TCB component SVNs (Config, 16 bytes): with
+	// pce_svn and tee_tcb_svn they let `trustctl collateral diff` appraise a recorded platform
+	// against new collateral.
+	ClaimSGXTCBComponents = "sgx_tcb_components"
+	ClaimTDAttributes     = "td_attributes" // Attributes
+	ClaimXFAM             = "xfam"          // Attributes
 )
 
 // Scheme is TDX for trustd, trustctl and policies (see attest/schemes).
@@ -49,10 +53,13 @@ type Config struct {
 
 // NewVerifier implements attest.SchemeConfig.
 func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
-	v, err := New(Options{CollateralDir: c.CollateralDir, PCSURL: c.URL(), CacheDir: c.Cache(d.DataDir, "tdx"), Freshness: c.Freshness(),
+	v, err := New(Options{CollateralDir: c.CollateralDir, PCSURL: c.URL(), CacheDir: c.Cache(d.DataDir, "tdx"), Freshness: c.FreshnessFor(d),
 		CacheObserver: d.Observer("intel-pcs-tdx")})
 	if err != nil {
 		return nil, fmt.Errorf("tdx: %w", err)
+	}
+	if err := v.loadBundle(c.Offline, d.BundleDir); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

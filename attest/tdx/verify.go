@@ -124,6 +124,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		return nil, err
 	}
 	c.TCBStatus, c.Advisories = string(status), adv
+	c.Platform[intel.ClaimPCKSerial] = pck.Leaf.SerialNumber.Text(16) // for release-time rechecks (collateral.go)
 	return c, nil
 }
 
@@ -244,6 +245,8 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			ClaimMROWNER:     hx(b.MROWNER[:]),
 			ClaimMROWNERCONF: hx(b.MROWNERCONFIG[:]),
 			ClaimTEETCBSVN:   hx(b.TEETCBSVN[:]),
+			// The PCK's SVNs, for appraising the recorded platform against new collateral.
+			ClaimSGXTCBComponents: hx(info.Ext.TCBComponents[:]),
 		},
 		TCB: map[string]uint64{
 			"pce_svn":          uint64(info.Ext.PCESVN),

@@ -281,7 +281,7 @@ func printEvidence(w io.Writer, format string, r *evidenceResult) error {
 }
 
 func newCollateralCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "collateral", Short: "Fetch Intel collateral for offline verification"}
+	cmd := &cobra.Command{Use: "collateral", Short: "Fetch Intel collateral for offline verification; bundle collateral for air-gapped sites"}
 	var (
 		fmspc, out, pcsURL, ca string
 		forSGX                 bool
@@ -312,5 +312,6 @@ rootcrl.der. Everything fetched is verified before it is written.`,
 	fetch.MarkFlagRequired("fmspc")
 	fetch.MarkFlagRequired("out")
 	cmd.AddCommand(fetch)
+	addCollateralBundleCmds(cmd)
 	return cmd
 }

@@ -84,6 +84,8 @@ type Config struct {
 	Verifiers Verifiers `yaml:"verifiers"`
 	// Revocations tunes how revocations reach this replica (see revocations.go).
 	Revocations RevocationsConfig `yaml:"revocations"`
+	// CollateralBundle imports a signed collateral bundle for air-gapped sites (collateral.go).
+	CollateralBundle CollateralBundleConfig `yaml:"collateral_bundle"`
 }
 
 // TLSConfig is the server certificate (reloaded when the files change, TLS 1.3 only) and, for

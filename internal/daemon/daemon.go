@@ -63,7 +63,9 @@ type Daemon struct {
 	tokens   *token.Issuer
 	keys     *route.Router
 	revoked  *revoke.Set
-	closers  []func() error
+	// coll is the collateral high-water mark and imported bundle (collateral.go).
+	coll    collateralState
+	closers []func() error
 }
 
 // New opens every component named by cfg. On error, whatever was opened is closed.
@@ -119,8 +121,14 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if d.metrics, err = metrics.New(d.registry, metrics.Options{TEEs: schemes.Names()}); err != nil {
 		return nil, err
 	}
+	if err := d.openCollateral(ctx, env); err != nil {
+		return nil, err
+	}
 	verifiers, err := d.verifiers()
 	if err != nil {
+		return nil, err
+	}
+	if err := d.registerCollateral(verifiers); err != nil {
 		return nil, err
 	}
 	ck, ckFrom, err := AuditContextKey(cfg.Audit.ContextKeyFile, cfg.DataDir, cfg.Dev)
@@ -144,7 +152,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		Audit: d.auditLg, Nonces: nonces, Tokens: d.tokens, Logger: log, Metrics: d.metrics, ContextKey: ck,
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
 		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
-		Revocations: d.revoked,
+		Revocations: d.releaseChecks(verifiers), // revocations, then collateral rechecks (collateral.go)
 	})
 	if err != nil {
 		return nil, err
@@ -317,6 +325,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
 	go d.revoked.Run(ctx)
+	go d.refreshCollateral(ctx)
 	fctx, fcancel := context.WithCancel(ctx)
 	flushed := make(chan struct{})
 	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()

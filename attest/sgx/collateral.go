@@ -1,0 +1,37 @@
+package sgx
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
+)
+
+// CollateralAges implements attest.CollateralReporter: the age of the online Intel collateral
+// of each platform this verifier has seen.
+func (v *Verifier) CollateralAges() []attest.CollateralAge { return v.q.CollateralAges() }
+
+// loadBundle makes an imported collateral bundle's SGX platforms offline collateral, when the
+// section is offline.
+func (v *Verifier) loadBundle(offline bool, bundleDir string) error {
+	if !offline || bundleDir == "" {
+		return nil
+	}
+	return v.q.LoadPlatforms(filepath.Join(bundleDir, "intel", "sgx"), "sgx", "SGX")
+}
+
+// RefreshCollateral implements attest.CollateralRefresher.
+func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
+	v.q.RefreshCollateral(ctx, now)
+}
+
+// RecheckClaims implements attest.ClaimsRechecker: claims whose PCK the online PCK CRL in use now
+// revokes are refused at the next release.
+func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
+	if c.TEE != attest.SGX {
+		return nil
+	}
+	return v.q.RecheckPCK(c.Platform["fmspc"], c.Platform["pck_ca"], c.Platform[intel.ClaimPCKSerial], now)
+}

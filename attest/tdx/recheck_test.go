@@ -1,0 +1,67 @@
+package tdx_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/attest/tdx"
+)
+
+// TestRecheckOutstandingPCK: Intel revokes a PCK; the scheduled refresh fetches the new CRL
+// without any new quote, and the claims an outstanding token carries are refused at its next
+// release.
+func TestRecheckOutstandingPCK(t *testing.T) {
+	f := fx(t)
+	good, err := f.Collateral(nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := f.Collateral(nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcs := newChangingPCS(t, good)
+	v := pcs.verifier(t, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
+	ctx := context.Background()
+	c, err := v.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Platform[intel.ClaimPCKSerial] != f.PCK.SerialNumber.Text(16) {
+		t.Fatalf("claims carry PCK serial %q", c.Platform[intel.ClaimPCKSerial])
+	}
+	if err := v.RecheckClaims(c, f.Now); err != nil {
+		t.Fatal(err)
+	}
+	pcs.cur.Store(revoked)
+	v.RefreshCollateral(ctx, f.Now.Add(30*time.Minute)) // not due
+	if err := v.RecheckClaims(c, f.Now.Add(30*time.Minute)); err != nil {
+		t.Fatalf("before the refresh is due: %v", err)
+	}
+	v.RefreshCollateral(ctx, f.Now.Add(61*time.Minute))
+	err = v.RecheckClaims(c, f.Now.Add(61*time.Minute))
+	var ae *attest.Error
+	if !errors.As(err, &ae) || ae.Field != "quote.pck_chain.revoked" {
+		t.Fatalf("after the refresh: %v, want the revoked PCK refused", err)
+	}
+	// Past the maximum age without a good refresh, releases fail closed.
+	pcs.down.Store(true)
+	v2 := pcs.verifier(t, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
+	pcs.down.Store(false)
+	pcs.cur.Store(good)
+	if _, err := v2.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now}); err != nil {
+		t.Fatal(err)
+	}
+	pcs.down.Store(true)
+	v2.RefreshCollateral(ctx, f.Now.Add(3*time.Hour))
+	if err := v2.RecheckClaims(c, f.Now.Add(3*time.Hour)); err != nil {
+		t.Fatalf("within the maximum age: %v", err)
+	}
+	if err := v2.RecheckClaims(c, f.Now.Add(7*time.Hour)); !errors.Is(err, attest.ErrUnavailable) {
+		t.Fatalf("past the maximum age: %v", err)
+	}
+}
