@@ -16,6 +16,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/token"
 )
@@ -50,7 +51,7 @@ func TestTokenVectors(t *testing.T) {
 			Confirmation: token.Confirmation{KEM: seal.KEMX25519, KDF: seal.KDFHKDFSHA256, AEAD: seal.AEADAES256GCM, PublicKey: bytes.Repeat([]byte{0x42}, 32)},
 			TEE:          "sev-snp", Measurement: bytes.Repeat([]byte{0xaa}, 48), Policy: "hello",
 			PolicyDigest: bytes.Repeat([]byte{0xbb}, 32),
-			Grants:       []token.Grant{{Kind: token.KindSecret, Name: "hello/token"}, {Kind: token.KindDataKey, Name: "hello/records"}},
+			Grants:       []release.Grant{{Kind: release.GrantSecret, Name: "hello/token"}, {Kind: release.GrantDataKey, Name: "hello/records"}},
 			Platform:     map[string]string{"chip_id": "0102"},
 		}
 		cwt, jwt, _, err := iss.IssueBoth(claims)

@@ -18,7 +18,7 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/schemes"
 	"github.com/medicus-cloud/trust/kms"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/release"
 )
 
 // This file holds the logic of `trustctl policy ...`: each command is one function that writes
@@ -283,7 +283,7 @@ func runCase(b *Bundle, dir string, tc TestCase) (string, error) {
 	if e.Grants != nil {
 		var got []string
 		for _, g := range d.Grants {
-			got = append(got, g.Kind+":"+g.Name)
+			got = append(got, string(g.Kind)+":"+g.Name)
 		}
 		want := slices.Clone(e.Grants)
 		sort.Strings(got)
@@ -293,7 +293,7 @@ func runCase(b *Bundle, dir string, tc TestCase) (string, error) {
 		}
 	}
 	for _, r := range tc.Releases {
-		err := d.CheckContext(r.Kind, r.Name, kms.Context(r.Context))
+		err := d.CheckContext(release.GrantKind(r.Kind), r.Name, kms.Context(r.Context))
 		if (err == nil) != r.Allow {
 			if err == nil {
 				return fmt.Sprintf("release of %s %s with context %v allowed, want denied", r.Kind, r.Name, r.Context), nil
@@ -361,11 +361,11 @@ func Explain(w io.Writer, bundlePath, claimsFile string) error {
 func grantLines(p *Policy) []string {
 	var out []string
 	for _, l := range []struct {
-		kind string
+		kind release.GrantKind
 		gs   []Grant
-	}{{token.KindSecret, p.Spec.Grants.Secrets}, {token.KindDataKey, p.Spec.Grants.DataKeys}} {
+	}{{release.GrantSecret, p.Spec.Grants.Secrets}, {release.GrantDataKey, p.Spec.Grants.DataKeys}} {
 		for _, g := range l.gs {
-			s := l.kind + " " + g.Name
+			s := string(l.kind) + " " + g.Name
 			var cs []string
 			for _, k := range sortedKeys(g.Context) {
 				cs = append(cs, fmt.Sprintf("%s in [%s]", k, strings.Join(g.Context[k], " ")))

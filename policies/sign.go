@@ -21,7 +21,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/internal/atomicfile"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 // A signed bundle is a directory:
@@ -165,7 +165,7 @@ func readSignedDir(dir string) (*signedDir, error) {
 	return sd, nil
 }
 
-// TrustKeys are the security-team public keys by key ID (token.KeyID: base64url SHA-256 of the
+// TrustKeys are the security-team public keys by key ID (keyfile.ID: base64url SHA-256 of the
 // SPKI).
 type TrustKeys map[string]crypto.PublicKey
 
@@ -188,7 +188,7 @@ func ParseTrustKeys(pemData []byte) (TrustKeys, error) {
 		if _, err := coseAlg(pub); err != nil {
 			return nil, fmt.Errorf("trust keys: PEM block %d: %v", n, err)
 		}
-		kid, err := token.KeyID(pub)
+		kid, err := keyfile.ID(pub)
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +252,7 @@ func signManifest(rand io.Reader, key crypto.Signer, manifest []byte) ([]byte, s
 	if err != nil {
 		return nil, "", err
 	}
-	kid, err := token.KeyID(key.Public())
+	kid, err := keyfile.ID(key.Public())
 	if err != nil {
 		return nil, "", err
 	}

@@ -36,10 +36,10 @@ import (
 	"github.com/medicus-cloud/trust/enclave/detect"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk/envelope"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // Options configure a Client.
@@ -95,7 +95,7 @@ type Attestation struct {
 	RequestID    string
 	Policy       string
 	PolicyDigest []byte
-	Grants       []token.Grant
+	Grants       []release.Grant
 	Claims       *attest.Claims
 	// Token is the result token as a CWT; JWT is the same token as a JWT (docs/tokens.md).
 	Token     []byte
@@ -209,11 +209,11 @@ func (c *Client) attestLocked(ctx context.Context) (*session, error) {
 	att := &Attestation{RequestID: resp.GetRequestId(), Policy: resp.GetPolicy(), PolicyDigest: resp.GetPolicyDigest(),
 		Claims: wire.Claims(resp.GetClaims()), Token: resp.GetToken(), JWT: resp.GetJwt(), ExpiresAt: resp.GetExpiresAt().AsTime()}
 	for _, g := range resp.GetGrants() {
-		kind := token.KindSecret
+		kind := release.GrantSecret
 		if g.GetKind() == pb.Grant_KIND_DATA_KEY {
-			kind = token.KindDataKey
+			kind = release.GrantDataKey
 		}
-		att.Grants = append(att.Grants, token.Grant{Kind: kind, Name: g.GetName()})
+		att.Grants = append(att.Grants, release.Grant{Kind: kind, Name: g.GetName()})
 	}
 	c.cur = &session{key: key, att: att, obtained: c.o.Now()}
 	return c.cur, nil

@@ -315,7 +315,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		return nil, fmt.Errorf("encoding appraised claims: %w", err)
 	}
 	for _, g := range dec.Grants {
-		rec.Names = append(rec.Names, g.Kind+":"+g.Name)
+		rec.Names = append(rec.Names, string(g.Kind)+":"+g.Name)
 	}
 	s0 := pk.Suite()
 	tc := &token.Claims{
@@ -413,7 +413,7 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 }
 
 func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *token.Claims, rid string, canon []byte, rec *audit.Record) ([]byte, error) {
-	grant := string(r.kind.Grant())
+	grant := r.kind.Grant()
 	if !claims.Granted(grant, r.name) {
 		return nil, &policies.Denial{Policy: claims.Policy, Claim: "grants", Seen: r.name,
 			Expected: fmt.Sprintf("a %s granted to this workload", grant)}
@@ -539,7 +539,11 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 
 // GetTokenKeys implements trustv1.TrustServer.
 func (s *Service) GetTokenKeys(context.Context, *pb.GetTokenKeysRequest) (*pb.GetTokenKeysResponse, error) {
-	return s.o.Tokens.TokenKeys()
+	var keys []wire.TokenKey
+	for _, k := range s.o.Tokens.Published() {
+		keys = append(keys, wire.TokenKey(k))
+	}
+	return wire.TokenKeysToPB(keys)
 }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

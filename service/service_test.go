@@ -31,6 +31,7 @@ import (
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
@@ -355,7 +356,7 @@ func TestReleaseBadInput(t *testing.T) {
 	tok := resp.GetToken()
 	foreignKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	foreign, _ := token.NewIssuer(token.Options{Key: foreignKey})
-	forged, _, _ := foreign.Issue(&token.Claims{Grants: []token.Grant{{Kind: token.KindSecret, Name: "hello/api-token"}}})
+	forged, _, _ := foreign.Issue(&token.Claims{Grants: []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}}})
 	tests := []struct {
 		name string
 		req  *pb.GetSecretRequest

@@ -73,7 +73,7 @@ func (s *Service) shadowRelease(tc *token.Claims, r *releaseCall, rec *audit.Rec
 	if b == nil {
 		return
 	}
-	grant := string(r.kind.Grant())
+	grant := r.kind.Grant()
 	err := b.Revalidate(tc.Policy, attest.TEE(tc.TEE), tc.Measurement)
 	if err == nil {
 		err = b.CheckContext(tc.Policy, grant, r.name, r.kc)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/internal/docvec"
+	"github.com/medicus-cloud/trust/release"
 )
 
 var update = flag.Bool("update", false, "rewrite the test vectors in docs/")
@@ -42,7 +43,7 @@ func docsIssuer(t *testing.T) (*Issuer, *Claims) {
 	}
 	digest := sha256.Sum256([]byte("bundle"))
 	c := &Claims{TEE: "sev-snp", Policy: "hello", PolicyDigest: digest[:], Measurement: bytes.Repeat([]byte{0xaa}, 48),
-		Grants:       []Grant{{KindSecret, "hello/api-token"}, {KindDataKey, "hello/records"}},
+		Grants:       []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}, {Kind: release.GrantDataKey, Name: "hello/records"}},
 		Confirmation: Confirmation{KEM: KEMX25519, KDF: 1, AEAD: 2, PublicKey: bytes.Repeat([]byte{9}, 32)}}
 	return i, c
 }
@@ -89,7 +90,7 @@ func TestDocsVectors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("vector %s: %v", name, err)
 		}
-		if v.ID != filled.ID || !v.Granted(KindDataKey, "hello/records") {
+		if v.ID != filled.ID || !v.Granted(release.GrantDataKey, "hello/records") {
 			t.Errorf("vector %s: claims %+v", name, v)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/veraison/ear"
 	"github.com/veraison/go-cose"
 )
@@ -32,7 +33,7 @@ func TestInteropEARAndJOSE(t *testing.T) {
 	} {
 		t.Run(tc.tee, func(t *testing.T) {
 			cwt, jwt, _, err := i.IssueBoth(&Claims{TEE: tc.tee, Policy: "hello", PolicyDigest: []byte{1, 2, 3},
-				Grants: []Grant{{KindSecret, "hello/api-token"}}, Confirmation: tc.cnf, Measurement: []byte{0xff, 0xfe}})
+				Grants: []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}}, Confirmation: tc.cnf, Measurement: []byte{0xff, 0xfe}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/release"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -64,7 +67,7 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := iss2.Verify(tok); err != nil {
 		t.Fatalf("token of the previous key: %v", err)
 	}
-	resp, err := iss2.TokenKeys()
+	resp, err := tokenKeys(iss2)
 	if err != nil || len(resp.Keys) != 2 || resp.Keys[0].Kid != iss2.KeyID() || resp.Keys[0].NotAfter != nil || resp.Keys[1].NotAfter == nil {
 		t.Fatalf("TokenKeys = %v, %v", resp, err)
 	}
@@ -130,7 +133,7 @@ func TestJWT(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
 	cwt, jwt, exp, err := i.IssueBoth(&Claims{TEE: "sev-snp", Policy: "p", PolicyDigest: []byte{1, 2},
-		Grants: []Grant{{KindSecret, "s"}}, Confirmation: Confirmation{KEM: KEMX25519, PublicKey: append([]byte{9}, make([]byte, 31)...)}})
+		Grants: []release.Grant{{Kind: release.GrantSecret, Name: "s"}}, Confirmation: Confirmation{KEM: KEMX25519, PublicKey: append([]byte{9}, make([]byte, 31)...)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func TestJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c1.ID != c2.ID || c2.Expiry != exp.Unix() || !c2.Granted(KindSecret, "s") || c2.Confirmation.PublicKey[0] != 9 {
+	if c1.ID != c2.ID || c2.Expiry != exp.Unix() || !c2.Granted(release.GrantSecret, "s") || c2.Confirmation.PublicKey[0] != 9 {
 		t.Fatalf("claims differ: %+v %+v", c1, c2)
 	}
 	parts := strings.Split(string(jwt), ".")
@@ -213,4 +216,13 @@ func TestJWKSHandler(t *testing.T) {
 	if r, _ := http.Post(srv.URL, "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST = %d", r.StatusCode)
 	}
+}
+
+// tokenKeys is what trustd's GetTokenKeys returns for i.
+func tokenKeys(i *Issuer) (*pb.GetTokenKeysResponse, error) {
+	var keys []wire.TokenKey
+	for _, k := range i.Published() {
+		keys = append(keys, wire.TokenKey(k))
+	}
+	return wire.TokenKeysToPB(keys)
 }

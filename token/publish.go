@@ -2,32 +2,35 @@ package token
 
 import (
 	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
 
-	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"time"
 )
 
-// TokenKeys fills the GetTokenKeys response: every key the issuer accepts, current first, with
-// the time it stops being accepted where one is known.
-func (i *Issuer) TokenKeys() (*pb.GetTokenKeysResponse, error) {
-	resp := &pb.GetTokenKeysResponse{}
+// PublishedKey is one key the issuer accepts, as GetTokenKeys publishes it.
+type PublishedKey struct {
+	ID     string
+	Public *ecdsa.PublicKey
+	// NotAfter is when a retired key stops being accepted (zero for the current key and where
+	// none is known).
+	NotAfter time.Time
+}
+
+// Published lists every key the issuer accepts, current first, with the time it stops being
+// accepted where one is known. internal/wire turns it into the GetTokenKeys response.
+func (i *Issuer) Published() []PublishedKey {
+	var out []PublishedKey
 	for _, kid := range i.kids() {
-		der, err := x509.MarshalPKIXPublicKey(i.keys[kid])
-		if err != nil {
-			return nil, err
-		}
-		k := &pb.TokenKey{Kid: kid, PublicKey: der, Algorithm: "ES256"}
+		k := PublishedKey{ID: kid, Public: i.keys[kid]}
 		if t, ok := i.o.NotAfter[kid]; ok && kid != i.kid {
-			k.NotAfter = timestamppb.New(t)
+			k.NotAfter = t
 		}
-		resp.Keys = append(resp.Keys, k)
+		out = append(out, k)
 	}
-	return resp, nil
+	return out
 }
 
 // kids lists key IDs, the current one first and then in a stable order.

@@ -15,7 +15,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medicus-cloud/trust/internal/keyfile"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/veraison/go-cose"
 )
 
@@ -64,18 +65,6 @@ var (
 	ErrAudience = errors.New("token audience not expected")
 )
 
-// Grant kinds.
-const (
-	KindSecret  = "secret"
-	KindDataKey = "data_key"
-)
-
-// Grant is a name the workload may receive.
-type Grant struct {
-	Kind string `cbor:"1,keyasint" json:"kind"`
-	Name string `cbor:"2,keyasint" json:"name"`
-}
-
 // Confirmation is the workload's HPKE public key and suite that the token binds.
 type Confirmation struct {
 	KEM       uint16
@@ -105,7 +94,7 @@ type Claims struct {
 	Measurement  []byte
 	Policy       string
 	PolicyDigest []byte
-	Grants       []Grant
+	Grants       []release.Grant
 	Platform     map[string]string
 	// Appraised carries the verified claims the token was issued for, encoded by the issuer
 	// (package service) and opaque here, so that every release can re-run the current policy
@@ -114,7 +103,7 @@ type Claims struct {
 }
 
 // Granted reports whether the token grants name of kind.
-func (c *Claims) Granted(kind, name string) bool {
+func (c *Claims) Granted(kind release.GrantKind, name string) bool {
 	for _, g := range c.Grants {
 		if g.Kind == kind && g.Name == name {
 			return true
@@ -124,14 +113,7 @@ func (c *Claims) Granted(kind, name string) bool {
 }
 
 // KeyID returns the key ID of a public key: base64url (no padding) of SHA-256 of its SPKI.
-func KeyID(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(der)
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
-}
+func KeyID(pub crypto.PublicKey) (string, error) { return keyfile.ID(pub) }
 
 // Options configure an Issuer.
 type Options struct {

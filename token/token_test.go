@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"github.com/medicus-cloud/trust/release"
 	"testing"
 	"time"
 )
@@ -26,7 +27,7 @@ func TestIssueVerify(t *testing.T) {
 	cnf := x25519Key
 	cnf.PublicKey = append([]byte(nil), cnf.PublicKey...)
 	cnf.PublicKey[2] = 3
-	tok, exp, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}}, Confirmation: cnf})
+	tok, exp, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []release.Grant{{Kind: release.GrantDataKey, Name: "hello/records"}}, Confirmation: cnf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestIssueVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Granted(KindDataKey, "hello/records") || c.Granted(KindSecret, "hello/records") || c.Confirmation.PublicKey[2] != 3 {
+	if !c.Granted(release.GrantDataKey, "hello/records") || c.Granted(release.GrantSecret, "hello/records") || c.Confirmation.PublicKey[2] != 3 {
 		t.Fatalf("claims %+v", c)
 	}
 
@@ -122,7 +123,7 @@ func FuzzVerify(f *testing.F) {
 func TestVerifyRemembers(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
-	tok, _, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}}})
+	tok, _, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []release.Grant{{Kind: release.GrantDataKey, Name: "hello/records"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,10 @@
 package keyfile
 
 import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -41,4 +45,15 @@ func Read(path, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s is larger than %d bytes", what, path, MaxSize)
 	}
 	return b, nil
+}
+
+// ID returns the key ID of a public key: base64url (no padding) of SHA-256 of its
+// SubjectPublicKeyInfo. Result-token keys and security-team keys are named this way.
+func ID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }

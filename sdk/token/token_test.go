@@ -19,6 +19,9 @@ import (
 	"github.com/veraison/go-cose"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/release"
 	sdk "github.com/medicus-cloud/trust/sdk/token"
 	issuer "github.com/medicus-cloud/trust/token"
 )
@@ -36,7 +39,7 @@ func newIssuer(t testing.TB, verify ...*ecdsa.PublicKey) *issuer.Issuer {
 
 func claims() *issuer.Claims {
 	return &issuer.Claims{TEE: "tdx", Policy: "radiology", PolicyDigest: []byte{1},
-		Grants:       []issuer.Grant{{Kind: issuer.KindDataKey, Name: "dek/radiology"}},
+		Grants:       []release.Grant{{Kind: release.GrantDataKey, Name: "dek/radiology"}},
 		Confirmation: issuer.Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}}
 }
 
@@ -48,7 +51,7 @@ func keysOf(t testing.TB, i *issuer.Issuer) (jwks, grpc *sdk.Keys) {
 	if jwks, err = sdk.ParseJWKS(b); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := i.TokenKeys()
+	resp, err := tokenKeys(i)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +152,7 @@ func TestVerify(t *testing.T) {
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("got %v, want %v", err, tc.want)
 				}
-				if err == nil && !c.Granted(issuer.KindDataKey, "dek/radiology") {
+				if err == nil && !c.Granted(release.GrantDataKey, "dek/radiology") {
 					t.Fatalf("claims %+v", c)
 				}
 			})
@@ -163,7 +166,7 @@ func TestRetiredKey(t *testing.T) {
 	old := newIssuer(t)
 	i := newIssuer(t, old.PublicKeys()[old.KeyID()])
 	tok, _, _ := old.Issue(claims())
-	resp, _ := i.TokenKeys()
+	resp, _ := tokenKeys(i)
 	for _, k := range resp.Keys {
 		if k.Kid == old.KeyID() {
 			k.NotAfter = timestamppb.New(now.Add(time.Minute))
@@ -238,7 +241,7 @@ func Example() {
 	// trustd's side, here for the example: an issuer and its published key set.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	i, _ := issuer.NewIssuer(issuer.Options{Key: k, Issuer: "trustd.example"})
-	_, jwt, _, _ := i.IssueBoth(&issuer.Claims{TEE: "sev-snp", Grants: []issuer.Grant{{Kind: issuer.KindSecret, Name: "db-password"}}})
+	_, jwt, _, _ := i.IssueBoth(&issuer.Claims{TEE: "sev-snp", Grants: []release.Grant{{Kind: release.GrantSecret, Name: "db-password"}}})
 	jwksJSON, _ := i.JWKS() // what GET /.well-known/jwks.json returns
 
 	// The relying party: parse the key set once, verify tokens offline.
@@ -251,7 +254,7 @@ func Example() {
 		fmt.Println("rejected:", err)
 		return
 	}
-	fmt.Println(c.TEE, c.Granted(issuer.KindSecret, "db-password"))
+	fmt.Println(c.TEE, c.Granted(release.GrantSecret, "db-password"))
 	// Output: sev-snp true
 }
 
@@ -259,7 +262,7 @@ func ExampleFromTokenKeys() {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	i, _ := issuer.NewIssuer(issuer.Options{Key: k})
 	cwt, _, _ := i.Issue(&issuer.Claims{TEE: "tdx"})
-	resp, _ := i.TokenKeys() // what trustd's GetTokenKeys returns
+	resp, _ := tokenKeys(i) // what trustd's GetTokenKeys returns
 
 	keys, err := sdk.FromTokenKeys(resp)
 	if err != nil {
@@ -268,4 +271,13 @@ func ExampleFromTokenKeys() {
 	_, err = keys.Verify(cwt, sdk.Options{Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	fmt.Println(errors.Is(err, sdk.ErrExpired))
 	// Output: true
+}
+
+// tokenKeys is what trustd's GetTokenKeys returns for i.
+func tokenKeys(i *issuer.Issuer) (*pb.GetTokenKeysResponse, error) {
+	var keys []wire.TokenKey
+	for _, k := range i.Published() {
+		keys = append(keys, wire.TokenKey(k))
+	}
+	return wire.TokenKeysToPB(keys)
 }
