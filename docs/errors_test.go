@@ -27,6 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
@@ -36,7 +37,6 @@ import (
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 var approved = bytes.Repeat([]byte{0x4d}, 48)
@@ -86,7 +86,7 @@ spec:
 	}
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := token.NewIssuer(token.Options{Key: tk})
+	tokens, _ := ear.NewIssuer(ear.Options{Key: tk})
 	aud := &switchAudit{}
 	svc, err := service.New(service.Options{
 		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},

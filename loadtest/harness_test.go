@@ -18,11 +18,11 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // memAudit keeps records in memory: the load test measures the service, not the disk.
@@ -87,7 +87,7 @@ spec:
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tokens, err := token.NewIssuer(token.Options{Key: tk})
+	tokens, err := ear.NewIssuer(ear.Options{Key: tk})
 	if err != nil {
 		tb.Fatal(err)
 	}

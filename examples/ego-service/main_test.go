@@ -29,6 +29,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sgx/sgxtest"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/ego"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -36,7 +37,6 @@ import (
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -162,7 +162,7 @@ func startTrustd(t *testing.T, p *sgxtest.Platform, policy string) grpc.ClientCo
 		t.Fatal(err)
 	}
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, err := token.NewIssuer(token.Options{Key: tk, Now: clock})
+	tokens, err := ear.NewIssuer(ear.Options{Key: tk, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/httpjson"
@@ -37,7 +38,6 @@ import (
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // helloMeasurement is the simulated measurement that policies/examples/hello.yaml approves.
@@ -61,7 +61,7 @@ type env struct {
 	base    string
 	handler http.Handler
 	rpc     pb.TrustClient
-	tokens  *token.Issuer
+	tokens  *ear.Issuer
 	calls   chan string // full methods seen by the interceptor chain
 }
 
@@ -91,7 +91,7 @@ func newEnv(t testing.TB) *env {
 	rand.Read(nk)
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{nk}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := token.NewIssuer(token.Options{Key: tk, Issuer: "https://trust.example", Audience: "medicus-trust"})
+	tokens, _ := ear.NewIssuer(ear.Options{Key: tk, Issuer: "https://trust.example", Audience: "medicus-trust"})
 	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{}, Nonces: nonces, Tokens: tokens})
 	if err != nil {

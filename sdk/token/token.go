@@ -23,7 +23,7 @@ import (
 	"time"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	issuer "github.com/medicus-cloud/trust/token"
+	issuer "github.com/medicus-cloud/trust/ear"
 )
 
 // Claims are the claims of a verified token.

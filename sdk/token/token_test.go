@@ -20,10 +20,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
+	issuer "github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/release"
 	sdk "github.com/medicus-cloud/trust/sdk/token"
-	issuer "github.com/medicus-cloud/trust/token"
 )
 
 var now = time.Unix(1_800_000_000, 0)

@@ -1,4 +1,4 @@
-package token
+package ear
 
 import (
 	"crypto/ecdsa"

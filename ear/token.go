@@ -1,4 +1,4 @@
-// Package token issues and verifies attestation result tokens: EAT Attestation Results (EAR,
+// Package ear issues and verifies attestation result tokens: EAT Attestation Results (EAR,
 // draft-ietf-rats-ear) in the profile that Veraison and Trustee emit, signed ES256 as a CWT
 // (COSE_Sign1, RFC 8392) or as a JWT (JWS compact, RFC 7519), with a confirmation claim (RFC 8747
 // for CWTs, RFC 7800 for JWTs) that binds the workload's HPKE public key. docs/tokens.md is the
@@ -8,7 +8,7 @@
 // keys, names trustd's issuer and audience, has not expired, and names the requested key among
 // its grants; the release is then sealed to the key in the confirmation claim, so a stolen token
 // is useless without the workload's private key.
-package token
+package ear
 
 import (
 	"crypto"
