@@ -27,7 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
-	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
@@ -86,7 +86,7 @@ spec:
 	}
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := ear.NewIssuer(ear.Options{Key: tk})
+	tokens, _ := issuer.New(issuer.Options{Key: tk})
 	aud := &switchAudit{}
 	svc, err := service.New(service.Options{
 		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},

@@ -17,6 +17,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/seal"
 )
@@ -43,7 +44,7 @@ func TestTokenVectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		iss, err := ear.NewIssuer(ear.Options{Key: key, Issuer: "https://trust.medicus.example", Now: func() time.Time { return now }})
+		iss, err := issuer.New(issuer.Options{Key: key, Issuer: "https://trust.medicus.example", Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}

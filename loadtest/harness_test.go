@@ -18,7 +18,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
-	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/secret"
@@ -87,7 +87,7 @@ spec:
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tokens, err := ear.NewIssuer(ear.Options{Key: tk})
+	tokens, err := issuer.New(issuer.Options{Key: tk})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit/storage/posix"
 	"github.com/medicus-cloud/trust/challenge"
-	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/secret"
@@ -69,7 +69,7 @@ spec:
 	rand.Read(nk)
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{nk}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := ear.NewIssuer(ear.Options{Key: tk})
+	tokens, _ := issuer.New(issuer.Options{Key: tk})
 	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: lg, Nonces: nonces, Tokens: tokens})
 	if err != nil {

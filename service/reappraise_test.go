@@ -15,6 +15,7 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/revoke"
@@ -224,7 +225,7 @@ func TestLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := r.GetLeaseExpiresAt().AsTime(), h.now.Truncate(time.Second).Add(ear.DefaultLifetime); !got.Equal(want) {
+	if got, want := r.GetLeaseExpiresAt().AsTime(), h.now.Truncate(time.Second).Add(issuer.DefaultLifetime); !got.Equal(want) {
 		t.Errorf("lease without a policy lease ends %v, want the token expiry %v", got, want)
 	}
 

@@ -27,6 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
@@ -104,7 +105,7 @@ type Options struct {
 	Keys      kms.KeyStore
 	Audit     AuditLog
 	Nonces    *challenge.Issuer
-	Tokens    *ear.Issuer
+	Tokens    *issuer.Issuer
 	Logger    *slog.Logger
 	Metrics   Recorder
 	Now       func() time.Time

@@ -29,7 +29,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sgx/sgxtest"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
-	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/ego"
 	"github.com/medicus-cloud/trust/kms/local"
@@ -162,7 +162,7 @@ func startTrustd(t *testing.T, p *sgxtest.Platform, policy string) grpc.ClientCo
 		t.Fatal(err)
 	}
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, err := ear.NewIssuer(ear.Options{Key: tk, Now: clock})
+	tokens, err := issuer.New(issuer.Options{Key: tk, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

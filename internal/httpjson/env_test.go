@@ -27,7 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
-	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/httpjson"
@@ -61,7 +61,7 @@ type env struct {
 	base    string
 	handler http.Handler
 	rpc     pb.TrustClient
-	tokens  *ear.Issuer
+	tokens  *issuer.Issuer
 	calls   chan string // full methods seen by the interceptor chain
 }
 
@@ -91,7 +91,7 @@ func newEnv(t testing.TB) *env {
 	rand.Read(nk)
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{nk}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := ear.NewIssuer(ear.Options{Key: tk, Issuer: "https://trust.example", Audience: "medicus-trust"})
+	tokens, _ := issuer.New(issuer.Options{Key: tk, Issuer: "https://trust.example", Audience: "medicus-trust"})
 	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
 		Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{}, Nonces: nonces, Tokens: tokens})
 	if err != nil {

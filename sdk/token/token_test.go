@@ -20,7 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	issuer "github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/release"
 	sdk "github.com/medicus-cloud/trust/sdk/token"
@@ -30,17 +31,17 @@ var now = time.Unix(1_800_000_000, 0)
 
 func newIssuer(t testing.TB, verify ...*ecdsa.PublicKey) *issuer.Issuer {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, err := issuer.NewIssuer(issuer.Options{Key: k, Verify: verify, Issuer: "trustd.example", Audience: "medicus-trust", Now: func() time.Time { return now }})
+	i, err := issuer.New(issuer.Options{Key: k, Verify: verify, Issuer: "trustd.example", Audience: "medicus-trust", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return i
 }
 
-func claims() *issuer.Claims {
-	return &issuer.Claims{TEE: "tdx", Policy: "radiology", PolicyDigest: []byte{1},
+func claims() *ear.Claims {
+	return &ear.Claims{TEE: "tdx", Policy: "radiology", PolicyDigest: []byte{1},
 		Grants:       []release.Grant{{Kind: release.GrantDataKey, Name: "dek/radiology"}},
-		Confirmation: issuer.Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}}
+		Confirmation: ear.Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}}
 }
 
 func keysOf(t testing.TB, i *issuer.Issuer) (jwks, grpc *sdk.Keys) {
@@ -62,7 +63,7 @@ func keysOf(t testing.TB, i *issuer.Issuer) (jwks, grpc *sdk.Keys) {
 }
 
 // hostile builds a COSE_Sign1 with an arbitrary algorithm and key, as an attacker would.
-func hostileCWT(t *testing.T, alg cose.Algorithm, kid string, key *ecdsa.PrivateKey, c *issuer.Claims) []byte {
+func hostileCWT(t *testing.T, alg cose.Algorithm, kid string, key *ecdsa.PrivateKey, c *ear.Claims) []byte {
 	m := cose.NewSign1Message()
 	m.Headers.Protected.SetAlgorithm(alg)
 	m.Headers.Protected[cose.HeaderLabelKeyID] = []byte(kid)
@@ -115,7 +116,7 @@ func TestVerify(t *testing.T) {
 	forger := newIssuer(t)
 	forged, forgedJWT, _, _ := forger.IssueBoth(claims())
 	fk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	full := issuer.Claims{Profile: issuer.Profile, Status: issuer.StatusAffirming, Expiry: now.Unix() + 60}
+	full := ear.Claims{Profile: ear.Profile, Status: ear.StatusAffirming, Expiry: now.Unix() + 60}
 	jwks, grpc := keysOf(t, i)
 	at := func(t time.Time) func() time.Time { return func() time.Time { return t } }
 
@@ -184,12 +185,12 @@ func TestRetiredKey(t *testing.T) {
 func TestParseJWKSBad(t *testing.T) {
 	i := newIssuer(t)
 	good, _ := i.JWKS()
-	var set issuer.JWKSet
+	var set ear.JWKSet
 	json.Unmarshal(good, &set)
-	edit := func(f func(*issuer.JWK)) string {
+	edit := func(f func(*ear.JWK)) string {
 		k := set.Keys[0]
 		f(&k)
-		b, _ := json.Marshal(issuer.JWKSet{Keys: []issuer.JWK{k}})
+		b, _ := json.Marshal(ear.JWKSet{Keys: []ear.JWK{k}})
 		return string(b)
 	}
 	for name, in := range map[string]string{
@@ -197,13 +198,13 @@ func TestParseJWKSBad(t *testing.T) {
 		"not json":    `keys`,
 		"unknown":     `{"keys":[],"x":1}`,
 		"trailing":    string(good) + `{}`,
-		"HS256":       edit(func(k *issuer.JWK) { k.Alg = "HS256" }),
-		"oct":         edit(func(k *issuer.JWK) { k.Kty = "oct" }),
-		"P-384":       edit(func(k *issuer.JWK) { k.Crv = "P-384" }),
-		"kid":         edit(func(k *issuer.JWK) { k.Kid = "mine" }),
-		"off curve":   edit(func(k *issuer.JWK) { k.Y = k.X }),
-		"short x":     edit(func(k *issuer.JWK) { k.X = "AAAA" }),
-		"enc use":     edit(func(k *issuer.JWK) { k.Use = "enc" }),
+		"HS256":       edit(func(k *ear.JWK) { k.Alg = "HS256" }),
+		"oct":         edit(func(k *ear.JWK) { k.Kty = "oct" }),
+		"P-384":       edit(func(k *ear.JWK) { k.Crv = "P-384" }),
+		"kid":         edit(func(k *ear.JWK) { k.Kid = "mine" }),
+		"off curve":   edit(func(k *ear.JWK) { k.Y = k.X }),
+		"short x":     edit(func(k *ear.JWK) { k.X = "AAAA" }),
+		"enc use":     edit(func(k *ear.JWK) { k.Use = "enc" }),
 		"private key": `{"keys":[{"kty":"EC","crv":"P-256","d":"AAAA"}]}`,
 	} {
 		if _, err := sdk.ParseJWKS([]byte(in)); !errors.Is(err, sdk.ErrKeySet) {
@@ -221,7 +222,7 @@ func FuzzVerify(f *testing.F) {
 	keys, _ := keysOf(f, i)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := keys.Verify(b, sdk.Options{Now: func() time.Time { return now }})
-		if err == nil && c.Status != issuer.StatusAffirming {
+		if err == nil && c.Status != ear.StatusAffirming {
 			t.Fatalf("accepted %+v", c)
 		}
 	})
@@ -240,8 +241,8 @@ func FuzzParseJWKS(f *testing.F) {
 func Example() {
 	// trustd's side, here for the example: an issuer and its published key set.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, _ := issuer.NewIssuer(issuer.Options{Key: k, Issuer: "trustd.example"})
-	_, jwt, _, _ := i.IssueBoth(&issuer.Claims{TEE: "sev-snp", Grants: []release.Grant{{Kind: release.GrantSecret, Name: "db-password"}}})
+	i, _ := issuer.New(issuer.Options{Key: k, Issuer: "trustd.example"})
+	_, jwt, _, _ := i.IssueBoth(&ear.Claims{TEE: "sev-snp", Grants: []release.Grant{{Kind: release.GrantSecret, Name: "db-password"}}})
 	jwksJSON, _ := i.JWKS() // what GET /.well-known/jwks.json returns
 
 	// The relying party: parse the key set once, verify tokens offline.
@@ -260,8 +261,8 @@ func Example() {
 
 func ExampleFromTokenKeys() {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, _ := issuer.NewIssuer(issuer.Options{Key: k})
-	cwt, _, _ := i.Issue(&issuer.Claims{TEE: "tdx"})
+	i, _ := issuer.New(issuer.Options{Key: k})
+	cwt, _, _ := i.Issue(&ear.Claims{TEE: "tdx"})
 	resp, _ := tokenKeys(i) // what trustd's GetTokenKeys returns
 
 	keys, err := sdk.FromTokenKeys(resp)
