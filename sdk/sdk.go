@@ -2,12 +2,25 @@
 // VMs. It attests the workload to trustd and fetches secrets and data keys, which arrive sealed
 // to an ephemeral key that never leaves this process.
 //
-// Most callers need only New, Client.Secret, and the envelope functions (package sdk/envelope)
-// with the Client as their key source:
+// Most callers need only New, Client.Secret, and, to encrypt patient data, the Client's envelope
+// methods:
 //
 //	c, err := sdk.New(ctx, sdk.Options{Addr: "trustd:7443", Provider: provider})
 //	...
-//	ct, err := envelope.Encrypt(ctx, c, "tenant/records", kms.Context{"tenant": "t", "case": "42"}, data)
+//	kc := kms.Context{"tenant": "t", "case": "42"}
+//	ct, err := c.Encrypt(ctx, "tenant/records", kc, data)
+//	pt, err := c.Decrypt(ctx, kc, ct)
+//
+// Use Client.Encrypt and Client.Decrypt for records that fit in memory, and Client.NewWriter,
+// Client.NewReader and Client.NewReaderAt for objects that do not (images, recordings): both
+// write the one format of package sdk/envelope and both go through the client's cache of
+// unwrapped data keys (Options.KeyCache), so reading many records does not ask trustd for each
+// key. Code written against envelope.KeySource, to be testable with a local keyring, takes
+// Client.KeySource(), which is the same cache.
+//
+// Do not pass the *Client itself to the envelope functions: its GenerateDataKey and
+// UnwrapDataKey methods are the uncached raw calls, so every Decrypt then costs a round trip to
+// trustd.
 //
 // The client attests lazily on first use, caches the result token until shortly before it
 // expires, and attests again on its own. A denial is a *DeniedError that says which claim failed.
@@ -276,12 +289,16 @@ func (c *Client) Secret(ctx context.Context, name string) (*secret.Bytes, error)
 
 // GenerateDataKey returns a fresh data key bound to kc, in plaintext and wrapped; store the
 // wrapped key beside the ciphertext. It makes *Client a key source for package sdk/envelope.
+// Each call asks trustd. Not for encrypting patient data: use Client.Encrypt or
+// Client.NewWriter, or pass Client.KeySource() where an envelope.KeySource is needed.
 func (c *Client) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
 	dek, wrapped, _, err := c.GenerateDataKeyLeased(ctx, keyName, kc)
 	return dek, wrapped, err
 }
 
 // UnwrapDataKey opens a wrapped data key under the same name and context it was made with.
+// Each call asks trustd (no cache), so that a revoked grant takes effect at once. Not for
+// decrypting patient data: use Client.Decrypt or Client.NewReader, or Client.KeySource().
 func (c *Client) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
 	dek, _, err := c.UnwrapDataKeyLeased(ctx, keyName, wrapped, kc)
 	return dek, err
