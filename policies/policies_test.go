@@ -31,13 +31,6 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-func TestExamplesPolicyTests(t *testing.T) {
-	var out bytes.Buffer
-	if err := Test(&out, "examples"); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-}
-
 const snpPolicy = `
 apiVersion: trust.medicus.cloud/v1
 kind: ImagePolicy

@@ -442,3 +442,20 @@ func SignDir(dir string, key crypto.Signer, version uint64, rand io.Reader) (kid
 	file = filepath.Join(dir, sigDir, hex.EncodeToString(sum[:8])+".cose")
 	return kid, file, atomicfile.WriteFile(file, sig, 0o644)
 }
+
+// Manifest returns the version and digest (the bundle digest) of the manifest in dir.
+func Manifest(dir string) (uint64, []byte, error) {
+	man, err := readBounded(filepath.Join(dir, manifestName))
+	if err != nil {
+		return 0, nil, err
+	}
+	m, err := parseManifest(man)
+	if err != nil {
+		return 0, nil, err
+	}
+	return m.Version, digest(man), nil
+}
+
+// Required is how many distinct trusted keys must have signed under o: Threshold, or all of Keys
+// when it is zero.
+func (o VerifyOptions) Required() (int, error) { return o.threshold() }
