@@ -110,10 +110,10 @@ func parseTestFile(name string, src []byte) ([]TestCase, error) {
 		if tc.Name == "" || tc.Claims == "" {
 			return nil, &policies.Error{File: name, Line: at.Line, Column: at.Column, Msg: fmt.Sprintf("cases[%d]: name and claims are required", i)}
 		}
-		if tc.Expect.Verdict != "allow" && tc.Expect.Verdict != "deny" {
+		if tc.Expect.Verdict != string(release.Allow) && tc.Expect.Verdict != string(release.Deny) {
 			return nil, &policies.Error{File: name, Line: at.Line, Column: at.Column, Msg: fmt.Sprintf("cases[%d]: expect.verdict must be allow or deny", i)}
 		}
-		if tc.Expect.Verdict == "deny" && len(tc.Releases) > 0 {
+		if tc.Expect.Verdict == string(release.Deny) && len(tc.Releases) > 0 {
 			return nil, &policies.Error{File: name, Line: at.Line, Column: at.Column, Msg: fmt.Sprintf("cases[%d]: releases need an allow verdict", i)}
 		}
 	}
@@ -135,7 +135,7 @@ func runCase(b *policies.Bundle, dir string, tc TestCase) (string, error) {
 		return "", err
 	}
 	e := tc.Expect
-	if e.Verdict == "deny" {
+	if e.Verdict == string(release.Deny) {
 		switch {
 		case d != nil:
 			return fmt.Sprintf("allowed by policy %q, want deny", d.Policy), nil
