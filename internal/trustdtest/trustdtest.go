@@ -37,6 +37,8 @@ import (
 type Options struct {
 	// Policy is a policy bundle as YAML sources by file name. Empty: Image builds one.
 	Policy map[string][]byte
+	// Bundle, if set, is the policy bundle (Policy and Image are then ignored).
+	Bundle *policies.Bundle
 	// Image, when Policy is empty, is the one policy to build: the simulated TEE with this
 	// measurement, granting Secrets and DataKeys.
 	Image *Image
@@ -54,6 +56,9 @@ type Options struct {
 	Service func(*service.Options)
 	// Server are extra gRPC server options (interceptors, limits).
 	Server []grpc.ServerOption
+	// NoListen makes only the Service: the caller serves it (the HTTP/JSON gateway, TLS) and
+	// Addr stays empty.
+	NoListen bool
 }
 
 // Image is a policy for one simulated image.
@@ -131,8 +136,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if len(files) == 0 && o.Image != nil {
 		files = map[string][]byte{o.Image.Name + ".yaml": o.Image.Policy()}
 	}
-	if s.Bundle, err = policies.Parse(files); err != nil {
-		return nil, err
+	if s.Bundle = o.Bundle; s.Bundle == nil {
+		if s.Bundle, err = policies.Parse(files); err != nil {
+			return nil, err
+		}
 	}
 	log := o.Audit
 	if log == nil {
@@ -165,6 +172,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	}
 	if s.Service, err = service.New(so); err != nil {
 		return nil, err
+	}
+	if o.NoListen {
+		return s, nil
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
