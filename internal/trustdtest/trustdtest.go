@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -56,6 +57,9 @@ type Options struct {
 	Service func(*service.Options)
 	// Server are extra gRPC server options (interceptors, limits).
 	Server []grpc.ServerOption
+	// Now, if set, is the clock of the nonces, the token issuer and the service (for evidence
+	// signed under test roots at a fixed time).
+	Now func() time.Time
 	// NoListen makes only the Service: the caller serves it (the HTTP/JSON gateway, TLS) and
 	// Addr stays empty.
 	NoListen bool
@@ -152,7 +156,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	}
 	nk := make([]byte, 32)
 	rand.Read(nk)
-	nonces, err := challenge.New(challenge.Options{Keys: [][]byte{nk}})
+	nonces, err := challenge.New(challenge.Options{Keys: [][]byte{nk}, Now: o.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +166,14 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if io.Now == nil {
+		io.Now = o.Now
+	}
 	if s.Tokens, err = issuer.New(io); err != nil {
 		return nil, err
 	}
 	so := service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
-		Policies: service.StaticPolicies{Bundle: s.Bundle}, Keys: s.Keys, Audit: log, Nonces: nonces, Tokens: s.Tokens}
+		Policies: service.StaticPolicies{Bundle: s.Bundle}, Keys: s.Keys, Audit: log, Nonces: nonces, Tokens: s.Tokens, Now: o.Now}
 	if o.Service != nil {
 		o.Service(&so)
 	}
