@@ -7,12 +7,7 @@ package docs_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,20 +18,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
+	"github.com/medicus-cloud/trust/internal/trustdtest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
-	"github.com/medicus-cloud/trust/kms/local"
-	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/seal"
-	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 var approved = bytes.Repeat([]byte{0x4d}, 48)
@@ -59,51 +49,15 @@ func (a *switchAudit) Append(context.Context, *audit.Record) (uint64, error) {
 
 func startService(t *testing.T) (pb.TrustClient, *switchAudit) {
 	t.Helper()
-	ctx := context.Background()
-	keys, err := local.Open(local.Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: secret.New(bytes.Repeat([]byte{7}, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.CreateKey(ctx, "docs/records"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keys.PutSecret(ctx, "docs/token", secret.New([]byte("s3cret"))); err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := policies.Parse(map[string][]byte{"docs.yaml": []byte(`
-apiVersion: trust.medicus.cloud/v1
-kind: ImagePolicy
-metadata: {name: docs}
-spec:
-  tee: [insecure-simulated]
-  measurements: ["` + attest.Hex(approved).String() + `"]
-  grants:
-    secrets: [docs/token]
-    dataKeys: [docs/records]
-`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
-	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := token.NewIssuer(token.Options{Key: tk})
 	aud := &switchAudit{}
-	svc, err := service.New(service.Options{
-		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
-		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: aud, Nonces: nonces, Tokens: tokens,
+	td := trustdtest.StartTB(t, trustdtest.Options{
+		Image: &trustdtest.Image{Name: "docs", Measurement: approved,
+			Secrets: []string{"docs/token"}, DataKeys: []string{"docs/records"}},
+		DataKeys: []string{"docs/records"},
+		Secrets:  map[string]string{"docs/token": "s3cret"},
+		Audit:    aud,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterTrustServer(srv, svc)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(td.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

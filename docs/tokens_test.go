@@ -16,8 +16,10 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/seal"
-	"github.com/medicus-cloud/trust/token"
 )
 
 func TestTokenVectors(t *testing.T) {
@@ -42,15 +44,15 @@ func TestTokenVectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		iss, err := token.NewIssuer(token.Options{Key: key, Issuer: "https://trust.medicus.example", Now: func() time.Time { return now }})
+		iss, err := issuer.New(issuer.Options{Key: key, Issuer: "https://trust.medicus.example", Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}
-		claims := &token.Claims{
-			Confirmation: token.Confirmation{KEM: seal.KEMX25519, KDF: seal.KDFHKDFSHA256, AEAD: seal.AEADAES256GCM, PublicKey: bytes.Repeat([]byte{0x42}, 32)},
+		claims := &ear.Claims{
+			Confirmation: ear.Confirmation{KEM: seal.KEMX25519, KDF: seal.KDFHKDFSHA256, AEAD: seal.AEADAES256GCM, PublicKey: bytes.Repeat([]byte{0x42}, 32)},
 			TEE:          "sev-snp", Measurement: bytes.Repeat([]byte{0xaa}, 48), Policy: "hello",
 			PolicyDigest: bytes.Repeat([]byte{0xbb}, 32),
-			Grants:       []token.Grant{{Kind: token.KindSecret, Name: "hello/token"}, {Kind: token.KindDataKey, Name: "hello/records"}},
+			Grants:       []release.Grant{{Kind: release.GrantSecret, Name: "hello/token"}, {Kind: release.GrantDataKey, Name: "hello/records"}},
 			Platform:     map[string]string{"chip_id": "0102"},
 		}
 		cwt, jwt, _, err := iss.IssueBoth(claims)
@@ -67,16 +69,16 @@ func TestTokenVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	ecpub := pub.(*ecdsa.PublicKey)
-	if kid, _ := token.KeyID(ecpub); kid != v.KeyID {
+	if kid, _ := ear.KeyID(ecpub); kid != v.KeyID {
 		t.Fatalf("kid %s, vector %s", kid, v.KeyID)
 	}
 	keys := map[string]*ecdsa.PublicKey{v.KeyID: ecpub}
 	at := time.Unix(v.VerifyAt, 0)
-	fromCWT, err := token.Verify(v.CWT, keys, at)
+	fromCWT, err := ear.Verify(v.CWT, keys, at)
 	if err != nil {
 		t.Fatalf("CWT: %v", err)
 	}
-	fromJWT, err := token.VerifyJWT([]byte(v.JWT), keys, at)
+	fromJWT, err := ear.VerifyJWT([]byte(v.JWT), keys, at)
 	if err != nil {
 		t.Fatalf("JWT: %v", err)
 	}
@@ -115,15 +117,15 @@ func TestTokenVectors(t *testing.T) {
 	}
 
 	// Expired, tampered and unknown-key tokens are refused.
-	if _, err := token.Verify(v.CWT, keys, time.Unix(fromCWT.Expiry, 0)); err == nil {
+	if _, err := ear.Verify(v.CWT, keys, time.Unix(fromCWT.Expiry, 0)); err == nil {
 		t.Error("expired CWT accepted")
 	}
 	bad := bytes.Clone(v.CWT)
 	bad[len(bad)-1] ^= 1
-	if _, err := token.Verify(bad, keys, at); err == nil {
+	if _, err := ear.Verify(bad, keys, at); err == nil {
 		t.Error("tampered CWT accepted")
 	}
-	if _, err := token.Verify(v.CWT, map[string]*ecdsa.PublicKey{}, at); err == nil {
+	if _, err := ear.Verify(v.CWT, map[string]*ecdsa.PublicKey{}, at); err == nil {
 		t.Error("CWT under an unknown key accepted")
 	}
 }

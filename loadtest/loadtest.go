@@ -302,7 +302,7 @@ func (o *Options) one(ctx context.Context, c *sdk.Client) error {
 		s.Wipe()
 		return nil
 	}
-	dek, _, err := c.GenerateDataKey(ctx, o.Name, o.Context)
+	dek, _, _, err := c.GenerateDataKeyLeased(ctx, o.Name, o.Context)
 	if err != nil {
 		return err
 	}

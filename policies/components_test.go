@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 const rvDir = "testdata/refvalues"
@@ -214,7 +214,7 @@ func TestSignedBundleWithRefValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kid, err := token.KeyID(team.Public())
+	kid, err := keyfile.ID(team.Public())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/release"
 )
 
 // ConsentRequirement is what a data-key grant needs from the patient's consent statement
@@ -84,7 +85,7 @@ func (c *checker) checkConsent(pol *Policy, field string, i int, r *ConsentRequi
 // Consent returns the consent requirement of a data-key grant of the named policy in the
 // current bundle, nil when it needs none (or the policy or grant is gone; CheckContext denies
 // those).
-func (b *Bundle) Consent(policy, kind, name string) *ConsentRequirement {
+func (b *Bundle) Consent(policy string, kind release.GrantKind, name string) *ConsentRequirement {
 	p := b.Policy(policy)
 	if p == nil {
 		return nil

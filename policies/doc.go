@@ -16,10 +16,11 @@
 //     components from event logs (spec.components), CoRIM export and import;
 //   - signed bundles (several detached COSE_Sign1 over one manifest), the two-person rule, rollback
 //     protection and hot reload (Store);
-//   - the functions behind `trustctl policy lint|test|explain|diff|sign|verify` (cli.go).
+//   - strict decoding for files that live beside policies (DecodeStrict, ReadClaims).
 //
-// What is not here: verifying evidence (package attest), issuing tokens (package token), talking
-// to key stores (package kms). The package never logs, reads the environment or registers flags.
+// What is not here: verifying evidence (package attest), issuing tokens (package ear/issuer),
+// talking to key stores (package kms), running policy test files (package policies/policytest)
+// and the reports of `trustctl policy` (cmd/trustctl). The package never logs, reads the environment or registers flags.
 //
 // Evaluation is deterministic and fails closed: a policy that cannot be evaluated (a CEL rule
 // that errors, a claim that is absent) denies, and a denial names the claim, the value seen and

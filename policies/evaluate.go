@@ -14,7 +14,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/kms"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/release"
 )
 
 // Denial explains a denial: which claim failed, the value seen and the value expected. The
@@ -38,7 +38,7 @@ func (d *Denial) Error() string {
 type Decision struct {
 	Policy string
 	Digest []byte
-	Grants []token.Grant
+	Grants []release.Grant
 	// Version of the bundle that decided.
 	Version uint64
 
@@ -391,22 +391,22 @@ func orAbsent(s string) string {
 	return s
 }
 
-func (p *Policy) grants() []token.Grant {
-	var g []token.Grant
+func (p *Policy) grants() []release.Grant {
+	var g []release.Grant
 	for _, n := range p.Spec.Grants.Secrets {
-		g = append(g, token.Grant{Kind: token.KindSecret, Name: n.Name})
+		g = append(g, release.Grant{Kind: release.GrantSecret, Name: n.Name})
 	}
 	for _, n := range p.Spec.Grants.DataKeys {
-		g = append(g, token.Grant{Kind: token.KindDataKey, Name: n.Name})
+		g = append(g, release.Grant{Kind: release.GrantDataKey, Name: n.Name})
 	}
 	return g
 }
 
-func (p *Policy) grant(kind, name string) *Grant {
+func (p *Policy) grant(kind release.GrantKind, name string) *Grant {
 	list := p.Spec.Grants.Secrets
-	if kind == token.KindDataKey {
+	if kind == release.GrantDataKey {
 		list = p.Spec.Grants.DataKeys
-	} else if kind != token.KindSecret {
+	} else if kind != release.GrantSecret {
 		return nil
 	}
 	for i := range list {
@@ -417,13 +417,13 @@ func (p *Policy) grant(kind, name string) *Grant {
 	return nil
 }
 
-// CheckContext decides a release: whether the decision grants name of kind (token.KindSecret or
-// token.KindDataKey) and whether the release's key context kc meets the grant's constraints. For
+// CheckContext decides a release: whether the decision grants name of kind (release.GrantSecret or
+// release.GrantDataKey) and whether the release's key context kc meets the grant's constraints. For
 // every key a grant constrains, kc must hold that key with one of the listed values; keys the
 // grant does not mention are free. Secrets carry no constraints (the parser refuses them), so
-// CheckContext(token.KindSecret, name, nil) only checks the grant. A refusal is a *Denial naming
+// CheckContext(release.GrantSecret, name, nil) only checks the grant. A refusal is a *Denial naming
 // "grants" or "context.<key>".
-func (d *Decision) CheckContext(kind, name string, kc kms.Context) error {
+func (d *Decision) CheckContext(kind release.GrantKind, name string, kc kms.Context) error {
 	if d == nil || d.policy == nil {
 		return &Denial{Claim: "grants", Seen: name, Expected: "a decision from a loaded bundle"}
 	}
@@ -434,7 +434,7 @@ func (d *Decision) CheckContext(kind, name string, kc kms.Context) error {
 // than a Decision: policy is the token's policy name. Call it on the current bundle: if the
 // policy or the grant is gone after a reload, the release is denied (the bundle that vouched for
 // the workload has been superseded), and constraints are the current ones.
-func (b *Bundle) CheckContext(policy, kind, name string, kc kms.Context) error {
+func (b *Bundle) CheckContext(policy string, kind release.GrantKind, name string, kc kms.Context) error {
 	p := b.Policy(policy)
 	if p == nil {
 		return &Denial{Policy: policy, Claim: "policy", Seen: policy, Expected: fmt.Sprintf("a policy of the active bundle (version %d)", b.Version)}
@@ -442,7 +442,7 @@ func (b *Bundle) CheckContext(policy, kind, name string, kc kms.Context) error {
 	return p.checkContext(kind, name, kc)
 }
 
-func (p *Policy) checkContext(kind, name string, kc kms.Context) error {
+func (p *Policy) checkContext(kind release.GrantKind, name string, kc kms.Context) error {
 	g := p.grant(kind, name)
 	if g == nil {
 		return &Denial{Policy: p.Metadata.Name, Claim: "grants", Seen: name, Expected: fmt.Sprintf("a %s granted to this workload", kind)}

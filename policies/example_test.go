@@ -9,7 +9,7 @@ import (
 
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/release"
 )
 
 // How trustd loads policies: a signed bundle directory, two of the security team's keys, a state
@@ -49,7 +49,7 @@ func ExampleBundle_CheckContext() {
 		panic(err)
 	}
 	tokenPolicy := "teleconsult" // token.Claims.Policy
-	err = b.CheckContext(tokenPolicy, token.KindDataKey, "teleconsult/recordings", kms.Context{"tenant": "praxis-verbund"})
+	err = b.CheckContext(tokenPolicy, release.GrantDataKey, "teleconsult/recordings", kms.Context{"tenant": "praxis-verbund"})
 	var d *policies.Denial
 	if errors.As(err, &d) { // the service answers PermissionDenied
 		fmt.Println(d.Claim, d.Seen)

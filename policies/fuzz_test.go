@@ -101,16 +101,6 @@ func FuzzVerifySignature(f *testing.F) {
 	})
 }
 
-func FuzzTestFile(f *testing.F) {
-	seedFiles(f, "examples/tests/*.yaml")
-	f.Fuzz(func(t *testing.T, b []byte) {
-		cases, err := parseTestFile("t.yaml", b)
-		if err == nil && len(cases) == 0 {
-			t.Fatal("accepted a test file without cases")
-		}
-	})
-}
-
 func FuzzClaims(f *testing.F) {
 	seedFiles(f, "examples/tests/*.json")
 	bundle := realisticBundle(f)

@@ -585,3 +585,13 @@ func (b *Bundle) index() {
 
 // Policy returns the policy of that name, or nil.
 func (b *Bundle) Policy(name string) *Policy { return b.byName[name] }
+
+// ReadSources reads the policy and reference-value files of a file or a directory, by base name,
+// without parsing them (see Parse). Files larger than the policy size limit are refused.
+func ReadSources(path string) (map[string][]byte, error) { return readSources(path) }
+
+// ReadFile reads a file next to policies (a test file, claims) with the policy size limit.
+func ReadFile(name string) ([]byte, error) { return readBounded(name) }
+
+// RuleCount is the number of CEL rules of the policy.
+func (p *Policy) RuleCount() int { return len(p.rules) }

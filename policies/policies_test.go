@@ -8,7 +8,7 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/kms"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/release"
 )
 
 func helloMeasurement() attest.Hex {
@@ -28,13 +28,6 @@ func TestExamples(t *testing.T) {
 	}
 	if d.Policy != "hello" || len(d.Grants) != 2 || !bytes.Equal(d.Digest, b.Digest) {
 		t.Fatalf("decision %+v", d)
-	}
-}
-
-func TestExamplesPolicyTests(t *testing.T) {
-	var out bytes.Buffer
-	if err := Test(&out, "examples"); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
 	}
 }
 
@@ -225,18 +218,19 @@ func TestCheckContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		kind, name string
-		kc         kms.Context
-		claim      string // "" allowed
+		kind  release.GrantKind
+		name  string
+		kc    kms.Context
+		claim string // "" allowed
 	}{
-		{token.KindSecret, "t/token", nil, ""},
-		{token.KindDataKey, "t/records", kms.Context{"tenant": "zzz"}, ""},
-		{token.KindDataKey, "t/notes", kms.Context{"tenant": "b", "content-type": "text/plain", "case": "1"}, ""},
-		{token.KindDataKey, "t/notes", kms.Context{"tenant": "c", "content-type": "text/plain"}, "context.tenant"},
-		{token.KindDataKey, "t/notes", kms.Context{"tenant": "a"}, "context.content-type"},
-		{token.KindDataKey, "t/notes", nil, "context.content-type"},
-		{token.KindSecret, "t/records", nil, "grants"},
-		{token.KindDataKey, "t/token", nil, "grants"},
+		{release.GrantSecret, "t/token", nil, ""},
+		{release.GrantDataKey, "t/records", kms.Context{"tenant": "zzz"}, ""},
+		{release.GrantDataKey, "t/notes", kms.Context{"tenant": "b", "content-type": "text/plain", "case": "1"}, ""},
+		{release.GrantDataKey, "t/notes", kms.Context{"tenant": "c", "content-type": "text/plain"}, "context.tenant"},
+		{release.GrantDataKey, "t/notes", kms.Context{"tenant": "a"}, "context.content-type"},
+		{release.GrantDataKey, "t/notes", nil, "context.content-type"},
+		{release.GrantSecret, "t/records", nil, "grants"},
+		{release.GrantDataKey, "t/token", nil, "grants"},
 		{"other", "t/token", nil, "grants"},
 	}
 	for _, tc := range tests {
@@ -252,10 +246,10 @@ func TestCheckContext(t *testing.T) {
 		}
 	}
 	var den *Denial
-	if err := b.CheckContext("gone", token.KindSecret, "t/token", nil); !errors.As(err, &den) || den.Claim != "policy" {
+	if err := b.CheckContext("gone", release.GrantSecret, "t/token", nil); !errors.As(err, &den) || den.Claim != "policy" {
 		t.Errorf("unknown policy: %v", err)
 	}
-	if err := (&Decision{}).CheckContext(token.KindSecret, "t/token", nil); !errors.As(err, &den) {
+	if err := (&Decision{}).CheckContext(release.GrantSecret, "t/token", nil); !errors.As(err, &den) {
 		t.Errorf("empty decision: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/schemes"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 // Signed reference-value sets.
@@ -25,7 +25,7 @@ import (
 // A vendor's build pipeline computes what its image measures to (trustctl measure snp|tdx, the
 // digests of the kernel, initrd and command line) and signs the set with the vendor's key: a
 // COSE_Sign1 (RFC 9052) with the payload attached, protected headers alg (ES256 or EdDSA), kid
-// (token.KeyID of the vendor key) and content type RefValuesContentType, payload a
+// (keyfile.ID of the vendor key) and content type RefValuesContentType, payload a
 // ReferenceValueSet in JSON. The file goes into the policy bundle as NAME.refs.cose and a
 // policy imports it through spec.referenceValues; the policy's spec.images names the vendor
 // keys trusted for that image. Loading the bundle verifies the signature under those keys and
@@ -147,7 +147,7 @@ func SignReferenceValues(rand io.Reader, key crypto.Signer, s *ReferenceValueSet
 	if err != nil {
 		return nil, err
 	}
-	kid, err := token.KeyID(key.Public())
+	kid, err := keyfile.ID(key.Public())
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/internal/atomicfile"
-	"github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
 // A signed bundle is a directory:
@@ -165,7 +165,7 @@ func readSignedDir(dir string) (*signedDir, error) {
 	return sd, nil
 }
 
-// TrustKeys are the security-team public keys by key ID (token.KeyID: base64url SHA-256 of the
+// TrustKeys are the security-team public keys by key ID (keyfile.ID: base64url SHA-256 of the
 // SPKI).
 type TrustKeys map[string]crypto.PublicKey
 
@@ -188,7 +188,7 @@ func ParseTrustKeys(pemData []byte) (TrustKeys, error) {
 		if _, err := coseAlg(pub); err != nil {
 			return nil, fmt.Errorf("trust keys: PEM block %d: %v", n, err)
 		}
-		kid, err := token.KeyID(pub)
+		kid, err := keyfile.ID(pub)
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +252,7 @@ func signManifest(rand io.Reader, key crypto.Signer, manifest []byte) ([]byte, s
 	if err != nil {
 		return nil, "", err
 	}
-	kid, err := token.KeyID(key.Public())
+	kid, err := keyfile.ID(key.Public())
 	if err != nil {
 		return nil, "", err
 	}
@@ -442,3 +442,20 @@ func SignDir(dir string, key crypto.Signer, version uint64, rand io.Reader) (kid
 	file = filepath.Join(dir, sigDir, hex.EncodeToString(sum[:8])+".cose")
 	return kid, file, atomicfile.WriteFile(file, sig, 0o644)
 }
+
+// Manifest returns the version and digest (the bundle digest) of the manifest in dir.
+func Manifest(dir string) (uint64, []byte, error) {
+	man, err := readBounded(filepath.Join(dir, manifestName))
+	if err != nil {
+		return 0, nil, err
+	}
+	m, err := parseManifest(man)
+	if err != nil {
+		return 0, nil, err
+	}
+	return m.Version, digest(man), nil
+}
+
+// Required is how many distinct trusted keys must have signed under o: Threshold, or all of Keys
+// when it is zero.
+func (o VerifyOptions) Required() (int, error) { return o.threshold() }

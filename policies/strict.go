@@ -242,3 +242,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(k)
 	return k
 }
+
+// DecodeStrict decodes one YAML document of file name into v (a pointer) with the checks of
+// policy files: every field known, shapes and scalar types right, no anchors, errors as *Error
+// with line and column. It returns the document's node, for NodeAt. Tools that read files next
+// to policies (policy tests) use it.
+func DecodeStrict(name string, src []byte, v any) (*yaml.Node, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	n := &root
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if err := strictNode(n, reflect.TypeOf(v).Elem()); err != nil {
+		return nil, locate(name, n, err)
+	}
+	if err := n.Decode(v); err != nil {
+		return nil, locate(name, n, err)
+	}
+	return n, nil
+}
+
+// NodeAt follows a path of mapping keys (string) and sequence indexes (int) from n and returns
+// the deepest node it reached, for errors that point at a field.
+func NodeAt(n *yaml.Node, path ...any) *yaml.Node { return nodeAt(n, path...) }

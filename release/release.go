@@ -22,18 +22,28 @@ const (
 // Kinds lists every Kind, in a fixed order.
 func Kinds() []Kind { return []Kind{Secret, DataKey, Unwrap} }
 
-// Grant kinds: what a policy grants and a result token carries. A data key grant covers both
+// GrantKind is what a policy grants and a result token carries. A data key grant covers both
 // generating and unwrapping keys of that name.
-type Grant string
+type GrantKind string
 
 // Grant kinds.
 const (
-	GrantSecret  Grant = "secret"
-	GrantDataKey Grant = "data_key"
+	GrantSecret  GrantKind = "secret"
+	GrantDataKey GrantKind = "data_key"
 )
 
+// Valid reports whether g is GrantSecret or GrantDataKey.
+func (g GrantKind) Valid() bool { return g == GrantSecret || g == GrantDataKey }
+
+// Grant is one name a policy grants and a result token carries: the workload may receive the
+// key or secret Name as Kind allows. Its CBOR and JSON forms are those of docs/tokens.md.
+type Grant struct {
+	Kind GrantKind `cbor:"1,keyasint" json:"kind"`
+	Name string    `cbor:"2,keyasint" json:"name"`
+}
+
 // Grant is the grant kind a release of kind k needs.
-func (k Kind) Grant() Grant {
+func (k Kind) Grant() GrantKind {
 	if k == Secret {
 		return GrantSecret
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/medicus-cloud/trust/audit/auditor"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 )
 
 // Options configure Run.
@@ -178,7 +179,7 @@ func decide(b *policies.Bundle, r *audit.Record) (verdict, because string, ok bo
 		if err := b.Revalidate(r.Policy, attest.TEE(r.TEE), m); err != nil {
 			return audit.VerdictDeny, err.Error(), true
 		}
-		if b.Policy(r.Policy) != nil && !grants(b, r.Policy, kind, name) {
+		if b.Policy(r.Policy) != nil && !grants(b, r.Policy, release.GrantKind(kind), name) {
 			return audit.VerdictDeny, fmt.Sprintf("grants: policy %s no longer grants %s %s", r.Policy, kind, name), true
 		}
 		return audit.VerdictAllow, "", true
@@ -187,10 +188,10 @@ func decide(b *policies.Bundle, r *audit.Record) (verdict, because string, ok bo
 }
 
 // grants reports whether policy grants name of kind, whatever its context constraints.
-func grants(b *policies.Bundle, policy, kind, name string) bool {
+func grants(b *policies.Bundle, policy string, kind release.GrantKind, name string) bool {
 	p := b.Policy(policy)
 	list := p.Spec.Grants.Secrets
-	if kind == "data_key" {
+	if kind == release.GrantDataKey {
 		list = p.Spec.Grants.DataKeys
 	}
 	for _, g := range list {

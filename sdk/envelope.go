@@ -15,7 +15,13 @@ import (
 // cached (Options.KeyCache) and wiped on eviction and on Close. See package sdk/envelope for the
 // format and the errors.
 
-// Encrypt seals one record under a fresh data key of keyName bound to kc.
+// KeySource returns the client's data keys as an envelope.KeySource, through the same cache of
+// unwrapped keys as the envelope methods: pass it to code written against package sdk/envelope.
+// The cache is wiped on Close.
+func (c *Client) KeySource() envelope.KeySource { return c.keys }
+
+// Encrypt seals one record under a fresh data key of keyName bound to kc. It is the recommended
+// way to encrypt a record that fits in memory; use NewWriter for larger objects.
 func (c *Client) Encrypt(ctx context.Context, keyName string, kc kms.Context, plaintext []byte) ([]byte, error) {
 	return envelope.Encrypt(ctx, c.keys, keyName, kc, plaintext)
 }

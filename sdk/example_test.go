@@ -104,7 +104,7 @@ func ExampleClient_Secret() {
 	// Output: [redacted]
 }
 
-func ExampleClient_GenerateDataKey() {
+func ExampleClient_KeySource() {
 	addr, stop := devTrustd()
 	defer stop()
 	ctx := context.Background()
@@ -112,7 +112,8 @@ func ExampleClient_GenerateDataKey() {
 	defer c.Close()
 
 	kc := kms.Context{"tenant": "uk-freiburg", "case": "c-1042"}
-	dek, wrapped, err := c.GenerateDataKey(ctx, "clinic/records", kc)
+	ks := c.KeySource() // raw data keys, for code written against envelope.KeySource
+	dek, wrapped, err := ks.GenerateDataKey(ctx, "clinic/records", kc)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func ExampleClient_GenerateDataKey() {
 	// Output: data key bytes: 32 wrapped: true
 }
 
-func ExampleClient_UnwrapDataKey() {
+func ExampleClient_KeySource_unwrap() {
 	addr, stop := devTrustd()
 	defer stop()
 	ctx := context.Background()
@@ -129,13 +130,14 @@ func ExampleClient_UnwrapDataKey() {
 	defer c.Close()
 
 	kc := kms.Context{"tenant": "uk-freiburg", "case": "c-1042"}
-	dek, wrapped, _ := c.GenerateDataKey(ctx, "clinic/records", kc)
-	again, err := c.UnwrapDataKey(ctx, "clinic/records", wrapped, kc)
+	ks := c.KeySource()
+	dek, wrapped, _ := ks.GenerateDataKey(ctx, "clinic/records", kc)
+	again, err := ks.UnwrapDataKey(ctx, "clinic/records", wrapped, kc)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("same key:", again.Equal(dek))
-	_, err = c.UnwrapDataKey(ctx, "clinic/records", wrapped, kms.Context{"tenant": "uk-freiburg", "case": "c-9999"})
+	_, err = ks.UnwrapDataKey(ctx, "clinic/records", wrapped, kms.Context{"tenant": "uk-freiburg", "case": "c-9999"})
 	fmt.Println("other case opens:", err == nil)
 	// Output:
 	// same key: true

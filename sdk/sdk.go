@@ -2,12 +2,25 @@
 // VMs. It attests the workload to trustd and fetches secrets and data keys, which arrive sealed
 // to an ephemeral key that never leaves this process.
 //
-// Most callers need only New, Client.Secret, and the envelope functions (package sdk/envelope)
-// with the Client as their key source:
+// Most callers need only New, Client.Secret, and, to encrypt patient data, the Client's envelope
+// methods:
 //
 //	c, err := sdk.New(ctx, sdk.Options{Addr: "trustd:7443", Provider: provider})
 //	...
-//	ct, err := envelope.Encrypt(ctx, c, "tenant/records", kms.Context{"tenant": "t", "case": "42"}, data)
+//	kc := kms.Context{"tenant": "t", "case": "42"}
+//	ct, err := c.Encrypt(ctx, "tenant/records", kc, data)
+//	pt, err := c.Decrypt(ctx, kc, ct)
+//
+// Use Client.Encrypt and Client.Decrypt for records that fit in memory, and Client.NewWriter,
+// Client.NewReader and Client.NewReaderAt for objects that do not (images, recordings): both
+// write the one format of package sdk/envelope and both go through the client's cache of
+// unwrapped data keys (Options.KeyCache), so reading many records does not ask trustd for each
+// key. Code written against envelope.KeySource, to be testable with a local keyring, takes
+// Client.KeySource(), which is the same cache.
+//
+// Do not pass the *Client itself to the envelope functions: its GenerateDataKey and
+// UnwrapDataKey methods are the uncached raw calls, so every Decrypt then costs a round trip to
+// trustd.
 //
 // The client attests lazily on first use, caches the result token until shortly before it
 // expires, and attests again on its own. A denial is a *DeniedError that says which claim failed.
@@ -36,10 +49,10 @@ import (
 	"github.com/medicus-cloud/trust/enclave/detect"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk/envelope"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // Options configure a Client.
@@ -95,7 +108,7 @@ type Attestation struct {
 	RequestID    string
 	Policy       string
 	PolicyDigest []byte
-	Grants       []token.Grant
+	Grants       []release.Grant
 	Claims       *attest.Claims
 	// Token is the result token as a CWT; JWT is the same token as a JWT (docs/tokens.md).
 	Token     []byte
@@ -209,11 +222,11 @@ func (c *Client) attestLocked(ctx context.Context) (*session, error) {
 	att := &Attestation{RequestID: resp.GetRequestId(), Policy: resp.GetPolicy(), PolicyDigest: resp.GetPolicyDigest(),
 		Claims: wire.Claims(resp.GetClaims()), Token: resp.GetToken(), JWT: resp.GetJwt(), ExpiresAt: resp.GetExpiresAt().AsTime()}
 	for _, g := range resp.GetGrants() {
-		kind := token.KindSecret
+		kind := release.GrantSecret
 		if g.GetKind() == pb.Grant_KIND_DATA_KEY {
-			kind = token.KindDataKey
+			kind = release.GrantDataKey
 		}
-		att.Grants = append(att.Grants, token.Grant{Kind: kind, Name: g.GetName()})
+		att.Grants = append(att.Grants, release.Grant{Kind: kind, Name: g.GetName()})
 	}
 	c.cur = &session{key: key, att: att, obtained: c.o.Now()}
 	return c.cur, nil
@@ -276,12 +289,16 @@ func (c *Client) Secret(ctx context.Context, name string) (*secret.Bytes, error)
 
 // GenerateDataKey returns a fresh data key bound to kc, in plaintext and wrapped; store the
 // wrapped key beside the ciphertext. It makes *Client a key source for package sdk/envelope.
+// Each call asks trustd. Not for encrypting patient data: use Client.Encrypt or
+// Client.NewWriter, or pass Client.KeySource() where an envelope.KeySource is needed.
 func (c *Client) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
 	dek, wrapped, _, err := c.GenerateDataKeyLeased(ctx, keyName, kc)
 	return dek, wrapped, err
 }
 
 // UnwrapDataKey opens a wrapped data key under the same name and context it was made with.
+// Each call asks trustd (no cache), so that a revoked grant takes effect at once. Not for
+// decrypting patient data: use Client.Decrypt or Client.NewReader, or Client.KeySource().
 func (c *Client) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
 	dek, _, err := c.UnwrapDataKeyLeased(ctx, keyName, wrapped, kc)
 	return dek, err

@@ -20,13 +20,13 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // Issue 14 item 9: trustd refuses debug guests outside --dev whatever a policy says. The policy
@@ -90,7 +90,7 @@ spec:
 	}
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := token.NewIssuer(token.Options{Key: tk})
+	tokens, _ := issuer.New(issuer.Options{Key: tk})
 	log := &memAudit{}
 	svc, err := service.New(service.Options{
 		Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},

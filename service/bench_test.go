@@ -10,12 +10,12 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/storage/posix"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/internal/benchratio"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/seal"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // BenchmarkRatioAttestRelease compares one attest-plus-release round trip over loopback gRPC
@@ -57,7 +57,7 @@ func BenchmarkRatioAttestRelease(b *testing.B) {
 				b.Fatal(err)
 			}
 			mem.Append(ctx, &audit.Record{Event: audit.EventAttest})
-			tok, _, err := h.tokens.Issue(&token.Claims{Grants: dec.Grants})
+			tok, _, err := h.tokens.Issue(&ear.Claims{Grants: dec.Grants})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,8 +9,8 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/policies"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // Every release re-appraises (issue 16): the token carries the verified claims it was issued
@@ -108,7 +108,7 @@ func decodeAppraised(b []byte) (*attest.Claims, error) {
 
 // reappraise decides whether the current bundle and revocation list still vouch for the
 // workload a token was issued to, and returns the lease of a release on it.
-func (s *Service) reappraise(bundle *policies.Bundle, tc *token.Claims) (time.Time, error) {
+func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims) (time.Time, error) {
 	if s.noReappraise {
 		return time.Unix(tc.Expiry, 0), nil
 	}

@@ -14,11 +14,13 @@ import (
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/revoke"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // helloPolicy is the harness's hello policy with extra spec lines.
@@ -87,8 +89,8 @@ func TestTightenedPolicyStopsLiveToken(t *testing.T) {
 // again: Unauthenticated, which the SDK answers by attesting.
 func TestTokenWithoutAppraisedClaims(t *testing.T) {
 	h := start(t)
-	tok, _, err := h.tokens.Issue(&token.Claims{TEE: string(attest.InsecureSimulated), Measurement: helloMeasurement(), Policy: "hello",
-		Grants: []token.Grant{{Kind: token.KindSecret, Name: "hello/api-token"}}})
+	tok, _, err := h.tokens.Issue(&ear.Claims{TEE: string(attest.InsecureSimulated), Measurement: helloMeasurement(), Policy: "hello",
+		Grants: []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +225,7 @@ func TestLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := r.GetLeaseExpiresAt().AsTime(), h.now.Truncate(time.Second).Add(token.DefaultLifetime); !got.Equal(want) {
+	if got, want := r.GetLeaseExpiresAt().AsTime(), h.now.Truncate(time.Second).Add(issuer.DefaultLifetime); !got.Equal(want) {
 		t.Errorf("lease without a policy lease ends %v, want the token expiry %v", got, want)
 	}
 

@@ -26,13 +26,14 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // PolicySource supplies the active policy bundle; it may change between calls (hot reload).
@@ -104,7 +105,7 @@ type Options struct {
 	Keys      kms.KeyStore
 	Audit     AuditLog
 	Nonces    *challenge.Issuer
-	Tokens    *token.Issuer
+	Tokens    *issuer.Issuer
 	Logger    *slog.Logger
 	Metrics   Recorder
 	Now       func() time.Time
@@ -315,13 +316,13 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 		return nil, fmt.Errorf("encoding appraised claims: %w", err)
 	}
 	for _, g := range dec.Grants {
-		rec.Names = append(rec.Names, g.Kind+":"+g.Name)
+		rec.Names = append(rec.Names, string(g.Kind)+":"+g.Name)
 	}
 	s0 := pk.Suite()
-	tc := &token.Claims{
+	tc := &ear.Claims{
 		TEE: string(claims.TEE), Measurement: claims.Measurement, Policy: dec.Policy, PolicyDigest: dec.Digest,
 		Grants: dec.Grants, Platform: claims.Platform, Appraised: appraisedClaims,
-		Confirmation: token.Confirmation{KEM: s0.KEM, KDF: s0.KDF, AEAD: s0.AEAD, PublicKey: pk.Bytes()},
+		Confirmation: ear.Confirmation{KEM: s0.KEM, KDF: s0.KDF, AEAD: s0.AEAD, PublicKey: pk.Bytes()},
 	}
 	var cwt, jwt []byte
 	var exp time.Time
@@ -338,7 +339,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 	}
 	rec.Verdict = audit.VerdictAllow
 	return &pb.AttestResponse{
-		Verdict: token.StatusAffirming, Claims: wire.ClaimsToPB(claims), Policy: dec.Policy, PolicyDigest: dec.Digest,
+		Verdict: ear.StatusAffirming, Claims: wire.ClaimsToPB(claims), Policy: dec.Policy, PolicyDigest: dec.Digest,
 		Grants: wire.GrantsToPB(dec.Grants), Token: cwt, Jwt: string(jwt), ExpiresAt: timestamppb.New(exp),
 	}, nil
 }
@@ -412,8 +413,8 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 	return rid, sealed, nil
 }
 
-func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *token.Claims, rid string, canon []byte, rec *audit.Record) ([]byte, error) {
-	grant := string(r.kind.Grant())
+func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *ear.Claims, rid string, canon []byte, rec *audit.Record) ([]byte, error) {
+	grant := r.kind.Grant()
 	if !claims.Granted(grant, r.name) {
 		return nil, &policies.Denial{Policy: claims.Policy, Claim: "grants", Seen: r.name,
 			Expected: fmt.Sprintf("a %s granted to this workload", grant)}
@@ -539,7 +540,11 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 
 // GetTokenKeys implements trustv1.TrustServer.
 func (s *Service) GetTokenKeys(context.Context, *pb.GetTokenKeysRequest) (*pb.GetTokenKeysResponse, error) {
-	return s.o.Tokens.TokenKeys()
+	var keys []wire.TokenKey
+	for _, k := range s.o.Tokens.Published() {
+		keys = append(keys, wire.TokenKey(k))
+	}
+	return wire.TokenKeysToPB(keys)
 }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

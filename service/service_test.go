@@ -25,17 +25,19 @@ import (
 	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/wire"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk"
 	"github.com/medicus-cloud/trust/seal"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // memAudit records in memory; fail makes every append fail, as an unwritable log would.
@@ -80,7 +82,7 @@ type harness struct {
 	rpc      pb.TrustClient
 	audit    *memAudit
 	keys     *local.Keyring
-	tokens   *token.Issuer
+	tokens   *issuer.Issuer
 	now      *time.Time
 	ctxKey   *audit.ContextKey
 	svc      *service.Service
@@ -143,7 +145,7 @@ spec:
 	clock := func() time.Time { return *h.now }
 	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}, Now: clock})
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	h.tokens, _ = token.NewIssuer(token.Options{Key: tk, Now: clock})
+	h.tokens, _ = issuer.New(issuer.Options{Key: tk, Now: clock})
 	h.policies = &swappable{}
 	h.policies.b.Store(bundle)
 	h.ctxKey, _ = audit.NewContextKey(bytes.Repeat([]byte{5}, audit.ContextKeySize))
@@ -258,7 +260,7 @@ func TestTokenCachedAndRenewed(t *testing.T) {
 	if attests() != 1 {
 		t.Fatalf("%d attestations for 3 releases, want 1", attests())
 	}
-	*h.now = h.now.Add(token.DefaultLifetime)
+	*h.now = h.now.Add(issuer.DefaultLifetime)
 	if _, err := c.Secret(ctx, "hello/api-token"); err != nil {
 		t.Fatal(err)
 	}
@@ -354,8 +356,8 @@ func TestReleaseBadInput(t *testing.T) {
 	}
 	tok := resp.GetToken()
 	foreignKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	foreign, _ := token.NewIssuer(token.Options{Key: foreignKey})
-	forged, _, _ := foreign.Issue(&token.Claims{Grants: []token.Grant{{Kind: token.KindSecret, Name: "hello/api-token"}}})
+	foreign, _ := issuer.New(issuer.Options{Key: foreignKey})
+	forged, _, _ := foreign.Issue(&ear.Claims{Grants: []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}}})
 	tests := []struct {
 		name string
 		req  *pb.GetSecretRequest
@@ -380,7 +382,7 @@ func TestReleaseBadInput(t *testing.T) {
 		})
 	}
 	t.Run("expired token", func(t *testing.T) {
-		*h.now = h.now.Add(token.DefaultLifetime)
+		*h.now = h.now.Add(issuer.DefaultLifetime)
 		defer func() { *h.now = time.Now() }()
 		_, err := h.rpc.GetSecret(ctx, &pb.GetSecretRequest{Token: tok, Name: "hello/api-token"})
 		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "expired") {

@@ -6,9 +6,9 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
+	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/policies"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // recordedClaims is the JSON of the claims a policy can read, for the audit record: the claims
@@ -68,12 +68,12 @@ func (s *Service) shadowAttest(c *attest.Claims, rec *audit.Record) {
 // shadowRelease records whether the candidate bundle would still honour this release's token:
 // the image and the grant with its context constraints (consent is checked by the active
 // bundle's rules only; a candidate that adds a consent requirement shows as allow here).
-func (s *Service) shadowRelease(tc *token.Claims, r *releaseCall, rec *audit.Record) {
+func (s *Service) shadowRelease(tc *ear.Claims, r *releaseCall, rec *audit.Record) {
 	b := s.shadowBundle()
 	if b == nil {
 		return
 	}
-	grant := string(r.kind.Grant())
+	grant := r.kind.Grant()
 	err := b.Revalidate(tc.Policy, attest.TEE(tc.TEE), tc.Measurement)
 	if err == nil {
 		err = b.CheckContext(tc.Policy, grant, r.name, r.kc)

@@ -145,7 +145,7 @@ func printAttestationJSON(w io.Writer, att *sdk.Attestation, err error) error {
 			out.TEE, out.Measurement = string(att.Claims.TEE), att.Claims.Measurement.String()
 		}
 		for _, g := range att.Grants {
-			out.Grants = append(out.Grants, grantJSON{Kind: g.Kind, Name: g.Name})
+			out.Grants = append(out.Grants, grantJSON{Kind: string(g.Kind), Name: g.Name})
 		}
 	}
 	enc := json.NewEncoder(w)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk"
-	"github.com/medicus-cloud/trust/token"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // denial with its details.
 func TestAttestJSONGolden(t *testing.T) {
 	att := &sdk.Attestation{RequestID: "r-1", Policy: "hello", PolicyDigest: []byte{0xab, 0xcd},
-		Grants: []token.Grant{{Kind: token.KindSecret, Name: "hello/api-token"}, {Kind: token.KindDataKey, Name: "hello/records"}},
+		Grants: []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}, {Kind: release.GrantDataKey, Name: "hello/records"}},
 		Claims: &attest.Claims{TEE: attest.InsecureSimulated, Measurement: attest.Hex{1, 2, 3}},
 		Token:  []byte{0xd2, 0x84, 0x43, 0xfb, 0xff}, JWT: "eyJhbGciOiJFUzI1NiJ9.e30.c2ln", ExpiresAt: time.Unix(1_800_000_000, 0)}
 	for _, tc := range []struct {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/medicus-cloud/trust/internal/daemon"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -24,12 +23,12 @@ type keyringFlags struct {
 
 func (k *keyringFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&k.dataDir, "data-dir", "trustd-data", "trustd data directory")
-	cmd.PersistentFlags().StringVar(&k.masterKeyFile, "master-key-file", "", "keyring master key file (or set "+daemon.MasterKeyEnv+")")
+	cmd.PersistentFlags().StringVar(&k.masterKeyFile, "master-key-file", "", "keyring master key file (or set "+local.MasterKeyEnv+")")
 	cmd.PersistentFlags().BoolVar(&k.dev, "dev", false, "use the INSECURE dev master key in the data directory")
 }
 
 func (k *keyringFlags) open() (*local.Keyring, error) {
-	mk, _, err := daemon.MasterKey(k.masterKeyFile, os.Getenv(daemon.MasterKeyEnv), k.dataDir, k.dev)
+	mk, _, err := local.MasterKey(k.masterKeyFile, os.Getenv(local.MasterKeyEnv), k.dataDir, k.dev)
 	if err != nil {
 		return nil, err
 	}

@@ -11,9 +11,9 @@ import (
 	"github.com/medicus-cloud/trust/policies"
 )
 
-// reported turns policies.ErrFailed (the report is already printed) into a quiet exit 1.
+// reported turns errFailed (the report is already printed) into a quiet exit 1.
 func reported(err error) error {
-	if errors.Is(err, policies.ErrFailed) {
+	if errors.Is(err, errFailed) {
 		return &exitError{code: 1, err: err, quiet: true}
 	}
 	return err
@@ -32,23 +32,23 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(cmd.OutOrStdout(), b.Summary())
+			fmt.Fprint(cmd.OutOrStdout(), policySummary(b))
 			return nil
 		})
 	lint := run("lint FILE|DIR...", "Report schema, type, name and CEL errors with file:line:column", cobra.MinimumNArgs(1),
-		func(cmd *cobra.Command, args []string) error { return policies.Lint(cmd.OutOrStdout(), args...) })
+		func(cmd *cobra.Command, args []string) error { return policyLint(cmd.OutOrStdout(), args...) })
 	test := run("test DIR", "Run the policy test cases (tests.yaml) of a bundle directory", cobra.ExactArgs(1),
-		func(cmd *cobra.Command, args []string) error { return policies.Test(cmd.OutOrStdout(), args[0]) })
+		func(cmd *cobra.Command, args []string) error { return policyTest(cmd.OutOrStdout(), args[0]) })
 	var claims string
 	explain := run("explain --claims FILE FILE|DIR", "Show every check of the policy that decides, and why it allowed or denied", cobra.ExactArgs(1),
 		func(cmd *cobra.Command, args []string) error {
-			return policies.Explain(cmd.OutOrStdout(), args[0], claims)
+			return policyExplain(cmd.OutOrStdout(), args[0], claims)
 		})
 	explain.Flags().StringVar(&claims, "claims", "", "claims as JSON (as trustctl evidence verify --format json prints them, or attest.Claims)")
 	explain.MarkFlagRequired("claims")
 	diff := run("diff OLD NEW", "Show which images gain or lose which grants", cobra.ExactArgs(2),
 		func(cmd *cobra.Command, args []string) error {
-			return policies.Diff(cmd.OutOrStdout(), args[0], args[1])
+			return policyDiff(cmd.OutOrStdout(), args[0], args[1])
 		})
 	var (
 		keyFile string
@@ -60,7 +60,7 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return policies.Sign(cmd.OutOrStdout(), args[0], pem, version, rand.Reader)
+			return policySign(cmd.OutOrStdout(), args[0], pem, version, rand.Reader)
 		})
 	sign.Flags().StringVar(&keyFile, "key", "", "your signing key (PEM, ECDSA P-256 or Ed25519)")
 	sign.Flags().Uint64Var(&version, "version", 0, "bundle version (must grow with every rollout; 0 keeps the version of an existing bundle.json)")
@@ -75,7 +75,7 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = policies.VerifyBundle(cmd.OutOrStdout(), args[0], pem, threshold)
+			_, err = policyVerify(cmd.OutOrStdout(), args[0], pem, threshold)
 			return err
 		})
 	verify.Flags().StringVar(&trustFile, "keys", "", "the security team's public keys (PEM)")

@@ -3,15 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,20 +19,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/sgx"
 	"github.com/medicus-cloud/trust/attest/sgx/sgxtest"
 	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/challenge"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/ego"
-	"github.com/medicus-cloud/trust/kms/local"
-	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/internal/trustdtest"
 	"github.com/medicus-cloud/trust/sdk"
-	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -144,46 +135,14 @@ func fakeEGo(t *testing.T, p *sgxtest.Platform, e sgxtest.Enclave) ego.ReportFun
 
 func startTrustd(t *testing.T, p *sgxtest.Platform, policy string) grpc.ClientConnInterface {
 	t.Helper()
-	ctx := context.Background()
-	keys, err := local.Open(local.Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: secret.New(bytes.Repeat([]byte{7}, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.CreateKey(ctx, "ego-service/records"); err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := policies.Parse(map[string][]byte{"ego-service.yaml": []byte(policy)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := func() time.Time { return sgxtest.Now }
-	nonces, err := challenge.New(challenge.Options{Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, err := token.NewIssuer(token.Options{Key: tk, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier := sgxVerifier(t, p)
-	svc, err := service.New(service.Options{
-		Verifiers: []attest.Verifier{verifier},
-		Policies:  service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{},
-		Nonces: nonces, Tokens: tokens, Now: clock,
+	td := trustdtest.StartTB(t, trustdtest.Options{
+		Policy:   map[string][]byte{"ego-service.yaml": []byte(policy)},
+		DataKeys: []string{"ego-service/records"},
+		Audit:    &memAudit{},
+		Now:      func() time.Time { return sgxtest.Now },
+		Service:  func(o *service.Options) { o.Verifiers = []attest.Verifier{sgxVerifier(t, p)} },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterTrustServer(srv, svc)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(td.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk/envelope"
 	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/token"
 )
 
 const (
@@ -195,10 +195,10 @@ func TestPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := "messenger-attachments-example"
-	if err := b.CheckContext(name, token.KindDataKey, AttachmentKey, AttachmentContext(tenant, room, "application/pdf")); err != nil {
+	if err := b.CheckContext(name, release.GrantDataKey, AttachmentKey, AttachmentContext(tenant, room, "application/pdf")); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CheckContext(name, token.KindDataKey, AttachmentKey, kms.Context{"tenant": "elsewhere", "room": room}); err == nil {
+	if err := b.CheckContext(name, release.GrantDataKey, AttachmentKey, kms.Context{"tenant": "elsewhere", "room": room}); err == nil {
 		t.Fatal("attachment key granted to an unknown tenant")
 	}
 }

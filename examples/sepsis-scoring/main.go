@@ -58,7 +58,7 @@ func run(addr, measurement, tenant string, cases int, out io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	return Demo(ctx, c, tenant, cases, out)
+	return Demo(ctx, c.KeySource(), tenant, cases, out)
 }
 
 // observations makes six hourly observations for case i: every third case deteriorates.

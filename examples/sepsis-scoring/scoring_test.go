@@ -12,9 +12,9 @@ import (
 
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk/envelope"
 	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/token"
 )
 
 const tenant = "klinikum-sued"
@@ -175,11 +175,11 @@ func TestPolicy(t *testing.T) {
 	}
 	name := "sepsis-scoring-example"
 	for _, g := range []struct{ key, ctype string }{{VitalsKey, VitalsType}, {ScoresKey, ScoreType}} {
-		if err := b.CheckContext(name, token.KindDataKey, g.key, CaseContext(tenant, "sp-1", g.ctype)); err != nil {
+		if err := b.CheckContext(name, release.GrantDataKey, g.key, CaseContext(tenant, "sp-1", g.ctype)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.CheckContext(name, token.KindDataKey, VitalsKey, CaseContext(tenant, "sp-1", ScoreType)); err == nil {
+	if err := b.CheckContext(name, release.GrantDataKey, VitalsKey, CaseContext(tenant, "sp-1", ScoreType)); err == nil {
 		t.Fatal("vitals key granted for scores")
 	}
 }

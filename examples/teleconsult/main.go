@@ -68,5 +68,5 @@ func run(addr, measurement string, sizeMB int, dir string, out io.Writer) error 
 		return err
 	}
 	defer token.Wipe()
-	return Demo(ctx, c, token, dir, int64(sizeMB)<<20, out)
+	return Demo(ctx, c.KeySource(), token, dir, int64(sizeMB)<<20, out)
 }

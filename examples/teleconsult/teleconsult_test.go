@@ -15,9 +15,9 @@ import (
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/sdk/envelope"
 	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // localKeys is a real local keyring in a temporary directory, standing in for trustd.
@@ -159,13 +159,13 @@ func TestPolicy(t *testing.T) {
 	if p == nil {
 		t.Fatal("policy teleconsult-example missing")
 	}
-	if err := b.CheckContext(p.Metadata.Name, token.KindDataKey, ImagingKey, StudyContext("klinikum-nord", "tc-1")); err != nil {
+	if err := b.CheckContext(p.Metadata.Name, release.GrantDataKey, ImagingKey, StudyContext("klinikum-nord", "tc-1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CheckContext(p.Metadata.Name, token.KindSecret, ViewerTokenSecret, nil); err != nil {
+	if err := b.CheckContext(p.Metadata.Name, release.GrantSecret, ViewerTokenSecret, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CheckContext(p.Metadata.Name, token.KindDataKey, ImagingKey, kms.Context{"content-type": "text/plain"}); err == nil {
+	if err := b.CheckContext(p.Metadata.Name, release.GrantDataKey, ImagingKey, kms.Context{"content-type": "text/plain"}); err == nil {
 		t.Fatal("imaging key granted for another content type")
 	}
 }

@@ -1,6 +1,11 @@
 // Package daemon wires trustd together from a typed, validated configuration: key files in the
 // data directory, the key store, the policy bundle, the audit log, the verifiers and the gRPC
 // listener. cmd/trustd only parses flags and calls Run.
+//
+// It is the composition root, the one package that imports every other; it stays under
+// internal/ rather than cmd/trustd/internal/ because deploy/ tests the shipped configurations
+// and unit files through ParseCommandLine and LoadConfig. Leaf helpers do not belong here:
+// trustctl and the libraries must never need to import it.
 package daemon
 
 import (

@@ -24,6 +24,7 @@ import (
 	"github.com/medicus-cloud/trust/audit/storage/postgres"
 	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/internal/limits"
 	"github.com/medicus-cloud/trust/internal/tlsconfig"
@@ -33,7 +34,6 @@ import (
 	"github.com/medicus-cloud/trust/policies/pgstate"
 	"github.com/medicus-cloud/trust/revoke"
 	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // Env is what trustd takes from its process environment; the library never reads it itself.
@@ -60,7 +60,7 @@ type Daemon struct {
 	log      *slog.Logger
 	svc      *service.Service
 	auditLg  auditLog
-	tokens   *token.Issuer
+	tokens   *issuer.Issuer
 	keys     *route.Router
 	revoked  *revoke.Set
 	// coll is the collateral high-water mark and imported bundle (collateral.go).
@@ -102,14 +102,14 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
-	ks, err := token.LoadKeys(cfg.TokenKeyDir, time.Now())
+	ks, err := issuer.LoadKeys(cfg.TokenKeyDir, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("token keys: %w", err)
 	}
 	to := ks.Options(cfg.TokenIssuer)
 	to.Audience = cfg.TokenAudience
 	to.Lifetime = cfg.TokenLifetime
-	if d.tokens, err = token.NewIssuer(to); err != nil {
+	if d.tokens, err = issuer.New(to); err != nil {
 		return nil, err
 	}
 	log.Info("token keys loaded", "dir", cfg.TokenKeyDir, "kid", d.tokens.KeyID(), "recent", len(ks.Recent),
@@ -353,7 +353,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// The log holds no secrets and is meant to be mirrored: auditors verify it against the
 		// published verifier key, not against the transport.
 		mux.Handle("/audit/", http.StripPrefix("/audit", d.auditLg.Handler()))
-		mux.Handle("/.well-known/jwks.json", token.JWKSHandler(func() *token.Issuer { return d.tokens }))
+		mux.Handle("/.well-known/jwks.json", issuer.JWKSHandler(func() *issuer.Issuer { return d.tokens }))
 		if d.cfg.MetricsListen == "" {
 			mux.Handle("/metrics", metrics.Handler(d.registry))
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/kms/local"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -73,39 +74,6 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestMasterKey(t *testing.T) {
-	dir := t.TempDir()
-	hexKey := strings.Repeat("ab", 32)
-	if k, _, err := MasterKey(write(t, dir, "hex", hexKey+"\n"), "", dir, false); err != nil || k.Len() != 32 {
-		t.Fatalf("hex file: %v", err)
-	}
-	if k, _, err := MasterKey(write(t, dir, "raw", strings.Repeat("k", 32)), "", dir, false); err != nil || k.Len() != 32 {
-		t.Fatalf("raw file: %v", err)
-	}
-	if k, from, err := MasterKey("", hexKey, dir, false); err != nil || k.Len() != 32 || !strings.Contains(from, "MEDICUS_MASTER_KEY") {
-		t.Fatalf("env: %v %s", err, from)
-	}
-	if _, _, err := MasterKey(write(t, dir, "short", "abcd"), "", dir, false); err == nil {
-		t.Fatal("short key accepted")
-	}
-	if _, _, err := MasterKey("", "", dir, false); err == nil {
-		t.Fatal("no key accepted outside dev mode")
-	}
-	loose := write(t, dir, "loose", hexKey)
-	os.Chmod(loose, 0o644)
-	if _, _, err := MasterKey(loose, "", dir, false); err == nil || !strings.Contains(err.Error(), "readable by others") {
-		t.Fatalf("world-readable master key: %v", err)
-	}
-	k1, from, err := MasterKey("", "", dir, true)
-	if err != nil || !strings.Contains(from, "INSECURE") {
-		t.Fatalf("dev: %v %s", err, from)
-	}
-	k2, _, _ := MasterKey("", "", dir, true)
-	if !k1.Equal(k2) {
-		t.Fatal("dev key not reused")
 	}
 }
 
@@ -180,13 +148,13 @@ func TestDataDirKeyPermissions(t *testing.T) {
 	if _, err := nonceKeys(nil, dir); err == nil || !strings.Contains(err.Error(), "readable by others") {
 		t.Fatalf("world-readable nonce key: %v, want refused", err)
 	}
-	if _, _, err := MasterKey("", "", dir, true); err != nil {
+	if _, _, err := local.MasterKey("", "", dir, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(filepath.Join(dir, "dev-master.key"), 0o604); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := MasterKey("", "", dir, true); err == nil || !strings.Contains(err.Error(), "readable by others") {
+	if _, _, err := local.MasterKey("", "", dir, true); err == nil || !strings.Contains(err.Error(), "readable by others") {
 		t.Fatalf("world-readable dev master key: %v, want refused", err)
 	}
 }

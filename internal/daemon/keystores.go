@@ -225,7 +225,7 @@ func (d *Daemon) openKeyStore(ctx context.Context, env Env) (*route.Router, erro
 
 func openLocal(_ context.Context, c *LocalStoreConfig, e storeEnv) (route.Store, error) {
 	d := e.d
-	mk, from, err := MasterKey(d.cfg.MasterKeyFile, e.env.MasterKey, d.cfg.DataDir, d.cfg.Dev)
+	mk, from, err := local.MasterKey(d.cfg.MasterKeyFile, e.env.MasterKey, d.cfg.DataDir, d.cfg.Dev)
 	if err != nil {
 		return nil, err
 	}

@@ -3,15 +3,11 @@ package httpjson_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -23,21 +19,16 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/attest/sim"
 	"github.com/medicus-cloud/trust/audit"
-	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/enclave"
 	"github.com/medicus-cloud/trust/enclave/simguest"
 	"github.com/medicus-cloud/trust/internal/httpjson"
 	"github.com/medicus-cloud/trust/internal/limits"
+	"github.com/medicus-cloud/trust/internal/trustdtest"
 	"github.com/medicus-cloud/trust/internal/wire"
-	"github.com/medicus-cloud/trust/kms/local"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/seal"
-	"github.com/medicus-cloud/trust/secret"
-	"github.com/medicus-cloud/trust/service"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // helloMeasurement is the simulated measurement that policies/examples/hello.yaml approves.
@@ -61,7 +52,7 @@ type env struct {
 	base    string
 	handler http.Handler
 	rpc     pb.TrustClient
-	tokens  *token.Issuer
+	tokens  *issuer.Issuer
 	calls   chan string // full methods seen by the interceptor chain
 }
 
@@ -69,34 +60,14 @@ const maxRecv = 256 << 10
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	mk := make([]byte, 32)
-	rand.Read(mk)
-	keys, err := local.Open(local.Options{Path: filepath.Join(dir, "keyring"), MasterKey: secret.New(mk)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.CreateKey(ctx, "hello/records"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keys.PutSecret(ctx, "hello/api-token", secret.New([]byte("s3cr3t-api-token"))); err != nil {
-		t.Fatal(err)
-	}
 	bundle, err := policies.Load("../../policies/examples/hello.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	nk := make([]byte, 32)
-	rand.Read(nk)
-	nonces, _ := challenge.New(challenge.Options{Keys: [][]byte{nk}})
-	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, _ := token.NewIssuer(token.Options{Key: tk, Issuer: "https://trust.example", Audience: "medicus-trust"})
-	svc, err := service.New(service.Options{Verifiers: []attest.Verifier{sim.NewInsecureVerifier()},
-		Policies: service.StaticPolicies{Bundle: bundle}, Keys: keys, Audit: &memAudit{}, Nonces: nonces, Tokens: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
+	td := trustdtest.StartTB(t, trustdtest.Options{Bundle: bundle, NoListen: true, Audit: &memAudit{},
+		DataKeys: []string{"hello/records"}, Secrets: map[string]string{"hello/api-token": "s3cr3t-api-token"},
+		Issuer: issuer.Options{Issuer: "https://trust.example", Audience: "medicus-trust"}})
+	svc, tokens := td.Service, td.Tokens
 	e := &env{tokens: tokens, calls: make(chan string, 1024)}
 	lim, err := limits.New(limits.Options{Rate: 1e6, Burst: 1e6, MaxConcurrent: 64, MaxRecvMsgSize: maxRecv})
 	if err != nil {

@@ -7,9 +7,19 @@
 package keyfile
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"github.com/medicus-cloud/trust/internal/atomicfile"
+	"github.com/medicus-cloud/trust/secret"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // MaxSize bounds a key file.
@@ -39,6 +49,54 @@ func Read(path, what string) ([]byte, error) {
 	}
 	if len(b) > MaxSize {
 		return nil, fmt.Errorf("%s: %s is larger than %d bytes", what, path, MaxSize)
+	}
+	return b, nil
+}
+
+// ID returns the key ID of a public key: base64url (no padding) of SHA-256 of its
+// SubjectPublicKeyInfo. Result-token keys and security-team keys are named this way.
+func ID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// DecodeKey decodes a 32-byte key file: 32 raw bytes, or 64 hex characters with optional
+// surrounding white space.
+func DecodeKey(b []byte) (*secret.Bytes, error) {
+	if len(b) == 32 {
+		return secret.New(bytes.Clone(b)), nil
+	}
+	t := bytes.TrimSpace(b)
+	k := make([]byte, hex.DecodedLen(len(t)))
+	if _, err := hex.Decode(k, t); err != nil || len(k) != 32 {
+		return nil, errors.New("want 32 raw bytes or 64 hex characters")
+	}
+	return secret.New(k), nil
+}
+
+// LoadOrCreate reads path (refusing it, as keyfile does, when others may read it), or creates
+// it with 0600 from make when missing.
+func LoadOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return Read(path, "key file")
+	}
+	b, err := make()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	err = atomicfile.WriteNew(path, b, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return Read(path, "key file") // another process made it first
+	}
+	if err != nil {
+		return nil, err
 	}
 	return b, nil
 }

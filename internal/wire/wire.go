@@ -1,16 +1,20 @@
 // Package wire converts between the gRPC messages of api/trustv1 and the Go types of attest,
-// seal and token, in one place for the service and the SDK.
+// seal and release, in one place for the service and the SDK.
 package wire
 
 import (
+	"crypto/ecdsa"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/release"
 	"github.com/medicus-cloud/trust/seal"
-	"github.com/medicus-cloud/trust/token"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // The proto enum value of a TEE is named "TEE_" + its name in upper case with "-" as "_"
@@ -105,14 +109,39 @@ func Claims(p *pb.Claims) *attest.Claims {
 }
 
 // GrantsToPB converts grants to the wire.
-func GrantsToPB(gs []token.Grant) []*pb.Grant {
+func GrantsToPB(gs []release.Grant) []*pb.Grant {
 	out := make([]*pb.Grant, 0, len(gs))
 	for _, g := range gs {
 		k := pb.Grant_KIND_SECRET
-		if g.Kind == token.KindDataKey {
+		if g.Kind == release.GrantDataKey {
 			k = pb.Grant_KIND_DATA_KEY
 		}
 		out = append(out, &pb.Grant{Kind: k, Name: g.Name})
 	}
 	return out
+}
+
+// TokenKey is one published token key; its fields are those of the issuer's PublishedKey, which
+// converts to it (wire does not import the issuer, so that the SDK does not link it).
+type TokenKey struct {
+	ID       string
+	Public   *ecdsa.PublicKey
+	NotAfter time.Time
+}
+
+// TokenKeysToPB fills the GetTokenKeys response from the keys an issuer publishes.
+func TokenKeysToPB(keys []TokenKey) (*pb.GetTokenKeysResponse, error) {
+	resp := &pb.GetTokenKeysResponse{}
+	for _, k := range keys {
+		der, err := x509.MarshalPKIXPublicKey(k.Public)
+		if err != nil {
+			return nil, err
+		}
+		tk := &pb.TokenKey{Kid: k.ID, PublicKey: der, Algorithm: "ES256"}
+		if !k.NotAfter.IsZero() {
+			tk.NotAfter = timestamppb.New(k.NotAfter)
+		}
+		resp.Keys = append(resp.Keys, tk)
+	}
+	return resp, nil
 }

@@ -23,32 +23,32 @@ import (
 	"time"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
-	issuer "github.com/medicus-cloud/trust/token"
+	"github.com/medicus-cloud/trust/ear"
 )
 
 // Claims are the claims of a verified token.
-type Claims = issuer.Claims
+type Claims = ear.Claims
 
 // Verification errors.
 var (
-	ErrMalformed  = issuer.ErrMalformed
-	ErrSignature  = issuer.ErrSignature
-	ErrUnknownKey = issuer.ErrUnknownKey
-	ErrExpired    = issuer.ErrExpired
-	ErrNotYet     = issuer.ErrNotYet
-	ErrAlgorithm  = issuer.ErrAlgorithm
+	ErrMalformed  = ear.ErrMalformed
+	ErrSignature  = ear.ErrSignature
+	ErrUnknownKey = ear.ErrUnknownKey
+	ErrExpired    = ear.ErrExpired
+	ErrNotYet     = ear.ErrNotYet
+	ErrAlgorithm  = ear.ErrAlgorithm
 	// ErrProfile: not an EAR of the Medicus profile with an affirming status.
-	ErrProfile = issuer.ErrProfile
+	ErrProfile = ear.ErrProfile
 	// ErrIssuer: the token's "iss" is not the one expected.
-	ErrIssuer = issuer.ErrIssuer
+	ErrIssuer = ear.ErrIssuer
 	// ErrAudience: the token's "aud" is not the one expected.
-	ErrAudience = issuer.ErrAudience
+	ErrAudience = ear.ErrAudience
 	// ErrKeySet: the key set itself is unusable.
 	ErrKeySet = errors.New("token key set invalid")
 )
 
 // DefaultKeep is how long trustd keeps accepting a retired key.
-const DefaultKeep = issuer.DefaultKeep
+const DefaultKeep = ear.DefaultKeep
 
 // MaxKeySetSize bounds ParseJWKS.
 const MaxKeySetSize = 64 << 10
@@ -65,7 +65,7 @@ func ParseJWKS(b []byte) (*Keys, error) {
 	if len(b) > MaxKeySetSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrKeySet, len(b))
 	}
-	var set issuer.JWKSet
+	var set ear.JWKSet
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&set); err != nil {
@@ -125,7 +125,7 @@ func FromTokenKeys(r *pb.GetTokenKeysResponse) (*Keys, error) {
 }
 
 func (k *Keys) add(i int, kid string, pub *ecdsa.PublicKey) error {
-	want, err := issuer.KeyID(pub)
+	want, err := ear.KeyID(pub)
 	if err != nil {
 		return fmt.Errorf("%w: keys[%d]: %v", ErrKeySet, i, err)
 	}
@@ -146,7 +146,7 @@ func (k *Keys) check() error {
 	return nil
 }
 
-// Options configure Verify; the zero value checks against the current time and any issuer.
+// Options configure Verify; the zero value checks against the current time and any ear.
 type Options struct {
 	// Now is the verification time; default time.Now.
 	Now func() time.Time
@@ -170,11 +170,11 @@ func (k *Keys) Verify(tok []byte, o Options) (*Claims, error) {
 			keys[kid] = pub
 		}
 	}
-	c, err := issuer.VerifyAny(tok, keys, t)
+	c, err := ear.VerifyAny(tok, keys, t)
 	if err != nil {
 		return nil, err
 	}
-	if err := issuer.CheckIssuerAudience(c, o.Issuer, o.Audience); err != nil {
+	if err := ear.CheckIssuerAudience(c, o.Issuer, o.Audience); err != nil {
 		return nil, err
 	}
 	return c, nil

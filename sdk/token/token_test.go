@@ -19,25 +19,29 @@ import (
 	"github.com/veraison/go-cose"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/ear/issuer"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/release"
 	sdk "github.com/medicus-cloud/trust/sdk/token"
-	issuer "github.com/medicus-cloud/trust/token"
 )
 
 var now = time.Unix(1_800_000_000, 0)
 
 func newIssuer(t testing.TB, verify ...*ecdsa.PublicKey) *issuer.Issuer {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, err := issuer.NewIssuer(issuer.Options{Key: k, Verify: verify, Issuer: "trustd.example", Audience: "medicus-trust", Now: func() time.Time { return now }})
+	i, err := issuer.New(issuer.Options{Key: k, Verify: verify, Issuer: "trustd.example", Audience: "medicus-trust", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return i
 }
 
-func claims() *issuer.Claims {
-	return &issuer.Claims{TEE: "tdx", Policy: "radiology", PolicyDigest: []byte{1},
-		Grants:       []issuer.Grant{{Kind: issuer.KindDataKey, Name: "dek/radiology"}},
-		Confirmation: issuer.Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}}
+func claims() *ear.Claims {
+	return &ear.Claims{TEE: "tdx", Policy: "radiology", PolicyDigest: []byte{1},
+		Grants:       []release.Grant{{Kind: release.GrantDataKey, Name: "dek/radiology"}},
+		Confirmation: ear.Confirmation{KEM: 0x20, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}}
 }
 
 func keysOf(t testing.TB, i *issuer.Issuer) (jwks, grpc *sdk.Keys) {
@@ -48,7 +52,7 @@ func keysOf(t testing.TB, i *issuer.Issuer) (jwks, grpc *sdk.Keys) {
 	if jwks, err = sdk.ParseJWKS(b); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := i.TokenKeys()
+	resp, err := tokenKeys(i)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +63,7 @@ func keysOf(t testing.TB, i *issuer.Issuer) (jwks, grpc *sdk.Keys) {
 }
 
 // hostile builds a COSE_Sign1 with an arbitrary algorithm and key, as an attacker would.
-func hostileCWT(t *testing.T, alg cose.Algorithm, kid string, key *ecdsa.PrivateKey, c *issuer.Claims) []byte {
+func hostileCWT(t *testing.T, alg cose.Algorithm, kid string, key *ecdsa.PrivateKey, c *ear.Claims) []byte {
 	m := cose.NewSign1Message()
 	m.Headers.Protected.SetAlgorithm(alg)
 	m.Headers.Protected[cose.HeaderLabelKeyID] = []byte(kid)
@@ -112,7 +116,7 @@ func TestVerify(t *testing.T) {
 	forger := newIssuer(t)
 	forged, forgedJWT, _, _ := forger.IssueBoth(claims())
 	fk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	full := issuer.Claims{Profile: issuer.Profile, Status: issuer.StatusAffirming, Expiry: now.Unix() + 60}
+	full := ear.Claims{Profile: ear.Profile, Status: ear.StatusAffirming, Expiry: now.Unix() + 60}
 	jwks, grpc := keysOf(t, i)
 	at := func(t time.Time) func() time.Time { return func() time.Time { return t } }
 
@@ -149,7 +153,7 @@ func TestVerify(t *testing.T) {
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("got %v, want %v", err, tc.want)
 				}
-				if err == nil && !c.Granted(issuer.KindDataKey, "dek/radiology") {
+				if err == nil && !c.Granted(release.GrantDataKey, "dek/radiology") {
 					t.Fatalf("claims %+v", c)
 				}
 			})
@@ -163,7 +167,7 @@ func TestRetiredKey(t *testing.T) {
 	old := newIssuer(t)
 	i := newIssuer(t, old.PublicKeys()[old.KeyID()])
 	tok, _, _ := old.Issue(claims())
-	resp, _ := i.TokenKeys()
+	resp, _ := tokenKeys(i)
 	for _, k := range resp.Keys {
 		if k.Kid == old.KeyID() {
 			k.NotAfter = timestamppb.New(now.Add(time.Minute))
@@ -181,12 +185,12 @@ func TestRetiredKey(t *testing.T) {
 func TestParseJWKSBad(t *testing.T) {
 	i := newIssuer(t)
 	good, _ := i.JWKS()
-	var set issuer.JWKSet
+	var set ear.JWKSet
 	json.Unmarshal(good, &set)
-	edit := func(f func(*issuer.JWK)) string {
+	edit := func(f func(*ear.JWK)) string {
 		k := set.Keys[0]
 		f(&k)
-		b, _ := json.Marshal(issuer.JWKSet{Keys: []issuer.JWK{k}})
+		b, _ := json.Marshal(ear.JWKSet{Keys: []ear.JWK{k}})
 		return string(b)
 	}
 	for name, in := range map[string]string{
@@ -194,13 +198,13 @@ func TestParseJWKSBad(t *testing.T) {
 		"not json":    `keys`,
 		"unknown":     `{"keys":[],"x":1}`,
 		"trailing":    string(good) + `{}`,
-		"HS256":       edit(func(k *issuer.JWK) { k.Alg = "HS256" }),
-		"oct":         edit(func(k *issuer.JWK) { k.Kty = "oct" }),
-		"P-384":       edit(func(k *issuer.JWK) { k.Crv = "P-384" }),
-		"kid":         edit(func(k *issuer.JWK) { k.Kid = "mine" }),
-		"off curve":   edit(func(k *issuer.JWK) { k.Y = k.X }),
-		"short x":     edit(func(k *issuer.JWK) { k.X = "AAAA" }),
-		"enc use":     edit(func(k *issuer.JWK) { k.Use = "enc" }),
+		"HS256":       edit(func(k *ear.JWK) { k.Alg = "HS256" }),
+		"oct":         edit(func(k *ear.JWK) { k.Kty = "oct" }),
+		"P-384":       edit(func(k *ear.JWK) { k.Crv = "P-384" }),
+		"kid":         edit(func(k *ear.JWK) { k.Kid = "mine" }),
+		"off curve":   edit(func(k *ear.JWK) { k.Y = k.X }),
+		"short x":     edit(func(k *ear.JWK) { k.X = "AAAA" }),
+		"enc use":     edit(func(k *ear.JWK) { k.Use = "enc" }),
 		"private key": `{"keys":[{"kty":"EC","crv":"P-256","d":"AAAA"}]}`,
 	} {
 		if _, err := sdk.ParseJWKS([]byte(in)); !errors.Is(err, sdk.ErrKeySet) {
@@ -218,7 +222,7 @@ func FuzzVerify(f *testing.F) {
 	keys, _ := keysOf(f, i)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := keys.Verify(b, sdk.Options{Now: func() time.Time { return now }})
-		if err == nil && c.Status != issuer.StatusAffirming {
+		if err == nil && c.Status != ear.StatusAffirming {
 			t.Fatalf("accepted %+v", c)
 		}
 	})
@@ -237,8 +241,8 @@ func FuzzParseJWKS(f *testing.F) {
 func Example() {
 	// trustd's side, here for the example: an issuer and its published key set.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, _ := issuer.NewIssuer(issuer.Options{Key: k, Issuer: "trustd.example"})
-	_, jwt, _, _ := i.IssueBoth(&issuer.Claims{TEE: "sev-snp", Grants: []issuer.Grant{{Kind: issuer.KindSecret, Name: "db-password"}}})
+	i, _ := issuer.New(issuer.Options{Key: k, Issuer: "trustd.example"})
+	_, jwt, _, _ := i.IssueBoth(&ear.Claims{TEE: "sev-snp", Grants: []release.Grant{{Kind: release.GrantSecret, Name: "db-password"}}})
 	jwksJSON, _ := i.JWKS() // what GET /.well-known/jwks.json returns
 
 	// The relying party: parse the key set once, verify tokens offline.
@@ -251,15 +255,15 @@ func Example() {
 		fmt.Println("rejected:", err)
 		return
 	}
-	fmt.Println(c.TEE, c.Granted(issuer.KindSecret, "db-password"))
+	fmt.Println(c.TEE, c.Granted(release.GrantSecret, "db-password"))
 	// Output: sev-snp true
 }
 
 func ExampleFromTokenKeys() {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, _ := issuer.NewIssuer(issuer.Options{Key: k})
-	cwt, _, _ := i.Issue(&issuer.Claims{TEE: "tdx"})
-	resp, _ := i.TokenKeys() // what trustd's GetTokenKeys returns
+	i, _ := issuer.New(issuer.Options{Key: k})
+	cwt, _, _ := i.Issue(&ear.Claims{TEE: "tdx"})
+	resp, _ := tokenKeys(i) // what trustd's GetTokenKeys returns
 
 	keys, err := sdk.FromTokenKeys(resp)
 	if err != nil {
@@ -268,4 +272,13 @@ func ExampleFromTokenKeys() {
 	_, err = keys.Verify(cwt, sdk.Options{Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	fmt.Println(errors.Is(err, sdk.ErrExpired))
 	// Output: true
+}
+
+// tokenKeys is what trustd's GetTokenKeys returns for i.
+func tokenKeys(i *issuer.Issuer) (*pb.GetTokenKeysResponse, error) {
+	var keys []wire.TokenKey
+	for _, k := range i.Published() {
+		keys = append(keys, wire.TokenKey(k))
+	}
+	return wire.TokenKeysToPB(keys)
 }

@@ -1,4 +1,4 @@
-package token
+package ear
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/medicus-cloud/trust/release"
 )
 
 // The two wire forms of one EAR (docs/tokens.md). Integer labels in CBOR follow the CWT (RFC
@@ -123,7 +124,7 @@ type cwtPrivate struct {
 	Measurement  []byte            `cbor:"2,keyasint,omitempty"`
 	Policy       string            `cbor:"3,keyasint"`
 	PolicyDigest []byte            `cbor:"4,keyasint,omitempty"`
-	Grants       []Grant           `cbor:"5,keyasint,omitempty"`
+	Grants       []release.Grant   `cbor:"5,keyasint,omitempty"`
 	Platform     map[string]string `cbor:"6,keyasint,omitempty"`
 	Suite        suite             `cbor:"7,keyasint"`
 	WorkloadKey  []byte            `cbor:"8,keyasint,omitempty"`
@@ -135,7 +136,7 @@ type jsonPrivate struct {
 	Measurement  b64               `json:"measurement,omitempty"`
 	Policy       string            `json:"policy"`
 	PolicyDigest b64               `json:"policy_digest,omitempty"`
-	Grants       []Grant           `json:"grants,omitempty"`
+	Grants       []release.Grant   `json:"grants,omitempty"`
 	Platform     map[string]string `json:"platform,omitempty"`
 	Suite        suite             `json:"hpke"`
 	WorkloadKey  b64               `json:"workload_key,omitempty"`

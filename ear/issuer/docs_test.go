@@ -1,4 +1,4 @@
-package token
+package issuer
 
 import (
 	"bytes"
@@ -8,16 +8,18 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"github.com/medicus-cloud/trust/ear"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/medicus-cloud/trust/internal/docvec"
+	"github.com/medicus-cloud/trust/release"
 )
 
 var update = flag.Bool("update", false, "rewrite the test vectors in docs/")
 
-const tokensDoc = "../docs/tokens.md"
+const tokensDoc = "../../docs/tokens.md"
 
 // docsKey is the published test key of docs/tokens.md.
 func docsKey(t *testing.T) *ecdsa.PrivateKey {
@@ -29,21 +31,21 @@ func docsKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func docsIssuer(t *testing.T) (*Issuer, *Claims) {
+func docsIssuer(t *testing.T) (*Issuer, *ear.Claims) {
 	now := time.Unix(1_800_000_000, 0)
 	id := make([]byte, 16)
 	for i := range id {
 		id[i] = byte(i)
 	}
-	i, err := NewIssuer(Options{Key: docsKey(t), Issuer: "https://trust.example", Audience: "medicus-trust",
+	i, err := New(Options{Key: docsKey(t), Issuer: "https://trust.example", Audience: "medicus-trust",
 		VerifierBuild: "trustd v1.0.0", Now: func() time.Time { return now }, Rand: bytes.NewReader(id)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	digest := sha256.Sum256([]byte("bundle"))
-	c := &Claims{TEE: "sev-snp", Policy: "hello", PolicyDigest: digest[:], Measurement: bytes.Repeat([]byte{0xaa}, 48),
-		Grants:       []Grant{{KindSecret, "hello/api-token"}, {KindDataKey, "hello/records"}},
-		Confirmation: Confirmation{KEM: KEMX25519, KDF: 1, AEAD: 2, PublicKey: bytes.Repeat([]byte{9}, 32)}}
+	c := &ear.Claims{TEE: "sev-snp", Policy: "hello", PolicyDigest: digest[:], Measurement: bytes.Repeat([]byte{0xaa}, 48),
+		Grants:       []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}, {Kind: release.GrantDataKey, Name: "hello/records"}},
+		Confirmation: ear.Confirmation{KEM: ear.KEMX25519, KDF: 1, AEAD: 2, PublicKey: bytes.Repeat([]byte{9}, 32)}}
 	return i, c
 }
 
@@ -54,13 +56,16 @@ func TestDocsVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwk, _ := NewJWK(&docsKey(t).PublicKey)
+	jwk, _ := ear.NewJWK(&docsKey(t).PublicKey)
 	jwkJSON, _ := json.Marshal(jwk)
-	jp, _ := json.Marshal(toJSON(filled))
-	cw, _ := toCWT(filled)
-	cp, _ := cborEnc.Marshal(cw)
-	hybrid := toJSON(&Claims{Confirmation: Confirmation{KEM: 0x647a, KDF: 1, AEAD: 2, PublicKey: bytes.Repeat([]byte{7}, 1216)}})
-	cnf, _ := json.Marshal(hybrid.Cnf)
+	jp, _ := ear.MarshalJWTClaims(filled)
+	cp, _ := ear.MarshalCWTClaims(filled)
+	hp, _ := ear.MarshalJWTClaims(&ear.Claims{Confirmation: ear.Confirmation{KEM: 0x647a, KDF: 1, AEAD: 2, PublicKey: bytes.Repeat([]byte{7}, 1216)}})
+	var hybrid struct {
+		Cnf json.RawMessage `json:"cnf"`
+	}
+	_ = json.Unmarshal(hp, &hybrid)
+	cnf := []byte(hybrid.Cnf)
 	want := map[string]string{"key-jwk": string(jwkJSON), "jwt-payload": string(jp), "cwt-payload": hex.EncodeToString(cp), "cnf-hybrid": string(cnf)}
 	if *update {
 		jwt, _ := i.signJWT(filled)
@@ -89,7 +94,7 @@ func TestDocsVectors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("vector %s: %v", name, err)
 		}
-		if v.ID != filled.ID || !v.Granted(KindDataKey, "hello/records") {
+		if v.ID != filled.ID || !v.Granted(release.GrantDataKey, "hello/records") {
 			t.Errorf("vector %s: claims %+v", name, v)
 		}
 	}

@@ -1,22 +1,26 @@
-package policies
+package main
 
 import (
 	"bytes"
 	"cmp"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
+// The policy reports run in policies/, where the example bundle and the lint and diff inputs
+// live, so that the paths they print are those a policy author types there; their golden files
+// are in testdata/policy here.
+var goldenDir, _ = filepath.Abs(filepath.Join("testdata", "policy"))
 
-// golden compares got with testdata/NAME.golden, or rewrites it with -update.
+func inPolicies(t *testing.T) { t.Chdir(filepath.Join("..", "..", "policies")) }
+
+// golden compares got with testdata/policy/NAME.golden, or rewrites it with -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
+	path := filepath.Join(goldenDir, name+".golden")
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -33,20 +37,22 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestLintGolden(t *testing.T) {
+	inPolicies(t)
 	files, _ := filepath.Glob("testdata/lint/*.yaml")
 	var out bytes.Buffer
-	err := Lint(&out, append(files, "examples", "examples/teleconsult.yaml", "testdata/missing.yaml")...)
-	if !errors.Is(err, ErrFailed) {
+	err := policyLint(&out, append(files, "examples", "examples/teleconsult.yaml", "testdata/missing.yaml")...)
+	if !errors.Is(err, errFailed) {
 		t.Fatalf("lint returned %v", err)
 	}
 	golden(t, "lint", out.Bytes())
 	out.Reset()
-	if err := Lint(&out, "examples"); err != nil {
+	if err := policyLint(&out, "examples"); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 }
 
 func TestExplainGolden(t *testing.T) {
+	inPolicies(t)
 	tests := []struct {
 		name, claims string
 		deny         bool
@@ -61,32 +67,34 @@ func TestExplainGolden(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := Explain(&out, cmp.Or(tc.bundle, "examples"), tc.claims)
-			if tc.deny != errors.Is(err, ErrFailed) || !tc.deny && err != nil {
+			err := policyExplain(&out, cmp.Or(tc.bundle, "examples"), tc.claims)
+			if tc.deny != errors.Is(err, errFailed) || !tc.deny && err != nil {
 				t.Fatalf("explain returned %v", err)
 			}
 			golden(t, tc.name, out.Bytes())
 		})
 	}
 	var out bytes.Buffer
-	if err := Explain(&out, "examples", "testdata/missing.json"); err == nil || errors.Is(err, ErrFailed) {
+	if err := policyExplain(&out, "examples", "testdata/missing.json"); err == nil || errors.Is(err, errFailed) {
 		t.Fatalf("missing claims: %v", err)
 	}
 }
 
 func TestDiffGolden(t *testing.T) {
+	inPolicies(t)
 	var out bytes.Buffer
-	if err := Diff(&out, "testdata/diff/old", "testdata/diff/new"); err != nil {
+	if err := policyDiff(&out, "testdata/diff/old", "testdata/diff/new"); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "diff", out.Bytes())
 	out.Reset()
-	if err := Diff(&out, "examples", "examples"); err != nil || !strings.HasPrefix(out.String(), "no image gains") {
+	if err := policyDiff(&out, "examples", "examples"); err != nil || !strings.HasPrefix(out.String(), "no image gains") {
 		t.Fatalf("%v %q", err, out.String())
 	}
 }
 
 func TestPolicyTestFailures(t *testing.T) {
+	inPolicies(t)
 	dir := t.TempDir()
 	copyFile(t, "examples/hello.yaml", filepath.Join(dir, "hello.yaml"))
 	if err := os.Mkdir(filepath.Join(dir, "tests"), 0o755); err != nil {
@@ -105,7 +113,7 @@ func TestPolicyTestFailures(t *testing.T) {
   - {name: right, claims: hello.json, expect: {verdict: allow, policy: hello}}
 `)
 	var out bytes.Buffer
-	if err := Test(&out, dir); !errors.Is(err, ErrFailed) {
+	if err := policyTest(&out, dir); !errors.Is(err, errFailed) {
 		t.Fatalf("got %v", err)
 	}
 	golden(t, "test-failures", out.Bytes())
@@ -117,7 +125,7 @@ func TestPolicyTestFailures(t *testing.T) {
 	} {
 		write(tc.src)
 		out.Reset()
-		if err := Test(&out, dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := policyTest(&out, dir); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want %q", err, tc.want)
 		}
 	}
@@ -125,7 +133,7 @@ func TestPolicyTestFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(head + "  - {name: x, claims: hello.json, expect: {verdict: allow}}\n")
-	if err := Test(&out, dir); err == nil || !strings.Contains(err.Error(), `hello.json:1:`) {
+	if err := policyTest(&out, dir); err == nil || !strings.Contains(err.Error(), `hello.json:1:`) {
 		t.Errorf("unknown claims field: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package token
+package issuer
 
 import (
 	"crypto/ecdsa"
@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/medicus-cloud/trust/ear"
 	"io"
 	"io/fs"
 	"os"
@@ -27,9 +28,8 @@ import (
 // published, so tokens they signed stay valid to their expiry and relying parties that cached
 // the key set keep working. Older keys are ignored, and deleted by Rotate.
 
-// DefaultKeep is how long a retired key stays accepted and published: longer than the longest
-// token lifetime (1h) plus a relying party's key-set cache.
-const DefaultKeep = 2 * time.Hour
+// DefaultKeep is how long a retired key stays accepted and published: ear.DefaultKeep.
+const DefaultKeep = ear.DefaultKeep
 
 const keyPrefix, keySuffix = "token-", ".pem"
 
@@ -223,7 +223,7 @@ func (ks *KeySet) Options(issuer string) Options {
 	o := Options{Key: ks.Current, Issuer: issuer, NotAfter: map[string]time.Time{}}
 	for _, r := range ks.Recent {
 		o.Verify = append(o.Verify, r.Public)
-		if kid, err := KeyID(r.Public); err == nil {
+		if kid, err := ear.KeyID(r.Public); err == nil {
 			o.NotAfter[kid] = r.NotAfter
 		}
 	}

@@ -1,33 +1,36 @@
-package token
+package issuer
 
 import (
 	"crypto/ecdsa"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
+	"github.com/medicus-cloud/trust/ear"
 	"net/http"
 	"slices"
 
-	pb "github.com/medicus-cloud/trust/api/trustv1"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"time"
 )
 
-// TokenKeys fills the GetTokenKeys response: every key the issuer accepts, current first, with
-// the time it stops being accepted where one is known.
-func (i *Issuer) TokenKeys() (*pb.GetTokenKeysResponse, error) {
-	resp := &pb.GetTokenKeysResponse{}
+// PublishedKey is one key the issuer accepts, as GetTokenKeys publishes it.
+type PublishedKey struct {
+	ID     string
+	Public *ecdsa.PublicKey
+	// NotAfter is when a retired key stops being accepted (zero for the current key and where
+	// none is known).
+	NotAfter time.Time
+}
+
+// Published lists every key the issuer accepts, current first, with the time it stops being
+// accepted where one is known. internal/wire turns it into the GetTokenKeys response.
+func (i *Issuer) Published() []PublishedKey {
+	var out []PublishedKey
 	for _, kid := range i.kids() {
-		der, err := x509.MarshalPKIXPublicKey(i.keys[kid])
-		if err != nil {
-			return nil, err
-		}
-		k := &pb.TokenKey{Kid: kid, PublicKey: der, Algorithm: "ES256"}
+		k := PublishedKey{ID: kid, Public: i.keys[kid]}
 		if t, ok := i.o.NotAfter[kid]; ok && kid != i.kid {
-			k.NotAfter = timestamppb.New(t)
+			k.NotAfter = t
 		}
-		resp.Keys = append(resp.Keys, k)
+		out = append(out, k)
 	}
-	return resp, nil
+	return out
 }
 
 // kids lists key IDs, the current one first and then in a stable order.
@@ -42,42 +45,11 @@ func (i *Issuer) kids() []string {
 	return append([]string{i.kid}, rest...)
 }
 
-// JWK is one public key of a JWK Set (RFC 7517, EC keys as in RFC 7518 6.2).
-type JWK struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
-}
-
-// JWKSet is the document served to web relying parties.
-type JWKSet struct {
-	Keys []JWK `json:"keys"`
-}
-
-// NewJWK returns the JWK of an ES256 public key.
-func NewJWK(pub *ecdsa.PublicKey) (JWK, error) {
-	b, err := pub.Bytes() // 0x04 ‖ X ‖ Y
-	if err != nil {
-		return JWK{}, err
-	}
-	kid, err := KeyID(pub)
-	if err != nil {
-		return JWK{}, err
-	}
-	enc := base64.RawURLEncoding
-	return JWK{Kty: "EC", Crv: "P-256", X: enc.EncodeToString(b[1:33]), Y: enc.EncodeToString(b[33:]),
-		Kid: kid, Alg: "ES256", Use: "sig"}, nil
-}
-
 // JWKS returns the JWK Set of every key the issuer accepts, current first.
 func (i *Issuer) JWKS() ([]byte, error) {
-	set := JWKSet{Keys: []JWK{}}
+	set := ear.JWKSet{Keys: []ear.JWK{}}
 	for _, kid := range i.kids() {
-		k, err := NewJWK(i.keys[kid])
+		k, err := ear.NewJWK(i.keys[kid])
 		if err != nil {
 			return nil, err
 		}

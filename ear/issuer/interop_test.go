@@ -1,9 +1,10 @@
-package token
+package issuer
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/medicus-cloud/trust/ear"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/veraison/ear"
+	"github.com/medicus-cloud/trust/release"
+	vear "github.com/veraison/ear"
 	"github.com/veraison/go-cose"
 )
 
@@ -23,21 +25,21 @@ func TestInteropEARAndJOSE(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	i := newIssuer(t, &now)
 	pub := &i.o.Key.PublicKey
-	hybrid := Confirmation{KEM: 0x647a, KDF: 1, AEAD: 2, PublicKey: make([]byte, 1216)}
+	hybrid := ear.Confirmation{KEM: 0x647a, KDF: 1, AEAD: 2, PublicKey: make([]byte, 1216)}
 	for _, tc := range []struct {
 		tee string
-		cnf Confirmation
+		cnf ear.Confirmation
 	}{
 		{"sev-snp", x25519Key}, {"tdx", hybrid}, {"sgx", x25519Key}, {"insecure-simulated", hybrid},
 	} {
 		t.Run(tc.tee, func(t *testing.T) {
-			cwt, jwt, _, err := i.IssueBoth(&Claims{TEE: tc.tee, Policy: "hello", PolicyDigest: []byte{1, 2, 3},
-				Grants: []Grant{{KindSecret, "hello/api-token"}}, Confirmation: tc.cnf, Measurement: []byte{0xff, 0xfe}})
+			cwt, jwt, _, err := i.IssueBoth(&ear.Claims{TEE: tc.tee, Policy: "hello", PolicyDigest: []byte{1, 2, 3},
+				Grants: []release.Grant{{Kind: release.GrantSecret, Name: "hello/api-token"}}, Confirmation: tc.cnf, Measurement: []byte{0xff, 0xfe}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			// JWT: veraison/ear.
-			var ar ear.AttestationResult
+			var ar vear.AttestationResult
 			if err := ar.Verify(jwt, jwa.ES256(), pub); err != nil {
 				t.Fatalf("ear: %v", err)
 			}
@@ -63,7 +65,7 @@ func TestInteropEARAndJOSE(t *testing.T) {
 			if priv.Medicus.Measurement != "__4" { // base64url without padding of ff fe
 				t.Errorf("measurement %q, want base64url without padding", priv.Medicus.Measurement)
 			}
-			if tc.cnf.KEM == KEMX25519 {
+			if tc.cnf.KEM == ear.KEMX25519 {
 				// go-jose has no X25519 JWKs; the members are RFC 8037's.
 				if m := priv.Cnf["jwk"].(map[string]any); m["kty"] != "OKP" || m["crv"] != "X25519" {
 					t.Errorf("cnf %v", priv.Cnf)
@@ -85,16 +87,16 @@ func TestInteropEARAndJOSE(t *testing.T) {
 				t.Fatal(err)
 			}
 			cnf := m[uint64(8)].(map[any]any)
-			if k, ok := cnf[uint64(1)].(map[any]any); tc.cnf.KEM == KEMX25519 && (!ok || k[uint64(1)] != uint64(1) || k[int64(-1)] != uint64(4)) {
+			if k, ok := cnf[uint64(1)].(map[any]any); tc.cnf.KEM == ear.KEMX25519 && (!ok || k[uint64(1)] != uint64(1) || k[int64(-1)] != uint64(4)) {
 				t.Errorf("cnf %v, want an X25519 COSE_Key", cnf)
-			} else if _, ok := cnf[uint64(3)].([]byte); tc.cnf.KEM != KEMX25519 && (!ok || len(cnf) != 1) {
+			} else if _, ok := cnf[uint64(3)].([]byte); tc.cnf.KEM != ear.KEMX25519 && (!ok || len(cnf) != 1) {
 				t.Errorf("hybrid cnf %v, want a kid thumbprint", cnf)
 			}
 			js, err := json.Marshal(cborEARToJSON(t, m))
 			if err != nil {
 				t.Fatal(err)
 			}
-			var car ear.AttestationResult
+			var car vear.AttestationResult
 			if err := car.UnmarshalJSON(js); err != nil {
 				t.Fatalf("ear (CWT claims): %v\n%s", err, js)
 			}
@@ -103,11 +105,11 @@ func TestInteropEARAndJOSE(t *testing.T) {
 	}
 }
 
-func checkEAR(t *testing.T, ar *ear.AttestationResult, tee string) {
+func checkEAR(t *testing.T, ar *vear.AttestationResult, tee string) {
 	t.Helper()
 	a, ok := ar.Submods[tee]
-	if *ar.Profile != ear.EatProfile || !ok || *a.Status != ear.TrustTierAffirming || *ar.VerifierID.Developer != DefaultDeveloper ||
-		a.AppraisalPolicyID == nil || a.TrustVector == nil || a.TrustVector.Executables != ear.ApprovedRuntimeClaim {
+	if *ar.Profile != vear.EatProfile || !ok || *a.Status != vear.TrustTierAffirming || *ar.VerifierID.Developer != DefaultDeveloper ||
+		a.AppraisalPolicyID == nil || a.TrustVector == nil || a.TrustVector.Executables != vear.ApprovedRuntimeClaim {
 		t.Fatalf("EAR %+v submods %+v", ar, ar.Submods)
 	}
 	before := *a.Status
@@ -156,11 +158,11 @@ func TestRefusedProfileAndAlgorithm(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
 	// An EAR of another profile, signed by our own key.
-	other := jsonClaims{Profile: "tag:example.org,2026:other", IssuedAt: now.Unix(), Expiry: now.Unix() + 60}
+	other := map[string]any{"eat_profile": "tag:example.org,2026:other", "iat": now.Unix(), "exp": now.Unix() + 60}
 	p, _ := json.Marshal(other)
-	h, _ := json.Marshal(jwtHeader{Alg: "ES256", Kid: i.KeyID(), Typ: "JWT"})
+	h, _ := json.Marshal(ear.JWTHeader{Alg: "ES256", Kid: i.KeyID(), Typ: "JWT"})
 	jwt := signRaw(t, i, h, p)
-	if _, err := i.Verify(jwt); !errors.Is(err, ErrProfile) {
+	if _, err := i.Verify(jwt); !errors.Is(err, ear.ErrProfile) {
 		t.Errorf("JWT of another profile: %v, want ErrProfile", err)
 	}
 	cp, _ := cbor.Marshal(map[int]any{265: "tag:example.org,2026:other", 6: now.Unix()})
@@ -170,7 +172,7 @@ func TestRefusedProfileAndAlgorithm(t *testing.T) {
 	msg.Payload = cp
 	msg.Sign(nil, nil, i.signer)
 	cwt, _ := msg.MarshalCBOR()
-	if _, err := i.Verify(cwt); !errors.Is(err, ErrProfile) {
+	if _, err := i.Verify(cwt); !errors.Is(err, ear.ErrProfile) {
 		t.Errorf("CWT of another profile: %v, want ErrProfile", err)
 	}
 	// A CWT whose protected header names another algorithm than the key's.
@@ -180,7 +182,7 @@ func TestRefusedProfileAndAlgorithm(t *testing.T) {
 	es384.Payload = cp
 	es384.Signature = make([]byte, 96)
 	b, _ := es384.MarshalCBOR()
-	if _, err := i.Verify(b); !errors.Is(err, ErrAlgorithm) {
+	if _, err := i.Verify(b); !errors.Is(err, ear.ErrAlgorithm) {
 		t.Errorf("CWT ES384: %v, want ErrAlgorithm", err)
 	}
 }

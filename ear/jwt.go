@@ -1,4 +1,4 @@
-package token
+package ear
 
 import (
 	"bytes"
@@ -17,38 +17,15 @@ import (
 // exactly what encoding/json writes for the claims: verification insists on both, so there is one
 // encoding of each token and no header parameter (jku, x5u, crit, ...) is ever honoured.
 
-type jwtHeader struct {
+// JWTHeader is the only JWT header a token has: {"alg":"ES256","kid":KID,"typ":"JWT"}.
+type JWTHeader struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
 	Typ string `json:"typ"`
 }
 
-func (i *Issuer) signJWT(cc *Claims) ([]byte, error) {
-	h, err := json.Marshal(jwtHeader{Alg: "ES256", Kid: i.kid, Typ: "JWT"})
-	if err != nil {
-		return nil, err
-	}
-	p, err := json.Marshal(toJSON(cc))
-	if err != nil {
-		return nil, err
-	}
-	return i.signJWS(h, p)
-}
-
-func (i *Issuer) signJWS(h, p []byte) ([]byte, error) {
-	enc := base64.RawURLEncoding
-	signed := enc.EncodeToString(h) + "." + enc.EncodeToString(p)
-	sum := sha256.Sum256([]byte(signed))
-	r, s, err := ecdsa.Sign(i.o.Rand, i.o.Key, sum[:])
-	if err != nil {
-		return nil, err
-	}
-	// JWS ES256 signatures are R and S as fixed 32-byte big-endian integers (RFC 7518 3.4).
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return []byte(signed + "." + enc.EncodeToString(sig)), nil
-}
+// MarshalJWTClaims encodes claims as the payload of a JWT; the issuer signs it.
+func MarshalJWTClaims(c *Claims) ([]byte, error) { return json.Marshal(toJSON(c)) }
 
 // VerifyJWT checks a JWT against a set of public keys by key ID at time now. It does not check
 // "iss" and "aud" (see CheckIssuerAudience).
@@ -65,7 +42,7 @@ func VerifyJWT(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Clai
 	if err != nil {
 		return nil, fmt.Errorf("%w: JWT header: %v", ErrMalformed, err)
 	}
-	var h jwtHeader
+	var h JWTHeader
 	if err := strictJSON(hb, &h); err != nil {
 		return nil, fmt.Errorf("%w: JWT header: %v", ErrMalformed, err)
 	}
@@ -74,7 +51,7 @@ func VerifyJWT(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Clai
 	if h.Alg != "ES256" {
 		return nil, fmt.Errorf("%w: JWT alg %q, want ES256", ErrAlgorithm, h.Alg)
 	}
-	if canon, _ := json.Marshal(jwtHeader{Alg: "ES256", Kid: h.Kid, Typ: "JWT"}); !bytes.Equal(canon, hb) {
+	if canon, _ := json.Marshal(JWTHeader{Alg: "ES256", Kid: h.Kid, Typ: "JWT"}); !bytes.Equal(canon, hb) {
 		return nil, fmt.Errorf("%w: JWT header is not {\"alg\":\"ES256\",\"kid\":...,\"typ\":\"JWT\"}", ErrMalformed)
 	}
 	pub, ok := keys[h.Kid]
@@ -114,7 +91,7 @@ func VerifyJWT(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Clai
 	if err != nil {
 		return nil, err
 	}
-	return c, checkClaims(c, now)
+	return c, CheckClaims(c, now)
 }
 
 func strictJSON(b []byte, v any) error {

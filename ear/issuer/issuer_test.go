@@ -1,24 +1,26 @@
-package token
+package issuer
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/release"
 	"testing"
 	"time"
 )
 
 func newIssuer(t testing.TB, now *time.Time) *Issuer {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, err := NewIssuer(Options{Key: k, Issuer: "https://trust.example", Audience: "medicus-trust", Now: func() time.Time { return *now }})
+	i, err := New(Options{Key: k, Issuer: "https://trust.example", Audience: "medicus-trust", Now: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return i
 }
 
-var x25519Key = Confirmation{KEM: KEMX25519, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}
+var x25519Key = ear.Confirmation{KEM: ear.KEMX25519, KDF: 1, AEAD: 2, PublicKey: make([]byte, 32)}
 
 func TestIssueVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
@@ -26,7 +28,7 @@ func TestIssueVerify(t *testing.T) {
 	cnf := x25519Key
 	cnf.PublicKey = append([]byte(nil), cnf.PublicKey...)
 	cnf.PublicKey[2] = 3
-	tok, exp, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}}, Confirmation: cnf})
+	tok, exp, err := i.Issue(&ear.Claims{TEE: "sev-snp", Policy: "hello", Grants: []release.Grant{{Kind: release.GrantDataKey, Name: "hello/records"}}, Confirmation: cnf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,12 +39,12 @@ func TestIssueVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Granted(KindDataKey, "hello/records") || c.Granted(KindSecret, "hello/records") || c.Confirmation.PublicKey[2] != 3 {
+	if !c.Granted(release.GrantDataKey, "hello/records") || c.Granted(release.GrantSecret, "hello/records") || c.Confirmation.PublicKey[2] != 3 {
 		t.Fatalf("claims %+v", c)
 	}
 
 	other := newIssuer(t, &now)
-	forged, _, _ := other.Issue(&Claims{Confirmation: x25519Key})
+	forged, _, _ := other.Issue(&ear.Claims{Confirmation: x25519Key})
 	flipped := append([]byte(nil), tok...)
 	flipped[len(flipped)-5] ^= 1
 	tests := []struct {
@@ -51,15 +53,15 @@ func TestIssueVerify(t *testing.T) {
 		at   time.Time
 		want error
 	}{
-		{"other issuer", forged, now, ErrUnknownKey},
-		{"flipped signature", flipped, now, ErrSignature},
-		{"expired", tok, now.Add(DefaultLifetime), ErrExpired},
-		{"garbage", []byte("not a token"), now, ErrMalformed},
-		{"empty", nil, now, ErrMalformed},
+		{"other issuer", forged, now, ear.ErrUnknownKey},
+		{"flipped signature", flipped, now, ear.ErrSignature},
+		{"expired", tok, now.Add(DefaultLifetime), ear.ErrExpired},
+		{"garbage", []byte("not a token"), now, ear.ErrMalformed},
+		{"empty", nil, now, ear.ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Verify(tc.tok, i.PublicKeys(), tc.at)
+			_, err := ear.Verify(tc.tok, i.PublicKeys(), tc.at)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -71,7 +73,7 @@ func TestIssuerAndAudience(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	mk := func(iss, aud string) *Issuer {
-		i, err := NewIssuer(Options{Key: k, Issuer: iss, Audience: aud, Now: func() time.Time { return now }})
+		i, err := New(Options{Key: k, Issuer: iss, Audience: aud, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,12 +86,12 @@ func TestIssuerAndAudience(t *testing.T) {
 		want error
 	}{
 		{"same", mk("https://a.example", "rp"), nil},
-		{"other issuer", mk("https://b.example", "rp"), ErrIssuer},
-		{"other audience", mk("https://a.example", "other"), ErrAudience},
-		{"no audience", mk("https://a.example", ""), ErrAudience},
+		{"other issuer", mk("https://b.example", "rp"), ear.ErrIssuer},
+		{"other audience", mk("https://a.example", "other"), ear.ErrAudience},
+		{"no audience", mk("https://a.example", ""), ear.ErrAudience},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cwt, jwt, _, err := tc.by.IssueBoth(&Claims{TEE: "tdx", Confirmation: x25519Key})
+			cwt, jwt, _, err := tc.by.IssueBoth(&ear.Claims{TEE: "tdx", Confirmation: x25519Key})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,12 +107,12 @@ func TestIssuerAndAudience(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(f, &now)
-	cwt, jwt, _, _ := i.IssueBoth(&Claims{TEE: "tdx", Confirmation: x25519Key})
+	cwt, jwt, _, _ := i.IssueBoth(&ear.Claims{TEE: "tdx", Confirmation: x25519Key})
 	f.Add(cwt)
 	f.Add(jwt)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := i.Verify(b)
-		if err == nil && (c.Profile != Profile || c.Status != StatusAffirming) {
+		if err == nil && (c.Profile != ear.Profile || c.Status != ear.StatusAffirming) {
 			t.Fatalf("accepted %+v", c)
 		}
 	})
@@ -122,7 +124,7 @@ func FuzzVerify(f *testing.F) {
 func TestVerifyRemembers(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
-	tok, _, err := i.Issue(&Claims{TEE: "sev-snp", Policy: "hello", Grants: []Grant{{KindDataKey, "hello/records"}}})
+	tok, _, err := i.Issue(&ear.Claims{TEE: "sev-snp", Policy: "hello", Grants: []release.Grant{{Kind: release.GrantDataKey, Name: "hello/records"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func TestVerifyRemembers(t *testing.T) {
 	flipped := append([]byte(nil), tok...)
 	flipped[len(flipped)-5] ^= 1
 	for range 2 {
-		if _, err := i.Verify(flipped); !errors.Is(err, ErrSignature) {
+		if _, err := i.Verify(flipped); !errors.Is(err, ear.ErrSignature) {
 			t.Fatalf("flipped token: %v, want ErrSignature", err)
 		}
 	}
@@ -149,7 +151,7 @@ func TestVerifyRemembers(t *testing.T) {
 		t.Fatalf("a failure was remembered: %d tokens", n)
 	}
 	now = now.Add(DefaultLifetime)
-	if _, err := i.Verify(tok); !errors.Is(err, ErrExpired) {
+	if _, err := i.Verify(tok); !errors.Is(err, ear.ErrExpired) {
 		t.Fatalf("remembered token after its expiry: %v, want ErrExpired", err)
 	}
 }
@@ -160,7 +162,7 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	for n := range MaxVerifiedTokens + 10 {
 		var d [32]byte
 		d[0], d[1] = byte(n), byte(n>>8)
-		v.put(d, &Claims{Expiry: now.Unix() + 60}, now)
+		v.put(d, &ear.Claims{Expiry: now.Unix() + 60}, now)
 		if len(v.m) > MaxVerifiedTokens {
 			t.Fatalf("%d entries", len(v.m))
 		}

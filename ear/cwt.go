@@ -1,4 +1,4 @@
-package token
+package ear
 
 import (
 	"crypto/ecdsa"
@@ -12,24 +12,14 @@ import (
 // ContentTypeCWT is the COSE content type of our CWTs.
 const ContentTypeCWT = "application/eat+cwt"
 
-func (i *Issuer) signCWT(cc *Claims) ([]byte, error) {
-	w, err := toCWT(cc)
+// MarshalCWTClaims encodes claims as the payload of a CWT (deterministic CBOR); the issuer
+// signs it.
+func MarshalCWTClaims(c *Claims) ([]byte, error) {
+	w, err := toCWT(c)
 	if err != nil {
-		return nil, fmt.Errorf("token: %w", err)
+		return nil, fmt.Errorf("ear: %w", err)
 	}
-	payload, err := cborEnc.Marshal(w)
-	if err != nil {
-		return nil, err
-	}
-	msg := cose.NewSign1Message()
-	msg.Headers.Protected.SetAlgorithm(cose.AlgorithmES256)
-	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(i.kid)
-	msg.Headers.Protected[cose.HeaderLabelContentType] = ContentTypeCWT
-	msg.Payload = payload
-	if err := msg.Sign(i.o.Rand, nil, i.signer); err != nil {
-		return nil, err
-	}
-	return msg.MarshalCBOR()
+	return cborEnc.Marshal(w)
 }
 
 // Verify checks a CWT against a set of public keys by key ID at time now. It does not check
@@ -83,5 +73,5 @@ func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims,
 	if err != nil {
 		return nil, err
 	}
-	return c, checkClaims(c, now)
+	return c, CheckClaims(c, now)
 }

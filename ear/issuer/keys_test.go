@@ -1,4 +1,4 @@
-package token
+package issuer
 
 import (
 	"crypto/ecdsa"
@@ -7,6 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/ear"
+	"github.com/medicus-cloud/trust/internal/wire"
+	"github.com/medicus-cloud/trust/release"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -41,9 +45,9 @@ func TestKeyRotation(t *testing.T) {
 	first := ks.Current
 
 	// A token signed before the rotation still verifies after it, until it expires.
-	iss1, _ := NewIssuer(ks.Options("trustd"))
+	iss1, _ := New(ks.Options("trustd"))
 	iss1.o.Now = func() time.Time { return now }
-	tok, _, err := iss1.Issue(&Claims{TEE: "tdx"})
+	tok, _, err := iss1.Issue(&ear.Claims{TEE: "tdx"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +64,11 @@ func TestKeyRotation(t *testing.T) {
 	}
 	o := ks2.Options("trustd")
 	o.Now = func() time.Time { return now.Add(time.Minute) }
-	iss2, _ := NewIssuer(o)
+	iss2, _ := New(o)
 	if _, err := iss2.Verify(tok); err != nil {
 		t.Fatalf("token of the previous key: %v", err)
 	}
-	resp, err := iss2.TokenKeys()
+	resp, err := tokenKeys(iss2)
 	if err != nil || len(resp.Keys) != 2 || resp.Keys[0].Kid != iss2.KeyID() || resp.Keys[0].NotAfter != nil || resp.Keys[1].NotAfter == nil {
 		t.Fatalf("TokenKeys = %v, %v", resp, err)
 	}
@@ -129,8 +133,8 @@ func newKeyPEM(t *testing.T) string {
 func TestJWT(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i := newIssuer(t, &now)
-	cwt, jwt, exp, err := i.IssueBoth(&Claims{TEE: "sev-snp", Policy: "p", PolicyDigest: []byte{1, 2},
-		Grants: []Grant{{KindSecret, "s"}}, Confirmation: Confirmation{KEM: KEMX25519, PublicKey: append([]byte{9}, make([]byte, 31)...)}})
+	cwt, jwt, exp, err := i.IssueBoth(&ear.Claims{TEE: "sev-snp", Policy: "p", PolicyDigest: []byte{1, 2},
+		Grants: []release.Grant{{Kind: release.GrantSecret, Name: "s"}}, Confirmation: ear.Confirmation{KEM: ear.KEMX25519, PublicKey: append([]byte{9}, make([]byte, 31)...)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +146,14 @@ func TestJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c1.ID != c2.ID || c2.Expiry != exp.Unix() || !c2.Granted(KindSecret, "s") || c2.Confirmation.PublicKey[0] != 9 {
+	if c1.ID != c2.ID || c2.Expiry != exp.Unix() || !c2.Granted(release.GrantSecret, "s") || c2.Confirmation.PublicKey[0] != 9 {
 		t.Fatalf("claims differ: %+v %+v", c1, c2)
 	}
 	parts := strings.Split(string(jwt), ".")
 	enc := base64.RawURLEncoding
 	hs := func(h string) string { return enc.EncodeToString([]byte(h)) }
 	other := newIssuer(t, &now)
-	forged, _, _ := other.IssueJWT(&Claims{Confirmation: x25519Key})
+	forged, _, _ := other.IssueJWT(&ear.Claims{Confirmation: x25519Key})
 	payload, _ := enc.DecodeString(parts[1])
 	var m map[string]any
 	json.Unmarshal(payload, &m)
@@ -161,20 +165,20 @@ func TestJWT(t *testing.T) {
 		at   time.Time
 		want error
 	}{
-		{"alg none", hs(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", now, ErrAlgorithm},
-		{"alg HS256", hs(`{"alg":"HS256","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
-		{"alg lowercase", hs(`{"alg":"es256","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrAlgorithm},
-		{"jku header", hs(`{"alg":"ES256","jku":"https://evil","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ErrMalformed},
-		{"other key", string(forged), now, ErrUnknownKey},
-		{"claims widened", parts[0] + "." + enc.EncodeToString(widened) + "." + parts[2], now, ErrSignature},
-		{"signature flipped", parts[0] + "." + parts[1] + "." + flipB64(parts[2]), now, ErrSignature},
-		{"two parts", parts[0] + "." + parts[1], now, ErrMalformed},
-		{"padding", string(jwt) + "=", now, ErrSignature},
-		{"expired", string(jwt), exp, ErrExpired},
-		{"not yet", string(jwt), now.Add(-time.Second), ErrNotYet},
+		{"alg none", hs(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", now, ear.ErrAlgorithm},
+		{"alg HS256", hs(`{"alg":"HS256","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ear.ErrAlgorithm},
+		{"alg lowercase", hs(`{"alg":"es256","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ear.ErrAlgorithm},
+		{"jku header", hs(`{"alg":"ES256","jku":"https://evil","kid":"`+i.KeyID()+`","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], now, ear.ErrMalformed},
+		{"other key", string(forged), now, ear.ErrUnknownKey},
+		{"claims widened", parts[0] + "." + enc.EncodeToString(widened) + "." + parts[2], now, ear.ErrSignature},
+		{"signature flipped", parts[0] + "." + parts[1] + "." + flipB64(parts[2]), now, ear.ErrSignature},
+		{"two parts", parts[0] + "." + parts[1], now, ear.ErrMalformed},
+		{"padding", string(jwt) + "=", now, ear.ErrSignature},
+		{"expired", string(jwt), exp, ear.ErrExpired},
+		{"not yet", string(jwt), now.Add(-time.Second), ear.ErrNotYet},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := VerifyAny([]byte(tc.tok), i.PublicKeys(), tc.at)
+			_, err := ear.VerifyAny([]byte(tc.tok), i.PublicKeys(), tc.at)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -192,7 +196,7 @@ func TestJWKSHandler(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	old, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cur, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	i, err := NewIssuer(Options{Key: cur, Verify: []*ecdsa.PublicKey{&old.PublicKey}, Now: func() time.Time { return now }})
+	i, err := New(Options{Key: cur, Verify: []*ecdsa.PublicKey{&old.PublicKey}, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +207,7 @@ func TestJWKSHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var set JWKSet
+	var set ear.JWKSet
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		t.Fatal(err)
 	}
@@ -213,4 +217,13 @@ func TestJWKSHandler(t *testing.T) {
 	if r, _ := http.Post(srv.URL, "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST = %d", r.StatusCode)
 	}
+}
+
+// tokenKeys is what trustd's GetTokenKeys returns for i.
+func tokenKeys(i *Issuer) (*pb.GetTokenKeysResponse, error) {
+	var keys []wire.TokenKey
+	for _, k := range i.Published() {
+		keys = append(keys, wire.TokenKey(k))
+	}
+	return wire.TokenKeysToPB(keys)
 }
