@@ -25,8 +25,8 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/policies"
-	"github.com/medicus-cloud/trust/token"
 )
 
 // ContentType is the COSE content type of a bundle's payload.
@@ -82,7 +82,7 @@ func Sign(b *Bundle, key crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	kid, err := token.KeyID(key.Public())
+	kid, err := keyfile.ID(key.Public())
 	if err != nil {
 		return nil, err
 	}
