@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/medicus-cloud/trust/attest/fetch"
 )
 
 // DefaultPCSURL is Intel's Provisioning Certification Service.
@@ -32,40 +34,23 @@ type Getter interface {
 	Get(ctx context.Context, url string) (http.Header, []byte, error)
 }
 
-// HTTPGetter is a Getter over an http.Client; the zero value uses a client with a 30-second
-// timeout. Responses other than 200 are errors; bodies are bounded.
+// HTTPGetter is a Getter over fetch.Client; the zero value uses a client with a 30-second
+// timeout and makes one attempt. Responses other than 200 are errors (*fetch.StatusError);
+// bodies are bounded. Attempts above 1 retry throttled or unavailable answers with backoff.
 type HTTPGetter struct {
 	Client *http.Client
+	// Attempts is the number of tries; 0 means 1.
+	Attempts int
+	// Backoff is the first wait between tries, doubled each retry; 0 means 10 seconds.
+	Backoff time.Duration
+	// MaxBackoff caps one wait, including Retry-After; 0 means 2 minutes.
+	MaxBackoff time.Duration
 }
-
-var defaultClient = &http.Client{Timeout: 30 * time.Second}
 
 // Get implements Getter.
 func (g HTTPGetter) Get(ctx context.Context, u string) (http.Header, []byte, error) {
-	c := g.Client
-	if c == nil {
-		c = defaultClient
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFile+1))
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(body) > maxFile {
-		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", u, maxFile)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return resp.Header, body, nil
+	c := fetch.Client{HTTP: g.Client, Attempts: max(g.Attempts, 1), Backoff: g.Backoff, MaxBackoff: g.MaxBackoff, MaxBody: maxFile}
+	return c.Get(ctx, u)
 }
 
 // FetchOptions say where collateral comes from. The zero value fetches TDX collateral for the
@@ -217,6 +202,37 @@ type Source struct {
 	Fetch FetchOptions
 	// CacheDir holds one collateral directory per TEE, CA and FMSPC; empty disables caching.
 	CacheDir string
+	// Rate bounds outbound requests of this Source in requests per second, with Burst at once;
+	// 0 means unlimited (fetches follow a verified PCK chain, so a forged quote cannot make
+	// them). NegativeTTL remembers a failed request per URL; 0 means not at all (the online
+	// state already spaces failed refreshes per platform). Set them before first use.
+	Rate        float64
+	Burst       int
+	NegativeTTL time.Duration
+
+	// guard shares one request per URL among concurrent lookups (two CAs or TEEs of one
+	// platform ask for the same root CRL) and applies Rate and NegativeTTL.
+	guard fetch.Guard[response]
+	once  sync.Once
+}
+
+type response struct {
+	h    http.Header
+	body []byte
+}
+
+// guarded is a Getter that goes through a Source's guard.
+type guarded struct {
+	s    *Source
+	next Getter
+}
+
+func (g guarded) Get(ctx context.Context, u string) (http.Header, []byte, error) {
+	r, err := g.s.guard.Do(ctx, u, nil, nil, func(ctx context.Context) (response, error) {
+		h, b, err := g.next.Get(ctx, u)
+		return response{h, b}, err
+	})
+	return r.h, r.body, err
 }
 
 // Get returns collateral for fmspc and the PCK CA kind, valid at t as far as its issue and
@@ -226,8 +242,15 @@ func (s *Source) Get(ctx context.Context, fmspc, ca string, t time.Time) (*Colla
 	if err != nil {
 		return nil, err
 	}
+	s.once.Do(func() {
+		s.guard.Rate, s.guard.Burst, s.guard.NegativeTTL = s.Rate, s.Burst, s.NegativeTTL
+	})
 	o := s.Fetch
 	o.CA = ca
+	if o.Getter == nil {
+		o.Getter = HTTPGetter{}
+	}
+	o.Getter = guarded{s: s, next: o.Getter}
 	var dir string
 	if s.CacheDir != "" {
 		tee := "tdx"

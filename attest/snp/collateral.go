@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
+	"github.com/medicus-cloud/trust/attest/fetch"
 	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
 
@@ -28,16 +28,11 @@ type Getter interface {
 }
 
 // StatusError is an HTTP answer other than 200 OK.
-type StatusError struct {
-	URL  string
-	Code int
-}
-
-func (e *StatusError) Error() string { return fmt.Sprintf("GET %s: HTTP %d", e.URL, e.Code) }
+type StatusError = fetch.StatusError
 
 // HTTPGetter is a Getter over net/http that backs off and retries when the KDS throttles
-// (HTTP 429) or is unavailable (HTTP 503), honouring Retry-After. AMD asks clients not to repeat
-// a request more often than every 10 seconds.
+// (HTTP 429) or is unavailable (HTTP 503), honouring Retry-After (fetch.Client). AMD asks
+// clients not to repeat a request more often than every 10 seconds.
 type HTTPGetter struct {
 	// Client makes the requests; nil means a client with a 30-second timeout.
 	Client *http.Client
@@ -53,102 +48,14 @@ type HTTPGetter struct {
 
 // Get implements Getter.
 func (g *HTTPGetter) Get(ctx context.Context, url string) ([]byte, error) {
-	client := g.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-	attempts, backoff, maxBackoff := g.Attempts, g.Backoff, g.MaxBackoff
-	if attempts <= 0 {
-		attempts = 4
-	}
-	if backoff <= 0 {
-		backoff = 10 * time.Second
-	}
-	if maxBackoff <= 0 {
-		maxBackoff = 2 * time.Minute
-	}
-	sleep := g.Sleep
-	if sleep == nil {
-		sleep = sleepCtx
-	}
-	var lastErr error
-	for i := 0; i < attempts; i++ {
-		body, wait, err := g.once(ctx, client, url)
-		if err == nil {
-			return body, nil
-		}
-		lastErr = err
-		if wait < 0 || i == attempts-1 {
-			break
-		}
-		if wait == 0 {
-			wait = maxBackoff
-			if i < 16 && backoff<<i < maxBackoff {
-				wait = backoff << i
-			}
-		}
-		if wait > maxBackoff {
-			wait = maxBackoff
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, err
-		}
-	}
-	return nil, lastErr
-}
-
-// once makes one request. wait is negative when retrying is pointless, zero for the default
-// backoff, or the server's Retry-After.
-func (g *HTTPGetter) once(ctx context.Context, client *http.Client, url string) ([]byte, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, -1, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, -1, ctx.Err()
-		}
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxCollateral+1))
-		if err != nil {
-			return nil, 0, err
-		}
-		if len(body) > maxCollateral {
-			return nil, -1, fmt.Errorf("GET %s: body over %d bytes", url, maxCollateral)
-		}
-		return body, 0, nil
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		var wait time.Duration
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			wait = time.Duration(s) * time.Second
-		}
-		return nil, wait, &StatusError{URL: url, Code: resp.StatusCode}
-	default:
-		return nil, -1, &StatusError{URL: url, Code: resp.StatusCode}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	c := fetch.Client{HTTP: g.Client, Attempts: g.Attempts, Backoff: g.Backoff, MaxBackoff: g.MaxBackoff,
+		MaxBody: maxCollateral, Sleep: g.Sleep}
+	_, body, err := c.Get(ctx, url)
+	return body, err
 }
 
 // isNotFound reports whether err is the KDS saying it has no such certificate.
-func isNotFound(err error) bool {
-	var se *StatusError
-	return errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusBadRequest)
-}
+func isNotFound(err error) bool { return fetch.IsNotFound(err) }
 
 // kdsHWID is the hwID path element of a VCEK request: all of CHIP_ID, or its first 8 bytes on
 // Turin.

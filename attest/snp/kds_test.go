@@ -236,9 +236,7 @@ func TestConcurrentColdVerificationsShareFetches(t *testing.T) {
 		kds.mu.Lock()
 		started := kds.n
 		kds.mu.Unlock()
-		v.mu.Lock()
-		waiting := len(v.inflight)
-		v.mu.Unlock()
+		waiting := v.kds.InFlight()
 		if started >= 1 && waiting >= 1 {
 			break
 		}

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
-	"golang.org/x/time/rate"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/fetch"
 )
 
 // Revocation says how the verifier treats AMD's certificate revocation lists.
@@ -109,87 +109,36 @@ type Verifier struct {
 	// vceks remembers VCEKs fetched from the KDS by their cache path, so a warm verification of a
 	// report that carries no certificates does not go back to the network.
 	vceks map[string][]byte
-	// inflight shares one KDS request among concurrent verifications that need the same URL
-	// (AMD throttles repeated requests).
-	inflight map[string]*fetchCall
-	// failed remembers failed KDS requests by URL until their expiry (wall clock), so that
-	// repeated reports for the same unknown chip and TCB cost one request per KDSNegativeTTL.
-	failed map[string]failure
-	// limiter is the global budget of outbound KDS requests.
-	limiter *rate.Limiter
+	// kds shares one KDS request among concurrent verifications that need the same URL (AMD
+	// throttles repeated requests), remembers failed requests by URL until their expiry (wall
+	// clock), so that repeated reports for the same unknown chip and TCB cost one request per
+	// KDSNegativeTTL, and holds the global budget of outbound KDS requests.
+	kds *fetch.Guard[[]byte]
 	// wall is the clock of the negative cache (not the verification time, which may be past).
 	wall func() time.Time
-}
-
-type failure struct {
-	err     error
-	expires time.Time
 }
 
 // errKDSBudget: the outbound request budget is spent; the verification is Unavailable.
 var errKDSBudget = errors.New("AMD KDS request budget exhausted (too many verifications needing new certificates); try again later")
 
-type fetchCall struct {
-	done chan struct{}
-	body []byte
-	err  error
-}
-
 // fetch gets url through the Getter, joining a request already in flight for the same URL.
-// cached and keep run with v.mu held: cached returns what an earlier fetch left in memory (nil
-// if nothing), keep stores a successful body, so no caller falls between a finished fetch and
-// its result being remembered.
+// cached and keep run under the guard's lock: cached returns what an earlier fetch left in
+// memory (nil if nothing), keep stores a successful body, so no caller falls between a finished
+// fetch and its result being remembered. They take v.mu themselves.
 func (v *Verifier) fetch(ctx context.Context, url string, cached func() []byte, keep func([]byte)) ([]byte, error) {
-	v.mu.Lock()
-	if b := cached(); b != nil {
-		v.mu.Unlock()
-		return b, nil
-	}
-	if f, ok := v.failed[url]; ok {
-		if v.wall().Before(f.expires) {
-			v.mu.Unlock()
-			return nil, f.err
-		}
-		delete(v.failed, url)
-	}
-	c := v.inflight[url]
-	leader := c == nil
-	if leader {
-		if !v.limiter.Allow() {
-			v.mu.Unlock()
-			return nil, errKDSBudget
-		}
-		c = &fetchCall{done: make(chan struct{})}
-		v.inflight[url] = c
-	}
-	v.mu.Unlock()
-	if leader {
-		c.body, c.err = v.o.Getter.Get(ctx, url)
-		v.mu.Lock()
-		switch {
-		case c.err == nil:
-			keep(c.body)
-		case ctx.Err() == nil: // a caller giving up says nothing about the KDS
-			ttl := v.o.KDSNegativeTTL
-			if isNotFound(c.err) {
-				ttl *= 10
-			}
-			if len(v.failed) >= maxNegative {
-				clear(v.failed)
-			}
-			v.failed[url] = failure{err: c.err, expires: v.wall().Add(ttl)}
-		}
-		delete(v.inflight, url)
-		v.mu.Unlock()
-		close(c.done)
-		return c.body, c.err
-	}
-	select {
-	case <-c.done:
-		return c.body, c.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return v.kds.Do(ctx, url,
+		func() ([]byte, bool) {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			b := cached()
+			return b, b != nil
+		},
+		func(b []byte) {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			keep(b)
+		},
+		func(ctx context.Context) ([]byte, error) { return v.o.Getter.Get(ctx, url) })
 }
 
 // endorsement is a verified VCEK or VLEK and the window in which that verification holds.
@@ -247,9 +196,11 @@ func New(o Options) (*Verifier, error) {
 		return nil, errors.New("snp: Freshness intervals must not be negative")
 	}
 	o.Freshness = o.Freshness.withDefaults()
-	return &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*crlEntry{},
-		inflight: map[string]*fetchCall{}, vceks: map[string][]byte{}, failed: map[string]failure{},
-		limiter: rate.NewLimiter(rate.Limit(o.KDSRate), o.KDSBurst), wall: time.Now}, nil
+	v := &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*crlEntry{},
+		vceks: map[string][]byte{}, wall: time.Now}
+	v.kds = &fetch.Guard[[]byte]{Rate: o.KDSRate, Burst: o.KDSBurst, NegativeTTL: o.KDSNegativeTTL,
+		MaxNegative: maxNegative, ErrBudget: errKDSBudget, Now: func() time.Time { return v.wall() }}
+	return v, nil
 }
 
 // TEE implements attest.Verifier.
