@@ -23,12 +23,13 @@ import (
 // KeyStore releases key material to trustd. Implementations must be safe for concurrent use and
 // must fail closed: any doubt is an error, never a partial result.
 type KeyStore interface {
-	// GenerateDataKey returns a fresh 256-bit data key, in plaintext and wrapped under the named
-	// key and the context.
-	GenerateDataKey(ctx context.Context, name string, kc Context) (*DataKey, error)
-	// UnwrapDataKey opens a wrapped data key. It fails unless name and context are the ones it
-	// was wrapped under.
-	UnwrapDataKey(ctx context.Context, name string, wrapped []byte, kc Context) (*secret.Bytes, error)
+	// GenerateDataKey returns a fresh 256-bit data key, in plaintext and wrapped under the bound
+	// key name and context. The name and context were checked by Bind; a store does not check
+	// them again, but rejects a zero Bound (Bound.Check).
+	GenerateDataKey(ctx context.Context, b Bound) (*DataKey, error)
+	// UnwrapDataKey opens a wrapped data key. It fails unless the bound name and context are the
+	// ones it was wrapped under.
+	UnwrapDataKey(ctx context.Context, b Bound, wrapped []byte) (*secret.Bytes, error)
 	// GetSecret returns the newest version of a secret.
 	GetSecret(ctx context.Context, name string) (*Secret, error)
 }

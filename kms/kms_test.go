@@ -38,3 +38,33 @@ func TestContextCanonical(t *testing.T) {
 		}
 	}
 }
+
+func TestBind(t *testing.T) {
+	kc := Context{"tenant": "uk-freiburg", "case": "42"}
+	b, err := Bind("t/records", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon, _ := kc.Canonical()
+	digest, _ := kc.Digest()
+	if b.Name() != "t/records" || !bytes.Equal(b.Canonical(), canon) || !bytes.Equal(b.Digest(), digest) || b.Check() != nil {
+		t.Fatalf("Bind = %q %x %x", b.Name(), b.Canonical(), b.Digest())
+	}
+	// Immutable: neither the caller's map nor the returned slices reach inside.
+	kc["case"] = "43"
+	b.Canonical()[0] ^= 1
+	b.Digest()[0] ^= 1
+	b.Context()["case"] = "44"
+	if v, _ := b.Value("case"); v != "42" || !bytes.Equal(b.Canonical(), canon) || !bytes.Equal(b.Digest(), digest) {
+		t.Fatal("a Bound changed after Bind")
+	}
+	if _, err := Bind("../x", nil); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("Bind(bad name) = %v", err)
+	}
+	if _, err := Bind("x", Context{"Bad": "v"}); !errors.Is(err, ErrBadContext) {
+		t.Errorf("Bind(bad context) = %v", err)
+	}
+	if err := (Bound{}).Check(); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("zero Bound: Check = %v", err)
+	}
+}

@@ -64,7 +64,7 @@ func BenchmarkRatioAttestRelease(b *testing.B) {
 			if _, err := h.tokens.Verify(tok); err != nil {
 				b.Fatal(err)
 			}
-			dk, err := h.keys.GenerateDataKey(ctx, "hello/records", kc)
+			dk, err := h.keys.GenerateDataKey(ctx, kms.MustBind("hello/records", kc))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -152,7 +152,7 @@ func TestAdminRecordsBeforeActing(t *testing.T) {
 		if _, err := h.keys.GetSecret(ctx, "hello/new-secret"); !errors.Is(err, kms.ErrNotFound) {
 			t.Errorf("secret stored with the log down: %v", err)
 		}
-		if _, err := h.keys.GenerateDataKey(ctx, "hello/new-key", nil); !errors.Is(err, kms.ErrNotFound) {
+		if _, err := h.keys.GenerateDataKey(ctx, kms.MustBind("hello/new-key", nil)); !errors.Is(err, kms.ErrNotFound) {
 			t.Errorf("key created with the log down: %v", err)
 		}
 	})

@@ -353,8 +353,9 @@ type releaseCall struct {
 	kc                     kms.Context
 	consent                []byte
 	breakGlassID           string
-	// fetch gets the plaintext from the key store; it may set wrapped for the response.
-	fetch func(ctx context.Context) (*secret.Bytes, error)
+	// fetch gets the plaintext from the key store under the release's name and context, bound
+	// once by release; it may set wrapped for the response.
+	fetch func(ctx context.Context, b kms.Bound) (*secret.Bytes, error)
 	// lease is set by reappraise.
 	lease time.Time
 }
@@ -374,25 +375,28 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 	if r.kind.Grant() == release.GrantDataKey {
 		field = "key_name"
 	}
-	if err := kms.CheckName(r.name); err != nil {
+	// The name is checked and the context encoded once, here; the policy, the key store, the
+	// seal's AAD and the audit record all use this binding.
+	bound, err := kms.Bind(r.name, r.kc)
+	switch {
+	case errors.Is(err, kms.ErrInvalidName):
 		return "", nil, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
-	}
-	canon, err := r.kc.Canonical()
-	if err != nil {
+	case err != nil:
 		return "", nil, status.Errorf(codes.InvalidArgument, "context: %v", err)
 	}
 	rec := &audit.Record{Time: s.o.Now().UTC(), RequestID: rid, Event: r.event, TEE: claims.TEE,
 		Measurement: hex.EncodeToString(claims.Measurement), Platform: claims.Platform, Policy: claims.Policy,
 		TokenPolicyDigest: hex.EncodeToString(claims.PolicyDigest), Names: []string{string(r.kind.Grant()) + ":" + r.name},
 		Caller: caller(ctx), TokenID: claims.ID}
-	if len(r.kc) > 0 {
+	if bound.Len() > 0 {
 		// Keyed per deployment and tenant: the public log must not confirm a guessed case.
-		rec.ContextDigest = s.o.ContextKey.Digest(r.kc[audit.TenantField], canon)
-		rec.TenantDigest = tenantDigest(s.o.ContextKey, r.kc)
+		tenant, _ := bound.Value(audit.TenantField)
+		rec.ContextDigest = s.o.ContextKey.Digest(tenant, bound.Canonical())
+		rec.TenantDigest = tenantDigest(s.o.ContextKey, bound)
 	}
 	s.shadowRelease(claims, r, rec)
 	outcome := release.Allow
-	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, canon, rec)
+	sealed, err = s.releaseAuthorized(ctx, r, claims, rid, bound, rec)
 	if err != nil {
 		outcome = verdictOf(err)
 		rec.Reason = err.Error()
@@ -413,7 +417,7 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 	return rid, sealed, nil
 }
 
-func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *ear.Claims, rid string, canon []byte, rec *audit.Record) ([]byte, error) {
+func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *ear.Claims, rid string, bound kms.Bound, rec *audit.Record) ([]byte, error) {
 	grant := r.kind.Grant()
 	if !claims.Granted(grant, r.name) {
 		return nil, &policies.Denial{Policy: claims.Policy, Claim: "grants", Seen: r.name,
@@ -449,12 +453,12 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	if err != nil {
 		return nil, fmt.Errorf("token confirmation key: %w", err)
 	}
-	pt, err := r.fetch(ctx)
+	pt, err := r.fetch(ctx, bound)
 	if err != nil {
 		return nil, err
 	}
 	defer pt.Wipe()
-	return pk.Seal(seal.ReleaseAAD(rid, r.name, canon), pt.Reveal())
+	return pk.Seal(seal.ReleaseAAD(rid, bound.Name(), bound.Canonical()), pt.Reveal())
 }
 
 // redactContext keeps context values (tenants, case numbers, patient pseudonyms) out of a
@@ -479,8 +483,8 @@ func (s *Service) GetSecret(ctx context.Context, req *pb.GetSecretRequest) (*pb.
 	var version uint64
 	rc := &releaseCall{
 		event: audit.EventGetSecret, kind: release.Secret, name: req.GetName(), requestID: req.GetRequestId(), token: req.GetToken(),
-		fetch: func(ctx context.Context) (*secret.Bytes, error) {
-			sec, err := s.o.Keys.GetSecret(ctx, req.GetName())
+		fetch: func(ctx context.Context, b kms.Bound) (*secret.Bytes, error) {
+			sec, err := s.o.Keys.GetSecret(ctx, b.Name())
 			if err != nil {
 				return nil, err
 			}
@@ -502,8 +506,8 @@ func (s *Service) GenerateDataKey(ctx context.Context, req *pb.GenerateDataKeyRe
 	rc := &releaseCall{
 		event: audit.EventGenerateDataKey, kind: release.DataKey, name: req.GetKeyName(), requestID: req.GetRequestId(),
 		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
-		fetch: func(ctx context.Context) (*secret.Bytes, error) {
-			dk, err := s.o.Keys.GenerateDataKey(ctx, req.GetKeyName(), kc)
+		fetch: func(ctx context.Context, b kms.Bound) (*secret.Bytes, error) {
+			dk, err := s.o.Keys.GenerateDataKey(ctx, b)
 			if err != nil {
 				return nil, err
 			}
@@ -527,8 +531,8 @@ func (s *Service) UnwrapDataKey(ctx context.Context, req *pb.UnwrapDataKeyReques
 	rc := &releaseCall{
 		event: audit.EventUnwrapDataKey, kind: release.Unwrap, name: req.GetKeyName(), requestID: req.GetRequestId(),
 		token: req.GetToken(), kc: kc, consent: req.GetConsent(), breakGlassID: req.GetBreakGlassId(),
-		fetch: func(ctx context.Context) (*secret.Bytes, error) {
-			return s.o.Keys.UnwrapDataKey(ctx, req.GetKeyName(), req.GetWrappedKey(), kc)
+		fetch: func(ctx context.Context, b kms.Bound) (*secret.Bytes, error) {
+			return s.o.Keys.UnwrapDataKey(ctx, b, req.GetWrappedKey())
 		},
 	}
 	rid, sealed, err := s.release(ctx, rc)

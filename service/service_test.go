@@ -490,10 +490,10 @@ func TestAuditUnavailableReleasesNothing(t *testing.T) {
 // downStore is a key store whose backend is unreachable.
 type downStore struct{}
 
-func (downStore) GenerateDataKey(context.Context, string, kms.Context) (*kms.DataKey, error) {
+func (downStore) GenerateDataKey(context.Context, kms.Bound) (*kms.DataKey, error) {
 	return nil, kms.ErrUnavailable
 }
-func (downStore) UnwrapDataKey(context.Context, string, []byte, kms.Context) (*secret.Bytes, error) {
+func (downStore) UnwrapDataKey(context.Context, kms.Bound, []byte) (*secret.Bytes, error) {
 	return nil, kms.ErrUnavailable
 }
 func (downStore) GetSecret(context.Context, string) (*kms.Secret, error) {

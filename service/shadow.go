@@ -24,8 +24,8 @@ func recordedClaims(c *attest.Claims) json.RawMessage {
 }
 
 // tenantDigest is the keyed digest of the context's tenant alone; "" without a tenant.
-func tenantDigest(k *audit.ContextKey, kc kms.Context) string {
-	t, ok := kc[audit.TenantField]
+func tenantDigest(k *audit.ContextKey, b kms.Bound) string {
+	t, ok := b.Value(audit.TenantField)
 	if !ok {
 		return ""
 	}

@@ -177,7 +177,7 @@ func TestKeyCustodyRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := other.GenerateDataKey(ctx, "uk-freiburg/records", nil); !errors.Is(err, kms.ErrNotFound) {
+	if _, err := other.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/records", nil)); !errors.Is(err, kms.ErrNotFound) {
 		t.Errorf("uk-freiburg's key in the platform Vault: %v", err)
 	}
 	hsm, err := pkcs11.New(ctx, hsmCfg, pkcs11.Options{LookupEnv: env.LookupEnv})
@@ -185,7 +185,7 @@ func TestKeyCustodyRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hsm.Close()
-	if dk, err := hsm.GenerateDataKey(ctx, "uk-heidelberg/records", nil); err != nil || dk.Wrapped[7] != 2 {
+	if dk, err := hsm.GenerateDataKey(ctx, kms.MustBind("uk-heidelberg/records", nil)); err != nil || dk.Wrapped[7] != 2 {
 		t.Errorf("uk-heidelberg's key in its HSM at version 2: %v", err)
 	}
 

@@ -27,7 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("DataKeyRoundTrip", func(t *testing.T) {
 		s := newStore(t)
 		mustCreate(t, s, "tenant-a/records")
-		dk, err := s.GenerateDataKey(ctx, "tenant-a/records", caseA)
+		dk, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/records", caseA))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,14 +37,14 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		if bytes.Contains(dk.Wrapped, dk.Plaintext.Reveal()) {
 			t.Fatal("wrapped key contains the plaintext")
 		}
-		got, err := s.UnwrapDataKey(ctx, "tenant-a/records", dk.Wrapped, caseA)
+		got, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/records", caseA), dk.Wrapped)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !got.Equal(dk.Plaintext) {
 			t.Fatal("unwrapped key differs")
 		}
-		dk2, _ := s.GenerateDataKey(ctx, "tenant-a/records", caseA)
+		dk2, _ := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/records", caseA))
 		if dk2.Plaintext.Equal(dk.Plaintext) {
 			t.Fatal("two data keys are equal")
 		}
@@ -54,26 +54,26 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		s := newStore(t)
 		mustCreate(t, s, "tenant-a/records")
 		mustCreate(t, s, "tenant-a/other")
-		dk, err := s.GenerateDataKey(ctx, "tenant-a/records", caseA)
+		dk, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/records", caseA))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", dk.Wrapped, caseB); !errors.Is(err, kms.ErrBadWrapped) {
+		if _, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/records", caseB), dk.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 			t.Errorf("other context: %v, want ErrBadWrapped", err)
 		}
-		if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", dk.Wrapped, nil); !errors.Is(err, kms.ErrBadWrapped) {
+		if _, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/records", nil), dk.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 			t.Errorf("empty context: %v, want ErrBadWrapped", err)
 		}
-		if _, err := s.UnwrapDataKey(ctx, "tenant-a/other", dk.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+		if _, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/other", caseA), dk.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 			t.Errorf("other key: %v, want ErrBadWrapped", err)
 		}
 		bad := bytes.Clone(dk.Wrapped)
 		bad[len(bad)-3] ^= 0x01
-		if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", bad, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+		if _, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/records", caseA), bad); !errors.Is(err, kms.ErrBadWrapped) {
 			t.Errorf("flipped bit: %v, want ErrBadWrapped", err)
 		}
 		for _, junk := range [][]byte{nil, {1, 2, 3}, bytes.Repeat([]byte{'v'}, 300)} {
-			if _, err := s.UnwrapDataKey(ctx, "tenant-a/records", junk, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+			if _, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/records", caseA), junk); !errors.Is(err, kms.ErrBadWrapped) {
 				t.Errorf("junk %q: %v, want ErrBadWrapped", junk, err)
 			}
 		}
@@ -82,19 +82,19 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Rotation", func(t *testing.T) {
 		s := newStore(t)
 		mustCreate(t, s, "k")
-		old, err := s.GenerateDataKey(ctx, "k", caseA)
+		old, err := s.GenerateDataKey(ctx, kms.MustBind("k", caseA))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s.RotateKey(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
-		fresh, err := s.GenerateDataKey(ctx, "k", caseA)
+		fresh, err := s.GenerateDataKey(ctx, kms.MustBind("k", caseA))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, dk := range []*kms.DataKey{old, fresh} {
-			got, err := s.UnwrapDataKey(ctx, "k", dk.Wrapped, caseA)
+			got, err := s.UnwrapDataKey(ctx, kms.MustBind("k", caseA), dk.Wrapped)
 			if err != nil || !got.Equal(dk.Plaintext) {
 				t.Fatalf("after rotation: %v", err)
 			}
@@ -106,7 +106,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("NotFound", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.GenerateDataKey(ctx, "missing", caseA); !errors.Is(err, kms.ErrNotFound) {
+		if _, err := s.GenerateDataKey(ctx, kms.MustBind("missing", caseA)); !errors.Is(err, kms.ErrNotFound) {
 			t.Errorf("GenerateDataKey: %v, want ErrNotFound", err)
 		}
 		if _, err := s.GetSecret(ctx, "missing"); !errors.Is(err, kms.ErrNotFound) {
@@ -117,12 +117,23 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("InvalidNames", func(t *testing.T) {
 		s := newStore(t)
 		for _, name := range []string{"../sys", "a/../../b", "a%2f..%2fb", "/abs", "Transit/x", ""} {
-			if _, err := s.GenerateDataKey(ctx, name, caseA); !errors.Is(err, kms.ErrInvalidName) {
-				t.Errorf("GenerateDataKey(%q): %v", name, err)
+			if _, err := kms.Bind(name, caseA); !errors.Is(err, kms.ErrInvalidName) {
+				t.Errorf("Bind(%q): %v", name, err)
 			}
 			if _, err := s.GetSecret(ctx, name); !errors.Is(err, kms.ErrInvalidName) {
 				t.Errorf("GetSecret(%q): %v", name, err)
 			}
+		}
+	})
+
+	t.Run("Unbound", func(t *testing.T) {
+		// A store never trusts a name it was not given through kms.Bind.
+		s := newStore(t)
+		if dk, err := s.GenerateDataKey(ctx, kms.Bound{}); dk != nil || !errors.Is(err, kms.ErrInvalidName) {
+			t.Errorf("GenerateDataKey(zero Bound): %v", err)
+		}
+		if k, err := s.UnwrapDataKey(ctx, kms.Bound{}, []byte("wrapped")); k != nil || !errors.Is(err, kms.ErrInvalidName) {
+			t.Errorf("UnwrapDataKey(zero Bound): %v", err)
 		}
 	})
 
@@ -187,7 +198,7 @@ func RunFaults(t *testing.T, newStore func(t *testing.T) Store, faults []Fault) 
 		t.Run(f.Name, func(t *testing.T) {
 			s := newStore(t)
 			mustCreate(t, s, FaultKey)
-			dk, err := s.GenerateDataKey(ctx, FaultKey, kc)
+			dk, err := s.GenerateDataKey(ctx, kms.MustBind(FaultKey, kc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,12 +207,12 @@ func RunFaults(t *testing.T, newStore func(t *testing.T) Store, faults []Fault) 
 			}
 			repair := f.Break(t, s)
 
-			got, err := s.GenerateDataKey(ctx, FaultKey, kc)
+			got, err := s.GenerateDataKey(ctx, kms.MustBind(FaultKey, kc))
 			t.Logf("GenerateDataKey while broken: %v", err)
 			if got != nil || !errors.Is(err, f.Want) {
 				t.Errorf("GenerateDataKey: %v (released %t), want %v", err, got != nil, f.Want)
 			}
-			un, err := s.UnwrapDataKey(ctx, FaultKey, dk.Wrapped, kc)
+			un, err := s.UnwrapDataKey(ctx, kms.MustBind(FaultKey, kc), dk.Wrapped)
 			if un != nil || !errors.Is(err, f.Want) {
 				t.Errorf("UnwrapDataKey: %v (released %t), want %v", err, un != nil, f.Want)
 			}
@@ -220,7 +231,7 @@ func RunFaults(t *testing.T, newStore func(t *testing.T) Store, faults []Fault) 
 			repair(t)
 			// The store must recover on its own, allowing for the store settling down.
 			for i := 0; ; i++ {
-				un, err = s.UnwrapDataKey(ctx, FaultKey, dk.Wrapped, kc)
+				un, err = s.UnwrapDataKey(ctx, kms.MustBind(FaultKey, kc), dk.Wrapped)
 				if err == nil {
 					break
 				}
@@ -232,7 +243,7 @@ func RunFaults(t *testing.T, newStore func(t *testing.T) Store, faults []Fault) 
 			if !un.Equal(dk.Plaintext) {
 				t.Fatal("after repair: the data key differs")
 			}
-			if _, err := s.GenerateDataKey(ctx, FaultKey, kc); err != nil {
+			if _, err := s.GenerateDataKey(ctx, kms.MustBind(FaultKey, kc)); err != nil {
 				t.Fatalf("after repair: GenerateDataKey: %v", err)
 			}
 		})

@@ -359,11 +359,11 @@ func (k *Keyring) rootKey(name string) (*rootKey, error) {
 
 // GenerateDataKey makes a random data key and wraps it under the newest version.
 // Wrapped format: "mtw1" || version (uint32) || GCM nonce (12) || ciphertext.
-func (k *Keyring) GenerateDataKey(_ context.Context, name string, kc kms.Context) (*kms.DataKey, error) {
-	digest, err := kc.Digest()
-	if err != nil {
+func (k *Keyring) GenerateDataKey(_ context.Context, b kms.Bound) (*kms.DataKey, error) {
+	if err := b.Check(); err != nil {
 		return nil, err
 	}
+	name, digest := b.Name(), b.Digest()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	rk, err := k.rootKey(name)
@@ -390,11 +390,11 @@ func (k *Keyring) GenerateDataKey(_ context.Context, name string, kc kms.Context
 }
 
 // UnwrapDataKey opens a key made by GenerateDataKey under the same name and context.
-func (k *Keyring) UnwrapDataKey(_ context.Context, name string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	digest, err := kc.Digest()
-	if err != nil {
+func (k *Keyring) UnwrapDataKey(_ context.Context, b kms.Bound, wrapped []byte) (*secret.Bytes, error) {
+	if err := b.Check(); err != nil {
 		return nil, err
 	}
+	name, digest := b.Name(), b.Digest()
 	const hdr = len(wrappedMagic) + 4 + 12
 	if len(wrapped) != hdr+kms.DataKeySize+16 || string(wrapped[:4]) != wrappedMagic {
 		return nil, fmt.Errorf("%w: not a local keyring wrapped key", kms.ErrBadWrapped)

@@ -70,12 +70,12 @@ func TestMinDecryptionVersion(t *testing.T) {
 	ctx := context.Background()
 	k, _ := Open(Options{Path: filepath.Join(t.TempDir(), "keyring"), MasterKey: master(1)})
 	k.CreateKey(ctx, "k")
-	old, _ := k.GenerateDataKey(ctx, "k", nil)
+	old, _ := k.GenerateDataKey(ctx, kms.MustBind("k", nil))
 	k.RotateKey(ctx, "k")
 	if err := k.SetMinDecryptionVersion(ctx, "k", 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.UnwrapDataKey(ctx, "k", old.Wrapped, nil); !errors.Is(err, kms.ErrBadWrapped) {
+	if _, err := k.UnwrapDataKey(ctx, kms.MustBind("k", nil), old.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 		t.Fatalf("old version unwrapped: %v", err)
 	}
 }

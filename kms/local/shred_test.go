@@ -27,8 +27,8 @@ func TestShred(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dk, _ := k.GenerateDataKey(ctx, "t/pk-1", kc)
-	odk, _ := k.GenerateDataKey(ctx, "t/pk-2", kc)
+	dk, _ := k.GenerateDataKey(ctx, kms.MustBind("t/pk-1", kc))
+	odk, _ := k.GenerateDataKey(ctx, kms.MustBind("t/pk-2", kc))
 	before, _ := os.ReadFile(path)
 	if err := k.ShredKey(ctx, "t/pk-unknown"); !errors.Is(err, kms.ErrNotFound) {
 		t.Fatalf("shred of an unknown key: %v", err)
@@ -44,14 +44,14 @@ func TestShred(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, st := range map[string]*local.Keyring{"same": k, "reopened": reopened} {
-		if _, err := st.UnwrapDataKey(ctx, "t/pk-1", dk.Wrapped, kc); !errors.Is(err, kms.ErrShredded) {
+		if _, err := st.UnwrapDataKey(ctx, kms.MustBind("t/pk-1", kc), dk.Wrapped); !errors.Is(err, kms.ErrShredded) {
 			t.Errorf("%s: unwrap after shred: %v", name, err)
 		}
 	}
 	if err := k.CreateKey(ctx, "t/pk-1"); !errors.Is(err, kms.ErrShredded) {
 		t.Errorf("re-create: %v", err)
 	}
-	if got, err := k.UnwrapDataKey(ctx, "t/pk-2", odk.Wrapped, kc); err != nil || !got.Equal(odk.Plaintext) {
+	if got, err := k.UnwrapDataKey(ctx, kms.MustBind("t/pk-2", kc), odk.Wrapped); err != nil || !got.Equal(odk.Plaintext) {
 		t.Fatalf("other key: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/medicus-cloud/trust/internal/benchratio"
+	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/pkcs11/pkcs11test"
 	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
 )
@@ -34,7 +35,7 @@ func BenchmarkRatioDataKey(b *testing.B) {
 	kctx := base64.StdEncoding.EncodeToString(digest)
 	subject := func(n int) {
 		for range n {
-			if _, err := s.GenerateDataKey(ctx, "t/k", caseA); err != nil {
+			if _, err := s.GenerateDataKey(ctx, kms.MustBind("t/k", caseA)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -20,12 +20,12 @@ type Store struct{}
 func New(context.Context, Config, Options) (*Store, error) { return nil, errNoCgo }
 
 // GenerateDataKey fails: see errNoCgo.
-func (*Store) GenerateDataKey(context.Context, string, kms.Context) (*kms.DataKey, error) {
+func (*Store) GenerateDataKey(context.Context, kms.Bound) (*kms.DataKey, error) {
 	return nil, errNoCgo
 }
 
 // UnwrapDataKey fails: see errNoCgo.
-func (*Store) UnwrapDataKey(context.Context, string, []byte, kms.Context) (*secret.Bytes, error) {
+func (*Store) UnwrapDataKey(context.Context, kms.Bound, []byte) (*secret.Bytes, error) {
 	return nil, errNoCgo
 }
 

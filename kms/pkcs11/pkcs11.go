@@ -651,20 +651,17 @@ func wrapAAD(name string, v uint32, digest []byte) []byte {
 
 // GenerateDataKey makes a random data key and encrypts it inside the token under the newest
 // version of the named key and the context.
-func (s *Store) GenerateDataKey(ctx context.Context, name string, kc kms.Context) (*kms.DataKey, error) {
-	digest, err := kc.Digest()
-	if err != nil {
+func (s *Store) GenerateDataKey(ctx context.Context, b kms.Bound) (*kms.DataKey, error) {
+	if err := b.Check(); err != nil {
 		return nil, err
 	}
-	if err := kms.CheckName(name); err != nil {
-		return nil, err
-	}
+	name, digest := b.Name(), b.Digest()
 	dek := make([]byte, kms.DataKeySize)
 	if _, err := rand.Read(dek); err != nil {
 		return nil, err
 	}
 	var out []byte
-	err = s.do(ctx, "generate data key "+strconv.Quote(name), func(sh p11.SessionHandle) error {
+	err := s.do(ctx, "generate data key "+strconv.Quote(name), func(sh p11.SessionHandle) error {
 		vs, err := s.versions(sh, name)
 		if err != nil {
 			return err
@@ -687,21 +684,18 @@ func (s *Store) GenerateDataKey(ctx context.Context, name string, kc kms.Context
 
 // UnwrapDataKey decrypts a wrapped key inside the token. It fails unless name and context are
 // the ones it was wrapped under and its version is at least the minimum decryption version.
-func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	digest, err := kc.Digest()
-	if err != nil {
+func (s *Store) UnwrapDataKey(ctx context.Context, b kms.Bound, wrapped []byte) (*secret.Bytes, error) {
+	if err := b.Check(); err != nil {
 		return nil, err
 	}
-	if err := kms.CheckName(name); err != nil {
-		return nil, err
-	}
+	name, digest := b.Name(), b.Digest()
 	if len(wrapped) != wrappedSize || string(wrapped[:4]) != wrappedMagic {
 		return nil, fmt.Errorf("%w: not a PKCS#11 wrapped key", kms.ErrBadWrapped)
 	}
 	v := binary.BigEndian.Uint32(wrapped[4:8])
 	iv, ct := wrapped[8:8+ivSize], wrapped[8+ivSize:]
 	var dek []byte
-	err = s.do(ctx, "unwrap data key "+strconv.Quote(name), func(sh p11.SessionHandle) error {
+	err := s.do(ctx, "unwrap data key "+strconv.Quote(name), func(sh p11.SessionHandle) error {
 		vs, err := s.versions(sh, name)
 		if err != nil {
 			return err

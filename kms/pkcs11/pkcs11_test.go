@@ -57,7 +57,7 @@ func TestKeyStaysInToken(t *testing.T) {
 	if err := pkcs11.ImportExtractableKey(s, "uk-freiburg/careless"); err != nil {
 		t.Fatal(err)
 	}
-	if dk, err := s.GenerateDataKey(ctx, "uk-freiburg/careless", caseA); dk != nil || !errors.Is(err, kms.ErrDenied) {
+	if dk, err := s.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/careless", caseA)); dk != nil || !errors.Is(err, kms.ErrDenied) {
 		t.Fatalf("extractable key: %v, want ErrDenied", err)
 	}
 }
@@ -74,14 +74,14 @@ func TestRotationMinDecryptionVersion(t *testing.T) {
 	if err := s.CreateKey(ctx, k); !errors.Is(err, kms.ErrExists) {
 		t.Fatalf("second CreateKey: %v", err)
 	}
-	old, err := s.GenerateDataKey(ctx, k, caseA)
+	old, err := s.GenerateDataKey(ctx, kms.MustBind(k, caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RotateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := s.GenerateDataKey(ctx, k, caseA)
+	fresh, err := s.GenerateDataKey(ctx, kms.MustBind(k, caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +94,10 @@ func TestRotationMinDecryptionVersion(t *testing.T) {
 	if err := s.SetMinDecryptionVersion(ctx, k, 2); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.UnwrapDataKey(ctx, k, old.Wrapped, caseA); got != nil || !errors.Is(err, kms.ErrBadWrapped) {
+	if got, err := s.UnwrapDataKey(ctx, kms.MustBind(k, caseA), old.Wrapped); got != nil || !errors.Is(err, kms.ErrBadWrapped) {
 		t.Errorf("v1 after min decryption version 2: %v", err)
 	}
-	got, err := s.UnwrapDataKey(ctx, k, fresh.Wrapped, caseA)
+	got, err := s.UnwrapDataKey(ctx, kms.MustBind(k, caseA), fresh.Wrapped)
 	if err != nil || !got.Equal(fresh.Plaintext) {
 		t.Fatalf("v2: %v", err)
 	}
@@ -105,13 +105,13 @@ func TestRotationMinDecryptionVersion(t *testing.T) {
 	cfg2 := h.Config(t, token)
 	cfg2.LabelPrefix = pkcs11.Prefix(s)
 	s2 := open(t, cfg2)
-	if _, err := s2.UnwrapDataKey(ctx, k, old.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+	if _, err := s2.UnwrapDataKey(ctx, kms.MustBind(k, caseA), old.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 		t.Errorf("second store, v1: %v", err)
 	}
 	if err := s.SetMinDecryptionVersion(ctx, k, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s2.UnwrapDataKey(ctx, k, old.Wrapped, caseA); err != nil || !got.Equal(old.Plaintext) {
+	if got, err := s2.UnwrapDataKey(ctx, kms.MustBind(k, caseA), old.Wrapped); err != nil || !got.Equal(old.Plaintext) {
 		t.Errorf("v1 after lowering again: %v", err)
 	}
 }
@@ -177,11 +177,11 @@ func FuzzUnwrap(f *testing.F) {
 		h := pkcs11test.Start(t)
 		h.InitToken(t, token)
 		s := fuzzStore(t, h)
-		got, err := s.UnwrapDataKey(context.Background(), "k", wrapped, caseA)
+		got, err := s.UnwrapDataKey(context.Background(), kms.MustBind("k", caseA), wrapped)
 		if got != nil || err == nil {
 			t.Fatal("junk unwrapped")
 		}
-		if _, err := s.UnwrapDataKey(context.Background(), name, wrapped, kms.Context{"x": name}); err == nil {
+		if _, err := s.UnwrapDataKey(context.Background(), kms.MustBind(name, kms.Context{"x": name}), wrapped); err == nil {
 			t.Fatal("junk unwrapped")
 		}
 	})

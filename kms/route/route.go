@@ -163,6 +163,11 @@ func (r *Router) route(name string) (*entry, error) {
 	if err := kms.CheckName(name); err != nil {
 		return nil, err
 	}
+	return r.lookup(name)
+}
+
+// lookup is route for a name already checked (a kms.Bound's).
+func (r *Router) lookup(name string) (*entry, error) {
 	if tenant, _, ok := strings.Cut(name, "/"); ok {
 		if e := r.routes[tenant]; e != nil {
 			return e, nil
@@ -182,13 +187,16 @@ func (r *Router) observe(e *entry, op string, start time.Time, err error) {
 }
 
 // GenerateDataKey implements kms.KeyStore.
-func (r *Router) GenerateDataKey(ctx context.Context, name string, kc kms.Context) (*kms.DataKey, error) {
-	e, err := r.route(name)
+func (r *Router) GenerateDataKey(ctx context.Context, b kms.Bound) (*kms.DataKey, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	e, err := r.lookup(b.Name())
 	if err != nil {
 		return nil, err
 	}
 	start := r.now()
-	dk, err := e.store.GenerateDataKey(ctx, name, kc)
+	dk, err := e.store.GenerateDataKey(ctx, b)
 	r.observe(e, "generate", start, err)
 	if err != nil {
 		return nil, err
@@ -197,13 +205,16 @@ func (r *Router) GenerateDataKey(ctx context.Context, name string, kc kms.Contex
 }
 
 // UnwrapDataKey implements kms.KeyStore.
-func (r *Router) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	e, err := r.route(name)
+func (r *Router) UnwrapDataKey(ctx context.Context, b kms.Bound, wrapped []byte) (*secret.Bytes, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	e, err := r.lookup(b.Name())
 	if err != nil {
 		return nil, err
 	}
 	start := r.now()
-	k, err := e.store.UnwrapDataKey(ctx, name, wrapped, kc)
+	k, err := e.store.UnwrapDataKey(ctx, b, wrapped)
 	r.observe(e, "unwrap", start, err)
 	if err != nil {
 		return nil, err

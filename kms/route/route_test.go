@@ -141,10 +141,10 @@ func TestRoutingAndMetrics(t *testing.T) {
 		}
 	}
 	// Each key is in its tenant's store only.
-	if _, err := a.GenerateDataKey(ctx, "uk-freiburg/records", nil); err != nil {
+	if _, err := a.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/records", nil)); err != nil {
 		t.Errorf("uk-freiburg's key not in store a: %v", err)
 	}
-	if _, err := b.GenerateDataKey(ctx, "uk-freiburg/records", nil); !errors.Is(err, kms.ErrNotFound) {
+	if _, err := b.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/records", nil)); !errors.Is(err, kms.ErrNotFound) {
 		t.Errorf("uk-freiburg's key in store b: %v", err)
 	}
 	for name, want := range map[string]error{
@@ -152,17 +152,17 @@ func TestRoutingAndMetrics(t *testing.T) {
 		"signing-root":        kms.ErrNotFound,
 		"../uk-koeln/records": kms.ErrInvalidName,
 	} {
-		if dk, err := r.GenerateDataKey(ctx, name, nil); dk != nil || !errors.Is(err, want) {
+		if dk, err := r.GenerateDataKey(ctx, bindOrZero(name, nil)); dk != nil || !errors.Is(err, want) {
 			t.Errorf("%s: %v, want %v", name, err, want)
 		}
 	}
 	if s, err := r.StoreOf("uk-koeln/x"); err != nil || s != "b" {
 		t.Errorf("StoreOf = %q, %v", s, err)
 	}
-	if _, err := r.GenerateDataKey(ctx, "uk-koeln/records", nil); err != nil {
+	if _, err := r.GenerateDataKey(ctx, kms.MustBind("uk-koeln/records", nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.GenerateDataKey(ctx, "uk-koeln/missing", nil); !errors.Is(err, kms.ErrNotFound) {
+	if _, err := r.GenerateDataKey(ctx, kms.MustBind("uk-koeln/missing", nil)); !errors.Is(err, kms.ErrNotFound) {
 		t.Fatal(err)
 	}
 	if got := testutil.ToFloat64(mustCounter(t, reg, "b", "generate", "ok")); got != 1 {
@@ -229,7 +229,7 @@ func TestOneStoreDown(t *testing.T) {
 		if _, err := r.PutSecret(ctx, tn+"/api-token", secret.New([]byte("tok-"+tn))); err != nil {
 			t.Fatalf("%s: %v", tn, err)
 		}
-		dk, err := r.GenerateDataKey(ctx, tn+"/records", kms.Context{"tenant": tn})
+		dk, err := r.GenerateDataKey(ctx, kms.MustBind(tn+"/records", kms.Context{"tenant": tn}))
 		if err != nil {
 			t.Fatalf("%s: %v", tn, err)
 		}
@@ -252,8 +252,8 @@ func TestOneStoreDown(t *testing.T) {
 			defer wg.Done()
 			for range 5 {
 				kc := kms.Context{"tenant": tn}
-				dk, gerr := r.GenerateDataKey(ctx, tn+"/records", kc)
-				un, uerr := r.UnwrapDataKey(ctx, tn+"/records", wrapped[tn].Wrapped, kc)
+				dk, gerr := r.GenerateDataKey(ctx, kms.MustBind(tn+"/records", kc))
+				un, uerr := r.UnwrapDataKey(ctx, kms.MustBind(tn+"/records", kc), wrapped[tn].Wrapped)
 				sec, serr := r.GetSecret(ctx, tn+"/api-token")
 				if tn == "uk-freiburg" {
 					if dk != nil || un != nil || sec != nil {
@@ -298,7 +298,7 @@ func TestOneStoreDown(t *testing.T) {
 	var err error
 	for range 50 {
 		var un *secret.Bytes
-		if un, err = r.UnwrapDataKey(ctx, "uk-freiburg/records", wrapped["uk-freiburg"].Wrapped, kms.Context{"tenant": "uk-freiburg"}); err == nil {
+		if un, err = r.UnwrapDataKey(ctx, kms.MustBind("uk-freiburg/records", kms.Context{"tenant": "uk-freiburg"}), wrapped["uk-freiburg"].Wrapped); err == nil {
 			if !un.Equal(wrapped["uk-freiburg"].Plaintext) {
 				t.Fatal("wrong key after recovery")
 			}
@@ -366,7 +366,7 @@ func TestShredThroughRouter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dk, err := r.GenerateDataKey(ctx, "tenant-a/patient-1", kms.Context{})
+	dk, err := r.GenerateDataKey(ctx, kms.MustBind("tenant-a/patient-1", kms.Context{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,13 +376,20 @@ func TestShredThroughRouter(t *testing.T) {
 	if err := r.ShredKey(ctx, "tenant-a/patient-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.UnwrapDataKey(ctx, "tenant-a/patient-1", dk.Wrapped, kms.Context{}); !errors.Is(err, kms.ErrShredded) {
+	if _, err := a.UnwrapDataKey(ctx, kms.MustBind("tenant-a/patient-1", kms.Context{}), dk.Wrapped); !errors.Is(err, kms.ErrShredded) {
 		t.Fatalf("unwrap after shred in the tenant's store: %v, want ErrShredded", err)
 	}
-	if _, err := r.UnwrapDataKey(ctx, "tenant-a/patient-1", dk.Wrapped, kms.Context{}); !errors.Is(err, kms.ErrShredded) {
+	if _, err := r.UnwrapDataKey(ctx, kms.MustBind("tenant-a/patient-1", kms.Context{}), dk.Wrapped); !errors.Is(err, kms.ErrShredded) {
 		t.Fatalf("unwrap after shred through the router: %v, want ErrShredded", err)
 	}
-	if _, err := r.GenerateDataKey(ctx, "tenant-b/patient-1", kms.Context{}); err != nil {
+	if _, err := r.GenerateDataKey(ctx, kms.MustBind("tenant-b/patient-1", kms.Context{})); err != nil {
 		t.Fatalf("the other tenant's key of the same name: %v", err)
 	}
+}
+
+// bindOrZero binds name and kc, or returns the zero Bound, which every store refuses with
+// kms.ErrInvalidName, just as it refused a bad name before names were bound.
+func bindOrZero(name string, kc kms.Context) kms.Bound {
+	b, _ := kms.Bind(name, kc)
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/medicus-cloud/trust/internal/benchratio"
+	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/vault"
 	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
 )
@@ -44,7 +45,7 @@ func dataKeyBenches(b testing.TB) (subject, floor func(n int), done func()) {
 	direct := srv.ClientWithToken(srv.Token(b, 0, vaulttest.PolicyRelease, vaulttest.PolicyAdmin)).Logical()
 	subject = func(n int) {
 		for range n {
-			if _, err := s.GenerateDataKey(ctx, "t/k", caseA); err != nil {
+			if _, err := s.GenerateDataKey(ctx, kms.MustBind("t/k", caseA)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -122,8 +122,8 @@ func TestHostileNamesNeverReachVault(t *testing.T) {
 		"cubbyhole/x", "identity/x", "kv-uk-freiburg/x", "transit-uk-freiburg/records",
 	}
 	for _, n := range hostile {
-		s.GenerateDataKey(ctx, n, kms.Context{})
-		s.UnwrapDataKey(ctx, n, []byte("vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), kms.Context{})
+		s.GenerateDataKey(ctx, bindOrZero(n, kms.Context{}))
+		s.UnwrapDataKey(ctx, bindOrZero(n, kms.Context{}), []byte("vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
 		s.GetSecret(ctx, n)
 		s.PutSecret(ctx, n, nil)
 		s.CreateKey(ctx, n)
@@ -132,7 +132,7 @@ func TestHostileNamesNeverReachVault(t *testing.T) {
 	if reqs := f.requests(); len(reqs) != 0 {
 		t.Fatalf("hostile names reached Vault: %+v", reqs[0])
 	}
-	s.GenerateDataKey(ctx, "uk-freiburg/records", kms.Context{})
+	s.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/records", kms.Context{}))
 	s.GetSecret(ctx, "uk-freiburg/db/password")
 	want := []string{
 		"/v1/transit-uk-freiburg/keys/records",
@@ -209,7 +209,7 @@ func TestRetries(t *testing.T) {
 				}
 				return st, `{"errors":["boom"]}`
 			})
-			_, err := s.UnwrapDataKey(ctx, "uk-freiburg/records", []byte("vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), kms.Context{})
+			_, err := s.UnwrapDataKey(ctx, kms.MustBind("uk-freiburg/records", kms.Context{}), []byte("vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -297,8 +297,15 @@ func TestErrorsCarryNoSecrets(t *testing.T) {
 		// Malformed success: the plaintext is the wrong size.
 		return 200, `{"data":{"plaintext":"c2VjcmV0LXZhbHVlLXNob3VsZC1ub3QtbGVhaw==","ciphertext":"vault:v1:xx"}}`
 	})
-	_, err := s.GenerateDataKey(context.Background(), "uk-freiburg/records", kms.Context{})
+	_, err := s.GenerateDataKey(context.Background(), kms.MustBind("uk-freiburg/records", kms.Context{}))
 	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || strings.Contains(err.Error(), "secret-value") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// bindOrZero binds name and kc, or returns the zero Bound, which every store refuses with
+// kms.ErrInvalidName, just as it refused a bad name before names were bound.
+func bindOrZero(name string, kc kms.Context) kms.Bound {
+	b, _ := kms.Bind(name, kc)
+	return b
 }

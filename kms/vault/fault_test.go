@@ -27,7 +27,7 @@ func TestFaults(t *testing.T) {
 	if err := s.CreateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	dk, err := s.GenerateDataKey(ctx, k, caseA)
+	dk, err := s.GenerateDataKey(ctx, kms.MustBind(k, caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +38,8 @@ func TestFaults(t *testing.T) {
 		var err error
 		for i := 0; i < 50; i++ {
 			var got *kms.DataKey
-			if got, err = s.GenerateDataKey(ctx, k, caseA); err == nil && got.Plaintext.Len() == kms.DataKeySize {
-				un, err := s.UnwrapDataKey(ctx, k, dk.Wrapped, caseA)
+			if got, err = s.GenerateDataKey(ctx, kms.MustBind(k, caseA)); err == nil && got.Plaintext.Len() == kms.DataKeySize {
+				un, err := s.UnwrapDataKey(ctx, kms.MustBind(k, caseA), dk.Wrapped)
 				if err != nil || !un.Equal(dk.Plaintext) {
 					t.Fatalf("unwrap after recovery: %v", err)
 				}
@@ -52,12 +52,12 @@ func TestFaults(t *testing.T) {
 	// fails checks that every release path fails with want and releases nothing.
 	fails := func(t *testing.T, want error, text string) {
 		t.Helper()
-		got, err := s.GenerateDataKey(ctx, k, caseA)
+		got, err := s.GenerateDataKey(ctx, kms.MustBind(k, caseA))
 		t.Logf("error seen: %v", err)
 		if got != nil || !errors.Is(err, want) || !strings.Contains(err.Error(), text) {
 			t.Errorf("GenerateDataKey: %v, want %v mentioning %q", err, want, text)
 		}
-		un, err := s.UnwrapDataKey(ctx, k, dk.Wrapped, caseA)
+		un, err := s.UnwrapDataKey(ctx, kms.MustBind(k, caseA), dk.Wrapped)
 		if un != nil || !errors.Is(err, want) {
 			t.Errorf("UnwrapDataKey: %v, want %v", err, want)
 		}
@@ -96,10 +96,10 @@ func TestFaults(t *testing.T) {
 		works(t)
 	})
 	t.Run("missing key", func(t *testing.T) {
-		if _, err := s.GenerateDataKey(ctx, "tenant-a/nope", caseA); !errors.Is(err, kms.ErrNotFound) {
+		if _, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/nope", caseA)); !errors.Is(err, kms.ErrNotFound) {
 			t.Errorf("missing key: %v", err)
 		}
-		if _, err := s.UnwrapDataKey(ctx, "tenant-a/nope", dk.Wrapped, caseA); !errors.Is(err, kms.ErrNotFound) {
+		if _, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/nope", caseA), dk.Wrapped); !errors.Is(err, kms.ErrNotFound) {
 			t.Errorf("unwrap with a missing key: %v", err)
 		}
 	})
@@ -109,7 +109,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The release role's policy still covers the path, so Vault says 404: not found.
-		_, err := s.GenerateDataKey(ctx, "tenant-a/other", caseA)
+		_, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/other", caseA))
 		if !errors.Is(err, kms.ErrNotFound) && !errors.Is(err, kms.ErrDenied) {
 			t.Errorf("key on a removed mount: %v", err)
 		}

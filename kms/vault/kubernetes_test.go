@@ -109,7 +109,7 @@ func TestKubernetesAuth(t *testing.T) {
 	if err := s.CreateKey(ctx, "tenant-a/k"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); err != nil {
+	if _, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/k", caseA)); err != nil {
 		t.Fatal(err)
 	}
 	if reviews.Load() < 1 {

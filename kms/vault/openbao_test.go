@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/kms/kmstest"
 	"github.com/medicus-cloud/trust/kms/vault"
 	"github.com/medicus-cloud/trust/kms/vault/vaulttest"
@@ -61,14 +62,14 @@ func TestOpenBaoPaths(t *testing.T) {
 	if err := s.CreateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	dk, err := s.GenerateDataKey(ctx, k, caseA)
+	dk, err := s.GenerateDataKey(ctx, kms.MustBind(k, caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RotateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RewrapDataKey(ctx, k, dk.Wrapped, caseA); err != nil {
+	if _, err := s.RewrapDataKey(ctx, kms.MustBind(k, caseA), dk.Wrapped); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetMinDecryptionVersion(ctx, k, 2); err != nil {

@@ -24,11 +24,11 @@ func TestShred(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dk, err := s.GenerateDataKey(ctx, patient, caseA)
+	dk, err := s.GenerateDataKey(ctx, kms.MustBind(patient, caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
-	odk, _ := s.GenerateDataKey(ctx, other, caseA)
+	odk, _ := s.GenerateDataKey(ctx, kms.MustBind(other, caseA))
 	if err := s.ShredKey(ctx, "tenant-a/pk-unknown"); !errors.Is(err, kms.ErrNotFound) {
 		t.Fatalf("shred of an unknown key: %v", err)
 	}
@@ -37,10 +37,10 @@ func TestShred(t *testing.T) {
 	}
 	replica := open(t, cfg, vault.Options{})
 	for name, st := range map[string]*vault.Store{"same store": s, "replica": replica} {
-		if _, err := st.UnwrapDataKey(ctx, patient, dk.Wrapped, caseA); !errors.Is(err, kms.ErrShredded) {
+		if _, err := st.UnwrapDataKey(ctx, kms.MustBind(patient, caseA), dk.Wrapped); !errors.Is(err, kms.ErrShredded) {
 			t.Errorf("%s: unwrap after shred: %v", name, err)
 		}
-		if _, err := st.GenerateDataKey(ctx, patient, caseA); !errors.Is(err, kms.ErrShredded) {
+		if _, err := st.GenerateDataKey(ctx, kms.MustBind(patient, caseA)); !errors.Is(err, kms.ErrShredded) {
 			t.Errorf("%s: generate after shred: %v", name, err)
 		}
 	}
@@ -50,7 +50,7 @@ func TestShred(t *testing.T) {
 	if err := s.ShredKey(ctx, patient); !errors.Is(err, kms.ErrShredded) {
 		t.Errorf("second shred: %v", err)
 	}
-	if got, err := s.UnwrapDataKey(ctx, other, odk.Wrapped, caseA); err != nil || !got.Equal(odk.Plaintext) {
+	if got, err := s.UnwrapDataKey(ctx, kms.MustBind(other, caseA), odk.Wrapped); err != nil || !got.Equal(odk.Plaintext) {
 		t.Fatalf("other patient's key after the shred: %v", err)
 	}
 }

@@ -237,22 +237,23 @@ func (s *Store) forgetKey(name string) {
 	s.keysMu.Unlock()
 }
 
-func contextParam(kc kms.Context) (string, error) {
-	d, err := kc.Digest()
-	if err != nil {
+// contextParam is transit's derivation context: the bound context's digest, base64.
+func contextParam(b kms.Bound) (string, error) {
+	if err := b.Check(); err != nil {
 		return "", err
 	}
-	return base64.StdEncoding.EncodeToString(d), nil
+	return base64.StdEncoding.EncodeToString(b.Digest()), nil
 }
 
 // GenerateDataKey asks transit for a new 256-bit key under the named key and the context.
 // The wrapped form is transit's ciphertext ("vault:v<N>:..."), so operators can rewrap it with
 // Vault's own tools.
-func (s *Store) GenerateDataKey(ctx context.Context, name string, kc kms.Context) (*kms.DataKey, error) {
-	kctx, err := contextParam(kc)
+func (s *Store) GenerateDataKey(ctx context.Context, b kms.Bound) (*kms.DataKey, error) {
+	kctx, err := contextParam(b)
 	if err != nil {
 		return nil, err
 	}
+	name := b.Name()
 	p, err := s.router.transitPath(name, "datakey", "plaintext")
 	if err != nil {
 		return nil, err
@@ -316,8 +317,9 @@ func parseWrapped(w []byte) error {
 // UnwrapDataKey asks transit to decrypt the wrapped key under the name and context. Any
 // refusal by transit (other context, other key, tampering, a version below the key's minimum
 // decryption version) is kms.ErrBadWrapped.
-func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	rep, err := s.sendWrapped(ctx, "decrypt", "unwrap data key", name, wrapped, kc)
+func (s *Store) UnwrapDataKey(ctx context.Context, b kms.Bound, wrapped []byte) (*secret.Bytes, error) {
+	name := b.Name()
+	rep, err := s.sendWrapped(ctx, "decrypt", "unwrap data key", b, wrapped)
 	if err != nil {
 		return nil, err
 	}
@@ -353,11 +355,12 @@ func (s *Store) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, 
 // sendWrapped sends a wrapped key and its context to transit's op (decrypt or rewrap) of the
 // named key, after the checks both share: a well-formed context, a name inside its tenant's
 // mount, a transit ciphertext, and a key known to be derived.
-func (s *Store) sendWrapped(ctx context.Context, op, what, name string, wrapped []byte, kc kms.Context) (*reply, error) {
-	kctx, err := contextParam(kc)
+func (s *Store) sendWrapped(ctx context.Context, op, what string, b kms.Bound, wrapped []byte) (*reply, error) {
+	kctx, err := contextParam(b)
 	if err != nil {
 		return nil, err
 	}
+	name := b.Name()
 	p, err := s.router.transitPath(name, op)
 	if err != nil {
 		return nil, err
@@ -374,8 +377,9 @@ func (s *Store) sendWrapped(ctx context.Context, op, what, name string, wrapped 
 
 // RewrapDataKey re-encrypts a wrapped key under the newest version of its key, without the
 // data key leaving Vault. Use it after RotateKey, before raising the minimum decryption version.
-func (s *Store) RewrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) ([]byte, error) {
-	rep, err := s.sendWrapped(ctx, "rewrap", "rewrap with key", name, wrapped, kc)
+func (s *Store) RewrapDataKey(ctx context.Context, b kms.Bound, wrapped []byte) ([]byte, error) {
+	name := b.Name()
+	rep, err := s.sendWrapped(ctx, "rewrap", "rewrap with key", b, wrapped)
 	if err != nil {
 		return nil, err
 	}

@@ -79,12 +79,12 @@ func TestTenancy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dk, err := s.GenerateDataKey(ctx, "uk-freiburg/records", caseA)
+	dk, err := s.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/records", caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The same key name and context in another tenant is another key.
-	if _, err := s.UnwrapDataKey(ctx, "uk-koeln/records", dk.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+	if _, err := s.UnwrapDataKey(ctx, kms.MustBind("uk-koeln/records", caseA), dk.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 		t.Errorf("other tenant unwrapped: %v", err)
 	}
 	// The key landed where the mapping says, and only there.
@@ -119,7 +119,7 @@ func TestTenancy(t *testing.T) {
 		{"uk-freiburg/./records", kms.ErrInvalidName},
 		{"UK-FREIBURG/records", kms.ErrInvalidName},
 	} {
-		if _, err := s.GenerateDataKey(ctx, tc.name, caseA); !errors.Is(err, tc.want) {
+		if _, err := s.GenerateDataKey(ctx, bindOrZero(tc.name, caseA)); !errors.Is(err, tc.want) {
 			t.Errorf("GenerateDataKey(%q) = %v, want %v", tc.name, err, tc.want)
 		}
 		if _, err := s.GetSecret(ctx, tc.name); tc.name != "uk-freiburg/a/b" && tc.name != "uk-freiburg/records-" && !errors.Is(err, tc.want) {
@@ -139,7 +139,7 @@ func TestRotationRewrapMinVersion(t *testing.T) {
 	if err := s.CreateKey(ctx, k); !errors.Is(err, kms.ErrExists) {
 		t.Fatalf("second CreateKey: %v", err)
 	}
-	old, err := s.GenerateDataKey(ctx, k, caseA)
+	old, err := s.GenerateDataKey(ctx, kms.MustBind(k, caseA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,14 +149,14 @@ func TestRotationRewrapMinVersion(t *testing.T) {
 	if err := s.RotateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	re, err := s.RewrapDataKey(ctx, k, old.Wrapped, caseA)
+	re, err := s.RewrapDataKey(ctx, kms.MustBind(k, caseA), old.Wrapped)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(string(re), "vault:v2:") {
 		t.Fatalf("rewrapped %.9q", re)
 	}
-	if _, err := s.RewrapDataKey(ctx, k, old.Wrapped, kms.Context{"case": "b"}); !errors.Is(err, kms.ErrBadWrapped) {
+	if _, err := s.RewrapDataKey(ctx, kms.MustBind(k, kms.Context{"case": "b"}), old.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 		t.Errorf("rewrap under another context: %v", err)
 	}
 	if err := s.SetMinDecryptionVersion(ctx, k, 3); err == nil {
@@ -165,10 +165,10 @@ func TestRotationRewrapMinVersion(t *testing.T) {
 	if err := s.SetMinDecryptionVersion(ctx, k, 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UnwrapDataKey(ctx, k, old.Wrapped, caseA); !errors.Is(err, kms.ErrBadWrapped) {
+	if _, err := s.UnwrapDataKey(ctx, kms.MustBind(k, caseA), old.Wrapped); !errors.Is(err, kms.ErrBadWrapped) {
 		t.Errorf("v1 after min_decryption_version=2: %v", err)
 	}
-	got, err := s.UnwrapDataKey(ctx, k, re, caseA)
+	got, err := s.UnwrapDataKey(ctx, kms.MustBind(k, caseA), re)
 	if err != nil || !got.Equal(old.Plaintext) {
 		t.Fatalf("rewrapped key: %v", err)
 	}
@@ -180,7 +180,7 @@ func TestRefusesKeyThatIsNotDerived(t *testing.T) {
 	cfg := config(t, srv, srv.AdminRoleID, srv.AdminSecretIDFile)
 	s := open(t, cfg, vault.Options{})
 	srv.Write(t, cfg.Tenants["tenant-a"].TransitMount+"/keys/plain", map[string]any{"type": "aes256-gcm96"})
-	if _, err := s.GenerateDataKey(ctx, "tenant-a/plain", caseA); !errors.Is(err, kms.ErrDenied) || !strings.Contains(err.Error(), "derived") {
+	if _, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/plain", caseA)); !errors.Is(err, kms.ErrDenied) || !strings.Contains(err.Error(), "derived") {
 		t.Fatalf("non-derived key: %v", err)
 	}
 }
@@ -299,7 +299,7 @@ func TestPolicyDenies(t *testing.T) {
 	acfg := cfg // the same mounts
 	acfg.Auth = vault.Auth{Method: vault.AuthToken, TokenFile: srv.WriteFile(t, "see-only.token", srv.Token(t, time.Hour, "see-only"))}
 	ro := open(t, acfg, vault.Options{})
-	if dk, err := ro.GenerateDataKey(ctx, "tenant-a/records", caseA); dk != nil || !errors.Is(err, kms.ErrDenied) {
+	if dk, err := ro.GenerateDataKey(ctx, kms.MustBind("tenant-a/records", caseA)); dk != nil || !errors.Is(err, kms.ErrDenied) {
 		t.Errorf("GenerateDataKey under a denying policy: %v", err)
 	}
 	if sec, err := ro.GetSecret(ctx, "tenant-a/api-token"); sec != nil || !errors.Is(err, kms.ErrDenied) {
@@ -318,14 +318,14 @@ func TestTokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.RevokeToken(t, tok)
-	if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); !errors.Is(err, kms.ErrDenied) {
+	if _, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/k", caseA)); !errors.Is(err, kms.ErrDenied) {
 		t.Fatalf("revoked operator token: %v", err)
 	}
 	// The operator puts a new token in the file: the store picks it up.
 	tok2 := srv.Token(t, time.Hour, vaulttest.PolicyRelease)
 	srv.WriteFile(t, t.Name()+".token", tok2)
 	time.Sleep(600 * time.Millisecond) // past the login rate limit
-	if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); err != nil {
+	if _, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/k", caseA)); err != nil {
 		t.Fatalf("after replacing the token file: %v", err)
 	}
 	// Refused credentials at start are an error, not a store.
@@ -361,7 +361,7 @@ func TestRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
-		if _, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA); err != nil {
+		if _, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/k", caseA)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -416,12 +416,12 @@ func TestConcurrentReleaseAcrossRevocation(t *testing.T) {
 					close(half) // the test goroutine revokes; the others carry on meanwhile
 					<-revoked
 				}
-				dk, err := s.GenerateDataKey(ctx, "tenant-a/k", caseA)
+				dk, err := s.GenerateDataKey(ctx, kms.MustBind("tenant-a/k", caseA))
 				if err != nil {
 					errs <- err
 					continue
 				}
-				got, err := s.UnwrapDataKey(ctx, "tenant-a/k", dk.Wrapped, caseA)
+				got, err := s.UnwrapDataKey(ctx, kms.MustBind("tenant-a/k", caseA), dk.Wrapped)
 				if err != nil || !got.Equal(dk.Plaintext) {
 					errs <- fmt.Errorf("unwrap: %v", err)
 				}
@@ -439,4 +439,11 @@ func TestConcurrentReleaseAcrossRevocation(t *testing.T) {
 	if n, _ := cnt.count("/approle/login"); n != 2 {
 		t.Errorf("%d logins, want 2 (start, and once after the revocation)", n)
 	}
+}
+
+// bindOrZero binds name and kc, or returns the zero Bound, which the store refuses with
+// kms.ErrInvalidName, just as it refused a bad name before names were bound.
+func bindOrZero(name string, kc kms.Context) kms.Bound {
+	b, _ := kms.Bind(name, kc)
+	return b
 }

@@ -329,7 +329,11 @@ func FromKeyStore(s kms.KeyStore) KeySource { return keyStoreSource{s} }
 type keyStoreSource struct{ s kms.KeyStore }
 
 func (k keyStoreSource) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
-	dk, err := k.s.GenerateDataKey(ctx, keyName, kc)
+	b, err := kms.Bind(keyName, kc)
+	if err != nil {
+		return nil, nil, err
+	}
+	dk, err := k.s.GenerateDataKey(ctx, b)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -337,5 +341,9 @@ func (k keyStoreSource) GenerateDataKey(ctx context.Context, keyName string, kc 
 }
 
 func (k keyStoreSource) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	return k.s.UnwrapDataKey(ctx, keyName, wrapped, kc)
+	b, err := kms.Bind(keyName, kc)
+	if err != nil {
+		return nil, err
+	}
+	return k.s.UnwrapDataKey(ctx, b, wrapped)
 }
