@@ -58,11 +58,14 @@ func benchMeasurement(i, j int) attest.Hex {
 
 func benchClaims(i int) *attest.Claims {
 	return &attest.Claims{TEE: attest.SEVSNP, Measurement: benchMeasurement(i, 1),
-		Config:     map[string]attest.Hex{"host_data": bytes.Repeat([]byte{byte(i)}, 32), "id_key_digest": make([]byte, 48)},
-		TCB:        map[string]uint64{"bootloader": 10, "tee": 0, "snp": 23, "microcode": 84},
-		Platform:   map[string]string{"product": "Genoa", "chip_id": strings.Repeat("ab", 64)},
-		Attributes: map[string]uint64{"vmpl": 0, "guest_policy": 0x30000},
-		ReportData: make([]byte, 64)}
+		Config:   map[string]attest.Hex{"host_data": bytes.Repeat([]byte{byte(i)}, 32), "id_key_digest": make([]byte, 48)},
+		TCB:      map[string]uint64{"bootloader": 10, "tee": 0, "snp": 23, "microcode": 84},
+		Platform: map[string]string{"product": "Genoa", "chip_id": strings.Repeat("ab", 64)},
+		// Guest policy 0x20000: bit 17 (reserved, must be one) set, bit 16 (SMT allowed) clear, as
+		// the SNP verifier reports it in PolicySMTAllowed.
+		Attributes:       map[string]uint64{"vmpl": 0, "guest_policy": 0x20000},
+		PolicySMTAllowed: new(false),
+		ReportData:       make([]byte, 64)}
 }
 
 // BenchmarkRatioPolicy prints ratio policy-eval/snp-verify-warm: one evaluation of a realistic
