@@ -7,9 +7,6 @@ package collateral
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -25,7 +22,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/attest/intel"
-	"github.com/medicus-cloud/trust/internal/keyfile"
+	"github.com/medicus-cloud/trust/internal/cosekey"
 	"github.com/medicus-cloud/trust/policies"
 )
 
@@ -78,41 +75,20 @@ func Sign(b *Bundle, key crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	alg, err := algByType(key.Public())
-	if err != nil {
+	if _, err := algByType(key.Public()); err != nil {
 		return nil, err
 	}
-	kid, err := keyfile.ID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	signer, err := cose.NewSigner(alg, key)
-	if err != nil {
-		return nil, err
-	}
-	msg := cose.NewSign1Message()
-	msg.Headers.Protected.SetAlgorithm(alg)
-	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(kid)
-	msg.Headers.Protected[cose.HeaderLabelContentType] = ContentType
-	msg.Payload = p
-	if err := msg.Sign(rand.Reader, nil, signer); err != nil {
-		return nil, err
-	}
-	return msg.MarshalCBOR()
+	out, _, err := cosekey.Sign1(rand.Reader, key, ContentType, p, false)
+	return out, err
 }
 
 // algByType is the COSE algorithm of an operator key: ECDSA P-256 or Ed25519, as policy keys.
 func algByType(pub crypto.PublicKey) (cose.Algorithm, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve == elliptic.P256() {
-			return cose.AlgorithmES256, nil
-		}
-		return 0, fmt.Errorf("operator key: ECDSA on %s, want P-256", k.Curve.Params().Name)
-	case ed25519.PublicKey:
-		return cose.AlgorithmEdDSA, nil
+	alg, err := cosekey.Alg(pub)
+	if err != nil {
+		return 0, fmt.Errorf("operator key: %w", err)
 	}
-	return 0, fmt.Errorf("operator key: %T, want ECDSA P-256 or Ed25519", pub)
+	return alg, nil
 }
 
 // Open verifies data under one of keys and decodes it. It returns the key ID that signed.

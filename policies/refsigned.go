@@ -17,7 +17,7 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/schemes"
-	"github.com/medicus-cloud/trust/internal/keyfile"
+	"github.com/medicus-cloud/trust/internal/cosekey"
 )
 
 // Signed reference-value sets.
@@ -143,27 +143,8 @@ func SignReferenceValues(rand io.Reader, key crypto.Signer, s *ReferenceValueSet
 	if err != nil {
 		return nil, err
 	}
-	alg, err := coseAlg(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	kid, err := keyfile.ID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	signer, err := cose.NewSigner(alg, key)
-	if err != nil {
-		return nil, err
-	}
-	msg := cose.NewSign1Message()
-	msg.Headers.Protected.SetAlgorithm(alg)
-	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(kid)
-	msg.Headers.Protected[cose.HeaderLabelContentType] = RefValuesContentType
-	msg.Payload = append(payload, '\n')
-	if err := msg.Sign(rand, nil, signer); err != nil {
-		return nil, err
-	}
-	return msg.MarshalCBOR()
+	b, _, err := cosekey.Sign1(rand, key, RefValuesContentType, append(payload, '\n'), false)
+	return b, err
 }
 
 // OpenReferenceValues verifies a signed set under the vendor keys and its validity at now, and

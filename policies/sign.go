@@ -3,9 +3,6 @@ package policies
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -21,6 +18,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/medicus-cloud/trust/internal/atomicfile"
+	"github.com/medicus-cloud/trust/internal/cosekey"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 )
 
@@ -233,44 +231,11 @@ func ParseSigningKey(pemData []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-func coseAlg(pub crypto.PublicKey) (cose.Algorithm, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve == elliptic.P256() {
-			return cose.AlgorithmES256, nil
-		}
-		return 0, fmt.Errorf("ECDSA key on %s, want P-256", k.Curve.Params().Name)
-	case ed25519.PublicKey:
-		return cose.AlgorithmEdDSA, nil
-	}
-	return 0, fmt.Errorf("%T key, want ECDSA P-256 or Ed25519", pub)
-}
+func coseAlg(pub crypto.PublicKey) (cose.Algorithm, error) { return cosekey.Alg(pub) }
 
 // signManifest returns a detached COSE_Sign1 over manifest.
 func signManifest(rand io.Reader, key crypto.Signer, manifest []byte) ([]byte, string, error) {
-	alg, err := coseAlg(key.Public())
-	if err != nil {
-		return nil, "", err
-	}
-	kid, err := keyfile.ID(key.Public())
-	if err != nil {
-		return nil, "", err
-	}
-	signer, err := cose.NewSigner(alg, key)
-	if err != nil {
-		return nil, "", err
-	}
-	msg := cose.NewSign1Message()
-	msg.Headers.Protected.SetAlgorithm(alg)
-	msg.Headers.Protected[cose.HeaderLabelKeyID] = []byte(kid)
-	msg.Headers.Protected[cose.HeaderLabelContentType] = ContentType
-	msg.Payload = manifest
-	if err := msg.Sign(rand, nil, signer); err != nil {
-		return nil, "", err
-	}
-	msg.Payload = nil
-	b, err := msg.MarshalCBOR()
-	return b, kid, err
+	return cosekey.Sign1(rand, key, ContentType, manifest, true)
 }
 
 // verifySignature checks one detached signature over manifest and returns its key ID. A
