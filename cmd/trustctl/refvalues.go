@@ -170,27 +170,9 @@ func newRefValuesVerifyCmd() *cobra.Command {
 		Short: "Verify a signed reference-value set under a vendor key and print it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pem, err := os.ReadFile(keyFile)
-			if err != nil {
-				return fmt.Errorf("--vendor-key: %w", err)
-			}
-			keys, err := policies.ParseTrustKeys(pem)
-			if err != nil {
-				return fmt.Errorf("--vendor-key: %w", err)
-			}
-			now := time.Now()
-			if at != "" {
-				if now, err = time.Parse(time.RFC3339, at); err != nil {
-					return fmt.Errorf("--at: %w", err)
-				}
-			}
-			b, err := os.ReadFile(args[0])
+			s, kid, err := openSignedSet(keyFile, at, args[0])
 			if err != nil {
 				return err
-			}
-			s, kid, err := policies.OpenReferenceValues(b, keys, now)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			printSet(cmd.OutOrStdout(), s, kid)
 			return nil
@@ -244,27 +226,9 @@ func newRefValuesCoRIMCmd() *cobra.Command {
 		Short: "Verify a signed set and write its values as an unsigned CoRIM (CBOR)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pem, err := os.ReadFile(keyFile)
-			if err != nil {
-				return fmt.Errorf("--vendor-key: %w", err)
-			}
-			keys, err := policies.ParseTrustKeys(pem)
-			if err != nil {
-				return fmt.Errorf("--vendor-key: %w", err)
-			}
-			now := time.Now()
-			if at != "" {
-				if now, err = time.Parse(time.RFC3339, at); err != nil {
-					return fmt.Errorf("--at: %w", err)
-				}
-			}
-			b, err := os.ReadFile(args[0])
+			s, _, err := openSignedSet(keyFile, at, args[0])
 			if err != nil {
 				return err
-			}
-			s, _, err := policies.OpenReferenceValues(b, keys, now)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			c, err := policies.ExportCoRIM(s)
 			if err != nil {
@@ -300,4 +264,32 @@ func newRefValuesCoRIMCmd() *cobra.Command {
 	}
 	cmd.AddCommand(export, imp)
 	return cmd
+}
+
+// openSignedSet verifies the signed set in path under the vendor keys in keyFile, with its
+// validity checked at at (RFC 3339; empty means now).
+func openSignedSet(keyFile, at, path string) (*policies.ReferenceValueSet, string, error) {
+	pem, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("--vendor-key: %w", err)
+	}
+	keys, err := policies.ParseTrustKeys(pem)
+	if err != nil {
+		return nil, "", fmt.Errorf("--vendor-key: %w", err)
+	}
+	now := time.Now()
+	if at != "" {
+		if now, err = time.Parse(time.RFC3339, at); err != nil {
+			return nil, "", fmt.Errorf("--at: %w", err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	s, kid, err := policies.OpenReferenceValues(b, keys, now)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return s, kid, nil
 }
