@@ -49,12 +49,16 @@ func seededLog(t *testing.T, dir string) *posix.Log {
 	return l
 }
 
+// appendRecords appends recs one by one and publishes them, so that the directory shows them.
 func appendRecords(t *testing.T, l *posix.Log, recs []*audit.Record) {
 	t.Helper()
 	for _, r := range recs {
 		if _, err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := l.Publish(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,7 +4,8 @@
 // and the crash-recovery rules).
 //
 // Open opens (and on first use creates) the log; (*Log).Append returns only once the record is
-// durable, committing concurrent callers together; (*Log).Handler serves the log read-only at
+// durable, committing concurrent callers together; its tiles and checkpoint are published in
+// the background ((*Log).Publish waits for them); (*Log).Handler serves the log read-only at
 // tlog-tiles paths. *Log implements tlog.Log and passes tlogtest's conformance suite. One
 // process at a time may have a directory open (ErrLocked).
 package posix

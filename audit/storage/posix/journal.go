@@ -14,8 +14,8 @@ import (
 )
 
 // The journal makes an Append durable with one fdatasync: each batch is appended to it as one
-// frame before its tiles and checkpoint are published. Tiles and checkpoints are written
-// without fsync; a background sync (syncfs) makes them durable later, after which the journal
+// frame, and acknowledged; its tiles and checkpoint are published afterwards (publish.go).
+// Tiles and checkpoints are written without fsync; a background sync (syncfs) makes them durable later, after which the journal
 // is started afresh from the synced tree. After a crash, Open rebuilds the tiles and the
 // checkpoint from the journal. A clean Close makes everything durable and removes the journal.
 //

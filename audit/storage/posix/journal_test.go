@@ -16,6 +16,11 @@ import (
 // crash stops l as a SIGKILL would: no final sync, the journal stays.
 func crash(l *Log) {
 	l.gc.Close()
+	l.out.mu.Lock()
+	l.out.dead = true
+	l.out.mu.Unlock()
+	close(l.out.stop)
+	<-l.out.done
 	close(l.syncReq)
 	<-l.syncDone
 	l.j.close()
@@ -135,6 +140,9 @@ func TestJournalTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			appendInOrder(t, l, audittest.Records(10, 30))
+			if err := l.Publish(ctx); err != nil {
+				t.Fatal(err)
+			}
 			crash(l)
 			tc.edit(t, dir)
 			l, err := Open(ctx, Options{Dir: dir})
@@ -169,20 +177,30 @@ func appendFile(t *testing.T, dir string, b []byte) {
 	}
 }
 
-// TestTilesUnwritable: when the tiles cannot be written after the batch reached the journal,
-// the append fails, the log publishes nothing more until it is reopened, and the reopened log
-// holds the batch, rebuilt from the journal.
+// TestTilesUnwritable: when the tiles cannot be written after a batch reached the journal, the
+// batch is acknowledged (it is durable), publication fails, every later append is refused, no
+// checkpoint is published without its tiles, and the reopened log holds the batch, rebuilt from
+// the journal.
 func TestTilesUnwritable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
 	fill(t, l, 0, 3)
+	if err := l.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cp := checkpointOf(t, dir)
 	bundles := filepath.Join(dir, publicDir, "tile", "entries")
 	os.RemoveAll(bundles)
 	os.WriteFile(bundles, nil, 0o600)
+	if _, err := l.Append(ctx, audittest.Record(3)); err != nil {
+		t.Fatalf("Append before publication = %v, want durable", err)
+	}
+	if err := l.Publish(ctx); !errors.Is(err, tlog.ErrUnwritable) {
+		t.Fatalf("Publish with unwritable tiles = %v, want tlog.ErrUnwritable", err)
+	}
 	for i := range 2 {
-		if _, err := l.Append(ctx, audittest.Record(3+i)); !errors.Is(err, tlog.ErrUnwritable) {
+		if _, err := l.Append(ctx, audittest.Record(4+i)); !errors.Is(err, tlog.ErrUnwritable) {
 			t.Fatalf("Append with unwritable tiles = %v, want tlog.ErrUnwritable", err)
 		}
 	}

@@ -51,7 +51,17 @@ type Options struct {
 	// JournalLimit is how many bytes the journal grows to before the tiles are synced in the
 	// background and a new journal begins; default DefaultJournalLimit.
 	JournalLimit int64
+	// PublishInterval is the least time between two publications of tiles and a checkpoint
+	// while appends keep coming; default DefaultPublishInterval. It never delays an Append (a
+	// record is acknowledged once the journal holds it), only how soon a reader of the
+	// directory sees it; Handler and Publish always show every acknowledged record.
+	PublishInterval time.Duration
 }
+
+// DefaultPublishInterval bounds how often a busy log writes its tiles and checkpoint: batches
+// committed within it are published together, so each partial tile is written once per
+// interval rather than once per batch.
+const DefaultPublishInterval = 50 * time.Millisecond
 
 // Log is an append-only Merkle-tree log of records on local disk, as C2SP tlog-tiles with
 // signed tlog-checkpoints. It is safe for concurrent use.
@@ -73,7 +83,11 @@ type Log struct {
 	j      *journal
 	jlimit int64
 	tail   [][]byte // the entries after j.base, to carry over into the next journal
-	full   []string // full tiles written since the last sync request
+
+	// The publisher writes the tiles and checkpoints of committed batches, off the append
+	// path: commit hands it each batch's tiles and signed checkpoint; it writes the newest of
+	// each tile and the newest checkpoint once per interval (see publish.go).
+	out publisher
 
 	// The background sync: the writer asks it to make a tree durable; it answers in synced.
 	syncReq  chan syncRequest
@@ -109,6 +123,9 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 	if o.JournalLimit <= 0 {
 		o.JournalLimit = DefaultJournalLimit
+	}
+	if o.PublishInterval <= 0 {
+		o.PublishInterval = DefaultPublishInterval
 	}
 	for _, d := range []string{o.Dir, filepath.Join(o.Dir, publicDir), filepath.Join(o.Dir, tmpDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -159,6 +176,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	l.syncReq = make(chan syncRequest, 1)
 	l.syncDone = make(chan struct{})
 	go l.syncer()
+	l.startPublisher(o.PublishInterval, l.st)
 	l.gc = tlog.StartGroupCommit(o.MaxBatch, l.commit)
 	ok = true
 	return l, nil
@@ -207,14 +225,27 @@ func (l *Log) Origin() string { return l.signer.Name() }
 // Handler serves the log read-only at the C2SP tlog-tiles paths "checkpoint", "tile/<L>/<N>",
 // "tile/entries/<N>" (and their ".p/<W>" partials) below wherever it is mounted: use
 // http.StripPrefix, e.g. mux.Handle("/audit/", http.StripPrefix("/audit/", log.Handler())).
-// Nothing else in the log's directory (the note key in particular) is reachable.
-func (l *Log) Handler() http.Handler { return tlog.DirHandler(l.pub) }
+// Nothing else in the log's directory (the note key in particular) is reachable. A request
+// for the checkpoint first publishes every acknowledged record (Publish), so a client that
+// fetches the checkpoint after an answer sees the record behind it.
+func (l *Log) Handler() http.Handler {
+	h := tlog.DirHandler(l.pub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.TrimPrefix(r.URL.Path, "/") == "checkpoint" {
+			// A failed publication leaves the last published checkpoint, which stays valid.
+			_ = l.Publish(r.Context())
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Append writes r to the log and returns its index once it is durable: the batch holding it is
-// in the journal, fdatasync'ed, and its tiles and a checkpoint covering it are published (what
-// a crash could lose of those, Open rebuilds from the journal). Concurrent calls share one
-// commit. If the log cannot be written the record is not acknowledged (tlog.ErrUnwritable). A
-// cancelled ctx returns its error; the record may still be logged.
+// in the journal, fdatasync'ed, and a checkpoint covering it is signed. Its tiles and that
+// checkpoint are published in the background, within PublishInterval (what a crash loses of
+// them, Open rebuilds from the journal). Concurrent calls share one commit. If the log cannot
+// be written the record is not acknowledged (tlog.ErrUnwritable); once a publication fails,
+// every later Append fails too, until the log is reopened. A cancelled ctx returns its error;
+// the record may still be logged.
 func (l *Log) Append(ctx context.Context, r *audit.Record) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -233,14 +264,18 @@ func (l *Log) Close() error {
 	if !l.gc.Close() {
 		return nil
 	}
+	perr := l.stopPublisher()
 	close(l.syncReq)
 	<-l.syncDone
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	err := l.syncErr
+	if err == nil {
+		err = perr
+	}
 	if err == nil && l.broken == nil {
 		if err = syncTree(l.pub); err == nil {
-			l.removePartials(l.full)
+			l.removePartials(l.out.takeFull())
 			if err = os.Remove(filepath.Join(l.dir, journalFile)); err == nil {
 				err = atomicfile.SyncDir(l.dir)
 			}
@@ -258,15 +293,19 @@ func (l *Log) Close() error {
 }
 
 // commit makes a batch durable; the group-commit writer calls it, one batch at a time. The
-// batch's tiles and bundles are written first (a failure there acknowledges nothing and leaves
-// only objects beyond the tree, which are removed), then the batch goes to the journal with one
-// fdatasync, then the checkpoint is replaced. Nothing here waits on the tiles' own fsyncs.
+// batch goes to the journal with one fdatasync, and its tiles and signed checkpoint go to the
+// publisher, which writes them after the answer. Nothing on this path creates a file.
 func (l *Log) commit(entries [][]byte) (uint64, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.broken != nil {
-		// A journal or sync failure: what is on disk is no longer known. Fail closed.
+		// A journal, publication or sync failure: what is on disk is no longer known. Fail
+		// closed.
 		return 0, l.broken
+	}
+	if err := l.out.failed(); err != nil {
+		// Publication is failing: acknowledge nothing until it succeeds again.
+		return 0, fmt.Errorf("audit: %w: tiles: %v", tlog.ErrUnwritable, err)
 	}
 	if err := l.rotate(); err != nil {
 		l.broken = fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
@@ -281,55 +320,19 @@ func (l *Log) commit(entries [][]byte) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
 	}
-	// The checkpoint is written to a temporary file first, so that a disk that refuses new
-	// files fails the batch before anything of it is durable.
-	cpTmp, err := writeTemp(filepath.Join(l.dir, tmpDir), cp, 0o644)
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
-	}
-	// The tiles are written while the journal is flushed; the checkpoint that covers them is
-	// renamed into place only once both are done.
-	objErr := make(chan error, 1)
-	go func() { objErr <- l.writeTiles(tiles) }()
-	jerr := l.j.append(old.Size(), entries)
-	oerr := <-objErr
-	if jerr != nil {
-		os.Remove(cpTmp)
+	if err := l.j.append(old.Size(), entries); err != nil {
 		// The journal may hold part of the frame, or all of it: only a reopen can tell.
-		l.broken = fmt.Errorf("audit: %w: journal: %v", tlog.ErrUnwritable, jerr)
+		l.broken = fmt.Errorf("audit: %w: journal: %v", tlog.ErrUnwritable, err)
 		return 0, l.broken
 	}
-	if oerr != nil {
-		os.Remove(cpTmp)
-		// The batch is durable in the journal but its tiles are not all written: publish
-		// nothing more; a reopen rebuilds the tiles from the journal.
-		l.st = st
-		l.broken = fmt.Errorf("audit: %w: tiles: %v", tlog.ErrUnwritable, oerr)
-		return 0, l.broken
-	}
-	// From here the batch is in the log, whatever happens to the checkpoint.
+	// From here the batch is in the log.
 	l.st = st
 	l.tail = append(l.tail, entries...)
-	for _, t := range tiles {
-		if t.Full() {
-			l.full = append(l.full, t.Path())
-		}
-	}
-	if err := os.Rename(cpTmp, filepath.Join(l.pub, "checkpoint")); err != nil {
-		os.Remove(cpTmp)
-		return 0, fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
-	}
-	if l.j.n >= l.jlimit {
-		select {
-		case l.syncReq <- syncRequest{size: st.Size(), root: root, full: l.full}:
-			l.full = nil
-		default: // a sync is running
-		}
-	}
+	l.out.hand(tiles, cp, st.Size(), root, l.j.n >= l.jlimit)
 	return old.Size(), nil
 }
 
-// Sync makes every published tile and checkpoint durable now, removes the partial tiles that
+// Sync publishes every acknowledged record and makes the tiles and checkpoint durable now, removes the partial tiles that
 // full ones superseded and starts a new, empty journal. Appends wait while it runs. The log
 // does this by itself in the background whenever the journal grows past its limit.
 func (l *Log) Sync(ctx context.Context) error {
@@ -341,18 +344,24 @@ func (l *Log) Sync(ctx context.Context) error {
 	if l.broken != nil {
 		return l.broken
 	}
+	if err := l.Publish(ctx); err != nil {
+		if ctx.Err() == nil {
+			l.broken = err
+		}
+		return err
+	}
 	if err := syncTree(l.pub); err != nil {
 		l.broken = fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
 		return l.broken
 	}
-	l.removePartials(l.full)
+	l.removePartials(l.out.takeFull())
 	j, err := createJournal(l.dir, l.st.Size(), l.st.Root(), nil)
 	if err != nil {
 		l.broken = fmt.Errorf("audit: %w: journal: %v", tlog.ErrUnwritable, err)
 		return l.broken
 	}
 	l.j.close()
-	l.j, l.tail, l.full = j, nil, nil
+	l.j, l.tail = j, nil
 	return nil
 }
 

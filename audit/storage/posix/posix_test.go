@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/auditor"
@@ -148,6 +149,9 @@ func TestCrashRecovery(t *testing.T) {
 			dir := t.TempDir()
 			l := openSeeded(t, dir, 1)
 			appendInOrder(t, l, audittest.Records(0, tc.committed))
+			if err := l.Publish(ctx); err != nil {
+				t.Fatal(err)
+			}
 			cp := checkpointOf(t, dir)
 			appendInOrder(t, l, audittest.Records(tc.committed, tc.committed+tc.lost))
 			l.Close()
@@ -164,6 +168,9 @@ func TestCrashRecovery(t *testing.T) {
 			// Different records this time: nothing of the lost commit may survive.
 			recs := audittest.Records(1000, 1000+tc.lost+3)
 			appendInOrder(t, l, recs)
+			if err := l.Publish(ctx); err != nil {
+				t.Fatal(err)
+			}
 			got, err := auditor.Verify(ctx, auditor.VerifyOptions{Source: auditor.Source{Log: dir, Key: l.VerifierKey()}, Trusted: cp})
 			if err != nil {
 				t.Fatal(err)
@@ -216,8 +223,9 @@ func flipFile(dir, p string, off int) {
 	os.WriteFile(fp, b, 0o644)
 }
 
-// TestUnwritable: when the disk refuses, Append reports tlog.ErrUnwritable and acknowledges nothing;
-// once it accepts again the log goes on from its last checkpoint.
+// TestUnwritable: when the disk refuses the tiles, the batch already in the journal stays
+// acknowledged, publication reports tlog.ErrUnwritable and Append acknowledges nothing more; once
+// the disk accepts again the next publication succeeds and the log goes on without a reopen.
 func TestUnwritable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -228,17 +236,34 @@ func TestUnwritable(t *testing.T) {
 	tmp := filepath.Join(dir, tmpDir)
 	os.RemoveAll(tmp)
 	os.WriteFile(tmp, nil, 0o600)
-	if _, err := l.Append(ctx, audittest.Record(5)); !errors.Is(err, tlog.ErrUnwritable) {
+	if _, err := l.Append(ctx, audittest.Record(5)); err != nil {
+		t.Fatalf("Append before publication = %v, want durable", err)
+	}
+	if err := l.Publish(ctx); !errors.Is(err, tlog.ErrUnwritable) {
+		t.Fatalf("Publish on a broken disk = %v, want tlog.ErrUnwritable", err)
+	}
+	if _, err := l.Append(ctx, audittest.Record(6)); !errors.Is(err, tlog.ErrUnwritable) {
 		t.Fatalf("Append on a broken disk = %v, want tlog.ErrUnwritable", err)
 	}
 	os.Remove(tmp)
 	os.Mkdir(tmp, 0o700)
-	idx, err := l.Append(ctx, audittest.Record(6))
-	if err != nil || idx != 5 {
-		t.Fatalf("Append after repair = %d, %v; want 5", idx, err)
+	var idx uint64
+	var err error
+	for range 100 { // the publisher tries again every interval
+		if idx, err = l.Append(ctx, audittest.Record(7)); err == nil {
+			break
+		}
+		time.Sleep(DefaultPublishInterval / 2)
 	}
-	if _, err := auditor.Verify(ctx, auditor.VerifyOptions{Source: auditor.Source{Log: dir, Key: l.VerifierKey()}}); err != nil {
+	if err != nil || idx != 6 {
+		t.Fatalf("Append after repair = %d, %v; want 6", idx, err)
+	}
+	if err := l.Publish(ctx); err != nil {
 		t.Fatal(err)
+	}
+	cp, err := auditor.Verify(ctx, auditor.VerifyOptions{Source: auditor.Source{Log: dir, Key: l.VerifierKey()}})
+	if err != nil || cp.Size != 7 {
+		t.Fatalf("Verify = %v, %v; want 7 records", cp, err)
 	}
 }
 
@@ -264,6 +289,9 @@ func TestLongReason(t *testing.T) {
 	r := audittest.Record(0)
 	r.Reason = strings.Repeat("é", audit.MaxRecordSize)
 	if _, err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Publish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ms, err := auditor.Search(context.Background(), auditor.SearchOptions{Source: auditor.Source{Log: dir, Key: l.VerifierKey()}})
