@@ -75,3 +75,13 @@ func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims,
 	}
 	return c, CheckClaims(c, now)
 }
+
+// DecodeCWTClaims decodes a CWT payload that MarshalCWTClaims wrote, without a signature:
+// only for the issuer, which remembers the claims of a token it has just signed.
+func DecodeCWTClaims(payload []byte) (*Claims, error) {
+	var w cwtClaims
+	if err := cborDec.Unmarshal(payload, &w); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	return fromCWT(&w)
+}

@@ -105,3 +105,13 @@ func strictJSON(b []byte, v any) error {
 	}
 	return nil
 }
+
+// DecodeJWTClaims decodes a JWT payload (JSON, not base64) that MarshalJWTClaims wrote, without
+// a signature: only for the issuer, which remembers the claims of a token it has just signed.
+func DecodeJWTClaims(payload []byte) (*Claims, error) {
+	var w jsonClaims
+	if err := strictJSON(payload, &w); err != nil {
+		return nil, fmt.Errorf("%w: JWT claims: %v", ErrMalformed, err)
+	}
+	return fromJSON(&w)
+}

@@ -72,6 +72,10 @@ type Options struct {
 	TLS *tls.Config
 	// Insecure uses plaintext gRPC: only for a local trustd in --dev mode.
 	Insecure bool
+	// JWT also obtains the result token as a JWT (Attestation.JWT), for web relying parties
+	// that take one. Off by default: the client needs only the CWT, and trustd then signs one
+	// token per attestation instead of two.
+	JWT bool
 	// RefreshBefore is how long before expiry the client attests again; zero means 30 seconds.
 	RefreshBefore time.Duration
 	// KeyCache bounds the cache of unwrapped data keys used by the envelope methods (see
@@ -110,7 +114,8 @@ type Attestation struct {
 	PolicyDigest []byte
 	Grants       []release.Grant
 	Claims       *attest.Claims
-	// Token is the result token as a CWT; JWT is the same token as a JWT (docs/tokens.md).
+	// Token is the result token as a CWT; JWT is the same token as a JWT (docs/tokens.md), only
+	// with Options.JWT.
 	Token     []byte
 	JWT       string
 	ExpiresAt time.Time
@@ -215,7 +220,12 @@ func (c *Client) attestLocked(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: obtaining evidence from %s: %w", c.o.Provider.TEE(), err)
 	}
-	resp, err := c.rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wire.WorkloadKeyToPB(key.Public())})
+	format := pb.TokenFormat_TOKEN_FORMAT_CWT
+	if c.o.JWT {
+		format = pb.TokenFormat_TOKEN_FORMAT_UNSPECIFIED // both
+	}
+	resp, err := c.rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev),
+		WorkloadKey: wire.WorkloadKeyToPB(key.Public()), TokenFormat: format})
 	if err != nil {
 		return nil, fromStatus("attest", err)
 	}

@@ -53,7 +53,7 @@ and print the verdict, the matched policy and the grants, or the denial with its
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			c, err := sdk.New(ctx, sdk.Options{Addr: g.addr, Insecure: true, Suite: s,
+			c, err := sdk.New(ctx, sdk.Options{Addr: g.addr, Insecure: true, Suite: s, JWT: true,
 				Provider: simguest.NewInsecure(simguest.Options{Measurement: m, Debug: debug, SVN: svn})})
 			if err != nil {
 				return err

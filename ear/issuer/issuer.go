@@ -185,9 +185,10 @@ func (i *Issuer) fill(c *ear.Claims) (*ear.Claims, time.Time, error) {
 // time: signature under a known key, ES256 only, profile, validity window, and the issuer's own
 // "iss" and "aud".
 //
-// A token that verified is remembered by the digest of its exact bytes until it expires, so a
-// workload that presents one token for many releases pays for one signature check: later calls
-// only check the validity window again. Failures are never remembered.
+// A token that verified, or that this issuer signed, is remembered by the digest of its exact
+// bytes until it expires, so a workload that presents one token for many releases pays for at
+// most one signature check: later calls only check the validity window again. Failures are
+// never remembered.
 func (i *Issuer) Verify(b []byte) (*ear.Claims, error) {
 	now := i.o.Now()
 	d := sha256.Sum256(b)
@@ -242,8 +243,12 @@ func (v *verifiedCache) put(d [sha256.Size]byte, c *ear.Claims, now time.Time) {
 				delete(v.m, k)
 			}
 		}
-		if len(v.m) >= MaxVerifiedTokens {
-			clear(v.m) // only a cache: the next calls verify again
+		// Only a cache: drop an eighth, any (map order), and those verify again.
+		for k := range v.m {
+			if len(v.m) < MaxVerifiedTokens-MaxVerifiedTokens/8 {
+				break
+			}
+			delete(v.m, k)
 		}
 	}
 	v.m[d] = c
@@ -262,7 +267,23 @@ func (i *Issuer) signCWT(cc *ear.Claims) ([]byte, error) {
 	if err := msg.Sign(i.o.Rand, nil, i.signer); err != nil {
 		return nil, err
 	}
-	return msg.MarshalCBOR()
+	b, err := msg.MarshalCBOR()
+	if err != nil {
+		return nil, err
+	}
+	return b, i.remember(b, payload, ear.DecodeCWTClaims)
+}
+
+// remember puts a token just signed into the verified cache, with its claims decoded from the
+// payload as Verify would decode them, so that its first release on this replica pays for no
+// signature check: a token this issuer signed a moment ago needs none.
+func (i *Issuer) remember(token, payload []byte, decode func([]byte) (*ear.Claims, error)) error {
+	c, err := decode(payload)
+	if err != nil {
+		return fmt.Errorf("token: the claims just signed do not decode: %w", err)
+	}
+	i.verified.put(sha256.Sum256(token), c, i.o.Now())
+	return nil
 }
 
 func (i *Issuer) signJWT(cc *ear.Claims) ([]byte, error) {
@@ -274,7 +295,11 @@ func (i *Issuer) signJWT(cc *ear.Claims) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return i.signJWS(h, p)
+	b, err := i.signJWS(h, p)
+	if err != nil {
+		return nil, err
+	}
+	return b, i.remember(b, p, ear.DecodeJWTClaims)
 }
 
 func (i *Issuer) signJWS(h, p []byte) ([]byte, error) {

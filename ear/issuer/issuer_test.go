@@ -7,6 +7,7 @@ import (
 	"errors"
 	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/release"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -165,6 +166,41 @@ func TestVerifiedCacheBounded(t *testing.T) {
 		v.put(d, &ear.Claims{Expiry: now.Unix() + 60}, now)
 		if len(v.m) > MaxVerifiedTokens {
 			t.Fatalf("%d entries", len(v.m))
+		}
+	}
+}
+
+// TestIssuedTokensRemembered: the issuer remembers the tokens it signs with exactly the claims a
+// full verification of their bytes yields, so that skipping that verification changes nothing.
+func TestIssuedTokensRemembered(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	i := newIssuer(t, &now)
+	c := &ear.Claims{TEE: "tdx", Policy: "hello", Measurement: []byte{1, 2, 3}, Platform: map[string]string{"fmspc": "00906ed50000"},
+		Grants: []release.Grant{{Kind: release.GrantDataKey, Name: "hello/records"}}, Confirmation: x25519Key, Appraised: []byte{0xa0}}
+	cwt, jwt, _, err := i.IssueBoth(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(i.verified.m); n != 2 {
+		t.Fatalf("%d tokens remembered after IssueBoth, want 2", n)
+	}
+	for name, tc := range map[string]struct {
+		tok  []byte
+		full func([]byte) (*ear.Claims, error)
+	}{
+		"cwt": {cwt, func(b []byte) (*ear.Claims, error) { return ear.Verify(b, i.keys, now) }},
+		"jwt": {jwt, func(b []byte) (*ear.Claims, error) { return ear.VerifyJWT(b, i.keys, now) }},
+	} {
+		remembered, err := i.Verify(tc.tok)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		verified, err := tc.full(tc.tok)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(remembered, verified) {
+			t.Errorf("%s: remembered claims differ from verified ones:\n%+v\n%+v", name, remembered, verified)
 		}
 	}
 }
