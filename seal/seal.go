@@ -100,15 +100,43 @@ func (p *PublicKey) Bytes() []byte { return p.pk.Bytes() }
 
 // Seal encrypts plaintext to p with the given associated data. The result is enc || ciphertext.
 func (p *PublicKey) Seal(aad, plaintext []byte) ([]byte, error) {
+	s, err := p.Sealer()
+	if err != nil {
+		return nil, err
+	}
+	return s.Seal(aad, plaintext)
+}
+
+// Sealer does the public-key half of Seal (the HPKE encapsulation) ahead of the plaintext, so
+// that a caller can run it while it waits for the plaintext (trustd, while the key store
+// answers). The Sealer seals one message.
+func (p *PublicKey) Sealer() (*Sealer, error) {
 	enc, sender, err := hpke.NewSender(p.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), []byte(Info))
 	if err != nil {
 		return nil, fmt.Errorf("hpke setup: %w", err)
 	}
-	ct, err := sender.Seal(aad, plaintext)
+	return &Sealer{enc: enc, sender: sender}, nil
+}
+
+// Sealer is an HPKE context ready to seal one message to a public key.
+type Sealer struct {
+	enc    []byte
+	sender *hpke.Sender
+	used   bool
+}
+
+// Seal encrypts plaintext with the given associated data, exactly as PublicKey.Seal does. A
+// second call fails: each message gets its own encapsulation.
+func (s *Sealer) Seal(aad, plaintext []byte) ([]byte, error) {
+	if s.used {
+		return nil, errors.New("hpke seal: this sealer was used already")
+	}
+	s.used = true
+	ct, err := s.sender.Seal(aad, plaintext)
 	if err != nil {
 		return nil, fmt.Errorf("hpke seal: %w", err)
 	}
-	return append(enc, ct...), nil
+	return append(s.enc, ct...), nil
 }
 
 // PrivateKey is an ephemeral workload key. It never leaves the workload.

@@ -59,3 +59,28 @@ func flip(b []byte, i int) []byte {
 	c[i] ^= 1
 	return c
 }
+
+// TestSealerOnce: a Sealer made ahead of the plaintext seals exactly as Seal does, and only once.
+func TestSealerOnce(t *testing.T) {
+	for _, s := range []Suite{X25519, MLKEM768X25519} {
+		sk, err := GenerateKey(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sl, err := sk.Public().Sealer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		aad := ReleaseAAD("req-1", "hello/records", nil)
+		ct, err := sl.Seal(aad, []byte("data key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pt, err := sk.Open(aad, ct); err != nil || string(pt) != "data key" {
+			t.Fatalf("%s: Open = %q, %v", s, pt, err)
+		}
+		if _, err := sl.Seal(aad, []byte("another key")); err == nil {
+			t.Fatalf("%s: a Sealer sealed twice", s)
+		}
+	}
+}

@@ -453,12 +453,27 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	if err != nil {
 		return nil, fmt.Errorf("token confirmation key: %w", err)
 	}
+	// The encapsulation (the X25519 work of the seal) needs no plaintext: it runs while the key
+	// store answers.
+	type setup struct {
+		s   *seal.Sealer
+		err error
+	}
+	sc := make(chan setup, 1)
+	go func() {
+		s, err := pk.Sealer()
+		sc <- setup{s, err}
+	}()
 	pt, err := r.fetch(ctx, bound)
+	su := <-sc
 	if err != nil {
 		return nil, err
 	}
 	defer pt.Wipe()
-	return pk.Seal(seal.ReleaseAAD(rid, bound.Name(), bound.Canonical()), pt.Reveal())
+	if su.err != nil {
+		return nil, su.err
+	}
+	return su.s.Seal(seal.ReleaseAAD(rid, bound.Name(), bound.Canonical()), pt.Reveal())
 }
 
 // redactContext keeps context values (tenants, case numbers, patient pseudonyms) out of a
