@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -18,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
@@ -28,6 +31,7 @@ import (
 	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
 	"github.com/medicus-cloud/trust/collateral"
 	"github.com/medicus-cloud/trust/kms/local"
+	"github.com/medicus-cloud/trust/metrics"
 	"github.com/medicus-cloud/trust/secret"
 	"github.com/medicus-cloud/trust/service"
 )
@@ -313,5 +317,80 @@ func TestImportCollateralReplicas(t *testing.T) {
 	c := f.start(t, t.TempDir(), cfg, env) // applies the shared bundle at startup
 	if !c.appraised(t, f.quote) {
 		t.Error("a replica started after the import does not use the bundle")
+	}
+}
+
+// TestImportCollateralWired: through New and mutual TLS, the security team imports a bundle that
+// the configured offline TDX verifier uses at once and whose age the metrics show; the operator
+// role may not.
+func TestImportCollateralWired(t *testing.T) {
+	f := newImportFixture(t)
+	dir := t.TempDir()
+	ca, admins := newCA(t, "server CA"), newCA(t, "admin CA")
+	sc, sk := ca.issue(t, "trustd", "", true)
+	tc := &tdx.Config{}
+	tc.Offline = true
+	cfg := &Config{Dev: true, DataDir: filepath.Join(dir, "data"), Policy: "../../policies/examples", Listen: "127.0.0.1:0",
+		TLS: TLSConfig{CertFile: write(t, dir, "server.pem", string(sc)), KeyFile: write(t, dir, "server.key", string(sk)),
+			ClientCAFile: write(t, dir, "admin-ca.pem", string(admins.pem))},
+		Verifiers:        Verifiers{"tdx": tc},
+		CollateralBundle: CollateralBundleConfig{KeysFile: f.keysFile}}
+	d, err := New(context.Background(), cfg, Env{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	addr := serve(t, d)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	client := func(role string) pb.AdminClient {
+		cp, kp := admins.issue(t, role+"-person", role, false)
+		cert, err := tls.X509KeyPair(cp, kp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(
+			&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return pb.NewAdminClient(conn)
+	}
+	ctx := context.Background()
+	req := &pb.ImportCollateralRequest{Bundle: f.bundle(t, sprE4Time, f.key, "")}
+	if _, err := client("operator").ImportCollateral(ctx, req); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("as operator: %v, want PermissionDenied", err)
+	}
+	if len(d.coll.imports.loaders) != 1 {
+		t.Fatalf("%d bundle loaders, want the TDX verifier", len(d.coll.imports.loaders))
+	}
+	e := &importEnv{d: d, v: d.coll.imports.loaders[0].(attest.Verifier)}
+	if e.appraised(t, f.quote) {
+		t.Fatal("appraised before the import")
+	}
+	if _, err := client("security-team").ImportCollateral(ctx, req); err != nil {
+		t.Fatalf("as security-team: %v", err)
+	}
+	if !e.appraised(t, f.quote) {
+		t.Fatal("the configured TDX verifier does not use the imported bundle")
+	}
+	mfs, err := d.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var age bool
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.NameCollateralAge {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				age = age || l.GetName() == "item" && l.GetValue() == "collateral-bundle"
+			}
+		}
+	}
+	if !age {
+		t.Error("no collateral-bundle age in the metrics")
 	}
 }
