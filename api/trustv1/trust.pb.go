@@ -3314,8 +3314,10 @@ func (x *ListRevocationsResponse) GetRefreshedAt() *timestamppb.Timestamp {
 type ImportCollateralRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The signed bundle file as written by trustctl collateral bundle (COSE_Sign1), at most
-	// 64 MiB. A bundle not signed by an operator key is PermissionDenied; one issued before the
-	// last import (or at the same time with other content) is FailedPrecondition.
+	// 64 MiB (and at most the server's limits.max_recv_msg_bytes, default 4 MiB). Not a bundle:
+	// InvalidArgument; not signed by an operator key: PermissionDenied; issued before the last
+	// import (or at the same time with other content): FailedPrecondition. A bundle that verifies
+	// but does not load is Unavailable, and the bundle in use stays.
 	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

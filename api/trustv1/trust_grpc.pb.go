@@ -397,8 +397,10 @@ type AdminClient interface {
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 	ListRevocations(ctx context.Context, in *ListRevocationsRequest, opts ...grpc.CallOption) (*ListRevocationsResponse, error)
 	// Role security-team: import a signed collateral bundle (trustctl collateral bundle) without a
-	// restart. Audited first; verified under collateral_bundle.keys_file; never older than the
-	// last import; replicas sharing the PostgreSQL audit database pick it up within their poll.
+	// restart; the offline verifiers use it at once. Verified under collateral_bundle.keys_file
+	// (FailedPrecondition without keys), audited before it is applied (Unavailable with the log
+	// down), never older than the last import; replicas sharing the PostgreSQL audit database
+	// apply it within collateral_bundle.poll_interval (default 10s).
 	ImportCollateral(ctx context.Context, in *ImportCollateralRequest, opts ...grpc.CallOption) (*ImportCollateralResponse, error)
 }
 
@@ -615,8 +617,10 @@ type AdminServer interface {
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error)
 	// Role security-team: import a signed collateral bundle (trustctl collateral bundle) without a
-	// restart. Audited first; verified under collateral_bundle.keys_file; never older than the
-	// last import; replicas sharing the PostgreSQL audit database pick it up within their poll.
+	// restart; the offline verifiers use it at once. Verified under collateral_bundle.keys_file
+	// (FailedPrecondition without keys), audited before it is applied (Unavailable with the log
+	// down), never older than the last import; replicas sharing the PostgreSQL audit database
+	// apply it within collateral_bundle.poll_interval (default 10s).
 	ImportCollateral(context.Context, *ImportCollateralRequest) (*ImportCollateralResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
