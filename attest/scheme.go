@@ -66,6 +66,13 @@ type Deps struct {
 	BundleDir string
 }
 
+// BundleLoader is a verifier that holds an imported collateral bundle in memory: trustd calls
+// LoadBundle with the bundle directory again after an import without restart. A failed load
+// leaves the set loaded before serving.
+type BundleLoader interface {
+	LoadBundle(dir string) error
+}
+
 // Observer returns a CacheObserver-style callback for source, or nil when nobody listens.
 func (d Deps) Observer(source string) func(hit bool) {
 	if d.CollateralCache == nil {

@@ -47,6 +47,9 @@ type AdminOptions struct {
 	Identity   func(ctx context.Context) string
 	// Revocations serves Revoke and ListRevocations; nil makes them FailedPrecondition.
 	Revocations RevocationAdmin
+	// Collateral serves ImportCollateral; nil (no collateral_bundle.keys_file) makes it
+	// FailedPrecondition.
+	Collateral CollateralImporter
 }
 
 // Admin implements trustv1.AdminServer. Role checks happen in the transport's interceptor; this

@@ -3311,6 +3311,198 @@ func (x *ListRevocationsResponse) GetRefreshedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type ImportCollateralRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed bundle file as written by trustctl collateral bundle (COSE_Sign1), at most
+	// 64 MiB (and at most the server's limits.max_recv_msg_bytes, default 4 MiB). Not a bundle:
+	// InvalidArgument; not signed by an operator key: PermissionDenied; issued before the last
+	// import (or at the same time with other content): FailedPrecondition. A bundle that verifies
+	// but does not load is Unavailable, and the bundle in use stays.
+	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCollateralRequest) Reset() {
+	*x = ImportCollateralRequest{}
+	mi := &file_trustv1_trust_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCollateralRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCollateralRequest) ProtoMessage() {}
+
+func (x *ImportCollateralRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCollateralRequest.ProtoReflect.Descriptor instead.
+func (*ImportCollateralRequest) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ImportCollateralRequest) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+// One platform or chip a collateral bundle covers.
+type CollateralItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tdx", "sgx" or "sev-snp".
+	Tee string `protobuf:"bytes,1,opt,name=tee,proto3" json:"tee,omitempty"`
+	// "fmspc 00806f050000", "vcek milan 1a2b3c4d…" or "crl milan-vcek".
+	Platform string `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	// How many files the bundle holds for it.
+	Files         uint32 `protobuf:"varint,3,opt,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollateralItem) Reset() {
+	*x = CollateralItem{}
+	mi := &file_trustv1_trust_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollateralItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollateralItem) ProtoMessage() {}
+
+func (x *CollateralItem) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollateralItem.ProtoReflect.Descriptor instead.
+func (*CollateralItem) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CollateralItem) GetTee() string {
+	if x != nil {
+		return x.Tee
+	}
+	return ""
+}
+
+func (x *CollateralItem) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *CollateralItem) GetFiles() uint32 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+type ImportCollateralResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Issued *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=issued,proto3" json:"issued,omitempty"`
+	// The operator key that signed the bundle.
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// SHA-256 of the bundle file, lowercase hex.
+	Sha256 string            `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Items  []*CollateralItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	// False when this bundle was already the one imported (nothing changed).
+	Changed       bool `protobuf:"varint,5,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCollateralResponse) Reset() {
+	*x = ImportCollateralResponse{}
+	mi := &file_trustv1_trust_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCollateralResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCollateralResponse) ProtoMessage() {}
+
+func (x *ImportCollateralResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trustv1_trust_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCollateralResponse.ProtoReflect.Descriptor instead.
+func (*ImportCollateralResponse) Descriptor() ([]byte, []int) {
+	return file_trustv1_trust_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ImportCollateralResponse) GetIssued() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Issued
+	}
+	return nil
+}
+
+func (x *ImportCollateralResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ImportCollateralResponse) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ImportCollateralResponse) GetItems() []*CollateralItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ImportCollateralResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 var File_trustv1_trust_proto protoreflect.FileDescriptor
 
 const file_trustv1_trust_proto_rawDesc = "" +
@@ -3570,7 +3762,19 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\x16ListRevocationsRequest\"\x98\x01\n" +
 	"\x17ListRevocationsResponse\x12>\n" +
 	"\vrevocations\x18\x01 \x03(\v2\x1c.medicus.trust.v1.RevocationR\vrevocations\x12=\n" +
-	"\frefreshed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshedAt*\x87\x01\n" +
+	"\frefreshed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshedAt\"1\n" +
+	"\x17ImportCollateralRequest\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"T\n" +
+	"\x0eCollateralItem\x12\x10\n" +
+	"\x03tee\x18\x01 \x01(\tR\x03tee\x12\x1a\n" +
+	"\bplatform\x18\x02 \x01(\tR\bplatform\x12\x14\n" +
+	"\x05files\x18\x03 \x01(\rR\x05files\"\xcf\x01\n" +
+	"\x18ImportCollateralResponse\x122\n" +
+	"\x06issued\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06issued\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x126\n" +
+	"\x05items\x18\x04 \x03(\v2 .medicus.trust.v1.CollateralItemR\x05items\x12\x18\n" +
+	"\achanged\x18\x05 \x01(\bR\achanged*\x87\x01\n" +
 	"\x03TEE\x12\x13\n" +
 	"\x0fTEE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vTEE_SEV_SNP\x10\x01\x12\v\n" +
@@ -3589,7 +3793,7 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\tGetSecret\x12\".medicus.trust.v1.GetSecretRequest\x1a#.medicus.trust.v1.GetSecretResponse\x12f\n" +
 	"\x0fGenerateDataKey\x12(.medicus.trust.v1.GenerateDataKeyRequest\x1a).medicus.trust.v1.GenerateDataKeyResponse\x12`\n" +
 	"\rUnwrapDataKey\x12&.medicus.trust.v1.UnwrapDataKeyRequest\x1a'.medicus.trust.v1.UnwrapDataKeyResponse\x12]\n" +
-	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\xa7\f\n" +
+	"\fGetTokenKeys\x12%.medicus.trust.v1.GetTokenKeysRequest\x1a&.medicus.trust.v1.GetTokenKeysResponse2\x92\r\n" +
 	"\x05Admin\x12T\n" +
 	"\tCreateKey\x12\".medicus.trust.v1.CreateKeyRequest\x1a#.medicus.trust.v1.CreateKeyResponse\x12T\n" +
 	"\tRotateKey\x12\".medicus.trust.v1.RotateKeyRequest\x1a#.medicus.trust.v1.RotateKeyResponse\x12T\n" +
@@ -3607,7 +3811,8 @@ const file_trustv1_trust_proto_rawDesc = "" +
 	"\fRequestShred\x12%.medicus.trust.v1.RequestShredRequest\x1a&.medicus.trust.v1.RequestShredResponse\x12]\n" +
 	"\fApproveShred\x12%.medicus.trust.v1.ApproveShredRequest\x1a&.medicus.trust.v1.ApproveShredResponse\x12K\n" +
 	"\x06Revoke\x12\x1f.medicus.trust.v1.RevokeRequest\x1a .medicus.trust.v1.RevokeResponse\x12f\n" +
-	"\x0fListRevocations\x12(.medicus.trust.v1.ListRevocationsRequest\x1a).medicus.trust.v1.ListRevocationsResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
+	"\x0fListRevocations\x12(.medicus.trust.v1.ListRevocationsRequest\x1a).medicus.trust.v1.ListRevocationsResponse\x12i\n" +
+	"\x10ImportCollateral\x12).medicus.trust.v1.ImportCollateralRequest\x1a*.medicus.trust.v1.ImportCollateralResponseB4Z2github.com/medicus-cloud/trust/api/trustv1;trustv1b\x06proto3"
 
 var (
 	file_trustv1_trust_proto_rawDescOnce sync.Once
@@ -3622,7 +3827,7 @@ func file_trustv1_trust_proto_rawDescGZIP() []byte {
 }
 
 var file_trustv1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_trustv1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_trustv1_trust_proto_goTypes = []any{
 	(TEE)(0),                           // 0: medicus.trust.v1.TEE
 	(TokenFormat)(0),                   // 1: medicus.trust.v1.TokenFormat
@@ -3681,103 +3886,110 @@ var file_trustv1_trust_proto_goTypes = []any{
 	(*RevokeResponse)(nil),             // 54: medicus.trust.v1.RevokeResponse
 	(*ListRevocationsRequest)(nil),     // 55: medicus.trust.v1.ListRevocationsRequest
 	(*ListRevocationsResponse)(nil),    // 56: medicus.trust.v1.ListRevocationsResponse
-	nil,                                // 57: medicus.trust.v1.Evidence.CollateralEntry
-	nil,                                // 58: medicus.trust.v1.Claims.MeasurementsEntry
-	nil,                                // 59: medicus.trust.v1.Claims.ConfigEntry
-	nil,                                // 60: medicus.trust.v1.Claims.TcbEntry
-	nil,                                // 61: medicus.trust.v1.Claims.PlatformEntry
-	nil,                                // 62: medicus.trust.v1.Claims.AttributesEntry
-	nil,                                // 63: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
-	nil,                                // 64: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
-	(*timestamppb.Timestamp)(nil),      // 65: google.protobuf.Timestamp
+	(*ImportCollateralRequest)(nil),    // 57: medicus.trust.v1.ImportCollateralRequest
+	(*CollateralItem)(nil),             // 58: medicus.trust.v1.CollateralItem
+	(*ImportCollateralResponse)(nil),   // 59: medicus.trust.v1.ImportCollateralResponse
+	nil,                                // 60: medicus.trust.v1.Evidence.CollateralEntry
+	nil,                                // 61: medicus.trust.v1.Claims.MeasurementsEntry
+	nil,                                // 62: medicus.trust.v1.Claims.ConfigEntry
+	nil,                                // 63: medicus.trust.v1.Claims.TcbEntry
+	nil,                                // 64: medicus.trust.v1.Claims.PlatformEntry
+	nil,                                // 65: medicus.trust.v1.Claims.AttributesEntry
+	nil,                                // 66: medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	nil,                                // 67: medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	(*timestamppb.Timestamp)(nil),      // 68: google.protobuf.Timestamp
 }
 var file_trustv1_trust_proto_depIdxs = []int32{
-	65, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 0: medicus.trust.v1.GetChallengeResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: medicus.trust.v1.Evidence.tee:type_name -> medicus.trust.v1.TEE
-	57, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
+	60, // 2: medicus.trust.v1.Evidence.collateral:type_name -> medicus.trust.v1.Evidence.CollateralEntry
 	5,  // 3: medicus.trust.v1.AttestRequest.evidence:type_name -> medicus.trust.v1.Evidence
 	6,  // 4: medicus.trust.v1.AttestRequest.workload_key:type_name -> medicus.trust.v1.WorkloadKey
 	1,  // 5: medicus.trust.v1.AttestRequest.token_format:type_name -> medicus.trust.v1.TokenFormat
 	0,  // 6: medicus.trust.v1.Claims.tee:type_name -> medicus.trust.v1.TEE
-	58, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
-	59, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
-	60, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
-	61, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
-	62, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
+	61, // 7: medicus.trust.v1.Claims.measurements:type_name -> medicus.trust.v1.Claims.MeasurementsEntry
+	62, // 8: medicus.trust.v1.Claims.config:type_name -> medicus.trust.v1.Claims.ConfigEntry
+	63, // 9: medicus.trust.v1.Claims.tcb:type_name -> medicus.trust.v1.Claims.TcbEntry
+	64, // 10: medicus.trust.v1.Claims.platform:type_name -> medicus.trust.v1.Claims.PlatformEntry
+	65, // 11: medicus.trust.v1.Claims.attributes:type_name -> medicus.trust.v1.Claims.AttributesEntry
 	2,  // 12: medicus.trust.v1.Grant.kind:type_name -> medicus.trust.v1.Grant.Kind
 	8,  // 13: medicus.trust.v1.AttestResponse.claims:type_name -> medicus.trust.v1.Claims
 	9,  // 14: medicus.trust.v1.AttestResponse.grants:type_name -> medicus.trust.v1.Grant
-	65, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 15: medicus.trust.v1.AttestResponse.expires_at:type_name -> google.protobuf.Timestamp
 	12, // 16: medicus.trust.v1.GetSecretResponse.secret:type_name -> medicus.trust.v1.Sealed
-	65, // 17: medicus.trust.v1.GetSecretResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	63, // 18: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
+	68, // 17: medicus.trust.v1.GetSecretResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	66, // 18: medicus.trust.v1.GenerateDataKeyRequest.context:type_name -> medicus.trust.v1.GenerateDataKeyRequest.ContextEntry
 	12, // 19: medicus.trust.v1.GenerateDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	65, // 20: medicus.trust.v1.GenerateDataKeyResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	64, // 21: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
+	68, // 20: medicus.trust.v1.GenerateDataKeyResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	67, // 21: medicus.trust.v1.UnwrapDataKeyRequest.context:type_name -> medicus.trust.v1.UnwrapDataKeyRequest.ContextEntry
 	12, // 22: medicus.trust.v1.UnwrapDataKeyResponse.data_key:type_name -> medicus.trust.v1.Sealed
-	65, // 23: medicus.trust.v1.UnwrapDataKeyResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	65, // 24: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
+	68, // 23: medicus.trust.v1.UnwrapDataKeyResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	68, // 24: medicus.trust.v1.TokenKey.not_after:type_name -> google.protobuf.Timestamp
 	20, // 25: medicus.trust.v1.GetTokenKeysResponse.keys:type_name -> medicus.trust.v1.TokenKey
-	65, // 26: medicus.trust.v1.ApproveBreakGlassResponse.expires_at:type_name -> google.protobuf.Timestamp
-	65, // 27: medicus.trust.v1.BreakGlass.requested_at:type_name -> google.protobuf.Timestamp
-	65, // 28: medicus.trust.v1.BreakGlass.approved_at:type_name -> google.protobuf.Timestamp
-	65, // 29: medicus.trust.v1.BreakGlass.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 26: medicus.trust.v1.ApproveBreakGlassResponse.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 27: medicus.trust.v1.BreakGlass.requested_at:type_name -> google.protobuf.Timestamp
+	68, // 28: medicus.trust.v1.BreakGlass.approved_at:type_name -> google.protobuf.Timestamp
+	68, // 29: medicus.trust.v1.BreakGlass.expires_at:type_name -> google.protobuf.Timestamp
 	31, // 30: medicus.trust.v1.ListBreakGlassResponse.entries:type_name -> medicus.trust.v1.BreakGlass
 	49, // 31: medicus.trust.v1.ReloadPoliciesResponse.status:type_name -> medicus.trust.v1.PolicyStatus
 	49, // 32: medicus.trust.v1.GetPolicyStatusResponse.status:type_name -> medicus.trust.v1.PolicyStatus
-	65, // 33: medicus.trust.v1.Revocation.created:type_name -> google.protobuf.Timestamp
+	68, // 33: medicus.trust.v1.Revocation.created:type_name -> google.protobuf.Timestamp
 	52, // 34: medicus.trust.v1.RevokeResponse.revocation:type_name -> medicus.trust.v1.Revocation
 	52, // 35: medicus.trust.v1.ListRevocationsResponse.revocations:type_name -> medicus.trust.v1.Revocation
-	65, // 36: medicus.trust.v1.ListRevocationsResponse.refreshed_at:type_name -> google.protobuf.Timestamp
-	3,  // 37: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
-	7,  // 38: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
-	13, // 39: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
-	15, // 40: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
-	17, // 41: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
-	19, // 42: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
-	39, // 43: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
-	41, // 44: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
-	43, // 45: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
-	45, // 46: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
-	47, // 47: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
-	50, // 48: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
-	22, // 49: medicus.trust.v1.Admin.RegisterConsentKey:input_type -> medicus.trust.v1.RegisterConsentKeyRequest
-	24, // 50: medicus.trust.v1.Admin.WithdrawConsent:input_type -> medicus.trust.v1.WithdrawConsentRequest
-	26, // 51: medicus.trust.v1.Admin.RequestBreakGlass:input_type -> medicus.trust.v1.RequestBreakGlassRequest
-	28, // 52: medicus.trust.v1.Admin.ApproveBreakGlass:input_type -> medicus.trust.v1.ApproveBreakGlassRequest
-	30, // 53: medicus.trust.v1.Admin.ListBreakGlass:input_type -> medicus.trust.v1.ListBreakGlassRequest
-	33, // 54: medicus.trust.v1.Admin.ReviewBreakGlass:input_type -> medicus.trust.v1.ReviewBreakGlassRequest
-	35, // 55: medicus.trust.v1.Admin.RequestShred:input_type -> medicus.trust.v1.RequestShredRequest
-	37, // 56: medicus.trust.v1.Admin.ApproveShred:input_type -> medicus.trust.v1.ApproveShredRequest
-	53, // 57: medicus.trust.v1.Admin.Revoke:input_type -> medicus.trust.v1.RevokeRequest
-	55, // 58: medicus.trust.v1.Admin.ListRevocations:input_type -> medicus.trust.v1.ListRevocationsRequest
-	4,  // 59: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
-	10, // 60: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
-	14, // 61: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
-	16, // 62: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
-	18, // 63: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
-	21, // 64: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
-	40, // 65: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
-	42, // 66: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
-	44, // 67: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
-	46, // 68: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
-	48, // 69: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
-	51, // 70: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
-	23, // 71: medicus.trust.v1.Admin.RegisterConsentKey:output_type -> medicus.trust.v1.RegisterConsentKeyResponse
-	25, // 72: medicus.trust.v1.Admin.WithdrawConsent:output_type -> medicus.trust.v1.WithdrawConsentResponse
-	27, // 73: medicus.trust.v1.Admin.RequestBreakGlass:output_type -> medicus.trust.v1.RequestBreakGlassResponse
-	29, // 74: medicus.trust.v1.Admin.ApproveBreakGlass:output_type -> medicus.trust.v1.ApproveBreakGlassResponse
-	32, // 75: medicus.trust.v1.Admin.ListBreakGlass:output_type -> medicus.trust.v1.ListBreakGlassResponse
-	34, // 76: medicus.trust.v1.Admin.ReviewBreakGlass:output_type -> medicus.trust.v1.ReviewBreakGlassResponse
-	36, // 77: medicus.trust.v1.Admin.RequestShred:output_type -> medicus.trust.v1.RequestShredResponse
-	38, // 78: medicus.trust.v1.Admin.ApproveShred:output_type -> medicus.trust.v1.ApproveShredResponse
-	54, // 79: medicus.trust.v1.Admin.Revoke:output_type -> medicus.trust.v1.RevokeResponse
-	56, // 80: medicus.trust.v1.Admin.ListRevocations:output_type -> medicus.trust.v1.ListRevocationsResponse
-	59, // [59:81] is the sub-list for method output_type
-	37, // [37:59] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	68, // 36: medicus.trust.v1.ListRevocationsResponse.refreshed_at:type_name -> google.protobuf.Timestamp
+	68, // 37: medicus.trust.v1.ImportCollateralResponse.issued:type_name -> google.protobuf.Timestamp
+	58, // 38: medicus.trust.v1.ImportCollateralResponse.items:type_name -> medicus.trust.v1.CollateralItem
+	3,  // 39: medicus.trust.v1.Trust.GetChallenge:input_type -> medicus.trust.v1.GetChallengeRequest
+	7,  // 40: medicus.trust.v1.Trust.Attest:input_type -> medicus.trust.v1.AttestRequest
+	13, // 41: medicus.trust.v1.Trust.GetSecret:input_type -> medicus.trust.v1.GetSecretRequest
+	15, // 42: medicus.trust.v1.Trust.GenerateDataKey:input_type -> medicus.trust.v1.GenerateDataKeyRequest
+	17, // 43: medicus.trust.v1.Trust.UnwrapDataKey:input_type -> medicus.trust.v1.UnwrapDataKeyRequest
+	19, // 44: medicus.trust.v1.Trust.GetTokenKeys:input_type -> medicus.trust.v1.GetTokenKeysRequest
+	39, // 45: medicus.trust.v1.Admin.CreateKey:input_type -> medicus.trust.v1.CreateKeyRequest
+	41, // 46: medicus.trust.v1.Admin.RotateKey:input_type -> medicus.trust.v1.RotateKeyRequest
+	43, // 47: medicus.trust.v1.Admin.PutSecret:input_type -> medicus.trust.v1.PutSecretRequest
+	45, // 48: medicus.trust.v1.Admin.ReloadPolicies:input_type -> medicus.trust.v1.ReloadPoliciesRequest
+	47, // 49: medicus.trust.v1.Admin.GetPolicyStatus:input_type -> medicus.trust.v1.GetPolicyStatusRequest
+	50, // 50: medicus.trust.v1.Admin.GetLogInfo:input_type -> medicus.trust.v1.GetLogInfoRequest
+	22, // 51: medicus.trust.v1.Admin.RegisterConsentKey:input_type -> medicus.trust.v1.RegisterConsentKeyRequest
+	24, // 52: medicus.trust.v1.Admin.WithdrawConsent:input_type -> medicus.trust.v1.WithdrawConsentRequest
+	26, // 53: medicus.trust.v1.Admin.RequestBreakGlass:input_type -> medicus.trust.v1.RequestBreakGlassRequest
+	28, // 54: medicus.trust.v1.Admin.ApproveBreakGlass:input_type -> medicus.trust.v1.ApproveBreakGlassRequest
+	30, // 55: medicus.trust.v1.Admin.ListBreakGlass:input_type -> medicus.trust.v1.ListBreakGlassRequest
+	33, // 56: medicus.trust.v1.Admin.ReviewBreakGlass:input_type -> medicus.trust.v1.ReviewBreakGlassRequest
+	35, // 57: medicus.trust.v1.Admin.RequestShred:input_type -> medicus.trust.v1.RequestShredRequest
+	37, // 58: medicus.trust.v1.Admin.ApproveShred:input_type -> medicus.trust.v1.ApproveShredRequest
+	53, // 59: medicus.trust.v1.Admin.Revoke:input_type -> medicus.trust.v1.RevokeRequest
+	55, // 60: medicus.trust.v1.Admin.ListRevocations:input_type -> medicus.trust.v1.ListRevocationsRequest
+	57, // 61: medicus.trust.v1.Admin.ImportCollateral:input_type -> medicus.trust.v1.ImportCollateralRequest
+	4,  // 62: medicus.trust.v1.Trust.GetChallenge:output_type -> medicus.trust.v1.GetChallengeResponse
+	10, // 63: medicus.trust.v1.Trust.Attest:output_type -> medicus.trust.v1.AttestResponse
+	14, // 64: medicus.trust.v1.Trust.GetSecret:output_type -> medicus.trust.v1.GetSecretResponse
+	16, // 65: medicus.trust.v1.Trust.GenerateDataKey:output_type -> medicus.trust.v1.GenerateDataKeyResponse
+	18, // 66: medicus.trust.v1.Trust.UnwrapDataKey:output_type -> medicus.trust.v1.UnwrapDataKeyResponse
+	21, // 67: medicus.trust.v1.Trust.GetTokenKeys:output_type -> medicus.trust.v1.GetTokenKeysResponse
+	40, // 68: medicus.trust.v1.Admin.CreateKey:output_type -> medicus.trust.v1.CreateKeyResponse
+	42, // 69: medicus.trust.v1.Admin.RotateKey:output_type -> medicus.trust.v1.RotateKeyResponse
+	44, // 70: medicus.trust.v1.Admin.PutSecret:output_type -> medicus.trust.v1.PutSecretResponse
+	46, // 71: medicus.trust.v1.Admin.ReloadPolicies:output_type -> medicus.trust.v1.ReloadPoliciesResponse
+	48, // 72: medicus.trust.v1.Admin.GetPolicyStatus:output_type -> medicus.trust.v1.GetPolicyStatusResponse
+	51, // 73: medicus.trust.v1.Admin.GetLogInfo:output_type -> medicus.trust.v1.GetLogInfoResponse
+	23, // 74: medicus.trust.v1.Admin.RegisterConsentKey:output_type -> medicus.trust.v1.RegisterConsentKeyResponse
+	25, // 75: medicus.trust.v1.Admin.WithdrawConsent:output_type -> medicus.trust.v1.WithdrawConsentResponse
+	27, // 76: medicus.trust.v1.Admin.RequestBreakGlass:output_type -> medicus.trust.v1.RequestBreakGlassResponse
+	29, // 77: medicus.trust.v1.Admin.ApproveBreakGlass:output_type -> medicus.trust.v1.ApproveBreakGlassResponse
+	32, // 78: medicus.trust.v1.Admin.ListBreakGlass:output_type -> medicus.trust.v1.ListBreakGlassResponse
+	34, // 79: medicus.trust.v1.Admin.ReviewBreakGlass:output_type -> medicus.trust.v1.ReviewBreakGlassResponse
+	36, // 80: medicus.trust.v1.Admin.RequestShred:output_type -> medicus.trust.v1.RequestShredResponse
+	38, // 81: medicus.trust.v1.Admin.ApproveShred:output_type -> medicus.trust.v1.ApproveShredResponse
+	54, // 82: medicus.trust.v1.Admin.Revoke:output_type -> medicus.trust.v1.RevokeResponse
+	56, // 83: medicus.trust.v1.Admin.ListRevocations:output_type -> medicus.trust.v1.ListRevocationsResponse
+	59, // 84: medicus.trust.v1.Admin.ImportCollateral:output_type -> medicus.trust.v1.ImportCollateralResponse
+	62, // [62:85] is the sub-list for method output_type
+	39, // [39:62] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_trustv1_trust_proto_init() }
@@ -3792,7 +4004,7 @@ func file_trustv1_trust_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trustv1_trust_proto_rawDesc), len(file_trustv1_trust_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

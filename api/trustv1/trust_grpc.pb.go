@@ -359,6 +359,7 @@ const (
 	Admin_ApproveShred_FullMethodName       = "/medicus.trust.v1.Admin/ApproveShred"
 	Admin_Revoke_FullMethodName             = "/medicus.trust.v1.Admin/Revoke"
 	Admin_ListRevocations_FullMethodName    = "/medicus.trust.v1.Admin/ListRevocations"
+	Admin_ImportCollateral_FullMethodName   = "/medicus.trust.v1.Admin/ImportCollateral"
 )
 
 // AdminClient is the client API for Admin service.
@@ -395,6 +396,12 @@ type AdminClient interface {
 	// Role security-team: revoke a platform, image, TCB level or advisory on every replica.
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 	ListRevocations(ctx context.Context, in *ListRevocationsRequest, opts ...grpc.CallOption) (*ListRevocationsResponse, error)
+	// Role security-team: import a signed collateral bundle (trustctl collateral bundle) without a
+	// restart; the offline verifiers use it at once. Verified under collateral_bundle.keys_file
+	// (FailedPrecondition without keys), audited before it is applied (Unavailable with the log
+	// down), never older than the last import; replicas sharing the PostgreSQL audit database
+	// apply it within collateral_bundle.poll_interval (default 10s).
+	ImportCollateral(ctx context.Context, in *ImportCollateralRequest, opts ...grpc.CallOption) (*ImportCollateralResponse, error)
 }
 
 type adminClient struct {
@@ -565,6 +572,16 @@ func (c *adminClient) ListRevocations(ctx context.Context, in *ListRevocationsRe
 	return out, nil
 }
 
+func (c *adminClient) ImportCollateral(ctx context.Context, in *ImportCollateralRequest, opts ...grpc.CallOption) (*ImportCollateralResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportCollateralResponse)
+	err := c.cc.Invoke(ctx, Admin_ImportCollateral_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -599,6 +616,12 @@ type AdminServer interface {
 	// Role security-team: revoke a platform, image, TCB level or advisory on every replica.
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error)
+	// Role security-team: import a signed collateral bundle (trustctl collateral bundle) without a
+	// restart; the offline verifiers use it at once. Verified under collateral_bundle.keys_file
+	// (FailedPrecondition without keys), audited before it is applied (Unavailable with the log
+	// down), never older than the last import; replicas sharing the PostgreSQL audit database
+	// apply it within collateral_bundle.poll_interval (default 10s).
+	ImportCollateral(context.Context, *ImportCollateralRequest) (*ImportCollateralResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -656,6 +679,9 @@ func (UnimplementedAdminServer) Revoke(context.Context, *RevokeRequest) (*Revoke
 }
 func (UnimplementedAdminServer) ListRevocations(context.Context, *ListRevocationsRequest) (*ListRevocationsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListRevocations not implemented")
+}
+func (UnimplementedAdminServer) ImportCollateral(context.Context, *ImportCollateralRequest) (*ImportCollateralResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ImportCollateral not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -966,6 +992,24 @@ func _Admin_ListRevocations_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ImportCollateral_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportCollateralRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ImportCollateral(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ImportCollateral_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ImportCollateral(ctx, req.(*ImportCollateralRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1036,6 +1080,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRevocations",
 			Handler:    _Admin_ListRevocations_Handler,
+		},
+		{
+			MethodName: "ImportCollateral",
+			Handler:    _Admin_ImportCollateral_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -64,6 +64,8 @@ type Options struct {
 type Verifier struct {
 	o Options
 	q *intel.QuoteVerifier
+	// bundle is set when the section is offline with an imported collateral bundle.
+	bundle bool
 }
 
 // maxOnline bounds the online collateral cache (by FMSPC and PCK CA); past it the cache is

@@ -19,6 +19,17 @@ func (v *Verifier) loadBundle(offline bool, bundleDir string) error {
 	if !offline || bundleDir == "" {
 		return nil
 	}
+	v.bundle = true
+	return v.LoadBundle(bundleDir)
+}
+
+// LoadBundle implements attest.BundleLoader: it reads the TDX platforms of the bundle extracted
+// in bundleDir again, replacing the loaded set only when all of them read. A section that is not
+// offline ignores it.
+func (v *Verifier) LoadBundle(bundleDir string) error {
+	if !v.bundle {
+		return nil
+	}
 	return v.q.LoadPlatforms(filepath.Join(bundleDir, "intel", "tdx"), "tdx", "")
 }
 

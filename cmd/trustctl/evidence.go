@@ -280,7 +280,7 @@ func printEvidence(w io.Writer, format string, r *evidenceResult) error {
 	return nil
 }
 
-func newCollateralCmd() *cobra.Command {
+func newCollateralCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "collateral", Short: "Fetch Intel collateral for offline verification; bundle collateral for air-gapped sites"}
 	var (
 		fmspc, out, pcsURL, ca string
@@ -313,5 +313,6 @@ rootcrl.der. Everything fetched is verified before it is written.`,
 	fetch.MarkFlagRequired("out")
 	cmd.AddCommand(fetch)
 	addCollateralBundleCmds(cmd)
+	cmd.AddCommand(newCollateralImportCmd(g))
 	return cmd
 }

@@ -54,7 +54,7 @@ func newRoot() *cobra.Command {
 		newSecretsCmd(),
 		newPolicyCmd(),
 		newEvidenceCmd(),
-		newCollateralCmd(),
+		newCollateralCmd(g),
 		newAuditCmd(),
 		newAdminCmd(g),
 		newStatusCmd(),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
@@ -26,7 +27,11 @@ type CollateralBundleConfig struct {
 	// File is the bundle.
 	File string `yaml:"file"`
 	// KeysFile holds the operator public keys (PEM PUBLIC KEY blocks, ECDSA P-256 or Ed25519).
+	// With keys and no file, trustd keeps the bundle last imported (Admin.ImportCollateral).
 	KeysFile string `yaml:"keys_file"`
+	// PollInterval is how often a replica looks for a newer bundle imported on another replica
+	// (PostgreSQL audit backend only); default 10s.
+	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
 // collateralState is what trustd keeps about collateral beyond the verifiers.
@@ -38,15 +43,31 @@ type collateralState struct {
 	bundle    *bundleAge
 	// refreshers are the verifiers refreshed on a schedule.
 	refreshers []attest.CollateralRefresher
+	// imports applies bundles imported at run time (collateralimport.go); nil without
+	// collateral_bundle.keys_file.
+	imports *bundleImporter
 }
 
-// bundleAge reports the imported bundle's age in metrics and trustctl status.
+// bundleAge reports the imported bundle's age in metrics and trustctl status; an import at run
+// time updates it.
 type bundleAge struct {
+	mu     sync.Mutex
 	issued time.Time
 	kid    string
 }
 
+func (b *bundleAge) set(issued time.Time, kid string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.issued, b.kid = issued, kid
+}
+
 func (b *bundleAge) CollateralAges() []attest.CollateralAge {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.issued.IsZero() {
+		return nil
+	}
 	return []attest.CollateralAge{{TEE: "bundle", Platform: b.kid, Item: "collateral-bundle", FetchedAt: b.issued, Issued: b.issued}}
 }
 
@@ -63,10 +84,19 @@ func (d *Daemon) openCollateral(ctx context.Context, env Env) error {
 		return fmt.Errorf("collateral high-water mark: %w", err)
 	}
 	d.coll.highWater = hw
-	if d.cfg.CollateralBundle.File == "" {
+	bc := d.cfg.CollateralBundle
+	if bc.File == "" && bc.KeysFile == "" {
 		return nil
 	}
-	if err := d.importBundle(); err != nil {
+	if bc.File == "" {
+		err = d.openImported(ctx, env)
+	} else {
+		err = d.importBundle()
+		if err == nil {
+			err = d.openImporter(ctx, env)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("collateral_bundle: %w", err)
 	}
 	return nil
@@ -95,16 +125,9 @@ func (d *Daemon) openHighWater(ctx context.Context, env Env) (attest.HighWater, 
 // issued before the last one imported, and extracts it into DataDir/collateral/bundle.
 func (d *Daemon) importBundle() error {
 	bc := d.cfg.CollateralBundle
-	if bc.KeysFile == "" {
-		return errors.New("keys_file (the operator public keys) is required")
-	}
-	pem, err := os.ReadFile(bc.KeysFile)
+	keys, err := readOperatorKeys(bc.KeysFile)
 	if err != nil {
 		return err
-	}
-	keys, err := policies.ParseTrustKeys(pem)
-	if err != nil {
-		return fmt.Errorf("keys_file: %w", err)
 	}
 	data, err := readBounded(bc.File, collateral.MaxBundleSize)
 	if err != nil {
@@ -116,39 +139,112 @@ func (d *Daemon) importBundle() error {
 	}
 	sum := collateral.Digest(data)
 	digest := hex.EncodeToString(sum[:])
-	root := filepath.Join(d.cfg.DataDir, "collateral")
-	dir := filepath.Join(root, "bundle")
-	recPath := filepath.Join(root, "bundle.json")
-	var prev bundleRecord
-	if rb, err := os.ReadFile(recPath); err == nil {
-		if err := json.Unmarshal(rb, &prev); err != nil {
-			return fmt.Errorf("%s: %w", recPath, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	paths := bundlePathsIn(d.cfg.DataDir)
+	prev, err := paths.record()
+	if err != nil {
 		return err
 	}
-	switch {
-	case b.Issued.Before(prev.Issued):
-		return fmt.Errorf("%s: %w: issued %s, the bundle imported last was issued %s", bc.File, collateral.ErrOlder,
-			b.Issued.Format(time.RFC3339), prev.Issued.Format(time.RFC3339))
-	case b.Issued.Equal(prev.Issued) && digest != prev.Digest:
-		return fmt.Errorf("%s: %w: another bundle with the same issue time %s was imported", bc.File, collateral.ErrOlder, b.Issued.Format(time.RFC3339))
-	case digest != prev.Digest:
-		if err := os.MkdirAll(root, 0o700); err != nil {
-			return err
-		}
-		if err := b.Extract(dir); err != nil {
-			return fmt.Errorf("extracting: %w", err)
-		}
-		rb, _ := json.Marshal(bundleRecord{Issued: b.Issued, Digest: digest, KeyID: kid})
-		if err := writeFileAtomic(recPath, rb); err != nil {
+	if err := prev.admits(b.Issued, digest); err != nil {
+		return fmt.Errorf("%s: %w", bc.File, err)
+	}
+	if digest != prev.Digest {
+		if err := paths.install(b, data, bundleRecord{Issued: b.Issued, Digest: digest, KeyID: kid}, nil); err != nil {
 			return err
 		}
 		d.log.Info("collateral bundle imported", "file", bc.File, "issued", b.Issued, "kid", kid, "files", len(b.Files))
 	}
-	d.coll.bundleDir = dir
+	d.coll.bundleDir = paths.dir
 	d.coll.bundle = &bundleAge{issued: b.Issued, kid: kid}
 	return nil
+}
+
+// readOperatorKeys reads collateral_bundle.keys_file.
+func readOperatorKeys(file string) (policies.TrustKeys, error) {
+	if file == "" {
+		return nil, errors.New("keys_file (the operator public keys) is required")
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := policies.ParseTrustKeys(pem)
+	if err != nil {
+		return nil, fmt.Errorf("keys_file: %w", err)
+	}
+	return keys, nil
+}
+
+// bundlePaths are where an imported bundle lives in the data directory.
+type bundlePaths struct {
+	root, dir, rec, file string
+}
+
+func bundlePathsIn(dataDir string) bundlePaths {
+	root := filepath.Join(dataDir, "collateral")
+	return bundlePaths{root: root, dir: filepath.Join(root, "bundle"), rec: filepath.Join(root, "bundle.json"),
+		file: filepath.Join(root, "bundle.cose")}
+}
+
+// record is the last bundle imported; the zero record without one.
+func (p bundlePaths) record() (bundleRecord, error) {
+	var prev bundleRecord
+	if rb, err := os.ReadFile(p.rec); err == nil {
+		if err := json.Unmarshal(rb, &prev); err != nil {
+			return prev, fmt.Errorf("%s: %w", p.rec, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return prev, err
+	}
+	return prev, nil
+}
+
+// admits is the monotonic rule: a bundle issued before the last one imported, or at the same
+// time with other content, is refused (collateral.ErrOlder).
+func (r bundleRecord) admits(issued time.Time, digest string) error {
+	switch {
+	case issued.Before(r.Issued):
+		return fmt.Errorf("%w: issued %s, the bundle imported last was issued %s", collateral.ErrOlder,
+			issued.Format(time.RFC3339), r.Issued.Format(time.RFC3339))
+	case issued.Equal(r.Issued) && digest != r.Digest:
+		return fmt.Errorf("%w: another bundle with the same issue time %s was imported", collateral.ErrOlder, issued.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// install extracts b beside the bundle directory, lets check read the new tree (nil: no check),
+// swaps it in, and then records it with its signed file (kept so that a restart without
+// collateral_bundle.file verifies it again). A failure before the swap leaves the old tree.
+func (p bundlePaths) install(b *collateral.Bundle, data []byte, rec bundleRecord, check func(dir string) error) error {
+	if err := os.MkdirAll(p.root, 0o700); err != nil {
+		return err
+	}
+	stage := p.dir + ".stage"
+	if err := b.Extract(stage); err != nil {
+		os.RemoveAll(stage)
+		return fmt.Errorf("extracting: %w", err)
+	}
+	if check != nil {
+		if err := check(stage); err != nil {
+			os.RemoveAll(stage)
+			return err
+		}
+	}
+	old := p.dir + ".old"
+	_ = os.RemoveAll(old)
+	if err := os.Rename(p.dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		os.RemoveAll(stage)
+		return err
+	}
+	if err := os.Rename(stage, p.dir); err != nil {
+		_ = os.Rename(old, p.dir)
+		return err
+	}
+	_ = os.RemoveAll(old)
+	if err := writeFileAtomic(p.file, data); err != nil {
+		return err
+	}
+	rb, _ := json.Marshal(rec)
+	return writeFileAtomic(p.rec, rb)
 }
 
 func readBounded(path string, max int64) ([]byte, error) {
@@ -215,6 +311,9 @@ func (d *Daemon) releaseChecks(vs []attest.Verifier) service.RevocationChecker {
 		}
 		if r, ok := v.(attest.CollateralRefresher); ok {
 			d.coll.refreshers = append(d.coll.refreshers, r)
+		}
+		if l, ok := v.(attest.BundleLoader); ok && d.coll.imports != nil {
+			d.coll.imports.loaders = append(d.coll.imports.loaders, l)
 		}
 	}
 	return c

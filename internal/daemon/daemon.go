@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		}
 		d.admin, err = service.NewAdmin(service.AdminOptions{Keys: keys, Policies: reloader, Audit: d.auditLg,
 			LogOrigin: d.auditLg.Origin(), LogVerifierKey: d.auditLg.VerifierKey(), LogTilesPath: "/audit/",
-			Caller: adminCaller, Logger: log, Revocations: d.revoked,
+			Caller: adminCaller, Logger: log, Revocations: d.revoked, Collateral: d.collateralImporter(),
 			Consent: duties.consent, BreakGlass: duties.breakGlass, ContextKey: ck, Identity: adminIdentity})
 		if err != nil {
 			return nil, err
@@ -326,6 +326,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	go d.revoked.Run(ctx)
 	go d.refreshCollateral(ctx)
+	go d.coll.imports.run(ctx)
 	fctx, fcancel := context.WithCancel(ctx)
 	flushed := make(chan struct{})
 	go func() { d.svc.RunUnverifiedFlusher(fctx); close(flushed) }()
@@ -474,6 +475,7 @@ func AdminRoles() map[string][]tlsconfig.Role {
 		pb.Admin_ApproveShred_FullMethodName:       {tlsconfig.Operator},
 		pb.Admin_Revoke_FullMethodName:             {tlsconfig.SecurityTeam},
 		pb.Admin_ListRevocations_FullMethodName:    {tlsconfig.SecurityTeam},
+		pb.Admin_ImportCollateral_FullMethodName:   {tlsconfig.SecurityTeam},
 	}
 }
 
