@@ -91,7 +91,9 @@ const (
 // replica holds the lease it waits (at most SharedWait) for a set fetched after `after` (the
 // fetch time of what the caller already read, zero if none) and returns it, with a no-op
 // release; the caller verifies it and fetches itself when it does not verify. A wait that
-// ends without a newer set returns no files: the caller fetches itself.
+// ends without a newer set returns no files: the caller fetches itself. A replica that takes the
+// lease reads the store once more, and returns a set stored since `after` with the lease's
+// release: one that verifies saves the fetch.
 func SharedRefresh(ctx context.Context, s CollateralStore, key string, after time.Time) (files map[string][]byte, fetchedAt time.Time, release func()) {
 	nop := func() {}
 	l, ok := s.(CollateralLeaser)
@@ -103,6 +105,10 @@ func SharedRefresh(ctx context.Context, s CollateralStore, key string, after tim
 		return nil, time.Time{}, nop
 	}
 	if lead {
+		// The previous holder may have stored its set between the caller's read and the lease.
+		if files, at, err := s.Load(ctx, key); err == nil && files != nil && at.After(after) {
+			return files, at, rel
+		}
 		return nil, time.Time{}, rel
 	}
 	wait, cancel := context.WithTimeout(ctx, SharedWait)
