@@ -19,7 +19,9 @@ import (
 // each set was fetched), one fetch per platform at a time. A failed refresh keeps the last good
 // set until it is MaxAge old, then verification fails closed naming the platform. A fetched set
 // is refused when it is older than the newest one seen (TCB evaluation data numbers, CRL
-// issue dates) or below the configured minimum TCB evaluation data number.
+// issue dates) or below the configured minimum TCB evaluation data number. With a store shared
+// by replicas (Freshness.Store) a replica uses a set another fetched within the interval, after
+// verifying it as if it had fetched it, and one replica at a time fetches a platform's set.
 
 // Defaults of online collateral freshness.
 const (

@@ -24,7 +24,9 @@ import (
 // then verification fails closed naming the product and the CRL. A CRL older than the newest seen
 // (thisUpdate, CRL number) is refused, by this verifier and, through Options.HighWater, by every
 // replica. A CRL in a collateral directory is read again every refresh interval, so that a
-// replaced file (a new bundle) takes effect within it.
+// replaced file (a new bundle) takes effect within it. With a store shared by replicas
+// (Options.Store) a replica uses a CRL another fetched within the interval, after checking it
+// like a fetched one, and one replica at a time fetches it.
 //
 // VCEKs are not re-fetched: the evidence may carry its own, so its bytes are never what decides
 // trust; a VCEK is trusted only through its chain and the current CRL, and a cached chain is
