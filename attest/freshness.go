@@ -57,3 +57,73 @@ type CollateralRefresher interface {
 type ClaimsRechecker interface {
 	RecheckClaims(c *Claims, now time.Time) error
 }
+
+// CollateralStore keeps fetched collateral by key (for example "tdx/90c06f000000/platform" or
+// "sev-snp/Milan/crl-vcek") as named files with the time they were fetched: on disk for one
+// replica, or in PostgreSQL (attest/collstore) so that replicas share one fetch. It is a cache
+// and a sharing channel, never a source of trust: whatever Load returns is verified again
+// (signature, validity, high-water mark) before use. Load returns nil files and no error when
+// the key has nothing stored. Store may keep a newer set already stored instead of files.
+// A failed Load or Store is not a verification failure: the verifier fetches itself.
+type CollateralStore interface {
+	Load(ctx context.Context, key string) (files map[string][]byte, fetchedAt time.Time, err error)
+	Store(ctx context.Context, key string, files map[string][]byte, fetchedAt time.Time) error
+}
+
+// CollateralLeaser is implemented by stores shared by replicas: Lease takes key's refresh lease
+// for ttl so that one replica fetches while the others wait for its Store. ok is false while
+// another replica holds it; release gives it back early.
+type CollateralLeaser interface {
+	Lease(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error)
+}
+
+// Cross-replica single flight of SharedRefresh: the lease outlives a slow fetch; a replica that
+// finds it taken waits at most SharedWait for the holder's set, polling every sharedPoll.
+const (
+	SharedLease = 30 * time.Second
+	SharedWait  = 5 * time.Second
+	sharedPoll  = 50 * time.Millisecond
+)
+
+// SharedRefresh coordinates the refresh of key among replicas that share s. When s is not a
+// CollateralLeaser, or this replica takes the lease, or the store fails, it returns no files
+// and a release function that the caller calls after its own fetch and Store. When another
+// replica holds the lease it waits (at most SharedWait) for a set fetched after `after` (the
+// fetch time of what the caller already read, zero if none) and returns it, with a no-op
+// release; the caller verifies it and fetches itself when it does not verify. A wait that
+// ends without a newer set returns no files: the caller fetches itself. A replica that takes the
+// lease reads the store once more, and returns a set stored since `after` with the lease's
+// release: one that verifies saves the fetch.
+func SharedRefresh(ctx context.Context, s CollateralStore, key string, after time.Time) (files map[string][]byte, fetchedAt time.Time, release func()) {
+	nop := func() {}
+	l, ok := s.(CollateralLeaser)
+	if !ok {
+		return nil, time.Time{}, nop
+	}
+	rel, lead, err := l.Lease(ctx, key, SharedLease)
+	if err != nil {
+		return nil, time.Time{}, nop
+	}
+	if lead {
+		// The previous holder may have stored its set between the caller's read and the lease.
+		if files, at, err := s.Load(ctx, key); err == nil && files != nil && at.After(after) {
+			return files, at, rel
+		}
+		return nil, time.Time{}, rel
+	}
+	wait, cancel := context.WithTimeout(ctx, SharedWait)
+	defer cancel()
+	t := time.NewTicker(sharedPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-wait.Done():
+			return nil, time.Time{}, nop
+		case <-t.C:
+		}
+		files, at, err := s.Load(wait, key)
+		if err == nil && files != nil && at.After(after) {
+			return files, at, nop
+		}
+	}
+}

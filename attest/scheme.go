@@ -61,6 +61,9 @@ type Deps struct {
 	Dev bool
 	// HighWater, if set, is the collateral high-water mark shared by replicas (issue 16).
 	HighWater HighWater
+	// CollateralStore, if set, replaces the verifiers' disk caches of fetched collateral with
+	// one that replicas share (attest/collstore, PostgreSQL).
+	CollateralStore CollateralStore
 	// BundleDir, if set, is where trustd extracted the imported collateral bundle
 	// (intel/{tdx|sgx}/{fmspc}/, snp/); schemes configured offline use it.
 	BundleDir string

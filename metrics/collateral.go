@@ -14,7 +14,21 @@ import (
 const (
 	NameCollateralAge     = "trustd_collateral_age_seconds"
 	NameCollateralFailing = "trustd_collateral_refresh_failing"
+	// NameCollateralStoreErrors counts failed operations on the collateral store that replicas
+	// share (attest/collstore); each costs a fetch, never a verification.
+	NameCollateralStoreErrors = "trustd_collateral_store_errors_total"
 )
+
+// RegisterCollateralStoreErrors registers the shared collateral store's error counter on reg and
+// returns its increment by operation ("load", "store", "lease", "release").
+func RegisterCollateralStoreErrors(reg prometheus.Registerer) (func(op string), error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameCollateralStoreErrors,
+		Help: "Failed operations on the collateral store shared by replicas, by operation; the verifier fetches itself."}, []string{"op"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return func(op string) { c.WithLabelValues(op).Inc() }, nil
+}
 
 // collateralCollector reads the verifiers' collateral at each scrape.
 type collateralCollector struct {

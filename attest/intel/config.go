@@ -28,10 +28,12 @@ type PCSConfig struct {
 	MinTCBEvaluationDataNumber int           `yaml:"min_tcb_evaluation_data_number"`
 }
 
-// FreshnessFor is Freshness with the high-water mark trustd shares between replicas.
+// FreshnessFor is Freshness with the high-water mark and the collateral store trustd shares
+// between replicas.
 func (c *PCSConfig) FreshnessFor(d attest.Deps) Freshness {
 	f := c.Freshness()
 	f.HighWater = d.HighWater
+	f.Store = d.CollateralStore
 	return f
 }
 

@@ -79,6 +79,8 @@ type QuoteVerifier struct {
 	seen      func(hit bool)
 	fresh     Freshness
 	state     onlineState
+	// store keeps fetched online sets: Freshness.Store, or the disk cache in CacheDir.
+	store attest.CollateralStore
 }
 
 // maxCachedPCKs bounds the per-PCK cache. Entries are per verified chain, which the chain cache
@@ -98,7 +100,10 @@ type qeKey struct {
 
 // NewQuoteVerifier returns a QuoteVerifier without offline collateral; see LoadDir.
 func NewQuoteVerifier(o QuoteVerifierOptions) *QuoteVerifier {
-	v := &QuoteVerifier{roots: NewRoots(o.Root), seen: o.CacheObserver, fresh: o.Freshness.withDefaults()}
+	v := &QuoteVerifier{roots: NewRoots(o.Root), seen: o.CacheObserver, fresh: o.Freshness.withDefaults(), store: o.Freshness.Store}
+	if v.store == nil && o.CacheDir != "" {
+		v.store = DiskStore{Dir: o.CacheDir}
+	}
 	if v.seen == nil {
 		v.seen = func(bool) {}
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
 
 // Freshness of online collateral (issue 16). Intel issues TCB info, QE identity and PCK CRLs
@@ -22,7 +19,9 @@ import (
 // each set was fetched), one fetch per platform at a time. A failed refresh keeps the last good
 // set until it is MaxAge old, then verification fails closed naming the platform. A fetched set
 // is refused when it is older than the newest one seen (TCB evaluation data numbers, CRL
-// issue dates) or below the configured minimum TCB evaluation data number.
+// issue dates) or below the configured minimum TCB evaluation data number. With a store shared
+// by replicas (Freshness.Store) a replica uses a set another fetched within the interval, after
+// verifying it as if it had fetched it, and one replica at a time fetches a platform's set.
 
 // Defaults of online collateral freshness.
 const (
@@ -47,6 +46,10 @@ type Freshness struct {
 	// HighWater, if set, is shared by replicas: a set older than the newest any replica
 	// accepted is refused (attest/highwater; PostgreSQL when configured).
 	HighWater attest.HighWater
+	// Store, if set, keeps fetched sets in place of the disk cache (QuoteVerifierOptions.CacheDir):
+	// shared by replicas (attest/collstore), one replica fetches a platform's set per refresh
+	// interval and the others load it, verifying it as if they had fetched it.
+	Store attest.CollateralStore
 }
 
 func (f Freshness) withDefaults() Freshness {
@@ -210,26 +213,46 @@ func (v *QuoteVerifier) fetchFresh(ctx context.Context, fmspc, ca string, now ti
 	return nil, attest.Unavailable("collateral", fmt.Errorf("platform fmspc %s (%s CA): refresh failed: %w; %s", fmspc, ca, err, what))
 }
 
-// refresh gets a set from the disk cache while its fetch time is within the refresh interval,
-// otherwise from PCS, verifies it, refuses it when older than prev (or than the disk cache's
-// set), and stores it with its fetch time. When the refresh fails it returns the error and, if
-// there is one, the disk cache's set with its fetch time, for the caller to serve until MaxAge.
+// refresh gets a set from the store (the disk cache, or the one replicas share) while its fetch
+// time is within the refresh interval, otherwise from PCS (or from the replica that holds the
+// store's refresh lease), verifies it, refuses it when older than prev (or than the stored set,
+// or the high-water mark), and stores it with its fetch time. Nothing read from the store is
+// trusted: it is verified like a fetched set, and a set that does not verify is fetched again.
+// When the refresh fails it returns the error and, if there is one, the stored set with its
+// fetch time, for the caller to serve until MaxAge.
 func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca string, now time.Time) (*Verified, time.Time, error) {
-	src, f := v.src, v.fresh
-	dir, err := src.cacheDir(fmspc, ca)
+	src, f, store := v.src, v.fresh, v.store
+	tee := attest.TDX
+	if src.Fetch.SGX {
+		tee = attest.SGX
+	}
+	key, err := StoreKey(tee, fmspc, ca)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	// stored verifies a set read from the store; ok says whether it is current enough to use
+	// without a fetch.
+	stored := func(files map[string][]byte, at time.Time) (vc *Verified, ok bool) {
+		c, err := CollateralFromFiles(files)
+		if err != nil {
+			return nil, false
+		}
+		if vc, err = v.roots.VerifyCollateral(c, now); err != nil {
+			return nil, false
+		}
+		return vc, now.Sub(at) < f.RefreshInterval && (prev == nil || NotOlder(prev, vc, f.MinTCBEvaluationDataNumber) == nil) &&
+			v.advance(ctx, fmspc, ca, vc) == nil
+	}
 	var cached *Verified
 	var cachedAt time.Time
-	if dir != "" {
-		if c, at, err := readCached(dir); err == nil {
-			if vc, err := v.roots.VerifyCollateral(c, now); err == nil {
+	if store != nil {
+		if files, at, err := store.Load(ctx, key); err == nil && files != nil {
+			vc, ok := stored(files, at)
+			if ok {
+				return vc, at, nil
+			}
+			if vc != nil {
 				cached, cachedAt = vc, at
-				if now.Sub(at) < f.RefreshInterval && (prev == nil || NotOlder(prev, vc, f.MinTCBEvaluationDataNumber) == nil) &&
-					v.advance(ctx, fmspc, ca, vc) == nil {
-					return vc, at, nil
-				}
 			}
 		}
 	}
@@ -241,6 +264,16 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 			return cached, cachedAt, err
 		}
 		return nil, time.Time{}, err
+	}
+	if store != nil {
+		// One replica fetches; the others wait briefly for its set, then fetch themselves.
+		files, at, release := attest.SharedRefresh(ctx, store, key, cachedAt)
+		defer release()
+		if files != nil {
+			if vc, ok := stored(files, at); ok {
+				return vc, at, nil
+			}
+		}
 	}
 	c, err := FetchCollateral(ctx, src.withCA(ca), strings.ToLower(fmspc))
 	if err != nil {
@@ -256,49 +289,17 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 	if err := v.advance(ctx, fmspc, ca, vc); err != nil {
 		return fallback(err)
 	}
-	if dir != "" {
-		if err := c.WriteDir(dir); err != nil {
-			return nil, time.Time{}, fmt.Errorf("collateral cache: %w", err)
-		}
-		if err := atomicfile.WriteFile(filepath.Join(dir, fetchedFile), []byte(now.UTC().Format(time.RFC3339Nano)), 0o644); err != nil {
-			return nil, time.Time{}, fmt.Errorf("collateral cache: %w", err)
-		}
+	if store != nil {
+		// A failed write costs the next replica (or restart) a fetch; a shared store reports it.
+		_ = store.Store(ctx, key, c.Map(), now)
 	}
 	return vc, now, nil
-}
-
-func readCached(dir string) (*Collateral, time.Time, error) {
-	b, err := os.ReadFile(filepath.Join(dir, fetchedFile))
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	c, err := ReadDir(dir)
-	return c, at, err
 }
 
 func (s *Source) withCA(ca string) FetchOptions {
 	o := s.Fetch
 	o.CA = ca
 	return o
-}
-
-func (s *Source) cacheDir(fmspc, ca string) (string, error) {
-	fm, err := ParseFMSPC(fmspc)
-	if err != nil {
-		return "", err
-	}
-	if s.CacheDir == "" {
-		return "", nil
-	}
-	tee := "tdx"
-	if s.Fetch.SGX {
-		tee = "sgx"
-	}
-	return filepath.Join(s.CacheDir, tee+"-"+ca+"-"+fm), nil
 }
 
 // checkSupplied accepts collateral the attester supplied only when it is at least as new as the

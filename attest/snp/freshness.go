@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -26,7 +24,9 @@ import (
 // then verification fails closed naming the product and the CRL. A CRL older than the newest seen
 // (thisUpdate, CRL number) is refused, by this verifier and, through Options.HighWater, by every
 // replica. A CRL in a collateral directory is read again every refresh interval, so that a
-// replaced file (a new bundle) takes effect within it.
+// replaced file (a new bundle) takes effect within it. With a store shared by replicas
+// (Options.Store) a replica uses a CRL another fetched within the interval, after checking it
+// like a fetched one, and one replica at a time fetches it.
 //
 // VCEKs are not re-fetched: the evidence may carry its own, so its bytes are never what decides
 // trust; a VCEK is trusted only through its chain and the current CRL, and a cached chain is
@@ -193,23 +193,37 @@ func (v *Verifier) loadCRL(ctx context.Context, roots *Roots, signer string, pre
 		}
 		return nil, time.Time{}, errors.Join(reasons...)
 	}
-	rel := crlCachePath(roots.Product, signer)
+	key := crlStoreKey(roots.Product, signer)
+	// stored checks a CRL read from the store (the disk cache, or the one replicas share) like
+	// a fetched one; ok says whether it is recent enough to use without a fetch.
+	stored := func(b []byte, at time.Time) (c *x509.RevocationList, ok bool, err error) {
+		if c, err = accept(b); err != nil {
+			return nil, false, err
+		}
+		if now.Sub(at) >= v.o.Freshness.RefreshInterval {
+			return c, false, nil
+		}
+		if err := v.advance(ctx, roots.Product, signer, c); err != nil {
+			return c, false, err
+		}
+		return c, true, nil
+	}
 	var cached *x509.RevocationList
 	var cachedAt time.Time
-	if b, at, err := readCachedCRL(v.o.CacheDir, rel); err == nil && b != nil {
-		if c, err := accept(b); err == nil {
+	if v.store != nil {
+		if files, at, err := v.store.Load(ctx, key); err == nil && files[storeCRLFile] != nil {
 			if v.o.Getter == nil {
 				at = now // without a KDS the cache is a collateral directory
 			}
-			cached, cachedAt = c, at
-			if now.Sub(at) < v.o.Freshness.RefreshInterval {
-				if err := v.advance(ctx, roots.Product, signer, c); err != nil {
-					return nil, time.Time{}, err
-				}
+			c, ok, err := stored(files[storeCRLFile], at)
+			if ok {
 				return c, at, nil
 			}
-		} else {
-			reasons = append(reasons, fmt.Errorf("cached: %w", err))
+			if err != nil {
+				reasons = append(reasons, fmt.Errorf("cached: %w", err))
+			} else {
+				cached, cachedAt = c, at
+			}
 		}
 	}
 	if prev == nil {
@@ -225,6 +239,16 @@ func (v *Verifier) loadCRL(ctx context.Context, roots *Roots, signer string, pre
 	if v.o.Getter == nil {
 		return fail(errors.New("no CRL in the collateral directory or cache, and no KDS access configured"))
 	}
+	if v.store != nil {
+		// One replica fetches; the others wait briefly for its CRL, then fetch themselves.
+		files, at, release := attest.SharedRefresh(ctx, v.store, key, cachedAt)
+		defer release()
+		if b := files[storeCRLFile]; b != nil {
+			if c, ok, _ := stored(b, at); ok {
+				return c, at, nil
+			}
+		}
+	}
 	b, err := v.fetch(ctx, crlURL(v.o.KDSURL, roots.Product, signer), func() []byte { return nil }, func([]byte) {})
 	if err != nil {
 		return fail(err)
@@ -236,10 +260,9 @@ func (v *Verifier) loadCRL(ctx context.Context, roots *Roots, signer string, pre
 	if err := v.advance(ctx, roots.Product, signer, c); err != nil {
 		return fail(err)
 	}
-	if v.o.CacheDir != "" {
-		if err := writeCacheFile(v.o.CacheDir, rel, b); err == nil {
-			_ = writeCacheFile(v.o.CacheDir, rel+crlFetchedSuffix, []byte(now.UTC().Format(time.RFC3339Nano)))
-		}
+	if v.store != nil {
+		// A failed write costs the next replica (or restart) a fetch; a shared store reports it.
+		_ = v.store.Store(ctx, key, map[string][]byte{storeCRLFile: b}, now)
 	}
 	return c, now, nil
 }
@@ -266,20 +289,6 @@ func notOlderCRL(prev, next *x509.RevocationList) error {
 			next.ThisUpdate.UTC().Format(time.RFC3339), next.Number, prev.ThisUpdate.UTC().Format(time.RFC3339), prev.Number)
 	}
 	return nil
-}
-
-// readCachedCRL reads a cached CRL and its fetch time; a CRL without one counts as fetched long
-// ago (it is refreshed before use, and serves only as the last good CRL).
-func readCachedCRL(dir, rel string) ([]byte, time.Time, error) {
-	b, err := readDirFile(dir, rel)
-	if err != nil || b == nil {
-		return nil, time.Time{}, err
-	}
-	var at time.Time
-	if s, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel+crlFetchedSuffix))); err == nil {
-		at, _ = time.Parse(time.RFC3339Nano, strings.TrimSpace(string(s)))
-	}
-	return b, at, nil
 }
 
 // CollateralAges implements attest.CollateralReporter: the CRL of each product and signer in use.

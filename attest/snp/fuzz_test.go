@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +78,23 @@ func FuzzVerify(f *testing.F) {
 			if !matched {
 				t.Fatalf("a report that is no seed verified: %x", report)
 			}
+		}
+	})
+}
+
+// FuzzDiskStoreKey: a collateral key names a CRL file directly under the cache's crl/, or is
+// refused.
+func FuzzDiskStoreKey(f *testing.F) {
+	f.Add("sev-snp/Milan/crl-vcek")
+	f.Add("sev-snp/Genoa/crl-vlek")
+	f.Add("sev-snp/../crl-vcek")
+	f.Fuzz(func(t *testing.T, key string) {
+		rel, err := DiskStore{}.rel(key)
+		if err != nil {
+			return
+		}
+		if path.Dir(rel) != "crl" || strings.Contains(path.Base(rel), "..") || strings.ContainsAny(rel, `\`) {
+			t.Fatalf("key %q names %q", key, rel)
 		}
 	})
 }

@@ -87,6 +87,8 @@ func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
 		// Bounded, so that a throttled KDS cannot hold an Attest call for minutes; the cache
 		// makes later verifications of the same chip and TCB local.
 		o.Getter = &HTTPGetter{Attempts: 2, Backoff: 2 * time.Second, MaxBackoff: 10 * time.Second}
+		// Replicas share what they fetch (offline, each reads its own collateral directory).
+		o.Store = d.CollateralStore
 	}
 	v, err := New(o)
 	if err != nil {

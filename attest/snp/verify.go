@@ -85,6 +85,11 @@ type Options struct {
 	// HighWater, if set, is shared with other replicas: a CRL older than the newest any of them
 	// accepted is refused (attest/highwater: in memory, or PostgreSQL).
 	HighWater HighWater
+	// Store, if set, is shared with other replicas (attest/collstore): CRLs are kept there in
+	// place of the disk cache, so that one replica fetches each per refresh interval, and VCEKs
+	// fetched from the KDS are kept there besides the disk cache. Everything read from it is
+	// verified again.
+	Store attest.CollateralStore
 }
 
 // Defaults of the outbound KDS budget. AMD's KDS throttles at a few requests per second per
@@ -114,6 +119,8 @@ type Verifier struct {
 	// clock), so that repeated reports for the same unknown chip and TCB cost one request per
 	// KDSNegativeTTL, and holds the global budget of outbound KDS requests.
 	kds *fetch.Guard[[]byte]
+	// store keeps fetched CRLs: Options.Store, or the disk cache in CacheDir.
+	store attest.CollateralStore
 	// wall is the clock of the negative cache (not the verification time, which may be past).
 	wall func() time.Time
 }
@@ -197,7 +204,10 @@ func New(o Options) (*Verifier, error) {
 	}
 	o.Freshness = o.Freshness.withDefaults()
 	v := &Verifier{o: o, roots: roots, chains: map[[32]byte]*endorsement{}, crls: map[string]*crlEntry{},
-		vceks: map[string][]byte{}, wall: time.Now}
+		vceks: map[string][]byte{}, wall: time.Now, store: o.Store}
+	if v.store == nil && o.CacheDir != "" {
+		v.store = DiskStore{Dir: o.CacheDir}
+	}
 	v.kds = &fetch.Guard[[]byte]{Rate: o.KDSRate, Burst: o.KDSBurst, NegativeTTL: o.KDSNegativeTTL,
 		MaxNegative: maxNegative, ErrBudget: errKDSBudget, Now: func() time.Time { return v.wall() }}
 	return v, nil
@@ -346,6 +356,14 @@ func (v *Verifier) endorsementCert(ctx context.Context, r *report, table certTab
 		if v.o.CertsDir != "" || v.o.Getter == nil {
 			continue
 		}
+		if v.o.Store != nil {
+			// Another replica's fetch; its bytes are verified like the evidence's.
+			if files, _, err := v.o.Store.Load(ctx, vcekStoreKey(rel)); err == nil && files[storeVCEKFile] != nil {
+				c := files[storeVCEKFile]
+				_ = writeCacheFile(v.o.CacheDir, rel, c)
+				return c, nil
+			}
+		}
 		c, err := v.fetch(ctx, vcekURL(v.o.KDSURL, p, r.pb.ChipId, DecodeTCB(r.pb.ReportedTcb, p)),
 			func() []byte { return v.vceks[rel] },
 			func(b []byte) {
@@ -359,6 +377,9 @@ func (v *Verifier) endorsementCert(ctx context.Context, r *report, table certTab
 			continue
 		}
 		_ = writeCacheFile(v.o.CacheDir, rel, c)
+		if v.o.Store != nil {
+			_ = v.o.Store.Store(ctx, vcekStoreKey(rel), map[string][]byte{storeVCEKFile: c}, v.wall())
+		}
 		return c, nil
 	}
 	switch {

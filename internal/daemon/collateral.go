@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/collstore"
 	"github.com/medicus-cloud/trust/attest/highwater"
 	"github.com/medicus-cloud/trust/collateral"
 	"github.com/medicus-cloud/trust/metrics"
@@ -38,6 +39,9 @@ type CollateralBundleConfig struct {
 type collateralState struct {
 	// highWater is the high-water mark shared by replicas.
 	highWater attest.HighWater
+	// store, if set, is the collateral store shared by replicas; nil means each verifier's disk
+	// cache.
+	store attest.CollateralStore
 	// bundleDir is where the imported bundle is extracted; "" without one.
 	bundleDir string
 	bundle    *bundleAge
@@ -84,6 +88,9 @@ func (d *Daemon) openCollateral(ctx context.Context, env Env) error {
 		return fmt.Errorf("collateral high-water mark: %w", err)
 	}
 	d.coll.highWater = hw
+	if d.coll.store, err = d.openCollateralStore(ctx, env); err != nil {
+		return fmt.Errorf("collateral store: %w", err)
+	}
 	bc := d.cfg.CollateralBundle
 	if bc.File == "" && bc.KeysFile == "" {
 		return nil
@@ -114,6 +121,34 @@ func (d *Daemon) openHighWater(ctx context.Context, env Env) (attest.HighWater, 
 		return nil, err
 	}
 	pg, err := highwater.OpenPG(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, pg.Close)
+	return pg, nil
+}
+
+// openCollateralStore opens the store of fetched collateral that replicas share (issue 16), in
+// the same database as the high-water mark when the audit backend is postgres; otherwise nil
+// (each verifier keeps its disk cache). A failed operation is logged and counted, and the
+// verifier fetches itself: verification and the high-water mark stay the fail-closed guards.
+func (d *Daemon) openCollateralStore(ctx context.Context, env Env) (attest.CollateralStore, error) {
+	if d.cfg.Audit.Backend != "postgres" {
+		return nil, nil
+	}
+	dsn, err := d.auditDSN(env)
+	if err != nil {
+		return nil, err
+	}
+	count, err := metrics.RegisterCollateralStoreErrors(d.registry)
+	if err != nil {
+		return nil, err
+	}
+	log := d.log
+	pg, err := collstore.OpenPG(ctx, dsn, collstore.Options{OnError: func(op, key string, err error) {
+		log.Warn("collateral store failed; fetching without it", "op", op, "key", key, "err", err)
+		count(op)
+	}})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medicus-cloud/trust/attest/collstore"
 	"github.com/medicus-cloud/trust/audit/storage/postgres"
 	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
 	"github.com/medicus-cloud/trust/policies"
@@ -78,6 +79,9 @@ func TestPolicyRollbackAcrossFreshDataDirs(t *testing.T) {
 	}
 	if v := a.policies.Current().Version; v != 2 {
 		t.Fatalf("replica a: version %d", v)
+	}
+	if _, ok := a.coll.store.(*collstore.PG); !ok {
+		t.Errorf("collateral store %T with the postgres audit backend, want the shared one", a.coll.store)
 	}
 	if _, err := start("fresh", v1); !errors.Is(err, policies.ErrRollback) {
 		t.Fatalf("fresh data directory offered version 1 after version 2: %v, want ErrRollback", err)

@@ -104,7 +104,7 @@ func hardwareSections() []string {
 
 // verifiers builds the verifier of every scheme that is on, in the order of schemes.All.
 func (d *Daemon) verifiers() ([]attest.Verifier, error) {
-	deps := attest.Deps{Logger: d.log, CollateralCache: func(source string, hit bool) { d.metrics.CollateralCache(source, hit) }, DataDir: d.cfg.DataDir, Dev: d.cfg.Dev, HighWater: d.coll.highWater, BundleDir: d.coll.bundleDir}
+	deps := attest.Deps{Logger: d.log, CollateralCache: func(source string, hit bool) { d.metrics.CollateralCache(source, hit) }, DataDir: d.cfg.DataDir, Dev: d.cfg.Dev, HighWater: d.coll.highWater, CollateralStore: d.coll.store, BundleDir: d.coll.bundleDir}
 	var out []attest.Verifier
 	for _, s := range schemes.All {
 		c, present := d.cfg.Verifiers[s.Section]
