@@ -99,7 +99,13 @@ func (d *Daemon) openCollateral(ctx context.Context, env Env) error {
 		err = d.openImported(ctx, env)
 	} else {
 		err = d.importBundle()
-		if err == nil {
+		switch {
+		case errors.Is(err, errNewerImported):
+			// An operator imported a newer bundle at run time and the configuration still
+			// names the older file: keep the newer one rather than refuse to start.
+			d.log.Warn("collateral_bundle.file is older than the bundle imported last; keeping that one", "file", bc.File, "err", err)
+			err = d.openImported(ctx, env)
+		case err == nil:
 			err = d.openImporter(ctx, env)
 		}
 	}
@@ -140,9 +146,11 @@ func (d *Daemon) openCollateralStore(ctx context.Context, env Env) (attest.Colla
 	if err != nil {
 		return nil, err
 	}
-	count, err := metrics.RegisterCollateralStoreErrors(d.registry)
-	if err != nil {
-		return nil, err
+	count := func(string) {}
+	if d.registry != nil {
+		if count, err = metrics.RegisterCollateralStoreErrors(d.registry); err != nil {
+			return nil, err
+		}
 	}
 	log := d.log
 	pg, err := collstore.OpenPG(ctx, dsn, collstore.Options{OnError: func(op, key string, err error) {
@@ -155,6 +163,10 @@ func (d *Daemon) openCollateralStore(ctx context.Context, env Env) (attest.Colla
 	d.closers = append(d.closers, pg.Close)
 	return pg, nil
 }
+
+// errNewerImported: the configured bundle is older than one imported at run time, whose signed
+// file the data directory keeps.
+var errNewerImported = errors.New("a newer bundle was imported at run time")
 
 // importBundle verifies the configured bundle under the operator keys, refuses it when it was
 // issued before the last one imported, and extracts it into DataDir/collateral/bundle.
@@ -180,6 +192,9 @@ func (d *Daemon) importBundle() error {
 		return err
 	}
 	if err := prev.admits(b.Issued, digest); err != nil {
+		if _, serr := os.Stat(paths.file); b.Issued.Before(prev.Issued) && serr == nil {
+			return fmt.Errorf("%w: %s: %w", errNewerImported, bc.File, err)
+		}
 		return fmt.Errorf("%s: %w", bc.File, err)
 	}
 	if digest != prev.Digest {

@@ -264,6 +264,21 @@ func TestImportCollateral(t *testing.T) {
 	if !e2.appraised(t, f.quote) {
 		t.Error("restart dropped the imported bundle")
 	}
+	e2.d.Close()
+
+	// A restart whose configuration still names an older bundle file keeps the newer import
+	// (with a warning) instead of refusing to start.
+	old := filepath.Join(t.TempDir(), "old.bundle")
+	if err := os.WriteFile(old, f.bundle(t, t1.Add(-24*time.Hour), f.key, ""), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e3 := f.start(t, dataDir, func(c *Config) { c.CollateralBundle.File = old }, Env{})
+	if !e3.appraised(t, f.quote) {
+		t.Error("an older configured bundle replaced the newer import")
+	}
+	if rb, _ := os.ReadFile(filepath.Join(dataDir, "collateral", "bundle.json")); !strings.Contains(string(rb), resp.GetSha256()) {
+		t.Errorf("bundle.json %s, want the run-time import", rb)
+	}
 }
 
 // TestImportCollateralNotConfigured: without operator keys the call says which setting is missing.
