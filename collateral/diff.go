@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/audit"
@@ -186,10 +187,11 @@ func newAppraiser(o DiffOptions, now time.Time) (*appraiser, error) {
 // appraise returns the record's platform, its recorded and its new status; ok is false when the
 // record cannot be appraised again.
 func (a *appraiser) appraise(c *attest.Claims) (platform, was, would, because string, ok bool) {
+	// The Azure schemes' claims are those of the SNP report or TD quote of the paravisor.
 	switch c.TEE {
-	case attest.TDX:
+	case attest.TDX, azure.TDX:
 		return a.tdx(c)
-	case attest.SEVSNP:
+	case attest.SEVSNP, azure.SNP:
 		return a.snp(c)
 	}
 	return "", "", "", "", false

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/snp"
 	"github.com/medicus-cloud/trust/attest/snp/snptest"
 	"github.com/medicus-cloud/trust/attest/tdx"
@@ -50,6 +51,13 @@ func TestDiffGolden(t *testing.T) {
 	}
 	c.ReportData = nil
 	tdxClaims, _ := json.Marshal(c)
+	az := *c
+	az.TEE = azure.TDX
+	az.Platform = map[string]string{"paravisor": azure.Paravisor}
+	for k, v := range c.Platform {
+		az.Platform[k] = v
+	}
+	azureClaims, _ := json.Marshal(&az)
 
 	amd := snptest.New(t, snptest.Milan, snptest.Options{})
 	snpClaims, _ := json.Marshal(&attest.Claims{TEE: attest.SEVSNP, Measurement: make(attest.Hex, 48),
@@ -67,6 +75,7 @@ func TestDiffGolden(t *testing.T) {
 		{Event: audit.EventAttest, TEE: "tdx", Measurement: c.Measurement.String(), Verdict: "allow", Claims: tdxClaims},
 		{Event: audit.EventAttest, TEE: "sev-snp", Verdict: "allow", Claims: snpClaims},
 		{Event: audit.EventAttest, TEE: "tdx", Verdict: "deny"},
+		{Event: audit.EventAttest, TEE: "azure-tdx", Measurement: c.Measurement.String(), Verdict: "allow", Claims: azureClaims},
 	}
 	for i, r := range recs {
 		r.Time, r.RequestID = t0.Add(time.Duration(i)*time.Hour), "r"+string(rune('0'+i))
@@ -129,7 +138,7 @@ func TestDiffGolden(t *testing.T) {
 		same.Files["intel/tdx/"+hex.EncodeToString(tdxtest.FMSPC[:])+"/"+name] = data
 	}
 	rep, err = collateral.Diff(ctx, collateral.DiffOptions{Source: src, New: same, Now: f.Now, IntelRoot: f.PKI.Root, AMDRoots: roots})
-	if err != nil || len(rep.Changes) != 0 || rep.Appraised != 3 {
+	if err != nil || len(rep.Changes) != 0 || rep.Appraised != 4 {
 		t.Errorf("same collateral: %+v, %v", rep, err)
 	}
 	rep, err = collateral.Diff(ctx, collateral.DiffOptions{Source: src, New: b, Since: f.Now, Now: f.Now, IntelRoot: f.PKI.Root, AMDRoots: roots})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/tdx"
 )
@@ -42,7 +43,18 @@ func TestRecheckOutstandingPCK(t *testing.T) {
 	if err := v.RecheckClaims(c, f.Now.Add(30*time.Minute)); err != nil {
 		t.Fatalf("before the refresh is due: %v", err)
 	}
-	v.RefreshCollateral(ctx, f.Now.Add(61*time.Minute))
+	// The Azure TDX scheme wraps this verifier: its refresh, ages and recheck are this one's.
+	az := azure.NewTDX(v)
+	azc := *c
+	azc.TEE = azure.TDX
+	az.RefreshCollateral(ctx, f.Now.Add(61*time.Minute))
+	if ages := az.CollateralAges(); len(ages) == 0 || ages[0].TEE != azure.TDX {
+		t.Errorf("azure-tdx collateral ages %+v", ages)
+	}
+	var aze *attest.Error
+	if err := az.RecheckClaims(&azc, f.Now.Add(61*time.Minute)); !errors.As(err, &aze) || aze.Field != "quote.pck_chain.revoked" {
+		t.Errorf("azure-tdx claims after the refresh: %v, want the revoked PCK refused", err)
+	}
 	err = v.RecheckClaims(c, f.Now.Add(61*time.Minute))
 	var ae *attest.Error
 	if !errors.As(err, &ae) || ae.Field != "quote.pck_chain.revoked" {

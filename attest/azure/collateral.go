@@ -1,0 +1,66 @@
+package azure
+
+import (
+	"context"
+	"time"
+
+	"github.com/medicus-cloud/trust/attest"
+)
+
+// The collateral lifecycle (issue 16) of the Azure schemes is that of the verifier that
+// authenticates the paravisor's reports: its scheduled refresh, its ages in metrics and
+// `trustctl status` (under this scheme's TEE name, so that a deployment with bare-metal and
+// Azure verifiers tells them apart) and its recheck of outstanding tokens at every release.
+
+var (
+	_ attest.CollateralReporter  = (*Verifier)(nil)
+	_ attest.CollateralRefresher = (*Verifier)(nil)
+	_ attest.ClaimsRechecker     = (*Verifier)(nil)
+)
+
+// inner returns the SNP or TDX verifier and the TEE its own claims name.
+func (v *Verifier) inner() (any, attest.TEE) {
+	if v.snp != nil {
+		return v.snp, attest.SEVSNP
+	}
+	return v.tdx, attest.TDX
+}
+
+// CollateralAges implements attest.CollateralReporter.
+func (v *Verifier) CollateralAges() []attest.CollateralAge {
+	in, _ := v.inner()
+	r, ok := in.(attest.CollateralReporter)
+	if !ok {
+		return nil
+	}
+	ages := r.CollateralAges()
+	for i := range ages {
+		ages[i].TEE = v.tee
+	}
+	return ages
+}
+
+// RefreshCollateral implements attest.CollateralRefresher.
+func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
+	if in, _ := v.inner(); in != nil {
+		if r, ok := in.(attest.CollateralRefresher); ok {
+			r.RefreshCollateral(ctx, now)
+		}
+	}
+}
+
+// RecheckClaims implements attest.ClaimsRechecker: claims of this scheme are rechecked as the
+// inner verifier's own (a PCK or an AMD signing key revoked since the token was issued).
+func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
+	if c.TEE != v.tee {
+		return nil
+	}
+	in, tee := v.inner()
+	r, ok := in.(attest.ClaimsRechecker)
+	if !ok {
+		return nil
+	}
+	cc := *c
+	cc.TEE = tee
+	return r.RecheckClaims(&cc, now)
+}
