@@ -77,14 +77,25 @@ func TestCollateralBundleImport(t *testing.T) {
 	if ages := d.coll.bundle.CollateralAges(); len(ages) != 1 || !ages[0].FetchedAt.Equal(t1) {
 		t.Errorf("ages %+v", ages)
 	}
-	// The same bundle again, and a newer one, start; an older one does not.
+	// The same bundle again, and a newer one, start; an older one never replaces the newer one
+	// imported before: trustd starts with that one (and warns).
 	if _, err := start(write(t1)); err != nil {
 		t.Errorf("same bundle: %v", err)
 	}
 	if _, err := start(write(t1.Add(24 * time.Hour))); err != nil {
 		t.Errorf("newer bundle: %v", err)
 	}
-	if _, err := start(write(t1.Add(time.Hour))); !errors.Is(err, collateral.ErrOlder) {
-		t.Errorf("older bundle: %v", err)
+	d, err = start(write(t1.Add(time.Hour)))
+	if err != nil {
+		t.Fatalf("older bundle: %v", err)
+	}
+	if ages := d.coll.bundle.CollateralAges(); len(ages) != 1 || !ages[0].FetchedAt.Equal(t1.Add(24*time.Hour)) {
+		t.Errorf("older bundle: in use %+v, want the newer one kept", ages)
+	}
+	// Without the newer bundle's signed file (an import by an older trustd) the rule is as
+	// before: an older bundle does not start.
+	os.Remove(filepath.Join(dataDir, "collateral", "bundle.cose"))
+	if _, err := start(write(t1.Add(2 * time.Hour))); !errors.Is(err, collateral.ErrOlder) {
+		t.Errorf("older bundle without the newer one's file: %v", err)
 	}
 }
