@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,15 +18,20 @@ import (
 	"github.com/medicus-cloud/trust/internal/tlsconfig"
 )
 
-// apiListener serves gRPC and HTTP/JSON on the one workload-API listener.
+// apiListener serves gRPC and HTTP/JSON on the one workload-API listener (split.go sorts its
+// connections).
 type apiListener struct {
 	*http.Server
-	tls bool
+	grpc *grpc.Server
+
+	mu  sync.Mutex
+	raw net.Listener
 }
 
-// apiServer wraps the gRPC server and the JSON form of the same API in one HTTP server: TLS 1.3
-// as configured (h2 and http/1.1), or in dev mode plaintext HTTP/1.1 and HTTP/2 without TLS
-// (what gRPC clients with insecure credentials speak). The transport bounds are those of
+// apiServer serves the gRPC server and the JSON form of the same API on one port: TLS 1.3 as
+// configured (h2 and http/1.1), or in dev mode plaintext HTTP/1.1 and HTTP/2 without TLS (what
+// gRPC clients with insecure credentials speak). gRPC clients get grpc-go's own transport; the
+// others an HTTP server that serves JSON and gRPC alike. The transport bounds are those of
 // limits.ServerOptions.
 func (d *Daemon) apiServer(srv *grpc.Server, hs *health.Server, ts *tlsconfig.Server, unary []grpc.UnaryServerInterceptor) (*apiListener, error) {
 	h, err := httpjson.New(httpjson.Options{GRPC: srv, Trust: d.svc, Health: hs, Interceptors: unary,
@@ -45,24 +51,63 @@ func (d *Daemon) apiServer(srv *grpc.Server, hs *health.Server, ts *tlsconfig.Se
 	} else {
 		hsrv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	return &apiListener{Server: hsrv, tls: ts != nil}, nil
+	return &apiListener{Server: hsrv, grpc: srv}, nil
 }
 
+// serve sorts the connections of l between grpc-go's transport and net/http until l closes.
 func (a *apiListener) serve(l net.Listener) error {
-	var err error
-	if a.tls {
-		err = a.ServeTLS(l, "", "")
-	} else {
-		err = a.Serve(l)
+	a.mu.Lock()
+	a.raw = l
+	a.mu.Unlock()
+	tc := a.TLSConfig // net/http changes its own as it starts: the splitter keeps a copy
+	if tc != nil {
+		tc = tc.Clone()
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	sp := newSplitter(l, tc, limits.DefaultHandshakeTimeout)
+	errc := make(chan error, 2)
+	go func() { errc <- a.grpc.Serve(sp.grpc) }()
+	go func() { errc <- a.Serve(sp.http) }()
+	err := sp.run()
+	for range 2 {
+		if e := <-errc; err == nil && e != nil && !errors.Is(e, http.ErrServerClosed) && !errors.Is(e, grpc.ErrServerStopped) && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
 	}
 	return err
 }
 
-// Shutdown waits for in-flight calls (gRPC and JSON) until ctx ends.
-func (a *apiListener) Shutdown(ctx context.Context) error { return a.Server.Shutdown(ctx) }
+func (a *apiListener) closeRaw() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.raw != nil {
+		a.raw.Close()
+	}
+}
+
+// Shutdown stops accepting and waits for in-flight calls (gRPC and JSON) until ctx ends.
+func (a *apiListener) Shutdown(ctx context.Context) error {
+	a.closeRaw()
+	done := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(done) }()
+	err := a.Server.Shutdown(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.grpc.Stop()
+		<-done
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// Close stops at once.
+func (a *apiListener) Close() error {
+	a.closeRaw()
+	a.grpc.Stop()
+	return a.Server.Close()
+}
 
 func reflectionMethods() []string {
 	return append(tlsconfig.Methods(&reflectionv1.ServerReflection_ServiceDesc), tlsconfig.Methods(&reflectionv1alpha.ServerReflection_ServiceDesc)...)

@@ -441,7 +441,8 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, []grpc.UnaryServ
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(d.metrics.StreamInterceptor(), lim.StreamInterceptor(), az.StreamInterceptor()))
 	if ts != nil {
-		opts = append(opts, grpc.Creds(ts.Credentials()))
+		// The workload-API port makes the TLS handshake itself (split.go).
+		opts = append(opts, grpc.Creds(handshakenTLS{}))
 	}
 	srv := grpc.NewServer(opts...)
 	pb.RegisterTrustServer(srv, d.svc)
