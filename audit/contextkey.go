@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Context digests are keyed, so that the public log does not let anyone confirm a guess.
@@ -34,7 +35,16 @@ const TenantField = "tenant"
 const tenantInfo = "medicus-trust audit-context v1 tenant\x00"
 
 // ContextKey is a deployment's audit context key.
-type ContextKey struct{ k []byte }
+type ContextKey struct {
+	k []byte
+
+	mu      sync.Mutex
+	tenants map[string]*TenantKey // derived keys, at most maxCachedTenants
+}
+
+// maxCachedTenants bounds the derived keys a ContextKey keeps (a deployment has a few hundred
+// tenants; a caller that sends made-up tenant names only makes derivations uncached).
+const maxCachedTenants = 1024
 
 // TenantKey is the context key of one tenant, derived from a ContextKey.
 type TenantKey struct {
@@ -72,13 +82,28 @@ func parseKey(b []byte) ([]byte, error) {
 	return k, nil
 }
 
-// Tenant derives the key of one tenant.
+// Tenant derives the key of one tenant (remembered: every release asks for it).
 func (c *ContextKey) Tenant(tenant string) *TenantKey {
+	c.mu.Lock()
+	t, ok := c.tenants[tenant]
+	c.mu.Unlock()
+	if ok {
+		return t
+	}
 	k, err := hkdf.Key(sha256.New, c.k, nil, tenantInfo+tenant, ContextKeySize)
 	if err != nil {
 		panic("audit: hkdf: " + err.Error()) // only for lengths far beyond 32 bytes
 	}
-	return &TenantKey{tenant: tenant, k: k}
+	t = &TenantKey{tenant: tenant, k: k}
+	c.mu.Lock()
+	if c.tenants == nil {
+		c.tenants = map[string]*TenantKey{}
+	}
+	if len(c.tenants) < maxCachedTenants {
+		c.tenants[tenant] = t
+	}
+	c.mu.Unlock()
+	return t
 }
 
 // Digest is the keyed digest of a canonical context whose "tenant" value is tenant.

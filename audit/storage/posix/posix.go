@@ -240,8 +240,8 @@ func (l *Log) Handler() http.Handler {
 }
 
 // Append writes r to the log and returns its index once it is durable: the batch holding it is
-// in the journal, fdatasync'ed, and a checkpoint covering it is signed. Its tiles and that
-// checkpoint are published in the background, within PublishInterval (what a crash loses of
+// in the journal, fdatasync'ed. Its tiles and a signed checkpoint covering it are published in
+// the background, within PublishInterval (what a crash loses of
 // them, Open rebuilds from the journal). Concurrent calls share one commit. If the log cannot
 // be written the record is not acknowledged (tlog.ErrUnwritable); once a publication fails,
 // every later Append fails too, until the log is reopened. A cancelled ctx returns its error;
@@ -293,8 +293,9 @@ func (l *Log) Close() error {
 }
 
 // commit makes a batch durable; the group-commit writer calls it, one batch at a time. The
-// batch goes to the journal with one fdatasync, and its tiles and signed checkpoint go to the
-// publisher, which writes them after the answer. Nothing on this path creates a file.
+// batch goes to the journal with one fdatasync, and its tiles and tree head go to the
+// publisher, which writes them, and signs a checkpoint, after the answer. Nothing on this path
+// creates a file or signs.
 func (l *Log) commit(entries [][]byte) (uint64, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -316,10 +317,6 @@ func (l *Log) commit(entries [][]byte) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
 	}
-	cp, err := tlog.SignCheckpoint(tlog.Checkpoint{Origin: l.signer.Name(), Size: st.Size(), Root: root}, l.signer)
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w: %v", tlog.ErrUnwritable, err)
-	}
 	if err := l.j.append(old.Size(), entries); err != nil {
 		// The journal may hold part of the frame, or all of it: only a reopen can tell.
 		l.broken = fmt.Errorf("audit: %w: journal: %v", tlog.ErrUnwritable, err)
@@ -328,7 +325,7 @@ func (l *Log) commit(entries [][]byte) (uint64, error) {
 	// From here the batch is in the log.
 	l.st = st
 	l.tail = append(l.tail, entries...)
-	l.out.hand(tiles, cp, st.Size(), root, l.j.n >= l.jlimit)
+	l.out.hand(tiles, st.Size(), root, l.j.n >= l.jlimit)
 	return old.Size(), nil
 }
 

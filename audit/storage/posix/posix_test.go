@@ -232,6 +232,9 @@ func TestUnwritable(t *testing.T) {
 	l := openTest(t, dir)
 	defer l.Close()
 	fill(t, l, 0, 5)
+	if err := l.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Running as root defeats permission bits: put a file where the scratch directory was.
 	tmp := filepath.Join(dir, tmpDir)
 	os.RemoveAll(tmp)

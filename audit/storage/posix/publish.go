@@ -11,8 +11,8 @@ import (
 	"github.com/medicus-cloud/trust/audit/tlog"
 )
 
-// The publisher writes what commits hand it: the tiles, entry bundles and signed checkpoint of
-// each batch already durable in the journal. It writes only the newest version of each tile
+// The publisher writes what commits hand it: the tiles, entry bundles and tree head of each
+// batch already durable in the journal, and signs the checkpoints it publishes. It writes only the newest version of each tile
 // (a partial tile that a later batch widened is skipped, as no published checkpoint ever needs
 // it) and only the newest checkpoint, after its tiles, at most once per interval while batches
 // keep coming, at once when a reader asks (Publish). A failed write refuses every later commit
@@ -30,7 +30,7 @@ type publisher struct {
 
 	mu        sync.Mutex
 	pending   map[tileKey]tlog.Tile
-	cp        []byte // the newest signed checkpoint not yet written; nil if none
+	due       bool // a tree newer than the published one is waiting: cpSize, cpRoot
 	cpSize    uint64
 	cpRoot    []byte
 	handed    uint64 // the size of the newest checkpoint handed over
@@ -56,13 +56,13 @@ func (l *Log) startPublisher(interval time.Duration, st *tlog.Edge) {
 	go l.out.run()
 }
 
-// hand queues a committed batch's tiles and checkpoint; the writer calls it under wmu.
-func (p *publisher) hand(tiles []tlog.Tile, cp []byte, size uint64, root []byte, journalFull bool) {
+// hand queues a committed batch's tiles and tree head; the writer calls it under wmu.
+func (p *publisher) hand(tiles []tlog.Tile, size uint64, root []byte, journalFull bool) {
 	p.mu.Lock()
 	for _, t := range tiles {
 		p.pending[tileKey{t.Level, t.Index}] = t
 	}
-	p.cp, p.cpSize, p.cpRoot, p.handed = cp, size, root, size
+	p.due, p.cpSize, p.cpRoot, p.handed = true, size, root, size
 	p.wantSync = p.wantSync || journalFull
 	p.mu.Unlock()
 	select {
@@ -143,7 +143,7 @@ func (p *publisher) run() {
 	stopping := false
 	for {
 		p.mu.Lock()
-		idle, dead := p.cp == nil, p.dead
+		idle, dead := !p.due, p.dead
 		p.mu.Unlock()
 		if dead || idle && stopping {
 			return
@@ -178,10 +178,10 @@ func (p *publisher) run() {
 		for _, t := range p.pending {
 			tiles = append(tiles, t)
 		}
-		cp, size, root := p.cp, p.cpSize, p.cpRoot
+		size, root := p.cpSize, p.cpRoot
 		p.mu.Unlock()
 
-		err := p.write(tiles, cp)
+		err := p.write(tiles, size, root)
 		last = time.Now()
 
 		p.mu.Lock()
@@ -198,7 +198,7 @@ func (p *publisher) run() {
 				}
 			}
 			if p.cpSize == size {
-				p.cp = nil
+				p.due = false
 			}
 			p.published = size
 			if p.wantSync {
@@ -219,9 +219,13 @@ func (p *publisher) run() {
 }
 
 // write writes tiles (lower levels first, so that a directory listing never shows a parent
-// before its children; readers need only the checkpoint to come last) and then renames the
-// checkpoint into place.
-func (p *publisher) write(tiles []tlog.Tile, cp []byte) error {
+// before its children; readers need only the checkpoint to come last) and then signs the
+// checkpoint of the tree and renames it into place.
+func (p *publisher) write(tiles []tlog.Tile, size uint64, root []byte) error {
+	cp, err := tlog.SignCheckpoint(tlog.Checkpoint{Origin: p.l.signer.Name(), Size: size, Root: root}, p.l.signer)
+	if err != nil {
+		return err
+	}
 	sort.Slice(tiles, func(i, j int) bool {
 		if tiles[i].Level != tiles[j].Level {
 			return tiles[i].Level < tiles[j].Level
