@@ -18,12 +18,15 @@ var (
 	_ attest.ClaimsRechecker     = (*Verifier)(nil)
 )
 
-// inner returns the SNP or TDX verifier and the TEE its own claims name.
+// inner returns the SNP or TDX verifier (nil if neither) and the TEE its own claims name.
 func (v *Verifier) inner() (any, attest.TEE) {
-	if v.snp != nil {
+	switch {
+	case v.snp != nil:
 		return v.snp, attest.SEVSNP
+	case v.tdx != nil:
+		return v.tdx, attest.TDX
 	}
-	return v.tdx, attest.TDX
+	return nil, ""
 }
 
 // CollateralAges implements attest.CollateralReporter.
@@ -42,10 +45,9 @@ func (v *Verifier) CollateralAges() []attest.CollateralAge {
 
 // RefreshCollateral implements attest.CollateralRefresher.
 func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
-	if in, _ := v.inner(); in != nil {
-		if r, ok := in.(attest.CollateralRefresher); ok {
-			r.RefreshCollateral(ctx, now)
-		}
+	in, _ := v.inner()
+	if r, ok := in.(attest.CollateralRefresher); ok {
+		r.RefreshCollateral(ctx, now)
 	}
 }
 
