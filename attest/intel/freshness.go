@@ -112,6 +112,29 @@ type onlineEntry struct {
 type onlineSnap struct {
 	vc        *Verified
 	fetchedAt time.Time
+	// prev is the set in use before the TCB evaluation data number last went up, and since
+	// when trustd first accepted the set that raised it: a TCB recovery's grace (TCBDowngrade)
+	// compares the two. Kept in memory only; after a restart no grace applies (enforce at once).
+	prev  *Verified
+	since time.Time
+}
+
+// evalNumber is the higher TCB evaluation data number of a set's TCB info and QE identity.
+func evalNumber(vc *Verified) int {
+	return max(vc.TCBInfo.TCBEvaluationDataNumber, vc.QEIdentity.TCBEvaluationDataNumber)
+}
+
+// nextSnap is the snapshot after vc, fetched at, replaces old.
+func nextSnap(old *onlineSnap, vc *Verified, at time.Time) *onlineSnap {
+	s := &onlineSnap{vc: vc, fetchedAt: at}
+	if old == nil {
+		return s
+	}
+	s.prev, s.since = old.prev, old.since
+	if evalNumber(vc) > evalNumber(old.vc) {
+		s.prev, s.since = old.vc, at
+	}
+	return s
 }
 
 // retryAfter is how long a failed refresh waits before the next attempt while the last good
@@ -191,13 +214,13 @@ func (v *QuoteVerifier) fetchFresh(ctx context.Context, fmspc, ca string, now ti
 	vc, fetchedAt, err := v.refresh(ctx, e.vc, fmspc, ca, now)
 	if err == nil {
 		e.vc, e.fetchedAt, e.lastErr = vc, fetchedAt, nil
-		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
+		e.snap.Store(nextSnap(e.snap.Load(), vc, fetchedAt))
 		return vc, nil
 	}
 	e.lastErr, e.lastTry = err, now
 	if vc != nil && (e.vc == nil || fetchedAt.After(e.fetchedAt)) {
 		e.vc, e.fetchedAt = vc, fetchedAt // the disk cache's set, after a restart
-		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
+		e.snap.Store(nextSnap(e.snap.Load(), vc, fetchedAt))
 	}
 	if e.vc != nil && now.Sub(e.fetchedAt) <= f.MaxAge && e.vc.ValidAt(now) == nil {
 		return e.vc, nil // the last good set, until MaxAge
