@@ -9,6 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/policies"
 )
@@ -108,7 +109,7 @@ func decodeAppraised(b []byte) (*attest.Claims, error) {
 
 // reappraise decides whether the current bundle and revocation list still vouch for the
 // workload a token was issued to, and returns the lease of a release on it.
-func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims) (time.Time, error) {
+func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims, rec *audit.Record) (time.Time, error) {
 	if s.noReappraise {
 		return time.Unix(tc.Expiry, 0), nil
 	}
@@ -121,6 +122,10 @@ func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims) (time.Time
 	}
 	if !policies.SameImage(c, attest.TEE(tc.TEE), tc.Measurement) {
 		return time.Time{}, fmt.Errorf("%w: the token's appraised claims name another image", errAttestAgain)
+	}
+	// The TCB status under the collateral in use now, before the policy reads it (tcbgrace.go).
+	if err := s.updateTCB(bundle, tc.Policy, c, rec); err != nil {
+		return time.Time{}, err
 	}
 	if err := s.o.Baseline.Check(c); err != nil {
 		return time.Time{}, err
