@@ -124,7 +124,8 @@ func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims, rec *audit
 		return time.Time{}, fmt.Errorf("%w: the token's appraised claims name another image", errAttestAgain)
 	}
 	// The TCB status under the collateral in use now, before the policy reads it (tcbgrace.go).
-	if err := s.updateTCB(bundle, tc.Policy, c, rec); err != nil {
+	warning, err := s.updateTCB(bundle, tc.Policy, c)
+	if err != nil {
 		return time.Time{}, err
 	}
 	if err := s.o.Baseline.Check(c); err != nil {
@@ -142,5 +143,6 @@ func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims, rec *audit
 	if !s.o.Now().Before(lease) {
 		return time.Time{}, fmt.Errorf("%w: the lease of policy %q ended at %s", errAttestAgain, tc.Policy, lease.UTC().Format(time.RFC3339))
 	}
+	s.warn(c.TEE, warning, rec) // only once the claims passed every check
 	return lease, nil
 }

@@ -306,7 +306,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 	if err := s.o.Baseline.Check(claims); err != nil {
 		return nil, err
 	}
-	dec, err := s.evaluateAttest(bundle, claims, rec) // bundle.Evaluate, with any TCB recovery grace
+	dec, warning, err := s.evaluateAttest(bundle, claims) // bundle.Evaluate, with any TCB recovery grace
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +316,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 			return nil, err
 		}
 	}
+	s.warn(claims.TEE, warning, rec)
 	appraisedClaims, err := encodeAppraised(claims)
 	if err != nil {
 		return nil, fmt.Errorf("encoding appraised claims: %w", err)
