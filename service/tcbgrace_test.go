@@ -70,7 +70,10 @@ type tdxHarness struct {
 
 // startTDX is trustd with a TDX verifier on a fake PCS refreshed every minute, the TCB status
 // recomputed at release, and a TDX policy accepting only UpToDate with the given grace.
-func startTDX(t testing.TB, grace string, old bool) *tdxHarness {
+func startTDX(t testing.TB, grace string, old bool) *tdxHarness { return startTDXLog(t, grace, old, nil) }
+
+// startTDXLog also lets log replace the in-memory audit log.
+func startTDXLog(t testing.TB, grace string, old bool, log service.AuditLog) *tdxHarness {
 	t.Helper()
 	f, err := tdxtest.NewFixture()
 	if err != nil {
@@ -88,7 +91,7 @@ func startTDX(t testing.TB, grace string, old bool) *tdxHarness {
 	}
 	var h *harness
 	gc := &graceCount{Recorder: metrics.Nop{}}
-	h = startCustom(t, nil, nil, func(o *service.Options) {
+	h = startCustom(t, nil, log, func(o *service.Options) {
 		o.Metrics = gc
 		var tv attest.Verifier = v
 		if old {
