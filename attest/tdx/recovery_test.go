@@ -66,6 +66,11 @@ func TestTCBRecoveryAtRelease(t *testing.T) {
 		d.Status != "UpToDate" || d.FromEval != 17 || d.ToEval != 18 || !d.Since.Equal(at) || !errors.Is(d.Refusal, attest.ErrNotAuthentic) {
 		t.Fatalf("after the recovery: %s %v, downgrade %+v", c.TCBStatus, c.Advisories, d)
 	}
+	// A restart on the same cache keeps the previous set and when the newer one was accepted.
+	rc, err := mustNew(t, o).Verify(ctx, ev(q, nil), attest.Options{Now: at.Add(30 * time.Second)})
+	if err != nil || rc.TCBDowngrade == nil || !rc.TCBDowngrade.Since.Equal(at) || rc.TCBDowngrade.FromEval != 17 {
+		t.Fatalf("restarted on the cache: %v %+v", err, rc)
+	}
 	// A new attestation sees the same, and the since time stays that of the first acceptance.
 	v.RefreshCollateral(ctx, at.Add(5*time.Minute))
 	fresh, err := v.Verify(ctx, ev(q, nil), attest.Options{Now: at.Add(5 * time.Minute)})
