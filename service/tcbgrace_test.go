@@ -70,7 +70,9 @@ type tdxHarness struct {
 
 // startTDX is trustd with a TDX verifier on a fake PCS refreshed every minute, the TCB status
 // recomputed at release, and a TDX policy accepting only UpToDate with the given grace.
-func startTDX(t testing.TB, grace string, old bool) *tdxHarness { return startTDXLog(t, grace, old, nil) }
+func startTDX(t testing.TB, grace string, old bool) *tdxHarness {
+	return startTDXLog(t, grace, old, nil)
+}
 
 // startTDXLog also lets log replace the in-memory audit log.
 func startTDXLog(t testing.TB, grace string, old bool, log service.AuditLog) *tdxHarness {
