@@ -101,6 +101,37 @@ type Claims struct {
 	// name, each the digest the evidence's event log extended into the attested registers. Set
 	// only when an event log came with the evidence and replayed to its registers.
 	Components map[string]Hex `json:"components,omitempty"`
+	// TCBDowngrade is set by an Intel verifier when the TCB status is worse only because newer
+	// TCB info arrived (see TCBDowngrade). It never travels: not in tokens, records or policies.
+	TCBDowngrade *TCBDowngrade `json:"-"`
+}
+
+// TCBDowngrade says that the platform's TCB status (Claims.TCBStatus and Advisories, under
+// the TCB info in use now) is worse than under the previous set trustd held for the platform,
+// whose TCB evaluation data number is lower: a TCB recovery. trustd appraises such claims under
+// the previous status while the policy's tcbRecoveryGrace lasts from Since, and otherwise
+// refuses with Refusal when set (the verifier's own refusal of the new status) or lets the
+// policy judge the new status. A revoked PCK, status Revoked or a CRL never produce one.
+type TCBDowngrade struct {
+	Status     string
+	Advisories []string
+	// FromEval and ToEval are the TCB evaluation data numbers of the previous and the new set.
+	FromEval, ToEval int
+	// Since is when trustd first accepted the newer set for this platform.
+	Since   time.Time
+	Refusal error
+}
+
+// ErrStaleClaims: the claims lack what re-appraising them against the collateral in use now
+// needs (a token from an older trustd, or collateral trustd no longer holds in memory); the
+// workload must attest again.
+var ErrStaleClaims = errors.New("claims cannot be re-appraised against current collateral")
+
+// TCBUpdater is implemented by verifiers that recompute, at each release, the TCB status and
+// advisories of claims they issued from the collateral they hold now for the platform (an
+// Intel TCB recovery). It reads only memory. It sets TCBDowngrade as Verify does.
+type TCBUpdater interface {
+	UpdateTCB(c *Claims, now time.Time) error
 }
 
 // Tristate is a yes/no property that evidence may leave undetermined.

@@ -81,6 +81,10 @@ type Record struct {
 	// Shadow is the would-be decision of a candidate bundle run in shadow mode: recorded,
 	// never enforced.
 	Shadow *ShadowDecision `json:"shadow,omitempty"`
+	// Warnings are what a decision allowed only provisionally, for example a platform an Intel
+	// TCB recovery downgraded, appraised under its previous status within the policy's
+	// tcbRecoveryGrace. They name statuses, advisories and times, never secrets.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ShadowDecision is what a candidate bundle decided beside the active one.

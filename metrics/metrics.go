@@ -47,6 +47,9 @@ type Recorder interface {
 	// (miss); the schemes name their sources ("amd-endorsement", "intel-pcs-tdx",
 	// "intel-pcs-sgx").
 	CollateralCache(source string, hit bool)
+	// TCBGrace counts one attestation or release decided under the previous TCB status of a
+	// platform an Intel TCB recovery downgraded, within its policy's tcbRecoveryGrace.
+	TCBGrace(tee string)
 }
 
 // Nop is a Recorder that records nothing: the default where no metrics are wanted.
@@ -59,6 +62,7 @@ func (Nop) UnverifiedEvidence(string)             {}
 func (Nop) KeyStoreError(string)                  {}
 func (Nop) AuditAppend(time.Duration, error)      {}
 func (Nop) CollateralCache(string, bool)          {}
+func (Nop) TCBGrace(string)                       {}
 func (Nop) Rejected(fullMethod, reason string)    {}
 
 // Metric names, for scrapers and for Status.
@@ -75,6 +79,7 @@ const (
 	NameCollateral      = "trustd_collateral_cache_requests_total"
 	NameRejected        = "trustd_limits_rejected_total"
 	NameCertNotAfter    = "trustd_tls_certificate_not_after_timestamp_seconds"
+	NameTCBGrace        = "trustd_tcb_grace_total"
 )
 
 // LatencyBuckets span a cached attestation (well under a millisecond of crypto) to one that
@@ -109,6 +114,7 @@ type Metrics struct {
 	auditErrs    prometheus.Counter
 	collateral   *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
+	tcbGrace     *prometheus.CounterVec
 	now          func() time.Time
 	tees         func(string) string // bounds the tee label
 }
@@ -149,9 +155,11 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 			Help: "Collateral lookups by source and result (hit, miss)."}, []string{"source", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameRejected, ConstLabels: cl,
 			Help: "Requests refused with ResourceExhausted by the limits, by method and reason."}, []string{"method", "reason"}),
+		tcbGrace: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameTCBGrace, ConstLabels: cl,
+			Help: "Attestations and releases decided under a platform's previous TCB status within a TCB recovery grace, by TEE type."}, []string{"tee"}),
 	}
 	cs := []prometheus.Collector{m.attestations, m.releases, m.unverified, m.requests, m.duration, m.inFlight,
-		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected}
+		m.ksErrors, m.auditDur, m.auditErrs, m.collateral, m.rejected, m.tcbGrace}
 	if o.TEEs != nil {
 		allowed := set(o.TEEs...)
 		m.tees = func(t string) string { return oneOf(allowed, t) }
@@ -233,6 +241,11 @@ func (m *Metrics) Release(kind release.Kind, o release.Outcome) {
 		k = string(kind)
 	}
 	m.releases.WithLabelValues(k, outcome(o)).Inc()
+}
+
+// TCBGrace implements Recorder.
+func (m *Metrics) TCBGrace(tee string) {
+	m.tcbGrace.WithLabelValues(m.tees(strings.ToLower(tee))).Inc()
 }
 
 // UnverifiedEvidence implements Recorder.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -231,6 +232,9 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 		if !knownTCBStatus[st] {
 			c.errorf(p("spec", "require", "tcbStatus", i), "spec.require.tcbStatus[%d]: unknown status %q (known: %s)", i, st, strings.Join(sortedKeys(knownTCBStatus), ", "))
 		}
+	}
+	if g := time.Duration(r.TCBRecoveryGrace); g < 0 || g > MaxTCBRecoveryGrace {
+		c.errorf(p("spec", "require", "tcbRecoveryGrace"), "spec.require.tcbRecoveryGrace: %v outside [0, %v]", g, MaxTCBRecoveryGrace)
 	}
 	for i, a := range r.Advisories {
 		if !advisoryRE.MatchString(a) {

@@ -137,6 +137,9 @@ type Require struct {
 	TCBStatus []string `yaml:"tcbStatus,omitempty"`
 	// Advisories lists the security advisories that may be outstanding; any other denies.
 	Advisories []string `yaml:"advisories,omitempty"`
+	// TCBRecoveryGrace is how long after an Intel TCB recovery a platform it downgraded is
+	// still appraised under its previous TCB status, with a warning (grace.go). Zero: at once.
+	TCBRecoveryGrace Grace `yaml:"tcbRecoveryGrace,omitempty"`
 }
 
 // Rule is one custom CEL rule.

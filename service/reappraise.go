@@ -9,6 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/ear"
 	"github.com/medicus-cloud/trust/policies"
 )
@@ -108,7 +109,7 @@ func decodeAppraised(b []byte) (*attest.Claims, error) {
 
 // reappraise decides whether the current bundle and revocation list still vouch for the
 // workload a token was issued to, and returns the lease of a release on it.
-func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims) (time.Time, error) {
+func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims, rec *audit.Record) (time.Time, error) {
 	if s.noReappraise {
 		return time.Unix(tc.Expiry, 0), nil
 	}
@@ -121,6 +122,11 @@ func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims) (time.Time
 	}
 	if !policies.SameImage(c, attest.TEE(tc.TEE), tc.Measurement) {
 		return time.Time{}, fmt.Errorf("%w: the token's appraised claims name another image", errAttestAgain)
+	}
+	// The TCB status under the collateral in use now, before the policy reads it (tcbgrace.go).
+	warning, err := s.updateTCB(bundle, tc.Policy, c)
+	if err != nil {
+		return time.Time{}, err
 	}
 	if err := s.o.Baseline.Check(c); err != nil {
 		return time.Time{}, err
@@ -137,5 +143,6 @@ func (s *Service) reappraise(bundle *policies.Bundle, tc *ear.Claims) (time.Time
 	if !s.o.Now().Before(lease) {
 		return time.Time{}, fmt.Errorf("%w: the lease of policy %q ended at %s", errAttestAgain, tc.Policy, lease.UTC().Format(time.RFC3339))
 	}
+	s.warn(c.TEE, warning, rec) // only once the claims passed every check
 	return lease, nil
 }

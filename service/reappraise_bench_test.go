@@ -43,6 +43,25 @@ func BenchmarkRatioReleaseReappraise(b *testing.B) {
 		}
 	}
 	benchratio.Time(b, "release-reappraise/release", run(with), run(without))
+
+	// TDX with online collateral: the release also recomputes the TCB status under the TCB
+	// info and QE identity in use now, and rechecks the PCK against the CRL (tcbgrace.go).
+	tdxWith, tdxWithout := startTDXLog(b, "72h", false, noLog{}), startTDXLog(b, "72h", false, noLog{})
+	service.SkipReappraisalForBenchmark(tdxWithout.svc)
+	runTDX := func(h *tdxHarness) func(n int) {
+		tok, err := h.attest(b)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(n int) {
+			for range n {
+				if _, err := h.getSecret(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	benchratio.Time(b, "release-reappraise-tdx/release", runTDX(tdxWith), runTDX(tdxWithout))
 }
 
 func attestTB(tb testing.TB, h *harness) []byte {

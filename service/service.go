@@ -60,6 +60,7 @@ type Recorder interface {
 	UnverifiedEvidence(tee string)
 	KeyStoreError(op string)
 	AuditAppend(d time.Duration, err error)
+	TCBGrace(tee string)
 }
 
 type nopRecorder struct{}
@@ -69,6 +70,7 @@ func (nopRecorder) Release(release.Kind, release.Outcome) {}
 func (nopRecorder) UnverifiedEvidence(string)             {}
 func (nopRecorder) KeyStoreError(string)                  {}
 func (nopRecorder) AuditAppend(time.Duration, error)      {}
+func (nopRecorder) TCBGrace(string)                       {}
 
 // timedAudit measures every append.
 type timedAudit struct {
@@ -129,6 +131,9 @@ type Options struct {
 	// Revocations, when set, refuses attestations and releases whose claims the security team
 	// revoked (see package revoke).
 	Revocations RevocationChecker
+	// TCB, when set, recomputes the TCB status of a token's claims at each release from the
+	// collateral in use now (tcbgrace.go); trustd composes the Intel verifiers' updaters.
+	TCB ClaimsUpdater
 }
 
 // Service implements trustv1.TrustServer.
@@ -301,7 +306,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 	if err := s.o.Baseline.Check(claims); err != nil {
 		return nil, err
 	}
-	dec, err := bundle.Evaluate(claims)
+	dec, warning, err := s.evaluateAttest(bundle, claims) // bundle.Evaluate, with any TCB recovery grace
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +316,7 @@ func (s *Service) attest(req *pb.AttestRequest, claims *attest.Claims, pk *seal.
 			return nil, err
 		}
 	}
+	s.warn(claims.TEE, warning, rec)
 	appraisedClaims, err := encodeAppraised(claims)
 	if err != nil {
 		return nil, fmt.Errorf("encoding appraised claims: %w", err)
@@ -435,7 +441,7 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	if err := bundle.Revalidate(claims.Policy, attest.TEE(claims.TEE), claims.Measurement); err != nil {
 		return nil, err
 	}
-	lease, err := s.reappraise(bundle, claims)
+	lease, err := s.reappraise(bundle, claims, rec)
 	if err != nil {
 		return nil, err
 	}

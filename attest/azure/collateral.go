@@ -16,6 +16,7 @@ var (
 	_ attest.CollateralReporter  = (*Verifier)(nil)
 	_ attest.CollateralRefresher = (*Verifier)(nil)
 	_ attest.ClaimsRechecker     = (*Verifier)(nil)
+	_ attest.TCBUpdater          = (*Verifier)(nil)
 )
 
 // inner returns the SNP or TDX verifier (nil if neither) and the TEE its own claims name.
@@ -65,4 +66,24 @@ func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
 	cc := *c
 	cc.TEE = tee
 	return r.RecheckClaims(&cc, now)
+}
+
+// UpdateTCB implements attest.TCBUpdater: the TCB status of this scheme's claims is recomputed
+// as the inner verifier's own (an Intel TCB recovery since the token was issued).
+func (v *Verifier) UpdateTCB(c *attest.Claims, now time.Time) error {
+	if c.TEE != v.tee {
+		return nil
+	}
+	in, tee := v.inner()
+	u, ok := in.(attest.TCBUpdater)
+	if !ok {
+		return nil
+	}
+	cc := *c
+	cc.TEE = tee
+	if err := u.UpdateTCB(&cc, now); err != nil {
+		return err
+	}
+	c.TCBStatus, c.Advisories, c.TCBDowngrade = cc.TCBStatus, cc.Advisories, cc.TCBDowngrade
+	return nil
 }

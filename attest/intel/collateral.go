@@ -165,6 +165,8 @@ type Verified struct {
 	NotBefore, NotAfter time.Time
 	// parts remembers each part's own window, to name the file that is out of date.
 	parts []part
+	// raw is what was verified, for keeping a set a TCB recovery replaced (previous.go).
+	raw *Collateral
 }
 
 type part struct {
@@ -228,7 +230,7 @@ func (r *Roots) VerifyCollateral(c *Collateral, t time.Time) (*Verified, error) 
 }
 
 func (r *Roots) verifyCollateral(c *Collateral, t time.Time) (*Verified, error) {
-	v := &Verified{}
+	v := &Verified{raw: c}
 	root, err := VerifyCRL(c.RootCRL, r.root, t)
 	if err != nil {
 		return nil, &FileError{FileRootCRL, err}

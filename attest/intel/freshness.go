@@ -112,6 +112,34 @@ type onlineEntry struct {
 type onlineSnap struct {
 	vc        *Verified
 	fetchedAt time.Time
+	// prev is the set in use before the TCB evaluation data number last went up, and since
+	// when trustd first accepted the set that raised it: a TCB recovery's grace (TCBDowngrade)
+	// compares the two. With a collateral store they survive a restart (previous.go); without
+	// one, no grace applies after a restart (enforce at once).
+	prev  *Verified
+	since time.Time
+}
+
+// evalNumber is the higher TCB evaluation data number of a set's TCB info and QE identity.
+func evalNumber(vc *Verified) int {
+	return max(vc.TCBInfo.TCBEvaluationDataNumber, vc.QEIdentity.TCBEvaluationDataNumber)
+}
+
+// nextSnap is the snapshot after vc, fetched at, replaces old; without old (after a restart)
+// the previous set comes from the disk cache, if one was kept there (previous.go).
+func (v *QuoteVerifier) nextSnap(ctx context.Context, old *onlineSnap, fmspc, ca string, vc *Verified, at, now time.Time) *onlineSnap {
+	s := &onlineSnap{vc: vc, fetchedAt: at}
+	if old == nil {
+		if prev, since := v.loadPrevious(ctx, fmspc, ca, now); prev != nil && evalNumber(prev) < evalNumber(vc) {
+			s.prev, s.since = prev, since
+		}
+		return s
+	}
+	s.prev, s.since = old.prev, old.since
+	if evalNumber(vc) > evalNumber(old.vc) {
+		s.prev, s.since = old.vc, at
+	}
+	return s
 }
 
 // retryAfter is how long a failed refresh waits before the next attempt while the last good
@@ -191,13 +219,13 @@ func (v *QuoteVerifier) fetchFresh(ctx context.Context, fmspc, ca string, now ti
 	vc, fetchedAt, err := v.refresh(ctx, e.vc, fmspc, ca, now)
 	if err == nil {
 		e.vc, e.fetchedAt, e.lastErr = vc, fetchedAt, nil
-		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
+		e.snap.Store(v.nextSnap(ctx, e.snap.Load(), fmspc, ca, vc, fetchedAt, now))
 		return vc, nil
 	}
 	e.lastErr, e.lastTry = err, now
 	if vc != nil && (e.vc == nil || fetchedAt.After(e.fetchedAt)) {
 		e.vc, e.fetchedAt = vc, fetchedAt // the disk cache's set, after a restart
-		e.snap.Store(&onlineSnap{vc: vc, fetchedAt: fetchedAt})
+		e.snap.Store(v.nextSnap(ctx, e.snap.Load(), fmspc, ca, vc, fetchedAt, now))
 	}
 	if e.vc != nil && now.Sub(e.fetchedAt) <= f.MaxAge && e.vc.ValidAt(now) == nil {
 		return e.vc, nil // the last good set, until MaxAge
@@ -290,6 +318,10 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		return fallback(err)
 	}
 	if store != nil {
+		if prev != nil && prev.raw != nil && evalNumber(vc) > evalNumber(prev) {
+			// A TCB recovery: keep the set it replaces for the grace (previous.go).
+			_ = store.Store(ctx, previousKey(key), prev.raw.Map(), now)
+		}
 		// A failed write costs the next replica (or restart) a fetch; a shared store reports it.
 		_ = store.Store(ctx, key, c.Map(), now)
 	}

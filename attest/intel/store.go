@@ -40,6 +40,11 @@ type DiskStore struct {
 var _ attest.CollateralStore = DiskStore{}
 
 func (d DiskStore) dir(key string) (string, error) {
+	if k, ok := strings.CutSuffix(key, previousSuffix); ok {
+		// The set a TCB recovery replaced, beside the platform's (previous.go).
+		dir, err := d.dir(k)
+		return filepath.Join(dir, "previous"), err
+	}
 	parts := strings.Split(key, "/")
 	if len(parts) != 3 {
 		return "", fmt.Errorf("collateral key %q", key)

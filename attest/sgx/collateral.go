@@ -46,3 +46,17 @@ func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
 	}
 	return v.q.RecheckPCK(c.Platform["fmspc"], c.Platform["pck_ca"], c.Platform[intel.ClaimPCKSerial], now)
 }
+
+// UpdateTCB implements attest.TCBUpdater: the enclave platform's TCB status and advisories
+// recomputed from the claims under the collateral in use now for its platform. Claims of
+// platforms trustd holds no collateral for keep theirs.
+func (v *Verifier) UpdateTCB(c *attest.Claims, now time.Time) error {
+	if c.TEE != attest.SGX {
+		return nil
+	}
+	cur, prev, since, err := v.q.InUse(c.Platform["fmspc"], c.Platform["pck_ca"], now)
+	if err != nil || cur == nil {
+		return err
+	}
+	return v.appraiseClaims(c, cur, prev, since)
+}

@@ -120,12 +120,10 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		return nil, err
 	}
 	// A debug enclave is reported (Claims.Debug), not refused: authenticity is not the question.
-	status, adv, err := v.appraise(ctx, ev, qe, pck, info, now)
-	if err != nil {
+	c := claims(q, info, qe)
+	if err := v.appraise(ctx, ev, c, pck, info, now); err != nil {
 		return nil, err
 	}
-	c := claims(q, info, qe)
-	c.TCBStatus, c.Advisories = string(status), adv
 	c.Platform[intel.ClaimPCKSerial] = pck.Leaf.SerialNumber.Text(16) // for release-time rechecks (collateral.go)
 	return c, nil
 }
@@ -163,24 +161,59 @@ func checkQE(qe *intel.EnclaveReport) error {
 
 // appraise evaluates the TCB status as Intel's quote verification does for SGX: the platform's
 // level from the PCK certificate's TCB (CPUSVN components and PCESVN) in the SGX TCB info,
-// folded with the QE's level from the QE identity.
-func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.EnclaveReport, pck *intel.Chain, info *intel.PCKInfo, now time.Time) (intel.Status, []string, error) {
+// folded with the QE's level from the QE identity. It reads them from the claims (as a release
+// does, collateral.go) and sets the status in c.
+func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, c *attest.Claims, pck *intel.Chain, info *intel.PCKInfo, now time.Time) error {
 	vc, err := v.q.Collateral(ctx, ev.Collateral, info.Ext.FMSPCHex(), info.CA, now)
 	if err != nil {
-		return "", nil, err
+		return err
 	}
 	if vc == nil {
 		status, err := intel.NoCollateral(v.o.RequireCollateral)
-		return status, nil, err
+		c.TCBStatus = string(status)
+		return err
 	}
 	if err := vc.CheckPCK(pck); err != nil {
-		return "", nil, intel.RevocationError(err)
+		return intel.RevocationError(err)
 	}
+	prev, since := v.q.Previous(info.Ext.FMSPCHex(), info.CA, vc)
+	return v.appraiseClaims(c, vc, prev, since)
+}
+
+// appraiseClaims sets the TCB status, advisories and any downgrade of c under vc (and prev,
+// see intel.AppraiseRecovery).
+func (v *Verifier) appraiseClaims(c *attest.Claims, vc, prev *intel.Verified, since time.Time) error {
+	ext, qe, err := intel.RecomputeInput(c, IntelQEMRSIGNER, 1)
+	if err != nil {
+		return err
+	}
+	eval := func(vc *intel.Verified) (intel.Status, []string, error) { return evaluate(vc, ext, qe) }
+	st, adv, dg, err := intel.AppraiseRecovery(vc, prev, since, eval, v.refuse)
+	if err != nil {
+		return err
+	}
+	c.TCBStatus, c.Advisories, c.TCBDowngrade = string(st), adv, dg
+	return nil
+}
+
+// refuse is the verifier's own rule: Revoked never, out of date only when allowed.
+func (v *Verifier) refuse(status intel.Status, adv []string) error {
+	switch {
+	case status == intel.Revoked:
+		return attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", intel.AdvisoryText(adv)))
+	case status.OutOfDate() && !v.o.AllowOutOfDate:
+		return attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, intel.AdvisoryText(adv)))
+	}
+	return nil
+}
+
+// evaluate computes the enclave platform's TCB status and advisories under vc.
+func evaluate(vc *intel.Verified, ext *intel.PCKExtensions, qe *intel.EnclaveReport) (intel.Status, []string, error) {
 	ti := vc.TCBInfo
 	if ti.ID != "SGX" {
 		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s, not SGX", ti.ID))
 	}
-	if err := intel.MatchPlatform(ti, info.Ext); err != nil {
+	if err := intel.MatchPlatform(ti, ext); err != nil {
 		return "", nil, err
 	}
 	qi := vc.QEIdentity
@@ -191,19 +224,11 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.
 	if err != nil {
 		return "", nil, attest.NotAuthentic("quote.qe_report", err)
 	}
-	platLevel, err := ti.PlatformLevel(info.Ext, nil)
+	platLevel, err := ti.PlatformLevel(ext, nil)
 	if err != nil {
 		return "", nil, attest.NotAuthentic("tcb_status", err)
 	}
-	status := intel.Converge(platLevel.TCBStatus, qeLevel.TCBStatus)
-	adv := intel.Advisories(platLevel, qeLevel)
-	switch {
-	case status == intel.Revoked:
-		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", intel.AdvisoryText(adv)))
-	case status.OutOfDate() && !v.o.AllowOutOfDate:
-		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, intel.AdvisoryText(adv)))
-	}
-	return status, adv, nil
+	return intel.Converge(platLevel.TCBStatus, qeLevel.TCBStatus), intel.Advisories(platLevel, qeLevel), nil
 }
 
 // claims maps a verified quote onto the normalized claims. The names policies use:
@@ -212,7 +237,7 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, qe *intel.
 func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Claims {
 	b := &q.Body
 	hx := func(p []byte) attest.Hex { return bytes.Clone(p) }
-	return &attest.Claims{
+	c := &attest.Claims{
 		TEE:         attest.SGX,
 		Measurement: hx(b.MRENCLAVE[:]),
 		Measurements: map[string]attest.Hex{
@@ -223,6 +248,8 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			ClaimISVExtProdID: hx(b.ISVExtProdID[:]),
 			ClaimISVFamilyID:  hx(b.ISVFamilyID[:]),
 			ClaimCPUSVN:       hx(b.CPUSVN[:]),
+			// The PCK's SVNs, for recomputing the TCB status at release (collateral.go).
+			intel.ClaimPCKTCBComponents: hx(info.Ext.TCBComponents[:]),
 		},
 		TCB: map[string]uint64{
 			ClaimISVSVN:    uint64(b.ISVSVN),
@@ -248,4 +275,6 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"misc_select":      uint64(b.MiscSelect),
 		},
 	}
+	intel.SetQEClaims(c, qe)
+	return c
 }

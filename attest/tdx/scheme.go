@@ -24,7 +24,7 @@ const (
 	// ClaimSGXTCBComponents are the PCK's 16 SGX TCB component SVNs (Config, 16 bytes): with
 	// pce_svn and tee_tcb_svn they let `trustctl collateral diff` appraise a recorded platform
 	// against new collateral.
-	ClaimSGXTCBComponents = "sgx_tcb_components"
+	ClaimSGXTCBComponents = intel.ClaimPCKTCBComponents
 	ClaimTDAttributes     = "td_attributes" // Attributes
 	ClaimXFAM             = "xfam"          // Attributes
 )

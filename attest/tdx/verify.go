@@ -121,11 +121,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err := eventLog(ev, c); err != nil { // eventlog.go
 		return nil, err
 	}
-	status, adv, err := v.appraise(ctx, withoutEventLog(ev), q, qe, pck, info, now)
-	if err != nil {
+	if err := v.appraise(ctx, withoutEventLog(ev), c, pck, info, now); err != nil {
 		return nil, err
 	}
-	c.TCBStatus, c.Advisories = string(status), adv
 	c.Platform[intel.ClaimPCKSerial] = pck.Leaf.SerialNumber.Text(16) // for release-time rechecks (collateral.go)
 	return c, nil
 }
@@ -164,40 +162,96 @@ func checkQE(qe *intel.EnclaveReport) error {
 	return nil
 }
 
-// appraise evaluates the TCB status as Intel's quote verification does.
-func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, q *Quote, qe *intel.EnclaveReport, pck *intel.Chain, info *intel.PCKInfo, now time.Time) (intel.Status, []string, error) {
+// appraise evaluates the TCB status as Intel's quote verification does, from the claims (as a
+// release does, collateral.go), and sets it in c.
+func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, c *attest.Claims, pck *intel.Chain, info *intel.PCKInfo, now time.Time) error {
 	vc, err := v.q.Collateral(ctx, ev.Collateral, info.Ext.FMSPCHex(), info.CA, now)
 	if err != nil {
-		return "", nil, err
+		return err
 	}
 	if vc == nil {
 		status, err := intel.NoCollateral(v.o.RequireCollateral)
-		return status, nil, err
+		c.TCBStatus = string(status)
+		return err
 	}
 	if err := vc.CheckPCK(pck); err != nil {
-		return "", nil, intel.RevocationError(err)
+		return intel.RevocationError(err)
 	}
+	prev, since := v.q.Previous(info.Ext.FMSPCHex(), info.CA, vc)
+	return v.appraiseClaims(c, vc, prev, since)
+}
+
+// appraiseClaims sets the TCB status, advisories and any downgrade of c under vc (and prev,
+// see intel.AppraiseRecovery).
+func (v *Verifier) appraiseClaims(c *attest.Claims, vc, prev *intel.Verified, since time.Time) error {
+	in, err := tcbInputOf(c)
+	if err != nil {
+		return err
+	}
+	st, adv, dg, err := intel.AppraiseRecovery(vc, prev, since, in.evaluate, v.refuse)
+	if err != nil {
+		return err
+	}
+	c.TCBStatus, c.Advisories, c.TCBDowngrade = string(st), adv, dg
+	return nil
+}
+
+// refuse is the verifier's own rule: Revoked never, out of date only when allowed.
+func (v *Verifier) refuse(status intel.Status, adv []string) error {
+	switch {
+	case status == intel.Revoked:
+		return attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", intel.AdvisoryText(adv)))
+	case (status.OutOfDate() || status.RelaunchAdvised()) && !v.o.AllowOutOfDate:
+		return attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, intel.AdvisoryText(adv)))
+	}
+	return nil
+}
+
+// tcbInput is what TCB appraisal reads, all of it taken from the claims.
+type tcbInput struct {
+	ext                                     *intel.PCKExtensions
+	qe                                      *intel.EnclaveReport
+	teeTCBSVN, teeTCBSVN2, mrSignerSeam, sa []byte
+	td15                                    bool
+}
+
+func tcbInputOf(c *attest.Claims) (*tcbInput, error) {
+	ext, qe, err := intel.RecomputeInput(c, IntelTDQEMRSigner, TDQEProdID)
+	if err != nil {
+		return nil, err
+	}
+	sa, ok := c.Attributes["seam_attributes"]
+	in := &tcbInput{ext: ext, qe: qe, teeTCBSVN: c.Config[ClaimTEETCBSVN], mrSignerSeam: c.Measurements[ClaimMRSIGNERSEAM],
+		sa: binary.LittleEndian.AppendUint64(nil, sa)}
+	in.teeTCBSVN2, in.td15 = c.Config[ClaimTEETCBSVN2]
+	if !ok || len(in.teeTCBSVN) != 16 || len(in.mrSignerSeam) != 48 || in.td15 && len(in.teeTCBSVN2) != 16 {
+		return nil, fmt.Errorf("%w: the claims lack the TD's TCB fields", attest.ErrStaleClaims)
+	}
+	return in, nil
+}
+
+// evaluate computes the TD's TCB status and advisories under vc.
+func (in *tcbInput) evaluate(vc *intel.Verified) (intel.Status, []string, error) {
 	ti := vc.TCBInfo
 	if ti.ID != "TDX" || ti.TCBType != 0 {
 		return "", nil, attest.NotAuthentic("collateral."+intel.FileTCBInfo, fmt.Errorf("TCB info is for %s with TCB type %d, want TDX with type 0", ti.ID, ti.TCBType))
 	}
-	if err := intel.MatchPlatform(ti, info.Ext); err != nil {
+	if err := intel.MatchPlatform(ti, in.ext); err != nil {
 		return "", nil, err
 	}
 	qi := vc.QEIdentity
 	if qi.ID != "TD_QE" {
 		return "", nil, attest.NotAuthentic("collateral."+intel.FileQEIdentity, fmt.Errorf("QE identity is for %q, not TD_QE", qi.ID))
 	}
-	qeLevel, err := qi.Match(qe)
+	qeLevel, err := qi.Match(in.qe)
 	if err != nil {
 		return "", nil, attest.NotAuthentic("quote.qe_report", err)
 	}
-	b := &q.Body
-	modLevel, err := ti.TDXModuleLevel(b.TEETCBSVN[:], b.MRSIGNERSEAM[:], b.SEAMAttributes[:])
+	modLevel, err := ti.TDXModuleLevel(in.teeTCBSVN, in.mrSignerSeam, in.sa)
 	if err != nil {
 		return "", nil, attest.NotAuthentic("quote.body.tdx_module", err)
 	}
-	platLevel, err := ti.PlatformLevel(info.Ext, b.TEETCBSVN[:])
+	platLevel, err := ti.PlatformLevel(in.ext, in.teeTCBSVN)
 	if err != nil {
 		return "", nil, attest.NotAuthentic("tcb_status", err)
 	}
@@ -208,22 +262,15 @@ func (v *Verifier) appraise(ctx context.Context, ev *attest.Evidence, q *Quote, 
 		modStatus = modLevel.TCBStatus
 		status = intel.Converge(status, modStatus)
 	}
-	if b.TD15 && status != intel.Revoked {
-		sgxLevel, err := ti.PlatformLevel(info.Ext, nil)
+	if in.td15 && status != intel.Revoked {
+		sgxLevel, err := ti.PlatformLevel(in.ext, nil)
 		if err != nil {
 			return "", nil, attest.NotAuthentic("tcb_status", err)
 		}
-		status = ti.Relaunch(b.TEETCBSVN2[:], sgxLevel.TCBStatus, status, modStatus, qeLevel.TCBStatus)
+		status = ti.Relaunch(in.teeTCBSVN2, sgxLevel.TCBStatus, status, modStatus, qeLevel.TCBStatus)
 	}
 	status = intel.Converge(status, qeLevel.TCBStatus)
-	adv := intel.Advisories(platLevel, modLevel, qeLevel)
-	switch {
-	case status == intel.Revoked:
-		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is Revoked%s", intel.AdvisoryText(adv)))
-	case (status.OutOfDate() || status.RelaunchAdvised()) && !v.o.AllowOutOfDate:
-		return "", nil, attest.NotAuthentic("tcb_status", fmt.Errorf("TCB status is %s%s", status, intel.AdvisoryText(adv)))
-	}
-	return status, adv, nil
+	return status, intel.Advisories(platLevel, modLevel, qeLevel), nil
 }
 
 func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Claims {
@@ -274,6 +321,7 @@ func claims(q *Quote, info *intel.PCKInfo, qe *intel.EnclaveReport) *attest.Clai
 			"seam_attributes": binary.LittleEndian.Uint64(b.SEAMAttributes[:]),
 		},
 	}
+	intel.SetQEClaims(c, qe) // with the above, what a release recomputes the TCB status from
 	if b.TD15 {
 		c.Measurements[ClaimMRSERVICETD] = hx(b.MRSERVICETD[:])
 		c.Config[ClaimTEETCBSVN2] = hx(b.TEETCBSVN2[:])

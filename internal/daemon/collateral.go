@@ -395,3 +395,30 @@ func (d *Daemon) refreshCollateral(ctx context.Context) {
 		}
 	}
 }
+
+// tcbUpdates is the release-time TCB status recomputation of every verifier that offers one
+// (the Intel verifiers); each ignores claims of other TEEs.
+type tcbUpdates []attest.TCBUpdater
+
+func (u tcbUpdates) Update(c *attest.Claims, now time.Time) error {
+	for _, x := range u {
+		if err := x.UpdateTCB(c, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tcbUpdaters composes the verifiers' TCB updaters; nil when none has one.
+func tcbUpdaters(vs []attest.Verifier) service.ClaimsUpdater {
+	var u tcbUpdates
+	for _, v := range vs {
+		if x, ok := v.(attest.TCBUpdater); ok {
+			u = append(u, x)
+		}
+	}
+	if len(u) == 0 {
+		return nil
+	}
+	return u
+}

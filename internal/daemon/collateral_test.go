@@ -99,3 +99,24 @@ func TestCollateralBundleImport(t *testing.T) {
 		t.Errorf("older bundle without the newer one's file: %v", err)
 	}
 }
+
+// TestTCBUpdaters: the Intel verifiers' TCB recomputation is registered once for the service;
+// without one there is nothing to register.
+func TestTCBUpdaters(t *testing.T) {
+	if u := tcbUpdaters(nil); u != nil {
+		t.Fatalf("no verifiers: %v", u)
+	}
+	v, err := tdx.New(tdx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := tcbUpdaters([]attest.Verifier{v})
+	if u == nil {
+		t.Fatal("TDX verifier not registered")
+	}
+	// Without collateral of trustd's own, claims keep their status.
+	c := &attest.Claims{TEE: attest.TDX, TCBStatus: "UpToDate", Platform: map[string]string{"fmspc": "90c06f000000", "pck_ca": "platform"}}
+	if err := u.Update(c, time.Now()); err != nil || c.TCBStatus != "UpToDate" {
+		t.Fatalf("update: %v %s", err, c.TCBStatus)
+	}
+}

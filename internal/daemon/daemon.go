@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 		Baseline: policies.Baseline{AllowDebug: d.cfg.Dev}, // debug guests only in --dev
 		Consent:  duties.consent, BreakGlass: duties.breakGlass, Shadow: shadow,
 		Revocations: d.releaseChecks(verifiers), // revocations, then collateral rechecks (collateral.go)
+		TCB:         tcbUpdaters(verifiers),     // Intel TCB status recomputed at release (collateral.go)
 	})
 	if err != nil {
 		return nil, err

@@ -304,6 +304,8 @@ type CollateralOptions struct {
 	FMSPC string
 	// TCBInfoV2 writes TCB info version 2 (PCS API v3: no id, sgxtcbcompNNsvn members).
 	TCBInfoV2 bool
+	// EvalNumber is the tcbEvaluationDataNumber of TCB info and QE identity; zero means 17.
+	EvalNumber int
 }
 
 func signedJSON(t testing.TB, k *ecdsa.PrivateKey, name string, v any) []byte {
@@ -335,6 +337,9 @@ func (p *Platform) Collateral(t testing.TB, o CollateralOptions) map[string][]by
 	if o.FMSPC == "" {
 		o.FMSPC = hex.EncodeToString(FMSPC[:])
 	}
+	if o.EvalNumber == 0 {
+		o.EvalNumber = 17
+	}
 	issue, next := Now.AddDate(0, 0, -10), Now.AddDate(0, 0, 20)
 	comps := func(c [16]byte) []map[string]int {
 		var out []map[string]int
@@ -349,7 +354,7 @@ func (p *Platform) Collateral(t testing.TB, o CollateralOptions) map[string][]by
 	tcbInfo := obj{
 		"id": "SGX", "version": 3, "issueDate": issue, "nextUpdate": next,
 		"fmspc": o.FMSPC, "pceId": hex.EncodeToString(PCEID[:]),
-		"tcbType": 0, "tcbEvaluationDataNumber": 17,
+		"tcbType": 0, "tcbEvaluationDataNumber": o.EvalNumber,
 		"tcbLevels": []obj{
 			{"tcb": obj{"sgxtcbcomponents": comps(higher), "pcesvn": PCESVN}, "tcbDate": "2026-02-01T00:00:00Z", "tcbStatus": "UpToDate"},
 			{"tcb": obj{"sgxtcbcomponents": comps(PCKTCB), "pcesvn": PCESVN}, "tcbDate": "2025-08-01T00:00:00Z", "tcbStatus": o.PlatformStatus, "advisoryIDs": o.Advisories},
@@ -357,7 +362,7 @@ func (p *Platform) Collateral(t testing.TB, o CollateralOptions) map[string][]by
 		},
 	}
 	qeID := obj{
-		"id": "QE", "version": 2, "issueDate": issue, "nextUpdate": next, "tcbEvaluationDataNumber": 17,
+		"id": "QE", "version": 2, "issueDate": issue, "nextUpdate": next, "tcbEvaluationDataNumber": o.EvalNumber,
 		"miscselect": "00000000", "miscselectMask": "FFFFFFFF",
 		"attributes": "11000000000000000000000000000000", "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
 		"mrsigner": hex.EncodeToString(QEMRSIGNER[:]), "isvprodid": 1,

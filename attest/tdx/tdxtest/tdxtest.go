@@ -218,3 +218,23 @@ func (f *Fixture) Collateral(ti *intel.TCBInfo, qe *intel.EnclaveIdentity, revok
 	}
 	return f.PKI.Collateral(s)
 }
+
+// RecoveryAdvisory is the advisory of the TCB recovery that Recovered publishes.
+const RecoveryAdvisory = "INTEL-SA-00099"
+
+// Recovered is the fixture's collateral after an Intel TCB recovery: TCB info and QE identity
+// with tcbEvaluationDataNumber 18, in which the fixture's platform (SGX components 5) is
+// OutOfDate with advisory RecoveryAdvisory and UpToDate needs components 6. revokedPCK also
+// revokes the fixture's PCK.
+func (f *Fixture) Recovered(revokedPCK bool) (*intel.Collateral, error) {
+	ti := f.TCBInfo()
+	ti.TCBEvaluationDataNumber = 18
+	top := ti.TCBLevels[0]
+	top.TCB.SGXTCBComponents = all(6)
+	was := ti.TCBLevels[0]
+	was.TCBStatus, was.AdvisoryIDs = intel.OutOfDate, []string{RecoveryAdvisory}
+	ti.TCBLevels = append([]intel.TCBLevel{top, was}, ti.TCBLevels[1:]...)
+	qe := f.QEIdentity()
+	qe.TCBEvaluationDataNumber = 18
+	return f.Collateral(ti, qe, revokedPCK)
+}
