@@ -74,6 +74,8 @@ type crlEntry struct {
 	loadedAt time.Time // fetched from the KDS, or read from the collateral directory
 	lastErr  error
 	lastTry  time.Time
+	// stale: a collateral bundle was imported since; read the CRL again at the next use.
+	stale bool
 	// snap is the CRL in use, for RecheckClaims, which must not wait behind a refresh.
 	snap atomic.Pointer[crlSnap]
 }
@@ -101,6 +103,25 @@ func (v *Verifier) crlState(key string) *crlEntry {
 	return e
 }
 
+// LoadBundle implements attest.BundleLoader. The verifier reads its collateral directory at each
+// use (new VCEKs count at once) but keeps a CRL for the refresh interval: after an import every
+// CRL is read again at its next use, at the latest at trustd's next scheduled refresh (a
+// minute), and refused if older than the one in use, which serves until then.
+func (v *Verifier) LoadBundle(string) error {
+	v.mu.Lock()
+	es := make([]*crlEntry, 0, len(v.crls))
+	for _, e := range v.crls {
+		es = append(es, e)
+	}
+	v.mu.Unlock()
+	for _, e := range es {
+		e.mu.Lock()
+		e.stale = true
+		e.mu.Unlock()
+	}
+	return nil
+}
+
 // crl returns a CRL for product and signer that the ARK signed, that is current at now and no
 // older than the newest seen, or an error; nil, nil only under RevocationIfAvailable when none
 // can be found.
@@ -112,13 +133,14 @@ func (v *Verifier) crl(ctx context.Context, roots *Roots, signer string, now tim
 	e := v.crlState(roots.Product + "/" + signer)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.crl != nil && crlCurrent(e.crl, now) {
+	if e.crl != nil && !e.stale && crlCurrent(e.crl, now) {
 		age := now.Sub(e.loadedAt)
 		if age < f.RefreshInterval || e.lastErr != nil && now.Sub(e.lastTry) < f.retryAfter() && age <= f.MaxAge {
 			return e.crl, nil
 		}
 	}
 	c, at, err := v.loadCRL(ctx, roots, signer, e.crl, now)
+	e.stale = false
 	if err == nil {
 		e.crl, e.loadedAt, e.lastErr = c, at, nil
 		e.snap.Store(&crlSnap{crl: c, loadedAt: at})

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +212,34 @@ func TestCRLRecheckOutstanding(t *testing.T) {
 	if err := v.RecheckClaims(&attest.Claims{TEE: attest.TDX}, tVerify); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestCRLAfterBundleImport: an offline site imports a bundle whose CRL revokes the ASK; the
+// verifier, which kept the old CRL for the refresh interval, reads the new one at trustd's next
+// scheduled refresh, and outstanding tokens are refused then, not an hour later.
+func TestCRLAfterBundleImport(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	dir := crlDir(t, f.numberedCRL(t, t0, 1))
+	v := mustNew(t, Options{Roots: f.roots, CertsDir: dir})
+	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
+	c, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The import puts the new CRL where the verifier reads its collateral.
+	revoking := f.numberedCRL(t, tVerify.Add(time.Minute), 2, f.signer.Ask.SerialNumber)
+	for _, n := range []string{"crl-vcek.der", "crl-vlek.der"} {
+		if err := os.WriteFile(filepath.Join(dir, n), revoking, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.RefreshCollateral(context.Background(), tVerify.Add(2*time.Minute))
+	if err := v.RecheckClaims(c, tVerify.Add(2*time.Minute)); err != nil {
+		t.Fatalf("without the import's reload the old CRL serves its interval: %v", err)
+	}
+	if err := v.LoadBundle(dir); err != nil {
+		t.Fatal(err)
+	}
+	v.RefreshCollateral(context.Background(), tVerify.Add(3*time.Minute))
+	wantErr(t, v.RecheckClaims(c, tVerify.Add(3*time.Minute)), attest.ErrNotAuthentic, "certificates.ask")
 }
