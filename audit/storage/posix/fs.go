@@ -233,7 +233,7 @@ func (l *Log) replay(old *tlog.Edge, entries [][]byte) (*tlog.Edge, error) {
 
 // startJournal opens an empty journal whose base is st, whose tiles must be durable.
 func (l *Log) startJournal(st *tlog.Edge) error {
-	j, err := createJournal(l.dir, st.Size(), st.Root(), nil)
+	j, err := createJournal(l.dir, st.Size(), st.Root(), nil, l.jlimit)
 	if err != nil {
 		return fmt.Errorf("audit: %w: journal: %v", tlog.ErrUnwritable, err)
 	}

@@ -27,6 +27,12 @@ import (
 // The base is a tree whose tiles were durable when the journal was created; the payload is
 // the batch as an entry bundle. A frame cut short or failing its checksum ends the journal: it
 // was never acknowledged (its fdatasync did not return).
+//
+// The file is created filled with zeros up to the journal limit, and frames overwrite them: the
+// fdatasync of a frame then flushes data only, without a file-system journal commit for a new
+// file size (which on ext4 also waits for the metadata of every other file changed meanwhile,
+// such as the tiles the publisher creates). A frame header of zeros (no entries) ends the
+// journal like a torn frame.
 const (
 	journalFile   = "journal"
 	journalMagic  = "MTAJRNL1"
@@ -68,14 +74,14 @@ func appendFrame(dst []byte, first uint64, entries [][]byte) []byte {
 }
 
 // createJournal writes a new journal starting at a tree of size base with the given entries
-// after it, durably, and renames it into place over the old one.
-func createJournal(dir string, base uint64, root []byte, entries [][]byte) (*journal, error) {
+// after it, zero-filled up to size, durably, and renames it into place over the old one.
+func createJournal(dir string, base uint64, root []byte, entries [][]byte, size int64) (*journal, error) {
 	b := journalHeaderBytes(base, root)
 	if len(entries) > 0 {
 		b = appendFrame(b, base, entries)
 	}
 	tmp := filepath.Join(dir, journalFile+".new")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +93,9 @@ func createJournal(dir string, base uint64, root []byte, entries [][]byte) (*jou
 		}
 	}()
 	if _, err := f.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zeroFill(f, int64(len(b)), size); err != nil {
 		return nil, err
 	}
 	if err := f.Sync(); err != nil {
@@ -102,10 +111,23 @@ func createJournal(dir string, base uint64, root []byte, entries [][]byte) (*jou
 	return &journal{f: f, base: base, n: int64(len(b))}, nil
 }
 
+// zeroFill writes zeros from off up to size (nothing if size <= off).
+func zeroFill(f *os.File, off, size int64) error {
+	zeros := make([]byte, 1<<20)
+	for off < size {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
 // append writes one frame and returns once it is on stable storage.
 func (j *journal) append(first uint64, entries [][]byte) error {
 	b := appendFrame(nil, first, entries)
-	if _, err := j.f.Write(b); err != nil {
+	if _, err := j.f.WriteAt(b, j.n); err != nil {
 		return err
 	}
 	if err := fdatasync(j.f); err != nil {
@@ -149,6 +171,9 @@ func parseJournal(b []byte) (base uint64, root []byte, batches []journalBatch, e
 		first := binary.BigEndian.Uint64(rest)
 		count := int(binary.BigEndian.Uint32(rest[8:]))
 		n := int(binary.BigEndian.Uint32(rest[12:]))
+		if count == 0 {
+			break // the zeros after the last frame: a frame has at least one entry
+		}
 		if n < 0 || len(rest) < frameHeader+n+4 {
 			break // torn tail
 		}

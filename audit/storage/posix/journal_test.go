@@ -3,6 +3,7 @@ package posix
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -165,15 +166,49 @@ func TestJournalTornTail(t *testing.T) {
 	}
 }
 
+// appendFile writes b into the journal right after its last frame, over the zeros that follow.
 func appendFile(t *testing.T, dir string, b []byte) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, journalFile), os.O_WRONLY|os.O_APPEND, 0)
+	p := filepath.Join(dir, journalFile)
+	j, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := journalHeader
+	for binary.BigEndian.Uint32(j[end+8:]) != 0 { // frames have at least one entry
+		end += frameHeader + int(binary.BigEndian.Uint32(j[end+12:])) + 4
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.WriteAt(b, int64(end)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJournalPreallocated: a journal is created at its full size, so that a frame's
+// fdatasync has no file size to commit, and reads back whatever its zeros follow.
+func TestJournalPreallocated(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(context.Background(), Options{Dir: dir, JournalLimit: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendInOrder(t, l, audittest.Records(0, 5))
+	fi, err := os.Stat(filepath.Join(dir, journalFile))
+	if err != nil || fi.Size() != 64<<10 {
+		t.Fatalf("journal size %v, %v; want %d", fi.Size(), err, 64<<10)
+	}
+	crash(l)
+	_, _, batches, ok, err := readJournal(dir)
+	n := 0
+	for _, b := range batches {
+		n += len(b.entries)
+	}
+	if err != nil || !ok || n != 5 {
+		t.Fatalf("journal read back %d entries, %v, %v; want 5", n, ok, err)
 	}
 }
 

@@ -352,7 +352,7 @@ func (l *Log) Sync(ctx context.Context) error {
 		return l.broken
 	}
 	l.removePartials(l.out.takeFull())
-	j, err := createJournal(l.dir, l.st.Size(), l.st.Root(), nil)
+	j, err := createJournal(l.dir, l.st.Size(), l.st.Root(), nil, l.jlimit)
 	if err != nil {
 		l.broken = fmt.Errorf("audit: %w: journal: %v", tlog.ErrUnwritable, err)
 		return l.broken
@@ -376,7 +376,7 @@ func (l *Log) rotate() error {
 		return nil
 	}
 	keep := l.tail[sp.size-l.j.base:]
-	j, err := createJournal(l.dir, sp.size, sp.root, keep)
+	j, err := createJournal(l.dir, sp.size, sp.root, keep, l.jlimit)
 	if err != nil {
 		return err
 	}
