@@ -177,7 +177,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	l.syncDone = make(chan struct{})
 	go l.syncer()
 	l.startPublisher(o.PublishInterval, l.st)
-	l.gc = tlog.StartGroupCommit(o.MaxBatch, l.commit)
+	l.gc = tlog.StartGroupCommit(o.MaxBatch, tlog.DefaultLinger, l.commit)
 	ok = true
 	return l, nil
 }

@@ -139,7 +139,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		rpool.Close()
 		return nil, err
 	}
-	l.gc = tlog.StartGroupCommit(o.MaxBatch, l.commit)
+	l.gc = tlog.StartGroupCommit(o.MaxBatch, tlog.DefaultLinger, l.commit)
 	return l, nil
 }
 
