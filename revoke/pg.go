@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medicus-cloud/trust/internal/pgschema"
 )
 
 // PGStore keeps revocations in PostgreSQL, in the database the audit log uses, so that every
@@ -23,26 +25,9 @@ const pgSchema = `CREATE TABLE IF NOT EXISTS trust_revocations (
 
 // OpenPG connects to dsn and creates the table if needed.
 func OpenPG(ctx context.Context, dsn string) (*PGStore, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, err := pgschema.Open(ctx, "revoke", dsn, 2, pgSchema)
 	if err != nil {
-		return nil, fmt.Errorf("revoke: dsn: %w", err)
-	}
-	cfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("revoke: %w", err)
-	}
-	// Replicas starting together may race on CREATE TABLE IF NOT EXISTS; an advisory lock
-	// orders them.
-	if _, err := pool.Exec(ctx, `SELECT pg_advisory_lock(7316001)`); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("revoke: %w", err)
-	}
-	_, err = pool.Exec(ctx, pgSchema)
-	pool.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7316001)`)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("revoke: creating table: %w", err)
+		return nil, err
 	}
 	return &PGStore{pool: pool}, nil
 }

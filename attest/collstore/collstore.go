@@ -19,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/medicus-cloud/trust/internal/pgschema"
+
 	"github.com/medicus-cloud/trust/attest"
 )
 
@@ -57,25 +59,9 @@ const pgSchema = `CREATE TABLE IF NOT EXISTS trust_collateral (
 
 // OpenPG connects to dsn and creates the table if needed.
 func OpenPG(ctx context.Context, dsn string, o Options) (*PG, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, err := pgschema.Open(ctx, "collstore", dsn, 4, pgSchema)
 	if err != nil {
-		return nil, fmt.Errorf("collstore: dsn: %w", err)
-	}
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("collstore: %w", err)
-	}
-	// Replicas starting together may race on CREATE TABLE IF NOT EXISTS.
-	if _, err := pool.Exec(ctx, `SELECT pg_advisory_lock(7316003)`); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("collstore: %w", err)
-	}
-	_, err = pool.Exec(ctx, pgSchema)
-	pool.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7316003)`)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("collstore: creating table: %w", err)
+		return nil, err
 	}
 	return &PG{pool: pool, o: o}, nil
 }

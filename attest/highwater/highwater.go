@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/medicus-cloud/trust/internal/pgschema"
+
 	"github.com/medicus-cloud/trust/attest"
 )
 
@@ -75,25 +77,9 @@ const pgSchema = `CREATE TABLE IF NOT EXISTS trust_collateral_high_water (
 
 // OpenPG connects to dsn and creates the table if needed.
 func OpenPG(ctx context.Context, dsn string) (*PG, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, err := pgschema.Open(ctx, "highwater", dsn, 2, pgSchema)
 	if err != nil {
-		return nil, fmt.Errorf("highwater: dsn: %w", err)
-	}
-	cfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("highwater: %w", err)
-	}
-	// Replicas starting together may race on CREATE TABLE IF NOT EXISTS.
-	if _, err := pool.Exec(ctx, `SELECT pg_advisory_lock(7316002)`); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("highwater: %w", err)
-	}
-	_, err = pool.Exec(ctx, pgSchema)
-	pool.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7316002)`)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("highwater: creating table: %w", err)
+		return nil, err
 	}
 	return &PG{pool: pool}, nil
 }

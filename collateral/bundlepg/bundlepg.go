@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/medicus-cloud/trust/internal/pgschema"
+
 	"github.com/medicus-cloud/trust/collateral"
 )
 
@@ -40,25 +42,9 @@ const schema = `CREATE TABLE IF NOT EXISTS trust_collateral_bundle (
 
 // Open connects to dsn and creates the table if needed.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, err := pgschema.Open(ctx, "bundlepg", dsn, 2, schema)
 	if err != nil {
-		return nil, fmt.Errorf("bundlepg: dsn: %w", err)
-	}
-	cfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("bundlepg: %w", err)
-	}
-	// Replicas starting together may race on CREATE TABLE IF NOT EXISTS.
-	if _, err := pool.Exec(ctx, `SELECT pg_advisory_lock(7316003)`); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("bundlepg: %w", err)
-	}
-	_, err = pool.Exec(ctx, schema)
-	pool.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7316003)`)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("bundlepg: creating table: %w", err)
+		return nil, err
 	}
 	return &Store{pool: pool}, nil
 }
