@@ -146,9 +146,17 @@ func (g *GroupCommit) run() {
 		seen(time.Now())
 		batch = append(batch[:0], req)
 		if g.linger > 0 && gap > 0 && gap < busyGap*g.linger {
+			// Wait for the next record at most twice the usual gap, and all in all at most
+			// linger: when every appender is already waiting, nothing more comes.
+			end := time.Now().Add(g.linger)
 			t := time.NewTimer(g.linger)
 		gather:
 			for len(batch) < g.max {
+				wait := min(time.Until(end), 2*gap)
+				if wait <= 0 {
+					break
+				}
+				t.Reset(wait)
 				select {
 				case r, ok := <-g.reqs:
 					if !ok {
@@ -160,7 +168,7 @@ func (g *GroupCommit) run() {
 					break gather
 				}
 			}
-			t.Stop()
+			t.Stop() // since Go 1.23 Reset and Stop need no draining
 		}
 	drain:
 		for len(batch) < g.max {
