@@ -4,6 +4,7 @@ package swtpmtest
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,11 @@ func Start(t testing.TB) transport.TPM {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	// The socket file appears when swtpm binds it, a moment before it listens: wait until a
+	// connection is accepted (the backlog queues connections from then on).
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
