@@ -30,10 +30,8 @@ type publisher struct {
 
 	mu        sync.Mutex
 	pending   map[tileKey]tlog.Tile
-	due       bool // a tree newer than the published one is waiting: cpSize, cpRoot
-	cpSize    uint64
+	cpSize    uint64 // the newest tree handed over; waiting while larger than published
 	cpRoot    []byte
-	handed    uint64 // the size of the newest checkpoint handed over
 	published uint64 // the size of the checkpoint in the directory
 	err       error
 	full      []string      // full tiles written since the last sync request
@@ -50,7 +48,7 @@ type publisher struct {
 func (l *Log) startPublisher(interval time.Duration, st *tlog.Edge) {
 	l.out = publisher{
 		l: l, interval: interval, pending: map[tileKey]tlog.Tile{},
-		handed: st.Size(), published: st.Size(), progress: make(chan struct{}),
+		cpSize: st.Size(), cpRoot: st.Root(), published: st.Size(), progress: make(chan struct{}),
 		kick: make(chan struct{}, 1), flush: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go l.out.run()
@@ -62,7 +60,7 @@ func (p *publisher) hand(tiles []tlog.Tile, size uint64, root []byte, journalFul
 	for _, t := range tiles {
 		p.pending[tileKey{t.Level, t.Index}] = t
 	}
-	p.due, p.cpSize, p.cpRoot, p.handed = true, size, root, size
+	p.cpSize, p.cpRoot = size, root
 	p.wantSync = p.wantSync || journalFull
 	p.mu.Unlock()
 	select {
@@ -92,7 +90,7 @@ func (p *publisher) takeFull() []string {
 func (l *Log) Publish(ctx context.Context) error {
 	p := &l.out
 	p.mu.Lock()
-	target := p.handed
+	target := p.cpSize
 	for p.published < target && p.err == nil {
 		ch := p.progress
 		p.mu.Unlock()
@@ -143,7 +141,7 @@ func (p *publisher) run() {
 	stopping := false
 	for {
 		p.mu.Lock()
-		idle, dead := !p.due, p.dead
+		idle, dead := p.cpSize == p.published, p.dead
 		p.mu.Unlock()
 		if dead || idle && stopping {
 			return
@@ -196,9 +194,6 @@ func (p *publisher) run() {
 				if t.Full() {
 					p.full = append(p.full, t.Path())
 				}
-			}
-			if p.cpSize == size {
-				p.due = false
 			}
 			p.published = size
 			if p.wantSync {
