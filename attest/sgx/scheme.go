@@ -48,7 +48,7 @@ func (c *Config) NewVerifier(d attest.Deps) (attest.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sgx: %w", err)
 	}
-	if err := v.loadBundle(c.Offline, d.BundleDir); err != nil {
+	if err := v.UseBundle(c.Offline, d.BundleDir); err != nil {
 		return nil, err
 	}
 	return v, nil

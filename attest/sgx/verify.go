@@ -64,8 +64,7 @@ type Options struct {
 type Verifier struct {
 	o Options
 	q *intel.QuoteVerifier
-	// bundle is set when the section is offline with an imported collateral bundle.
-	bundle bool
+	intel.Lifecycle
 }
 
 // maxOnline bounds the online collateral cache (by FMSPC and PCK CA); past it the cache is
@@ -75,10 +74,11 @@ const maxOnline = 4096
 // New returns a Verifier. With CollateralDir set, the directory must hold complete SGX
 // collateral.
 func New(o Options) (*Verifier, error) {
-	v := &Verifier{o: o, q: intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
+	q := intel.NewQuoteVerifier(intel.QuoteVerifierOptions{
 		Root: o.Root, PCSURL: o.PCSURL, RootCRLURL: o.RootCRLURL, Getter: o.Getter, CacheDir: o.CacheDir,
 		SGX: true, MaxOnline: maxOnline, CacheObserver: o.CacheObserver, Freshness: o.Freshness,
-	})}
+	})
+	v := &Verifier{o: o, q: q, Lifecycle: intel.NewLifecycle(q, attest.SGX, "SGX")}
 	if o.CollateralDir != "" {
 		if err := v.ReloadCollateral(); err != nil {
 			return nil, err
