@@ -30,6 +30,18 @@ func (v *Verifier) inner() (any, attest.TEE) {
 	return nil, ""
 }
 
+// asInner returns the inner verifier and a copy of c as that verifier's own claims; nil, nil for
+// claims of another scheme.
+func (v *Verifier) asInner(c *attest.Claims) (any, *attest.Claims) {
+	if c.TEE != v.tee {
+		return nil, nil
+	}
+	in, tee := v.inner()
+	cc := *c
+	cc.TEE = tee
+	return in, &cc
+}
+
 // CollateralAges implements attest.CollateralReporter.
 func (v *Verifier) CollateralAges() []attest.CollateralAge {
 	in, _ := v.inner()
@@ -55,33 +67,22 @@ func (v *Verifier) RefreshCollateral(ctx context.Context, now time.Time) {
 // RecheckClaims implements attest.ClaimsRechecker: claims of this scheme are rechecked as the
 // inner verifier's own (a PCK or an AMD signing key revoked since the token was issued).
 func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
-	if c.TEE != v.tee {
-		return nil
+	in, cc := v.asInner(c)
+	if r, ok := in.(attest.ClaimsRechecker); ok {
+		return r.RecheckClaims(cc, now)
 	}
-	in, tee := v.inner()
-	r, ok := in.(attest.ClaimsRechecker)
-	if !ok {
-		return nil
-	}
-	cc := *c
-	cc.TEE = tee
-	return r.RecheckClaims(&cc, now)
+	return nil
 }
 
 // UpdateTCB implements attest.TCBUpdater: the TCB status of this scheme's claims is recomputed
 // as the inner verifier's own (an Intel TCB recovery since the token was issued).
 func (v *Verifier) UpdateTCB(c *attest.Claims, now time.Time) error {
-	if c.TEE != v.tee {
-		return nil
-	}
-	in, tee := v.inner()
+	in, cc := v.asInner(c)
 	u, ok := in.(attest.TCBUpdater)
 	if !ok {
 		return nil
 	}
-	cc := *c
-	cc.TEE = tee
-	if err := u.UpdateTCB(&cc, now); err != nil {
+	if err := u.UpdateTCB(cc, now); err != nil {
 		return err
 	}
 	c.TCBStatus, c.Advisories, c.TCBDowngrade = cc.TCBStatus, cc.Advisories, cc.TCBDowngrade
