@@ -65,19 +65,15 @@ func Verify(b []byte, keys map[string]*ecdsa.PublicKey, now time.Time) (*Claims,
 	if p.Profile != Profile {
 		return nil, fmt.Errorf("%w: eat_profile %q, want %q", ErrProfile, p.Profile, Profile)
 	}
-	var w cwtClaims
-	if err := cborDec.Unmarshal(msg.Payload, &w); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
-	c, err := fromCWT(&w)
+	c, err := DecodeCWTClaims(msg.Payload)
 	if err != nil {
 		return nil, err
 	}
 	return c, CheckClaims(c, now)
 }
 
-// DecodeCWTClaims decodes a CWT payload that MarshalCWTClaims wrote, without a signature:
-// only for the issuer, which remembers the claims of a token it has just signed.
+// DecodeCWTClaims decodes a CWT payload that MarshalCWTClaims wrote, without a signature check:
+// Verify calls it once the signature verified, and the issuer for a token it has just signed.
 func DecodeCWTClaims(payload []byte) (*Claims, error) {
 	var w cwtClaims
 	if err := cborDec.Unmarshal(payload, &w); err != nil {
