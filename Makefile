@@ -20,7 +20,7 @@ test:
 
 ## bench: print the `ratio NAME VALUE` lines of every benchmark
 bench:
-	set -o pipefail; $(GO) test -run '^$$' -bench Ratio -benchtime 1x ./... | tee .bench.out | grep -E '^ratio '
+	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench Ratio -benchtime 1x ./... | tee .bench.out | grep -E '^ratio '
 
 ## profile: CPU and allocation profiles of a real trustd under `trustctl loadtest` (into .profile/)
 profile:

@@ -3,8 +3,11 @@
 // on any machine.
 //
 // Call it from a benchmark named BenchmarkRatio...; make bench runs those with -benchtime=1x.
-// The subject and the floor are functions that do their work n times; each is calibrated to run
-// for about a second. (testing.Benchmark cannot be used here: every benchmark body runs under
+// The subject and the floor are functions that do their work n times. A ratio is measured in
+// Rounds rounds that alternate subject and floor, each sized to run for about Target/Rounds,
+// and the median of the rounds' ratios is printed: a slow spell of the machine (another
+// process, a slow disk flush, a garbage collection) then falls on one round, and on both
+// sides of it, rather than on one side of the whole ratio. (testing.Benchmark cannot be used here: every benchmark body runs under
 // the testing package's benchmark lock, and a nested testing.Benchmark waits on it forever.)
 package benchratio
 
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,22 +23,67 @@ import (
 
 var printed sync.Map
 
-// Target is how long each calibrated measurement runs.
+// Target is how long each side of a ratio runs in all, and each NsPerOp measurement.
 var Target = time.Second
+
+// Rounds is how many alternating rounds a ratio is measured in.
+const Rounds = 5
 
 // Time prints subject time per op divided by floor time per op: lower is better, 1 is the floor.
 func Time(b *testing.B, name string, subject, floor func(n int)) float64 {
 	b.Helper()
-	s, f := NsPerOp(subject), NsPerOp(floor)
-	return emit(b, name, s/f)
+	s, f, r := rounds(subject, floor)
+	detail(name, s, f)
+	return emit(b, name, r)
 }
 
 // Throughput prints subject throughput divided by floor throughput, for the same work per op:
 // higher is better, 1 is the floor.
 func Throughput(b *testing.B, name string, subject, floor func(n int)) float64 {
 	b.Helper()
-	s, f := NsPerOp(subject), NsPerOp(floor)
-	return emit(b, name, f/s)
+	s, f, r := rounds(subject, floor)
+	detail(name, s, f)
+	return emit(b, name, 1/r)
+}
+
+// rounds calibrates subject and floor, runs them in Rounds alternating rounds and returns the
+// median time per op of each and the median of the rounds' ratios subject/floor.
+func rounds(subject, floor func(n int)) (s, f, ratio float64) {
+	per := Target / Rounds
+	ns, nf := calibrate(subject, per), calibrate(floor, per)
+	var ss, fs, rs []float64
+	for range Rounds {
+		a, b := timed(subject, ns), timed(floor, nf)
+		ss, fs, rs = append(ss, a), append(fs, b), append(rs, a/b)
+	}
+	return median(ss), median(fs), median(rs)
+}
+
+// calibrate warms f up and returns how many ops take about d.
+func calibrate(f func(n int), d time.Duration) int {
+	f(1) // warm up caches and lazily built state
+	n := 1
+	for {
+		t := timed(f, n) * float64(n)
+		if t >= float64(d)/10 || n >= 1<<30 {
+			return max(int(float64(d)*float64(n)/max(t, 1)), 1)
+		}
+		n *= 10
+	}
+}
+
+// timed runs f(n) after a garbage collection and returns nanoseconds per op.
+func timed(f func(n int), n int) float64 {
+	runtime.GC()
+	start := time.Now()
+	f(n)
+	return float64(time.Since(start)) / float64(n)
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // Value prints a figure that is already a ratio or a plain measurement (for example a peak heap
@@ -66,6 +115,14 @@ func NsPerOp(f func(n int)) float64 {
 			return float64(time.Since(start)) / float64(m)
 		}
 		n *= 10
+	}
+}
+
+// detail prints both sides of a ratio in nanoseconds per op when BENCHRATIO_DETAIL is set, so
+// that a change in a ratio can be told apart from a change in its floor.
+func detail(name string, subject, floor float64) {
+	if os.Getenv("BENCHRATIO_DETAIL") != "" {
+		fmt.Fprintf(os.Stdout, "detail %s subject %.0f ns/op floor %.0f ns/op\n", name, subject, floor)
 	}
 }
 
