@@ -229,7 +229,10 @@ func flipFile(dir, p string, off int) {
 func TestUnwritable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l := openTest(t, dir)
+	l, err := Open(ctx, Options{Dir: dir, PublishInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer l.Close()
 	fill(t, l, 0, 5)
 	if err := l.Publish(ctx); err != nil {
@@ -250,13 +253,14 @@ func TestUnwritable(t *testing.T) {
 	}
 	os.Remove(tmp)
 	os.Mkdir(tmp, 0o700)
+	// The publisher tries a failed publication again within retryInterval, however long
+	// its publish interval.
 	var idx uint64
-	var err error
-	for range 100 { // the publisher tries again every interval
+	for range 100 {
 		if idx, err = l.Append(ctx, audittest.Record(7)); err == nil {
 			break
 		}
-		time.Sleep(DefaultPublishInterval / 2)
+		time.Sleep(retryInterval / 2)
 	}
 	if err != nil || idx != 6 {
 		t.Fatalf("Append after repair = %d, %v; want 6", idx, err)

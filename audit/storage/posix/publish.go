@@ -19,6 +19,9 @@ import (
 // (fail closed) and is tried again each interval; once it succeeds, commits go on. Close tries
 // once more; if that fails the journal stays, and the next Open rebuilds the tiles from it.
 
+// retryInterval is the most the publisher waits before it tries a failed publication again.
+const retryInterval = 100 * time.Millisecond
+
 type tileKey struct {
 	level int
 	index uint64
@@ -155,9 +158,16 @@ func (p *publisher) run() {
 			}
 			continue
 		}
-		// Let batches gather for the rest of the interval (after a failure: wait as long
-		// before trying again), unless a reader waits or the log closes.
-		if wait := p.interval - time.Since(last); wait > 0 && !stopping {
+		// Let batches gather for the rest of the interval (after a failure, which refuses
+		// every append until a publication succeeds: retryInterval at most), unless a reader
+		// waits or the log closes.
+		p.mu.Lock()
+		every := p.interval
+		if p.err != nil {
+			every = min(every, retryInterval)
+		}
+		p.mu.Unlock()
+		if wait := every - time.Since(last); wait > 0 && !stopping {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
