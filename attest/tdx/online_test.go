@@ -2,50 +2,12 @@ package tdx_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/medicus-cloud/trust/attest"
-	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/tdx"
 )
-
-// fakePCCS serves the fixture's collateral at a PCCS's paths, on 127.0.0.1.
-func fakePCCS(t *testing.T, c *intel.Collateral, up *atomic.Bool) (*httptest.Server, *atomic.Int64) {
-	var hits atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		if !up.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		var body, chain []byte
-		var header string
-		switch {
-		case r.URL.Path == "/tdx/certification/v4/tcb" && strings.EqualFold(r.URL.Query().Get("fmspc"), "90c06f000000"):
-			body, chain, header = c.TCBInfo, c.TCBInfoChain, intel.HeaderTCBInfoChain
-		case r.URL.Path == "/tdx/certification/v4/qe/identity":
-			body, chain, header = c.QEIdentity, c.QEIdentityChain, intel.HeaderQEIdentityChain
-		case r.URL.Path == "/sgx/certification/v4/pckcrl" && r.URL.Query().Get("ca") == "platform":
-			body, chain, header = c.PCKCRL, c.PCKCRLChain, intel.HeaderPCKCRLChain
-		case r.URL.Path == "/sgx/certification/v4/rootcacrl":
-			body = c.RootCRL
-		default:
-			http.NotFound(w, r)
-			return
-		}
-		if header != "" {
-			w.Header().Set(header, url.QueryEscape(string(chain)))
-		}
-		w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &hits
-}
 
 func TestOnlineCollateral(t *testing.T) {
 	f := fx(t)
@@ -53,17 +15,15 @@ func TestOnlineCollateral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var up atomic.Bool
-	up.Store(true)
-	srv, hits := fakePCCS(t, c, &up)
+	pcs := newPCS(t, c) // a PCCS answers at the PCS's paths
 	ctx := context.Background()
 	q := f.Quote(f.DefaultSpec())
 	newV := func(cache string) *tdx.Verifier {
-		return mustNew(t, tdx.Options{Root: f.PKI.Root, PCSURL: srv.URL, Getter: intel.HTTPGetter{Client: srv.Client()}, CacheDir: cache})
+		return mustNew(t, tdx.Options{Root: f.PKI.Root, PCSURL: pcs.URL(), Getter: pcs.Getter(), CacheDir: cache})
 	}
 
 	var misses, cacheHits atomic.Int32
-	v := mustNew(t, tdx.Options{Root: f.PKI.Root, PCSURL: srv.URL, Getter: intel.HTTPGetter{Client: srv.Client()}, CacheDir: t.TempDir(),
+	v := mustNew(t, tdx.Options{Root: f.PKI.Root, PCSURL: pcs.URL(), Getter: pcs.Getter(), CacheDir: t.TempDir(),
 		CacheObserver: func(hit bool) {
 			if hit {
 				cacheHits.Add(1)
@@ -77,7 +37,7 @@ func TestOnlineCollateral(t *testing.T) {
 			t.Fatalf("%v %v", got, err)
 		}
 	}
-	if n := hits.Load(); n != 4 {
+	if n := pcs.Hits.Load(); n != 4 {
 		t.Errorf("%d PCCS requests for three verifications, want 4 (one fetch)", n)
 	}
 	if misses.Load() != 1 || cacheHits.Load() != 2 {
@@ -89,7 +49,7 @@ func TestOnlineCollateral(t *testing.T) {
 	if _, err := newV(cache).Verify(ctx, ev(q, nil), attest.Options{Now: f.Now}); err != nil {
 		t.Fatal(err)
 	}
-	up.Store(false)
+	pcs.Down.Store(true)
 	if _, err := newV(cache).Verify(ctx, ev(q, nil), attest.Options{Now: f.Now}); err != nil {
 		t.Fatalf("from the disk cache: %v", err)
 	}

@@ -25,8 +25,8 @@ func TestRecheckOutstandingPCK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcs := newChangingPCS(t, good)
-	v := pcs.verifier(t, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
+	pcs := newPCS(t, good)
+	v := verifierAt(t, pcs, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
 	ctx := context.Background()
 	c, err := v.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now})
 	if err != nil {
@@ -38,7 +38,7 @@ func TestRecheckOutstandingPCK(t *testing.T) {
 	if err := v.RecheckClaims(c, f.Now); err != nil {
 		t.Fatal(err)
 	}
-	pcs.cur.Store(revoked)
+	pcs.Set(revoked)
 	v.RefreshCollateral(ctx, f.Now.Add(30*time.Minute)) // not due
 	if err := v.RecheckClaims(c, f.Now.Add(30*time.Minute)); err != nil {
 		t.Fatalf("before the refresh is due: %v", err)
@@ -61,14 +61,14 @@ func TestRecheckOutstandingPCK(t *testing.T) {
 		t.Fatalf("after the refresh: %v, want the revoked PCK refused", err)
 	}
 	// Past the maximum age without a good refresh, releases fail closed.
-	pcs.down.Store(true)
-	v2 := pcs.verifier(t, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
-	pcs.down.Store(false)
-	pcs.cur.Store(good)
+	pcs.Down.Store(true)
+	v2 := verifierAt(t, pcs, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
+	pcs.Down.Store(false)
+	pcs.Set(good)
 	if _, err := v2.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now}); err != nil {
 		t.Fatal(err)
 	}
-	pcs.down.Store(true)
+	pcs.Down.Store(true)
 	v2.RefreshCollateral(ctx, f.Now.Add(3*time.Hour))
 	if err := v2.RecheckClaims(c, f.Now.Add(3*time.Hour)); err != nil {
 		t.Fatalf("within the maximum age: %v", err)

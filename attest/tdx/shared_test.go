@@ -32,7 +32,7 @@ func TestSharedCollateral(t *testing.T) {
 	newerQE := f.QEIdentity()
 	newerQE.TCBEvaluationDataNumber = 18
 	revoked18, _ := f.Collateral(newer, newerQE, true) // a TCB recovery after the revocation
-	pcs := newChangingPCS(t, good)
+	pcs := newPCS(t, good)
 	pg := pgtest.Start(t)
 	var stores []*collstore.PG
 	replica := func() *tdx.Verifier {
@@ -48,7 +48,7 @@ func TestSharedCollateral(t *testing.T) {
 		stores = append(stores, s)
 		fr := hourly
 		fr.Store, fr.HighWater = s, hw
-		return pcs.verifier(t, tdx.Options{Root: f.PKI.Root}, "", fr)
+		return verifierAt(t, pcs, tdx.Options{Root: f.PKI.Root}, "", fr)
 	}
 	q := f.Quote(f.DefaultSpec())
 	at := func(v *tdx.Verifier, d time.Duration) error {
@@ -57,9 +57,9 @@ func TestSharedCollateral(t *testing.T) {
 	}
 	fetches := func(t *testing.T, want int64, perSet int64, step func()) {
 		t.Helper()
-		h := pcs.hits.Load()
+		h := pcs.Hits.Load()
 		step()
-		if got := pcs.hits.Load() - h; got != want*perSet {
+		if got := pcs.Hits.Load() - h; got != want*perSet {
 			t.Errorf("%d PCS requests, want %d (%d sets)", got, want*perSet, want)
 		}
 	}
@@ -75,7 +75,7 @@ func TestSharedCollateral(t *testing.T) {
 	if err := at(a, 0); err != nil {
 		t.Fatal(err)
 	}
-	perSet := pcs.hits.Load()
+	perSet := pcs.Hits.Load()
 	fetches(t, 0, perSet, func() {
 		if err := at(b, time.Minute); err != nil {
 			t.Fatal(err)
@@ -84,7 +84,7 @@ func TestSharedCollateral(t *testing.T) {
 
 	// (2) Intel revokes the PCK; once the interval passes, one fetch serves both replicas and
 	// both refuse it.
-	pcs.cur.Store(revoked)
+	pcs.Set(revoked)
 	fetches(t, 1, perSet, func() {
 		refused(t, at(a, 61*time.Minute))
 		refused(t, at(b, 62*time.Minute))
@@ -105,7 +105,7 @@ func TestSharedCollateral(t *testing.T) {
 	}
 	fetches(t, 1, perSet, func() { refused(t, at(replica(), 64*time.Minute)) })
 
-	pcs.cur.Store(revoked18)
+	pcs.Set(revoked18)
 	fetches(t, 1, perSet, func() { refused(t, at(a, 2*time.Hour+5*time.Minute)) }) // the high-water mark moves to 18
 	if err := stores[0].Store(ctx, key, good.Map(), f.Now.Add(2*time.Hour+6*time.Minute)); err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestSharedCollateral(t *testing.T) {
 	gone.Stop("immediate")
 	fr := hourly
 	fr.Store, fr.HighWater = s, &highwater.Mem{}
-	lone := pcs.verifier(t, tdx.Options{Root: f.PKI.Root}, "", fr)
+	lone := verifierAt(t, pcs, tdx.Options{Root: f.PKI.Root}, "", fr)
 	fetches(t, 1, perSet, func() { refused(t, at(lone, 5*time.Hour)) })
 	// The last load asks for the set a TCB recovery replaced (intel previous.go).
 	if want := []string{"load", "lease", "store", "load"}; !slices.Equal(failed, want) {

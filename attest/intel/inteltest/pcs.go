@@ -17,8 +17,12 @@ import (
 type PCS struct {
 	srv  *httptest.Server
 	cur  atomic.Pointer[intel.Collateral]
-	Down atomic.Bool // answer 503 to everything
+	want atomic.Pointer[expect]
+	Down atomic.Bool  // answer 503 to everything
+	Hits atomic.Int64 // requests received, answered or not
 }
+
+type expect struct{ fmspc, ca string }
 
 // NewPCS serves c until the test ends.
 func NewPCS(t testing.TB, c *intel.Collateral) *PCS {
@@ -26,6 +30,14 @@ func NewPCS(t testing.TB, c *intel.Collateral) *PCS {
 	p.cur.Store(c)
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// Expect makes the server answer 404, as Intel's does for a platform it does not know, to a
+// TCB info request for another FMSPC and to a PCK CRL request for another CA: a test then sees
+// the verifier ask for the right ones. It returns p.
+func (p *PCS) Expect(fmspc, ca string) *PCS {
+	p.want.Store(&expect{fmspc, ca})
 	return p
 }
 
@@ -39,6 +51,7 @@ func (p *PCS) URL() string { return p.srv.URL }
 func (p *PCS) Getter() intel.Getter { return intel.HTTPGetter{Client: p.srv.Client()} }
 
 func (p *PCS) serve(w http.ResponseWriter, r *http.Request) {
+	p.Hits.Add(1)
 	if p.Down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
@@ -47,7 +60,13 @@ func (p *PCS) serve(w http.ResponseWriter, r *http.Request) {
 	var body, chain []byte
 	var header string
 	path := r.URL.Path
+	want := p.want.Load()
+	q := r.URL.Query()
 	switch {
+	case want != nil && strings.HasSuffix(path, "/certification/v4/tcb") && !strings.EqualFold(q.Get("fmspc"), want.fmspc),
+		want != nil && path == "/sgx/certification/v4/pckcrl" && q.Get("ca") != want.ca:
+		http.NotFound(w, r)
+		return
 	case strings.HasSuffix(path, "/certification/v4/tcb"):
 		body, chain, header = c.TCBInfo, c.TCBInfoChain, intel.HeaderTCBInfoChain
 	case strings.HasSuffix(path, "/certification/v4/qe/identity"):
