@@ -268,22 +268,32 @@ func (s *Server) logTail() string {
 
 func (s *Server) httpClient() *http.Client {
 	if s.hc == nil {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(s.CAPEM)
-		s.hc = &http.Client{
-			Timeout: 10 * time.Second,
-			Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-				MaxIdleConns:    4,
-			},
-		}
+		s.hc = s.newHTTPClient(false)
 	}
 	return s.hc
 }
 
-// apiClient builds a vault/api client for this server and token, ignoring VAULT_* variables.
-func (s *Server) apiClient(token string) *api.Client {
-	c, err := api.NewClient(&api.Config{Address: s.Addr, HttpClient: s.httpClient(), MaxRetries: 0, Timeout: 30 * time.Second})
+// newHTTPClient trusts the server's CA; with h2 it talks HTTP/2, otherwise HTTP/1.1
+// (net/http's default for a transport with its own TLS settings).
+func (s *Server) newHTTPClient(h2 bool) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CAPEM)
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2: h2,
+			MaxIdleConns:      4,
+		},
+	}
+}
+
+// apiClient builds a vault/api client for this server and token over HTTP/1.1, ignoring
+// VAULT_* variables.
+func (s *Server) apiClient(token string) *api.Client { return s.apiClientOver(s.httpClient(), token) }
+
+func (s *Server) apiClientOver(hc *http.Client, token string) *api.Client {
+	c, err := api.NewClient(&api.Config{Address: s.Addr, HttpClient: hc, MaxRetries: 0, Timeout: 30 * time.Second})
 	if err != nil {
 		panic(err) // only a malformed address could fail, and ours is not
 	}
@@ -301,8 +311,7 @@ func (s *Server) apiClient(token string) *api.Client {
 // Client returns a client with the root token. Benchmarks use it to call transit directly.
 func (s *Server) Client() *api.Client { return s.apiClient(s.RootToken) }
 
-// ClientWithToken returns a client carrying token, over HTTP/1.1 (vault/api's default for a
-// transport with its own TLS settings).
+// ClientWithToken returns a client carrying token, over HTTP/1.1.
 func (s *Server) ClientWithToken(token string) *api.Client { return s.apiClient(token) }
 
 // DirectClient returns a client carrying token over one reused HTTP/2 connection, the
@@ -310,26 +319,9 @@ func (s *Server) ClientWithToken(token string) *api.Client { return s.apiClient(
 // a Vault call.
 func (s *Server) DirectClient(token string) *api.Client {
 	if s.h2 == nil {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(s.CAPEM)
-		s.h2 = &http.Client{
-			Timeout: 10 * time.Second,
-			Transport: &http.Transport{
-				TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-				ForceAttemptHTTP2: true,
-				MaxIdleConns:      4,
-			},
-		}
+		s.h2 = s.newHTTPClient(true)
 	}
-	c, err := api.NewClient(&api.Config{Address: s.Addr, HttpClient: s.h2, MaxRetries: 0, Timeout: 30 * time.Second})
-	if err != nil {
-		panic(err) // only a malformed address could fail, and ours is not
-	}
-	c.ClearNamespace()
-	c.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
-	c.SetWrappingLookupFunc(func(string, string) string { return "" })
-	c.SetToken(token)
-	return c
+	return s.apiClientOver(s.h2, token)
 }
 
 func (s *Server) unseal(ctx context.Context) error {
