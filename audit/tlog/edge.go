@@ -16,7 +16,17 @@ type Tile struct {
 	Level int
 	Index uint64
 	Width int
-	Data  []byte
+	data  []byte   // an entry bundle, encoded
+	hs    [][]byte // a hash tile's hashes, encoded only when asked (Bytes)
+}
+
+// Bytes is the tile's content as tlog-tiles serves it. A hash tile is encoded at each call:
+// most partial tiles of a busy log are superseded before anyone writes them.
+func (t Tile) Bytes() []byte {
+	if t.Level < 0 {
+		return t.data
+	}
+	return bytes.Join(t.hs, nil)
 }
 
 // Path is the tile's tlog-tiles path.
@@ -87,11 +97,12 @@ func (e *Edge) Append(entries [][]byte) (*Edge, []Tile, []byte, error) {
 }
 
 func (s *state) clone() *state {
-	// enc is shared: appends after its length never change what s sees.
-	c := &state{size: s.size, bundle: slices.Clone(s.bundle), enc: s.enc, levels: make([][][]byte, len(s.levels))}
-	for i, l := range s.levels {
-		c.levels[i] = slices.Clone(l)
-	}
+	// The partial bundle, its encoding and the partial tiles' hashes are only ever appended to,
+	// so the clone shares them: what the clone appends lies beyond the lengths s sees. (Two
+	// clones of one state may write over each other's appends there, but the log extends only
+	// its newest edge; an extension that fails is dropped.) The compact range is changed in
+	// place by Append, so it is copied.
+	c := &state{size: s.size, bundle: s.bundle, enc: s.enc, levels: slices.Clone(s.levels)}
 	hs := slices.Clone(s.rng.Hashes())
 	c.rng, _ = rf.NewRange(0, s.size, hs)
 	return c
@@ -110,7 +121,7 @@ func (old *state) extend(entries [][]byte) (st *state, tiles []Tile, root []byte
 			if len(st.levels[L]) < TileWidth {
 				return
 			}
-			tiles = append(tiles, Tile{L, (levelCount(L, st.size) - 1) / TileWidth, TileWidth, bytes.Join(st.levels[L], nil)})
+			tiles = append(tiles, Tile{Level: L, Index: (levelCount(L, st.size) - 1) / TileWidth, Width: TileWidth, hs: st.levels[L]})
 			h = subtreeRoot(st.levels[L])
 			st.levels[L] = nil
 		}
@@ -120,10 +131,15 @@ func (old *state) extend(entries [][]byte) (st *state, tiles []Tile, root []byte
 			return nil, nil, nil, fmt.Errorf("entry %d of %d bytes, more than %d", st.size, len(e), MaxEntrySize)
 		}
 		st.bundle = append(st.bundle, e)
+		if st.enc == nil {
+			// A new bundle: room for a full one of entries like this (records are under a
+			// kilobyte), rather than growing and copying it eight times on the way to 256.
+			st.enc = make([]byte, 0, TileWidth*(2+min(len(e), 1024)))
+		}
 		st.enc = binary.BigEndian.AppendUint16(st.enc, uint16(len(e)))
 		st.enc = append(st.enc, e...)
 		if len(st.bundle) == TileWidth {
-			tiles = append(tiles, Tile{-1, st.size / TileWidth, TileWidth, st.enc})
+			tiles = append(tiles, Tile{Level: -1, Index: st.size / TileWidth, Width: TileWidth, data: st.enc})
 			st.bundle, st.enc = nil, nil
 		}
 		h := hashLeaf(e)
@@ -134,11 +150,11 @@ func (old *state) extend(entries [][]byte) (st *state, tiles []Tile, root []byte
 		addHash(h)
 	}
 	if w := len(st.bundle); w > 0 {
-		tiles = append(tiles, Tile{-1, st.size / TileWidth, w, st.enc})
+		tiles = append(tiles, Tile{Level: -1, Index: st.size / TileWidth, Width: w, data: st.enc})
 	}
 	for L, hs := range st.levels {
 		if len(hs) > 0 && levelCount(L, st.size) != levelCount(L, old.size) {
-			tiles = append(tiles, Tile{L, levelCount(L, st.size) / TileWidth, len(hs), bytes.Join(hs, nil)})
+			tiles = append(tiles, Tile{Level: L, Index: levelCount(L, st.size) / TileWidth, Width: len(hs), hs: hs})
 		}
 	}
 	root = EmptyRoot()

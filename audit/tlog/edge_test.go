@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"testing"
+
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // memStore keeps the tiles of appends in a map, as a storage driver would.
@@ -13,7 +15,7 @@ type memStore map[string][]byte
 
 func (m memStore) put(tiles []Tile) {
 	for _, t := range tiles {
-		m[t.Path()] = t.Data
+		m[t.Path()] = t.Bytes()
 	}
 }
 
@@ -105,5 +107,22 @@ func TestLoadEdgeCorrupt(t *testing.T) {
 	}
 	if _, err := LoadEdge(ctx, m.read, &Checkpoint{Size: 0, Root: root}); err == nil {
 		t.Fatal("loaded an empty tree with a non-empty root")
+	}
+}
+
+// The append path's hashes are RFC 6962's, as transparency-dev/merkle computes them, for
+// entries of every size class and for node hashes of any length.
+func TestHashesAreRFC6962(t *testing.T) {
+	for _, n := range []int{0, 1, 55, 56, 63, 64, 600, MaxEntrySize} {
+		e := bytes.Repeat([]byte{byte(n)}, n)
+		if got, want := hashLeaf(e), rfc6962.DefaultHasher.HashLeaf(e); !bytes.Equal(got, want) {
+			t.Errorf("leaf of %d bytes: %x, want %x", n, got, want)
+		}
+	}
+	for _, tc := range []struct{ l, r int }{{HashSize, HashSize}, {0, HashSize}, {HashSize, 31}, {5, 7}} {
+		l, r := bytes.Repeat([]byte{1}, tc.l), bytes.Repeat([]byte{2}, tc.r)
+		if got, want := hashChildren(l, r), rfc6962.DefaultHasher.HashChildren(l, r); !bytes.Equal(got, want) {
+			t.Errorf("node of %d and %d bytes: %x, want %x", tc.l, tc.r, got, want)
+		}
 	}
 }

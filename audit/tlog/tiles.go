@@ -134,10 +134,28 @@ func tileWidthAt(level int, index, size uint64) int {
 	return int(min(n-start, TileWidth))
 }
 
-// hashLeaf and hashChildren are RFC 6962 section 2.1.
-func hashLeaf(b []byte) []byte { return rfc6962.DefaultHasher.HashLeaf(b) }
+// hashLeaf and hashChildren are RFC 6962 section 2.1: SHA-256(0x00 || entry) and
+// SHA-256(0x01 || left || right). Every append hashes each entry once and about one node per
+// entry, so they hash on the stack rather than through a hasher allocated per call; the
+// proof checks keep rfc6962.DefaultHasher, and TestHashesAreRFC6962 holds the two equal.
+func hashLeaf(b []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte{rfc6962.RFC6962LeafHashPrefix})
+	h.Write(b)
+	return h.Sum(make([]byte, 0, HashSize))
+}
 
-func hashChildren(l, r []byte) []byte { return rfc6962.DefaultHasher.HashChildren(l, r) }
+func hashChildren(l, r []byte) []byte {
+	if len(l) != HashSize || len(r) != HashSize {
+		return rfc6962.DefaultHasher.HashChildren(l, r)
+	}
+	var in [1 + 2*HashSize]byte
+	in[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(in[1:], l)
+	copy(in[1+HashSize:], r)
+	sum := sha256.Sum256(in[:])
+	return sum[:]
+}
 
 // subtreeRoot hashes a power-of-two run of node hashes up to their common ancestor.
 func subtreeRoot(hs [][]byte) []byte {

@@ -22,7 +22,7 @@ func (l *Log) writeTiles(tiles []tlog.Tile) error {
 		if err := mkdirs(filepath.Dir(target), dirs); err != nil {
 			return err
 		}
-		if err := writeNew(target, t.Data); err != nil {
+		if err := writeNew(target, t.Bytes()); err != nil {
 			return err
 		}
 	}

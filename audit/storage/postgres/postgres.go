@@ -401,7 +401,7 @@ func (l *Log) commitTx(ctx context.Context, entries [][]byte) (uint64, error) {
 		}
 		levels = append(levels, int16(t.Level))
 		tidx = append(tidx, int64(t.Index))
-		tdata = append(tdata, t.Data)
+		tdata = append(tdata, t.Bytes())
 	}
 	newCP, err := tlog.SignCheckpoint(tlog.Checkpoint{Origin: l.signer.Name(), Size: edge.Size(), Root: root}, l.signer)
 	if err != nil {
