@@ -126,3 +126,37 @@ func TestHashesAreRFC6962(t *testing.T) {
 		}
 	}
 }
+
+// An append that fails (here on an oversized entry after good ones) leaves no trace: the edge
+// it started from goes on as if it had never been tried, though the two share their partial
+// tiles and bundle.
+func TestFailedAppendLeavesNoTrace(t *testing.T) {
+	for _, start := range []int{0, 3, 255, 300} {
+		base, _, _, err := EmptyEdge().Append(entries(0, start))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := append(entries(1000, 1010), make([]byte, MaxEntrySize+1))
+		if _, _, _, err := base.Append(bad); err == nil {
+			t.Fatal("an oversized entry was appended")
+		}
+		got, tiles, root, err := base.Append(entries(start, start+20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantTiles, wantRoot, _ := EmptyEdge().Append(entries(0, start+20))
+		if got.Size() != want.Size() || !bytes.Equal(root, wantRoot) {
+			t.Fatalf("from %d: size %d root %x, want %d %x", start, got.Size(), root, want.Size(), wantRoot)
+		}
+		// The partial tiles after the append are those of the tree built at once.
+		last := map[string][]byte{}
+		for _, tl := range wantTiles {
+			last[tl.Path()] = tl.Bytes()
+		}
+		for _, tl := range tiles {
+			if w, ok := last[tl.Path()]; ok && !bytes.Equal(tl.Bytes(), w) {
+				t.Errorf("from %d: %s differs from the tree built at once", start, tl.Path())
+			}
+		}
+	}
+}
