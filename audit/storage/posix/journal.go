@@ -50,6 +50,7 @@ type journal struct {
 	f    *os.File
 	base uint64 // the tree size the journal starts from
 	n    int64  // bytes written
+	buf  []byte // the last frame's encoding, reused by the next
 }
 
 func journalHeaderBytes(base uint64, root []byte) []byte {
@@ -126,7 +127,10 @@ func zeroFill(f *os.File, off, size int64) error {
 
 // append writes one frame and returns once it is on stable storage.
 func (j *journal) append(first uint64, entries [][]byte) error {
-	b := appendFrame(nil, first, entries)
+	b := appendFrame(j.buf[:0], first, entries)
+	if cap(b) <= 1<<20 { // a batch of large records does not pin its frame
+		j.buf = b
+	}
 	if _, err := j.f.WriteAt(b, j.n); err != nil {
 		return err
 	}
