@@ -9,6 +9,8 @@
 package consent
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -28,7 +30,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/medicus-cloud/trust/internal/statefile"
+	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/internal/shareddoc"
 )
 
 // Well-known purposes of use. Policies may name others of the same form.
@@ -104,13 +107,59 @@ type Result struct {
 	Digest string // lowercase hex SHA-256 of the statement as sent
 }
 
-// Registry holds the tenants' consent keys and withdrawals in a state file.
+// Registry holds the tenants' consent keys and withdrawals in a shared document (package
+// shareddoc): a private file, or a row in PostgreSQL that every replica reads. Changes are made
+// on the stored document under its lock and are durable before they return; with a poll
+// interval, the registry also reads the document again at that interval, so that a withdrawal
+// made on another replica applies here within it, and once it could not read the document for
+// longer than MaxStale it refuses every check (fail closed) until a read succeeds.
 type Registry struct {
-	mu   sync.RWMutex
-	path string
-	st   state
-	keys map[string]map[string]any // tenant -> kid -> parsed public key
+	store Store
+	o     Options
+
+	mu        sync.RWMutex
+	doc       []byte // the document as last read or written
+	st        state
+	keys      map[string]map[string]any // tenant -> kid -> parsed public key
+	refreshed time.Time                 // the last successful read or write
+
+	stop chan struct{}
+	done chan struct{}
 }
+
+// Store holds the registry's document: shareddoc.File or shareddoc.PG.
+type Store interface {
+	// Read returns the document; nil when there is none yet.
+	Read(ctx context.Context) ([]byte, error)
+	// Update passes the current document to f under an exclusive lock and stores what f
+	// returns durably, unless f fails.
+	Update(ctx context.Context, f func(cur []byte) ([]byte, error)) error
+}
+
+// Options tune a Registry's polling; the zero value reads the document once, at Open (one
+// trustd that is the only writer).
+type Options struct {
+	// PollInterval is how often the document is read again; 0 never.
+	PollInterval time.Duration
+	// MaxStale is how long after its last successful read the registry still answers; 0
+	// forever. Past it, Check fails with ErrStale.
+	MaxStale time.Duration
+	// OnError is told of failed reads (a log line); may be nil.
+	OnError func(error)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Defaults for replicas (see internal/daemon): as for the revocation list.
+const (
+	DefaultPollInterval = 2 * time.Second
+	DefaultMaxStale     = 30 * time.Second
+)
+
+// ErrStale is returned by Check when the registry could not read its document for longer than
+// MaxStale: a withdrawal made elsewhere might be missing. It wraps attest.ErrUnavailable, so
+// that the release answers Unavailable.
+var ErrStale = fmt.Errorf("%w: consent registry not read for too long", attest.ErrUnavailable)
 
 type state struct {
 	// Keys: tenant -> kid -> PKIX DER.
@@ -119,30 +168,166 @@ type state struct {
 	Withdrawn map[string]map[string]time.Time `json:"withdrawn"`
 }
 
-// Open loads the registry at path (created on first change).
+// Open loads the registry from the state file at path (created on its first change) and never
+// polls it.
 func Open(path string) (*Registry, error) {
-	r := &Registry{path: path, st: state{Keys: map[string]map[string][]byte{}, Withdrawn: map[string]map[string]time.Time{}}}
-	if err := statefile.Load(path, &r.st); err != nil {
-		return nil, fmt.Errorf("consent registry: %w", err)
+	return OpenStore(context.Background(), &shareddoc.File{Path: path}, Options{})
+}
+
+// OpenStore loads the registry from store and, with o.PollInterval, keeps reading it; Close
+// stops that.
+func OpenStore(ctx context.Context, store Store, o Options) (*Registry, error) {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if r.st.Keys == nil {
-		r.st.Keys = map[string]map[string][]byte{}
+	r := &Registry{store: store, o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := r.Refresh(ctx); err != nil {
+		return nil, err
 	}
-	if r.st.Withdrawn == nil {
-		r.st.Withdrawn = map[string]map[string]time.Time{}
+	if o.PollInterval > 0 {
+		go r.poll()
+	} else {
+		close(r.done)
 	}
-	r.keys = map[string]map[string]any{}
-	for t, ks := range r.st.Keys {
-		r.keys[t] = map[string]any{}
+	return r, nil
+}
+
+// Close stops the polling.
+func (r *Registry) Close() error {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+	return nil
+}
+
+func (r *Registry) poll() {
+	defer close(r.done)
+	t := time.NewTicker(r.o.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.o.PollInterval*5)
+		err := r.Refresh(ctx)
+		cancel()
+		if err != nil && r.o.OnError != nil {
+			r.o.OnError(err)
+		}
+	}
+}
+
+// Refresh reads the document again. On failure the registry keeps what it had.
+func (r *Registry) Refresh(ctx context.Context) error {
+	b, err := r.store.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("consent registry: %w", err)
+	}
+	r.mu.RLock()
+	same := bytes.Equal(b, r.doc) && r.keys != nil
+	r.mu.RUnlock()
+	if same {
+		r.mu.Lock()
+		r.refreshed = r.o.Now()
+		r.mu.Unlock()
+		return nil
+	}
+	st, keys, err := parseState(b)
+	if err != nil {
+		return err
+	}
+	r.take(b, st, keys)
+	return nil
+}
+
+// take makes doc, as parsed, the registry's state.
+func (r *Registry) take(doc []byte, st state, keys map[string]map[string]any) {
+	r.mu.Lock()
+	r.doc, r.st, r.keys, r.refreshed = doc, st, keys, r.o.Now()
+	r.mu.Unlock()
+}
+
+// parseState decodes a stored document (nil: empty) and parses its keys.
+func parseState(b []byte) (state, map[string]map[string]any, error) {
+	st := state{Keys: map[string]map[string][]byte{}, Withdrawn: map[string]map[string]time.Time{}}
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &st); err != nil {
+			return state{}, nil, fmt.Errorf("consent registry: %w", err)
+		}
+	}
+	if st.Keys == nil {
+		st.Keys = map[string]map[string][]byte{}
+	}
+	if st.Withdrawn == nil {
+		st.Withdrawn = map[string]map[string]time.Time{}
+	}
+	keys := map[string]map[string]any{}
+	for t, ks := range st.Keys {
+		keys[t] = map[string]any{}
 		for kid, der := range ks {
 			k, err := parseKey(der)
 			if err != nil {
-				return nil, fmt.Errorf("consent registry: key %s: %w", kid, err)
+				return state{}, nil, fmt.Errorf("consent registry: key %s: %w", kid, err)
 			}
-			r.keys[t][kid] = k
+			keys[t][kid] = k
 		}
 	}
-	return r, nil
+	return st, keys, nil
+}
+
+// change applies f to the stored document under its lock, durably, and takes the result as
+// the registry's state.
+func (r *Registry) change(f func(st *state) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), changeTimeout)
+	defer cancel()
+	var (
+		doc  []byte
+		st   state
+		keys map[string]map[string]any
+	)
+	err := r.store.Update(ctx, func(cur []byte) ([]byte, error) {
+		var err error
+		if st, _, err = parseState(cur); err != nil {
+			return nil, err
+		}
+		if err := f(&st); err != nil {
+			return nil, err
+		}
+		b, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		doc = append(b, '\n')
+		_, keys, err = parseState(doc)
+		return doc, err
+	})
+	if err != nil {
+		return err
+	}
+	r.take(doc, st, keys)
+	return nil
+}
+
+// changeTimeout bounds one change of the stored document.
+const changeTimeout = 10 * time.Second
+
+// fresh reports ErrStale once the document was last read longer than MaxStale ago.
+func (r *Registry) fresh() error {
+	if r.o.MaxStale <= 0 {
+		return nil
+	}
+	r.mu.RLock()
+	last := r.refreshed
+	r.mu.RUnlock()
+	if r.o.Now().Sub(last) > r.o.MaxStale {
+		return ErrStale
+	}
+	return nil
 }
 
 // CheckTenant and CheckID validate admin input.
@@ -209,69 +394,82 @@ func (r *Registry) RegisterKey(tenant, kid string, pub []byte) error {
 	if err != nil {
 		return fmt.Errorf("public_key: %w", err)
 	}
-	k, _ := parseKey(der)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.st.Keys[tenant][kid]; !ok && len(r.st.Keys[tenant]) >= MaxKeysPerTenant {
-		return fmt.Errorf("key_id: tenant has %d keys, at most %d", len(r.st.Keys[tenant]), MaxKeysPerTenant)
-	}
-	next := cloneState(r.st)
-	if next.Keys[tenant] == nil {
-		next.Keys[tenant] = map[string][]byte{}
-	}
-	next.Keys[tenant][kid] = der
-	if err := statefile.Save(r.path, next); err != nil {
-		return err
-	}
-	r.st = next
-	if r.keys[tenant] == nil {
-		r.keys[tenant] = map[string]any{}
-	}
-	r.keys[tenant][kid] = k
-	return nil
+	return r.change(func(st *state) error {
+		if _, ok := st.Keys[tenant][kid]; !ok && len(st.Keys[tenant]) >= MaxKeysPerTenant {
+			return fmt.Errorf("key_id: tenant has %d keys, at most %d", len(st.Keys[tenant]), MaxKeysPerTenant)
+		}
+		if st.Keys[tenant] == nil {
+			st.Keys[tenant] = map[string][]byte{}
+		}
+		st.Keys[tenant][kid] = der
+		return nil
+	})
 }
 
 // Withdraw records the withdrawal of statement id of tenant, durably, before it returns: the
-// next release that presents the statement is denied.
+// next release that presents the statement is denied here, and on the other replicas within
+// their poll interval.
 func (r *Registry) Withdraw(tenant, id string, now time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	next := cloneState(r.st)
-	if next.Withdrawn[tenant] == nil {
-		next.Withdrawn[tenant] = map[string]time.Time{}
-	}
-	if _, ok := next.Withdrawn[tenant][id]; ok {
+	return r.change(func(st *state) error {
+		if st.Withdrawn[tenant] == nil {
+			st.Withdrawn[tenant] = map[string]time.Time{}
+		}
+		if _, ok := st.Withdrawn[tenant][id]; !ok {
+			st.Withdrawn[tenant][id] = now.UTC()
+		}
 		return nil
-	}
-	next.Withdrawn[tenant][id] = now.UTC()
-	if err := statefile.Save(r.path, next); err != nil {
-		return err
-	}
-	r.st = next
-	return nil
+	})
 }
 
-func cloneState(s state) state {
-	n := state{Keys: map[string]map[string][]byte{}, Withdrawn: map[string]map[string]time.Time{}}
-	for t, ks := range s.Keys {
-		n.Keys[t] = map[string][]byte{}
-		for k, v := range ks {
-			n.Keys[t][k] = v
-		}
+// Merge adds to the stored document what the state file at path holds and it lacks: every
+// withdrawal, and every key whose ID the document does not have (a key the document has wins).
+// It moves a registry from a replica's data directory to a shared store without losing a
+// withdrawal. A missing file is no error.
+func (r *Registry) Merge(path string) (added int, err error) {
+	b, err := (&shareddoc.File{Path: path}).Read(context.Background())
+	if err != nil || b == nil {
+		return 0, err
 	}
-	for t, ws := range s.Withdrawn {
-		n.Withdrawn[t] = map[string]time.Time{}
-		for k, v := range ws {
-			n.Withdrawn[t][k] = v
-		}
+	old, _, err := parseState(b)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	return n
+	err = r.change(func(st *state) error {
+		added = 0
+		for t, ws := range old.Withdrawn {
+			for id, at := range ws {
+				if _, ok := st.Withdrawn[t][id]; !ok {
+					if st.Withdrawn[t] == nil {
+						st.Withdrawn[t] = map[string]time.Time{}
+					}
+					st.Withdrawn[t][id] = at
+					added++
+				}
+			}
+		}
+		for t, ks := range old.Keys {
+			for kid, der := range ks {
+				if _, ok := st.Keys[t][kid]; !ok {
+					if st.Keys[t] == nil {
+						st.Keys[t] = map[string][]byte{}
+					}
+					st.Keys[t][kid] = der
+					added++
+				}
+			}
+		}
+		return nil
+	})
+	return added, err
 }
 
 // Check verifies raw for a release: signed by a key registered for the release's tenant, issued
 // by that tenant, valid now, not withdrawn, for the required recipient, naming every required
 // purpose and the release's patient (compared in constant time).
 func (r *Registry) Check(raw []byte, req Requirement, rel Release) (*Result, error) {
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
 	if len(raw) == 0 {
 		return nil, &Denial{Claim: "consent", Seen: "absent", Expected: fmt.Sprintf("a consent statement for purposes %v", req.Purposes)}
 	}

@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if d.revoked, err = d.openRevocations(ctx, env); err != nil {
 		return nil, err
 	}
-	duties, err := openDuties(cfg.DataDir)
+	duties, err := d.openDuties(ctx, env)
 	if err != nil {
 		return nil, err
 	}
