@@ -4,23 +4,27 @@
 // within PendingTTL lapses. A break-glass stays listed until someone other than its requester
 // and approver reviews it.
 //
-// Entries live in a private state file (package statefile): the reason of a break-glass is
-// operator-written text that may by mistake name a patient, so it stays in this admin-only
-// state and the public audit log records a keyed digest of it.
+// Entries live in a shared document (package shareddoc): a private file, or a row in the audit
+// database that every replica reads. Every operation, a release's Use included, reads and
+// changes the stored document under its lock, so an approval or a review made on one replica
+// counts on every other at once. The reason of a break-glass is operator-written text that may
+// by mistake name a patient, so it stays in this admin-only state and the public audit log
+// records a keyed digest of it.
 package breakglass
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/medicus-cloud/trust/internal/statefile"
+	"github.com/medicus-cloud/trust/internal/shareddoc"
 )
 
 // Kinds of request.
@@ -93,60 +97,141 @@ func (e *Entry) Expires(max time.Duration) time.Time {
 	return e.ApprovedAt.Add(d)
 }
 
-// Store holds the entries in a state file.
+// Doc holds the store's document: shareddoc.File or shareddoc.PG.
+type Doc interface {
+	// Read returns the document; nil when there is none yet.
+	Read(ctx context.Context) ([]byte, error)
+	// Update passes the current document to f under an exclusive lock and stores what f
+	// returns durably, unless f fails.
+	Update(ctx context.Context, f func(cur []byte) ([]byte, error)) error
+}
+
+// Store holds the entries in a shared document.
 type Store struct {
-	mu      sync.Mutex
-	path    string
-	entries map[string]*Entry
+	doc Doc
 }
 
 type state struct {
 	Entries []*Entry `json:"entries"`
 }
 
-// Open loads the store at path.
+// opTimeout bounds one read or change of the document.
+const opTimeout = 10 * time.Second
+
+// Open opens the store in the state file at path (created on the first request).
 func Open(path string) (*Store, error) {
-	var st state
-	if err := statefile.Load(path, &st); err != nil {
-		return nil, fmt.Errorf("break-glass state: %w", err)
-	}
-	s := &Store{path: path, entries: map[string]*Entry{}}
-	for _, e := range st.Entries {
-		s.entries[e.ID] = e
+	return OpenDoc(&shareddoc.File{Path: path})
+}
+
+// OpenDoc opens the store in doc and checks that it reads.
+func OpenDoc(doc Doc) (*Store, error) {
+	s := &Store{doc: doc}
+	if _, err := s.read(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// save persists the entries with next applied; on failure the change is undone by the caller.
-func (s *Store) save() error {
-	st := state{}
-	for _, e := range s.entries {
+// read returns the stored entries.
+func (s *Store) read() (map[string]*Entry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	b, err := s.doc.Read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("break-glass state: %w", err)
+	}
+	return parse(b)
+}
+
+func parse(b []byte) (map[string]*Entry, error) {
+	var st state
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &st); err != nil {
+			return nil, fmt.Errorf("break-glass state: %w", err)
+		}
+	}
+	m := map[string]*Entry{}
+	for _, e := range st.Entries {
+		if e == nil || e.ID == "" {
+			return nil, fmt.Errorf("break-glass state: an entry without an id")
+		}
+		m[e.ID] = e
+	}
+	return m, nil
+}
+
+func encode(m map[string]*Entry) ([]byte, error) {
+	st := state{Entries: []*Entry{}}
+	for _, e := range m {
 		st.Entries = append(st.Entries, e)
 	}
 	sort.Slice(st.Entries, func(i, j int) bool { return st.Entries[i].ID < st.Entries[j].ID })
-	return statefile.Save(s.path, st)
+	b, err := json.MarshalIndent(st, "", "  ")
+	return append(b, '\n'), err
 }
 
-// mutate applies f to a copy of entry id (nil for a new one) and persists it; the store
-// changes only if saving succeeds.
+// change applies f to the stored entries under the document's lock and stores the result; on
+// any error nothing changes.
+func (s *Store) change(f func(m map[string]*Entry) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return s.doc.Update(ctx, func(cur []byte) ([]byte, error) {
+		m, err := parse(cur)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(m); err != nil {
+			return nil, err
+		}
+		return encode(m)
+	})
+}
+
+// mutate applies f to a copy of entry id and stores it; the store changes only if f succeeds
+// and the change is stored.
 func (s *Store) mutate(id string, f func(e *Entry) error) (*Entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.entries[id]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	e := *old
-	if err := f(&e); err != nil {
+	var out Entry
+	err := s.change(func(m map[string]*Entry) error {
+		old, ok := m[id]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		e := *old
+		if err := f(&e); err != nil {
+			return err
+		}
+		m[id], out = &e, e
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.entries[id] = &e
-	if err := s.save(); err != nil {
-		s.entries[id] = old
-		return nil, err
+	return &out, nil
+}
+
+// Merge adds to the stored document the entries of the state file at path that it lacks (an
+// entry the document has wins). It moves the store from a replica's data directory to a shared
+// one without losing a request, an approval or a review. A missing file is no error.
+func (s *Store) Merge(path string) (added int, err error) {
+	b, err := (&shareddoc.File{Path: path}).Read(context.Background())
+	if err != nil || b == nil {
+		return 0, err
 	}
-	c := e
-	return &c, nil
+	old, err := parse(b)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	err = s.change(func(m map[string]*Entry) error {
+		added = 0
+		for id, e := range old {
+			if _, ok := m[id]; !ok {
+				m[id] = e
+				added++
+			}
+		}
+		return nil
+	})
+	return added, err
 }
 
 // CheckReason validates a break-glass reason: 10 to MaxReason bytes of UTF-8 text.
@@ -175,20 +260,24 @@ func (s *Store) Request(e Entry, who string, now time.Time) (*Entry, error) {
 		e.ID = NewID(e.Kind)
 	}
 	e.RequestedBy, e.RequestedAt = who, now.UTC()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	open := 0
-	for _, x := range s.entries {
-		if !x.Approved() && now.Sub(x.RequestedAt) < PendingTTL {
-			open++
+	err := s.change(func(m map[string]*Entry) error {
+		open := 0
+		for _, x := range m {
+			if !x.Approved() && now.Sub(x.RequestedAt) < PendingTTL {
+				open++
+			}
 		}
-	}
-	if open >= MaxOpen {
-		return nil, ErrTooMany
-	}
-	s.entries[e.ID] = &e
-	if err := s.save(); err != nil {
-		delete(s.entries, e.ID)
+		if open >= MaxOpen {
+			return ErrTooMany
+		}
+		if _, ok := m[e.ID]; ok {
+			return fmt.Errorf("%w: request %s exists", ErrInvalid, e.ID)
+		}
+		c := e
+		m[e.ID] = &c
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	c := e
@@ -202,16 +291,17 @@ func NewID(kind string) string {
 	return kind[:2] + "-" + hex.EncodeToString(b)
 }
 
-// Get returns a copy of entry id.
+// Get returns a copy of entry id, as stored now.
 func (s *Store) Get(id string) (*Entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[id]
+	m, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	e, ok := m[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	c := *e
-	return &c, nil
+	return e, nil
 }
 
 // Approve approves request id of kind by who: a different identity than the requester, once,
@@ -279,17 +369,19 @@ func (s *Store) Review(id, outcome, who string, now time.Time) (*Entry, error) {
 	})
 }
 
-// List returns the break-glass entries not yet reviewed (all: every one), oldest first.
-func (s *Store) List(all bool) []*Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// List returns the break-glass entries not yet reviewed (all: every one), oldest first, as
+// stored now.
+func (s *Store) List(all bool) ([]*Entry, error) {
+	m, err := s.read()
+	if err != nil {
+		return nil, err
+	}
 	var out []*Entry
-	for _, e := range s.entries {
+	for _, e := range m {
 		if e.Kind == KindBreakGlass && (all || e.Outcome == "") {
-			c := *e
-			out = append(out, &c)
+			out = append(out, e)
 		}
 	}
 	slices.SortFunc(out, func(a, b *Entry) int { return a.RequestedAt.Compare(b.RequestedAt) })
-	return out
+	return out, nil
 }

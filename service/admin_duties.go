@@ -184,8 +184,12 @@ func (a *Admin) ListBreakGlass(_ context.Context, req *pb.ListBreakGlassRequest)
 	if err := a.needBreakGlass(); err != nil {
 		return nil, err
 	}
+	entries, err := a.o.BreakGlass.List(req.GetAll())
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "break-glass state: %v", err)
+	}
 	out := &pb.ListBreakGlassResponse{}
-	for _, e := range a.o.BreakGlass.List(req.GetAll()) {
+	for _, e := range entries {
 		b := &pb.BreakGlass{Id: e.ID, Tenant: e.Tenant, KeyName: e.KeyName, Reason: e.Reason, RequestedBy: e.RequestedBy,
 			RequestedAt: timestamppb.New(e.RequestedAt), ApprovedBy: e.ApprovedBy, DurationSeconds: uint32(e.Duration / time.Second),
 			Releases: e.Releases, Outcome: e.Outcome, ReviewedBy: e.ReviewedBy}

@@ -15,36 +15,49 @@ import (
 )
 
 // duties is the admin-only state of the patient-data duties: the consent registry (tenant keys,
-// withdrawals) and the two-person requests (break-glass, shred).
+// withdrawals) and the two-person requests (break-glass, shred). Both are shared by the
+// replicas: with the postgres audit backend they live in the audit database (table
+// trust_admin_state), otherwise in the data directory (consent.json, breakglass.json).
 //
-// The consent registry is shared by the replicas: with the postgres audit backend it lives in
-// the audit database (table trust_admin_state), otherwise in DataDir/consent.json, and every
-// replica reads it again every 2 s; one that cannot read it for 30 s refuses every release that
-// needs consent. A withdrawal therefore reaches every replica within 2 s. The two-person
-// requests stay in DataDir/breakglass.json, read at start: an approval counts on the replica
-// that made it (elsewhere the break-glass is refused, which fails closed); see SECURITY.md.
+// The consent registry is read again every 2 s, and a replica that cannot read it for 30 s
+// refuses every release that needs consent: a withdrawal reaches every replica within 2 s. The
+// two-person store reads and changes the stored state on every call, a break-glass release
+// included, so an approval or a review counts everywhere at once. See SECURITY.md.
 type duties struct {
 	consent    *consent.Registry
 	breakGlass *breakglass.Store
 }
 
 func (d *Daemon) openDuties(ctx context.Context, env Env) (*duties, error) {
-	local := filepath.Join(d.cfg.DataDir, "consent.json")
-	var store consent.Store = &shareddoc.File{Path: local}
-	where := local
-	if d.cfg.Audit.Backend == "postgres" {
+	localConsent := filepath.Join(d.cfg.DataDir, "consent.json")
+	localBreakGlass := filepath.Join(d.cfg.DataDir, "breakglass.json")
+	var consentDoc consent.Store = &shareddoc.File{Path: localConsent}
+	var breakGlassDoc breakglass.Doc = &shareddoc.File{Path: localBreakGlass}
+	shared := d.cfg.Audit.Backend == "postgres"
+	if shared {
 		dsn, err := d.auditDSN(env)
 		if err != nil {
 			return nil, err
 		}
-		pg, err := shareddoc.OpenPG(ctx, dsn, "consent")
+		open := func(name string) (*shareddoc.PG, error) {
+			pg, err := shareddoc.OpenPG(ctx, dsn, name)
+			if err != nil {
+				return nil, err
+			}
+			d.closers = append(d.closers, pg.Close)
+			return pg, nil
+		}
+		cpg, err := open("consent")
 		if err != nil {
 			return nil, err
 		}
-		d.closers = append(d.closers, pg.Close)
-		store, where = pg, "postgres"
+		bpg, err := open("breakglass")
+		if err != nil {
+			return nil, err
+		}
+		consentDoc, breakGlassDoc = cpg, bpg
 	}
-	c, err := consent.OpenStore(ctx, store, consent.Options{
+	c, err := consent.OpenStore(ctx, consentDoc, consent.Options{
 		PollInterval: consent.DefaultPollInterval, MaxStale: consent.DefaultMaxStale,
 		OnError: func(err error) {
 			d.log.Error("consent registry refresh failed; releases that need consent fail closed after 30s", "err", err)
@@ -53,22 +66,27 @@ func (d *Daemon) openDuties(ctx context.Context, env Env) (*duties, error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, c.Close)
-	if where != local {
-		// A registry this replica kept in its data directory before: nothing of it may be lost,
-		// least of all a withdrawal.
-		n, err := c.Merge(local)
-		if err != nil {
-			return nil, fmt.Errorf("consent registry: merging %s: %w", local, err)
-		}
-		if n > 0 {
-			d.log.Warn("consent registry: merged entries from the data directory into the shared store", "file", local, "entries", n)
-		}
-	}
-	d.log.Info("consent registry loaded", "from", where)
-	b, err := breakglass.Open(filepath.Join(d.cfg.DataDir, "breakglass.json"))
+	b, err := breakglass.OpenDoc(breakGlassDoc)
 	if err != nil {
 		return nil, err
 	}
+	if shared {
+		// What this replica kept in its data directory before: nothing of it may be lost,
+		// least of all a withdrawal.
+		for _, m := range []struct {
+			file  string
+			merge func(string) (int, error)
+		}{{localConsent, c.Merge}, {localBreakGlass, b.Merge}} {
+			n, err := m.merge(m.file)
+			if err != nil {
+				return nil, fmt.Errorf("merging %s into the shared state: %w", m.file, err)
+			}
+			if n > 0 {
+				d.log.Warn("merged admin state from the data directory into the audit database", "file", m.file, "entries", n)
+			}
+		}
+	}
+	d.log.Info("patient-data duties state opened", "shared", shared)
 	return &duties{consent: c, breakGlass: b}, nil
 }
 

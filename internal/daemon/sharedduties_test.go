@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/medicus-cloud/trust/audit/storage/postgres/pgtest"
+	"github.com/medicus-cloud/trust/breakglass"
 	"github.com/medicus-cloud/trust/consent"
 	"github.com/medicus-cloud/trust/consent/consenttest"
 )
@@ -18,19 +19,9 @@ import (
 // on replica A is refused on replica B within its poll interval, and what a replica kept in its
 // data directory before is merged in at start, withdrawals first of all.
 func TestConsentSharedByReplicas(t *testing.T) {
-	ctx := context.Background()
 	pg := pgtest.Start(t)
 	env := Env{AuditDSN: pg.DSN()}
-	open := func(dataDir string) *duties {
-		t.Helper()
-		d := &Daemon{cfg: &Config{DataDir: dataDir, Audit: AuditConfig{Backend: "postgres"}}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		t.Cleanup(func() { d.Close() })
-		du, err := d.openDuties(ctx, env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return du
-	}
+	open := func(dataDir string) *duties { return openSharedDuties(t, dataDir, env) }
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	ufr := consenttest.New("uk-freiburg", "ufr-2026")
 	// Replica A ran with its registry in its data directory, where one withdrawal was made.
@@ -74,4 +65,52 @@ func TestConsentSharedByReplicas(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("replica B refused the withdrawn statement %v after the withdrawal on A", time.Since(start).Round(time.Millisecond))
+}
+
+// openSharedDuties opens the duties state of a replica with the postgres audit backend.
+func openSharedDuties(t *testing.T, dataDir string, env Env) *duties {
+	t.Helper()
+	d := &Daemon{cfg: &Config{DataDir: dataDir, Audit: AuditConfig{Backend: "postgres"}}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	t.Cleanup(func() { d.Close() })
+	du, err := d.openDuties(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return du
+}
+
+// Break-glass requests are shared too: one requested before in a replica's data directory is
+// merged at start, an approval on replica A opens releases on replica B at once, and a review
+// on B closes them on A at once.
+func TestBreakGlassSharedByReplicas(t *testing.T) {
+	pg := pgtest.Start(t)
+	env := Env{AuditDSN: pg.DSN()}
+	now := time.Now()
+	dirA := t.TempDir()
+	before, err := breakglass.Open(filepath.Join(dirA, "breakglass.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := before.Request(breakglass.Entry{Kind: breakglass.KindBreakGlass, Tenant: "uk-freiburg", KeyName: "ehr/records",
+		Reason: "unconscious patient in the ER", Duration: 30 * time.Minute}, "alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := openSharedDuties(t, dirA, env), openSharedDuties(t, t.TempDir(), env)
+	if _, err := b.breakGlass.Approve(old.ID, breakglass.KindBreakGlass, "bob", now, nil); err != nil {
+		t.Fatalf("approving on B the request A kept locally: %v", err)
+	}
+	if _, err := a.breakGlass.Use(old.ID, "uk-freiburg", "ehr/records", time.Hour, now); err != nil {
+		t.Fatalf("release on A under the approval made on B: %v", err)
+	}
+	if _, err := b.breakGlass.Review(old.ID, breakglass.Justified, "carol", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.breakGlass.Use(old.ID, "uk-freiburg", "ehr/records", time.Hour, now); !errors.Is(err, breakglass.ErrExpired) {
+		t.Fatalf("release on A after the review on B: %v, want refused", err)
+	}
+	e, err := a.breakGlass.Get(old.ID)
+	if err != nil || e.Releases != 1 || e.ReviewedBy != "carol" {
+		t.Fatalf("entry as A reads it: %+v, %v", e, err)
+	}
 }
