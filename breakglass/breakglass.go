@@ -115,8 +115,9 @@ type state struct {
 	Entries []*Entry `json:"entries"`
 }
 
-// opTimeout bounds one read or change of the document.
-const opTimeout = 10 * time.Second
+// opTimeout bounds one read or change of the document, an approved shred's key-store call
+// included (it runs under the lock, so that a failed shred changes nothing).
+const opTimeout = time.Minute
 
 // Open opens the store in the state file at path (created on the first request).
 func Open(path string) (*Store, error) {
