@@ -109,10 +109,10 @@ type Result struct {
 
 // Registry holds the tenants' consent keys and withdrawals in a shared document (package
 // shareddoc): a private file, or a row in PostgreSQL that every replica reads. Changes are made
-// on the stored document under its lock and are durable before they return; with a poll
-// interval, the registry also reads the document again at that interval, so that a withdrawal
-// made on another replica applies here within it, and once it could not read the document for
-// longer than MaxStale it refuses every check (fail closed) until a read succeeds.
+// on the stored document under its lock and are durable before they return; Run reads the
+// document again every poll interval, so that a withdrawal made on another replica applies here
+// within it, and once the registry could not read the document for longer than MaxStale it
+// refuses every check (fail closed) until a read succeeds.
 type Registry struct {
 	store Store
 	o     Options
@@ -122,9 +122,6 @@ type Registry struct {
 	st        state
 	keys      map[string]map[string]any // tenant -> kid -> parsed public key
 	refreshed time.Time                 // the last successful read or write
-
-	stop chan struct{}
-	done chan struct{}
 }
 
 // Store holds the registry's document: shareddoc.File or shareddoc.PG.
@@ -136,10 +133,10 @@ type Store interface {
 	Update(ctx context.Context, f func(cur []byte) ([]byte, error)) error
 }
 
-// Options tune a Registry's polling; the zero value reads the document once, at Open (one
-// trustd that is the only writer).
+// Options tune a Registry's polling; the zero value suits one trustd that is the only writer
+// and never runs Run.
 type Options struct {
-	// PollInterval is how often the document is read again; 0 never.
+	// PollInterval is how often Run reads the document again; default DefaultPollInterval.
 	PollInterval time.Duration
 	// MaxStale is how long after its last successful read the registry still answers; 0
 	// forever. Past it, Check fails with ErrStale.
@@ -174,50 +171,33 @@ func Open(path string) (*Registry, error) {
 	return OpenStore(context.Background(), &shareddoc.File{Path: path}, Options{})
 }
 
-// OpenStore loads the registry from store and, with o.PollInterval, keeps reading it; Close
-// stops that.
+// OpenStore loads the registry from store; Run keeps reading it.
 func OpenStore(ctx context.Context, store Store, o Options) (*Registry, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Registry{store: store, o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	r := &Registry{store: store, o: o}
 	if err := r.Refresh(ctx); err != nil {
 		return nil, err
-	}
-	if o.PollInterval > 0 {
-		go r.poll()
-	} else {
-		close(r.done)
 	}
 	return r, nil
 }
 
-// Close stops the polling.
-func (r *Registry) Close() error {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
-	<-r.done
-	return nil
-}
-
-func (r *Registry) poll() {
-	defer close(r.done)
+// Run reads the document again every poll interval until ctx ends, as revoke.Set.Run does.
+func (r *Registry) Run(ctx context.Context) {
 	t := time.NewTicker(r.o.PollInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-r.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.o.PollInterval*5)
-		err := r.Refresh(ctx)
-		cancel()
-		if err != nil && r.o.OnError != nil {
-			r.o.OnError(err)
+			if err := r.Refresh(ctx); err != nil && r.o.OnError != nil && ctx.Err() == nil {
+				r.o.OnError(err)
+			}
 		}
 	}
 }

@@ -64,12 +64,14 @@ func TestWithdrawalReachesEveryReplica(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer a.Close()
 			b, err := consent.OpenStore(ctx, bStore, o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer b.Close()
+			rctx, stop := context.WithCancel(ctx)
+			defer stop()
+			go a.Run(rctx)
+			go b.Run(rctx)
 
 			ufr, ulm := consenttest.New("uk-freiburg", "ufr-2026"), consenttest.New("uk-ulm", "ulm-2026")
 			var wg sync.WaitGroup

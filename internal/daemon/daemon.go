@@ -24,6 +24,7 @@ import (
 	"github.com/medicus-cloud/trust/audit/storage/postgres"
 	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/consent"
 	"github.com/medicus-cloud/trust/ear/issuer"
 	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/internal/limits"
@@ -63,6 +64,7 @@ type Daemon struct {
 	tokens   *issuer.Issuer
 	keys     *route.Router
 	revoked  *revoke.Set
+	consent  *consent.Registry
 	// coll is the collateral high-water mark and imported bundle (collateral.go).
 	coll    collateralState
 	closers []func() error
@@ -143,6 +145,7 @@ func New(ctx context.Context, cfg *Config, env Env, log *slog.Logger) (d *Daemon
 	if err != nil {
 		return nil, err
 	}
+	d.consent = duties.consent
 	shadow, err := d.openShadow(ctx)
 	if err != nil {
 		return nil, err
@@ -326,6 +329,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go d.policies.Watch(ctx, d.cfg.PolicyReloadInterval)
 	}
 	go d.revoked.Run(ctx)
+	go d.consent.Run(ctx)
 	go d.refreshCollateral(ctx)
 	go d.coll.imports.run(ctx)
 	fctx, fcancel := context.WithCancel(ctx)

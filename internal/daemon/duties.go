@@ -19,7 +19,7 @@ import (
 // replicas: with the postgres audit backend they live in the audit database (table
 // trust_admin_state), otherwise in the data directory (consent.json, breakglass.json).
 //
-// The consent registry is read again every 2 s, and a replica that cannot read it for 30 s
+// The consent registry is read again every 2 s (Serve runs it), and a replica that cannot read it for 30 s
 // refuses every release that needs consent: a withdrawal reaches every replica within 2 s. The
 // two-person store reads and changes the stored state on every call, a break-glass release
 // included, so an approval or a review counts everywhere at once. See SECURITY.md.
@@ -65,7 +65,6 @@ func (d *Daemon) openDuties(ctx context.Context, env Env) (*duties, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, c.Close)
 	b, err := breakglass.OpenDoc(breakGlassDoc)
 	if err != nil {
 		return nil, err

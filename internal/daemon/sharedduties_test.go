@@ -76,6 +76,9 @@ func openSharedDuties(t *testing.T, dataDir string, env Env) *duties {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go du.consent.Run(ctx) // as Serve does
 	return du
 }
 
