@@ -3,39 +3,32 @@ package revoke
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 
-	"github.com/medicus-cloud/trust/internal/atomicfile"
+	"github.com/medicus-cloud/trust/internal/shareddoc"
 )
 
 // MaxFileSize bounds the revocation file that FileStore reads.
 const MaxFileSize = 16 << 20
 
-// FileStore keeps revocations in one JSON file, replaced atomically (write, fsync, rename, fsync
-// the directory) on every Add. It serves a single trustd, or replicas sharing one data
-// directory; replicas on separate machines share a PGStore.
+// FileStore keeps revocations in one JSON file (a shareddoc.File), replaced atomically (write,
+// fsync, rename, fsync the directory) on every Add under an flock, so that replicas sharing one
+// data directory take turns. Replicas on separate machines share a PGStore.
 type FileStore struct {
 	Path string
-	mu   sync.Mutex
 }
 
 type fileFormat struct {
 	Revocations []Revocation `json:"revocations"`
 }
 
+func (f *FileStore) doc() *shareddoc.File { return &shareddoc.File{Path: f.Path} }
+
 // List implements Store. A missing file holds no revocations.
-func (f *FileStore) List(context.Context) ([]Revocation, error) {
-	b, err := os.ReadFile(f.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+func (f *FileStore) List(ctx context.Context) ([]Revocation, error) {
+	b, err := f.doc().Read(ctx)
+	if err != nil || b == nil {
 		return nil, err
 	}
 	return parseFile(b)
@@ -62,23 +55,21 @@ func parseFile(b []byte) ([]Revocation, error) {
 
 // Add implements Store.
 func (f *FileStore) Add(ctx context.Context, r Revocation) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	list, err := f.List(ctx)
-	if err != nil {
-		return err
-	}
-	if slices.ContainsFunc(list, func(o Revocation) bool { return o.ID == r.ID }) {
-		return fmt.Errorf("revocation %s exists", r.ID)
-	}
-	b, err := json.MarshalIndent(fileFormat{Revocations: append(list, r)}, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(f.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	// 0600, as the temporary files this wrote before were.
-	return atomicfile.WriteFile(f.Path, append(b, '\n'), 0o600)
+	return f.doc().Update(ctx, func(cur []byte) ([]byte, error) {
+		var list []Revocation
+		if cur != nil {
+			var err error
+			if list, err = parseFile(cur); err != nil {
+				return nil, err
+			}
+		}
+		if slices.ContainsFunc(list, func(o Revocation) bool { return o.ID == r.ID }) {
+			return nil, fmt.Errorf("revocation %s exists", r.ID)
+		}
+		b, err := json.MarshalIndent(fileFormat{Revocations: append(list, r)}, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '\n'), nil // 0600, as shareddoc writes every state file
+	})
 }

@@ -33,7 +33,7 @@ const MaxSize = 16 << 20
 // unless f fails, stores what f returns durably before the lock is released.
 type File struct {
 	Path string
-	mu   sync.Mutex // flock does not exclude goroutines of one process that share the file
+	mu   sync.Mutex // for builds without flock; with it, every Update opens the lock anew and flock excludes the others
 }
 
 // Read returns the document.
