@@ -1,5 +1,6 @@
 // Package shareddoc keeps one small JSON document of trustd's admin state (the consent
-// registry) where every replica reads and changes the same copy: a private file in the data
+// registry, the two-person requests; the revocation file uses File) where every replica reads
+// and changes the same copy: a private file in the data
 // directory for a single trustd or replicas sharing that directory, or a row in the audit
 // log's PostgreSQL database. Changes are read-modify-write under an exclusive lock (flock on
 // the file, a row lock in PostgreSQL), so that two replicas changing the document at once both
