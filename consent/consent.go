@@ -234,10 +234,23 @@ func (r *Registry) take(doc []byte, st state, keys map[string]map[string]any) {
 
 // parseState decodes a stored document (nil: empty) and parses its keys.
 func parseState(b []byte) (state, map[string]map[string]any, error) {
+	st, err := decodeState(b)
+	if err != nil {
+		return state{}, nil, err
+	}
+	keys, err := st.parseKeys()
+	if err != nil {
+		return state{}, nil, err
+	}
+	return st, keys, nil
+}
+
+// decodeState decodes a stored document; nil is the empty registry.
+func decodeState(b []byte) (state, error) {
 	st := state{Keys: map[string]map[string][]byte{}, Withdrawn: map[string]map[string]time.Time{}}
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &st); err != nil {
-			return state{}, nil, fmt.Errorf("consent registry: %w", err)
+			return state{}, fmt.Errorf("consent registry: %w", err)
 		}
 	}
 	if st.Keys == nil {
@@ -246,18 +259,23 @@ func parseState(b []byte) (state, map[string]map[string]any, error) {
 	if st.Withdrawn == nil {
 		st.Withdrawn = map[string]map[string]time.Time{}
 	}
+	return st, nil
+}
+
+// parseKeys parses the registered keys: tenant -> kid -> public key.
+func (st state) parseKeys() (map[string]map[string]any, error) {
 	keys := map[string]map[string]any{}
 	for t, ks := range st.Keys {
 		keys[t] = map[string]any{}
 		for kid, der := range ks {
 			k, err := parseKey(der)
 			if err != nil {
-				return state{}, nil, fmt.Errorf("consent registry: key %s: %w", kid, err)
+				return nil, fmt.Errorf("consent registry: key %s: %w", kid, err)
 			}
 			keys[t][kid] = k
 		}
 	}
-	return st, keys, nil
+	return keys, nil
 }
 
 // change applies f to the stored document under its lock, durably, and takes the result as
@@ -272,10 +290,13 @@ func (r *Registry) change(f func(st *state) error) error {
 	)
 	err := r.store.Update(ctx, func(cur []byte) ([]byte, error) {
 		var err error
-		if st, _, err = parseState(cur); err != nil {
+		if st, err = decodeState(cur); err != nil {
 			return nil, err
 		}
 		if err := f(&st); err != nil {
+			return nil, err
+		}
+		if keys, err = st.parseKeys(); err != nil {
 			return nil, err
 		}
 		b, err := json.MarshalIndent(st, "", "  ")
@@ -283,8 +304,7 @@ func (r *Registry) change(f func(st *state) error) error {
 			return nil, err
 		}
 		doc = append(b, '\n')
-		_, keys, err = parseState(doc)
-		return doc, err
+		return doc, nil
 	})
 	if err != nil {
 		return err
@@ -410,7 +430,7 @@ func (r *Registry) Merge(path string) (added int, err error) {
 	if err != nil || b == nil {
 		return 0, err
 	}
-	old, _, err := parseState(b)
+	old, err := decodeState(b)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
