@@ -61,14 +61,19 @@ func rounds(subject, floor func(n int)) (s, f, ratio float64) {
 
 // calibrate warms f up and returns how many ops take about d.
 func calibrate(f func(n int), d time.Duration) int {
+	_, per := grow(f, d)
+	return max(int(float64(d)/max(per, 1)), 1)
+}
+
+// grow warms f up and runs it with n = 1, 10, 100, ... until one run takes at least d/10; it
+// returns that n and the run's nanoseconds per op.
+func grow(f func(n int), d time.Duration) (n int, per float64) {
 	f(1) // warm up caches and lazily built state
-	n := 1
-	for {
-		t := timed(f, n) * float64(n)
-		if t >= float64(d)/10 || n >= 1<<30 {
-			return max(int(float64(d)*float64(n)/max(t, 1)), 1)
+	for n = 1; ; n *= 10 {
+		per = timed(f, n)
+		if per*float64(n) >= float64(d)/10 || n >= 1<<30 {
+			return n, per
 		}
-		n *= 10
 	}
 }
 
@@ -94,28 +99,14 @@ func Value(b *testing.B, name string, v float64) float64 {
 }
 
 // NsPerOp runs f with growing n until one run takes at least Target/10, then once more sized to
-// take about Target, and returns nanoseconds per op of that last run.
+// take about Target (unless that run took half of it already), and returns nanoseconds per op of
+// the last run.
 func NsPerOp(f func(n int)) float64 {
-	f(1) // warm up caches and lazily built state
-	n := 1
-	for {
-		runtime.GC()
-		start := time.Now()
-		f(n)
-		d := time.Since(start)
-		if d >= Target/10 || n >= 1<<30 {
-			per := float64(d) / float64(n)
-			if d >= Target/2 {
-				return per
-			}
-			m := max(int(float64(Target)/max(per, 1)), n+1)
-			runtime.GC()
-			start = time.Now()
-			f(m)
-			return float64(time.Since(start)) / float64(m)
-		}
-		n *= 10
+	n, per := grow(f, Target)
+	if per*float64(n) >= float64(Target)/2 {
+		return per
 	}
+	return timed(f, max(int(float64(Target)/max(per, 1)), n+1))
 }
 
 // detail prints both sides of a ratio in nanoseconds per op when BENCHRATIO_DETAIL is set, so
