@@ -31,6 +31,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/internal/every"
 	"github.com/medicus-cloud/trust/internal/shareddoc"
 )
 
@@ -186,21 +187,8 @@ func OpenStore(ctx context.Context, store Store, o Options) (*Registry, error) {
 	return r, nil
 }
 
-// Run reads the document again every poll interval until ctx ends, as revoke.Set.Run does.
-func (r *Registry) Run(ctx context.Context) {
-	t := time.NewTicker(r.o.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := r.Refresh(ctx); err != nil && r.o.OnError != nil && ctx.Err() == nil {
-				r.o.OnError(err)
-			}
-		}
-	}
-}
+// Run reads the document again every poll interval until ctx ends.
+func (r *Registry) Run(ctx context.Context) { every.Run(ctx, r.o.PollInterval, r.Refresh, r.o.OnError) }
 
 // Refresh reads the document again. On failure the registry keeps what it had.
 func (r *Registry) Refresh(ctx context.Context) error {

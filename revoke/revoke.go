@@ -25,6 +25,7 @@ import (
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/schemes"
+	"github.com/medicus-cloud/trust/internal/every"
 	"github.com/medicus-cloud/trust/policies"
 )
 
@@ -237,20 +238,7 @@ func (s *Set) Refresh(ctx context.Context) error {
 }
 
 // Run refreshes every poll interval until ctx ends.
-func (s *Set) Run(ctx context.Context) {
-	t := time.NewTicker(s.o.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Refresh(ctx); err != nil && s.o.OnError != nil && ctx.Err() == nil {
-				s.o.OnError(err)
-			}
-		}
-	}
-}
+func (s *Set) Run(ctx context.Context) { every.Run(ctx, s.o.PollInterval, s.Refresh, s.o.OnError) }
 
 // Add stores r (filling its ID and time) and refreshes, so this replica enforces it at once.
 func (s *Set) Add(ctx context.Context, r Revocation) (Revocation, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/collateral"
 	"github.com/medicus-cloud/trust/collateral/bundlepg"
+	"github.com/medicus-cloud/trust/internal/every"
 	"github.com/medicus-cloud/trust/policies"
 	"github.com/medicus-cloud/trust/service"
 )
@@ -208,18 +209,9 @@ func (im *bundleImporter) run(ctx context.Context) {
 	if im == nil || im.shared == nil {
 		return
 	}
-	t := time.NewTicker(im.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			sctx, cancel := context.WithTimeout(ctx, im.poll)
-			if err := im.sync(sctx); err != nil && ctx.Err() == nil {
-				im.log.Warn("collateral bundle of the other replicas not applied", "err", err)
-			}
-			cancel()
-		}
-	}
+	every.Run(ctx, im.poll, func(ctx context.Context) error {
+		sctx, cancel := context.WithTimeout(ctx, im.poll)
+		defer cancel()
+		return im.sync(sctx)
+	}, func(err error) { im.log.Warn("collateral bundle of the other replicas not applied", "err", err) })
 }
