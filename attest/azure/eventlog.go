@@ -31,7 +31,8 @@ func splitTPMEventLog(collateral map[string][]byte) (map[string][]byte, []byte, 
 
 // tpmEventLog replays the log into its SHA-256 bank and checks every quoted PCR (the quote's
 // values are SHA-256) against it; a quoted PCR the log does not touch must hold its reset value.
-// A mismatch is not authentic and names the PCR; the log's components become c.Components.
+// A mismatch is not authentic and names the PCR. The components of the events in quoted PCRs
+// become c.Components; events in PCRs the quote leaves out are unchecked and give none.
 func tpmEventLog(raw []byte, pcrs map[uint32][]byte, c *attest.Claims) error {
 	r, err := eventlog.ReplayTPM(raw)
 	if err != nil {
@@ -41,7 +42,8 @@ func tpmEventLog(raw []byte, pcrs map[uint32][]byte, c *attest.Claims) error {
 	for i, v := range pcrs {
 		quoted[fmt.Sprintf("sha256:%d", i)] = v
 	}
-	if err := r.Verify(quoted); err != nil {
+	backed, err := r.Appraise(quoted)
+	if err != nil {
 		var me *eventlog.MismatchError
 		if errors.As(err, &me) {
 			return attest.NotAuthentic("event_log.pcr"+strings.TrimPrefix(me.Register, "sha256:"), err)
@@ -49,7 +51,7 @@ func tpmEventLog(raw []byte, pcrs map[uint32][]byte, c *attest.Claims) error {
 		return attest.NotAuthentic("event_log", err)
 	}
 	c.Components = map[string]attest.Hex{}
-	for k, v := range r.Components.Digests() {
+	for k, v := range backed.Digests() {
 		c.Components[k] = v
 	}
 	return nil

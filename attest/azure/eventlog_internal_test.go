@@ -14,7 +14,8 @@ import (
 )
 
 // TestTPMEventLog: a real vTPM log (GCE Ubuntu 24.04 SEV-SNP) replays to the PCRs its VM
-// quoted and gives components; a changed PCR fails closed naming it.
+// quoted and gives components; a quote that leaves the log's PCRs out gives none; a changed PCR
+// fails closed naming it.
 func TestTPMEventLog(t *testing.T) {
 	raw, err := os.ReadFile("../eventlog/testdata/tpm/ubuntu-2404-amd-sevsnp.bin")
 	if err != nil {
@@ -39,6 +40,15 @@ func TestTPMEventLog(t *testing.T) {
 	}
 	if len(c.Components["kernel"]) == 0 && len(c.Components["shim"]) == 0 {
 		t.Errorf("no components: %v", c.Components)
+	}
+	// A quote of one untouched PCR verifies (it is at its reset value) but backs none of the
+	// log's events: they must not become claims.
+	c = &attest.Claims{}
+	if err := tpmEventLog(raw, map[uint32][]byte{16: make([]byte, 32)}, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Components) != 0 {
+		t.Errorf("components from PCRs the quote left out: %v", c.Components)
 	}
 	pcrs[4] = bytes.Repeat([]byte{1}, 32)
 	err = tpmEventLog(raw, pcrs, &attest.Claims{})

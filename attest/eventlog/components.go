@@ -65,7 +65,9 @@ var ukiSections = map[string]bool{
 	".sbat": true, ".ucode": true, ".profile": true, ".hwids": true, ".efifw": true,
 }
 
-func components(events []Event, hash crypto.Hash, regName func(uint32) string) Components {
+// components draws the claims from the events of the given bank; keep, if not nil, says which
+// registers count (the others' events yield nothing).
+func components(events []Event, hash crypto.Hash, regName func(uint32) string, keep func(index uint32) bool) Components {
 	var c Components
 	separators := map[uint32]int{}
 	var pendingSection string
@@ -76,6 +78,10 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string) C
 		}
 		d, ok := e.Digests[hash]
 		if !ok {
+			continue
+		}
+		if keep != nil && !keep(e.Index) {
+			pendingSection = "" // a section's name and contents are consecutive events
 			continue
 		}
 		m := Measurement{Register: regName(e.Index), Event: e.Type.String(), Digest: hex.EncodeToString(d)}

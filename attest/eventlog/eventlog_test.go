@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -363,4 +364,75 @@ func FuzzParse(f *testing.F) {
 		}
 		_, _ = ParseCCELTable(b)
 	})
+}
+
+// TestAppraiseKeepsWhatTheQuoteBacks: a TPM signs whatever PCR selection it is asked for, so a
+// quote that leaves a PCR out leaves that PCR's events unchecked. Appraise draws components only
+// from the quoted PCRs of the quoted bank; a quote of one untouched PCR (which passes, being at
+// its reset value) must not turn a log's kernel, shim and command line into claims.
+func TestAppraiseKeepsWhatTheQuoteBacks(t *testing.T) {
+	raw := read(t, "testdata/tpm/ubuntu-2404-amd-sevsnp.bin")
+	all := expected(t, "testdata/tpm/ubuntu-2404-amd-sevsnp.pcrs")
+	r, err := ReplayTPM(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := func(prefix string, only ...string) map[string][]byte {
+		out := map[string][]byte{}
+		for n, v := range all {
+			if strings.HasPrefix(n, prefix) && (len(only) == 0 || slices.Contains(only, n)) {
+				out[n] = v
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		quoted map[string][]byte
+		want   []string // the Digests names
+	}{
+		{"the whole SHA-256 bank", bank("sha256:"), []string{"cmdline", "kernel", "shim", "grub"}},
+		{"the whole SHA-1 bank", bank("sha1:"), []string{"cmdline", "kernel", "shim", "grub"}},
+		{"both banks", all, []string{"cmdline", "kernel", "shim", "grub"}},
+		{"PCR 7 only", bank("sha256:", "sha256:7"), nil},
+		{"PCRs 8 and 9 only", bank("sha256:", "sha256:8", "sha256:9"), []string{"cmdline", "kernel"}},
+		{"an untouched PCR only", map[string][]byte{"sha256:16": make([]byte, 32)}, nil},
+		{"nothing", map[string][]byte{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := r.Appraise(tc.quoted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := c.Digests()
+			for _, n := range tc.want {
+				if len(d[n]) == 0 {
+					t.Errorf("no %s in %v", n, slices.Sorted(maps.Keys(d)))
+				}
+			}
+			if tc.want == nil && len(d) != 0 {
+				t.Errorf("components from unquoted PCRs: %v", slices.Sorted(maps.Keys(d)))
+			}
+			for _, m := range slices.Concat(c.Bootloaders, c.Firmware, c.SecureBootVariables, c.UKISections) {
+				if _, ok := tc.quoted["sha256:"+strings.TrimPrefix(m.Register, "PCR")]; !ok {
+					if _, ok := tc.quoted["sha1:"+strings.TrimPrefix(m.Register, "PCR")]; !ok {
+						t.Errorf("%s %s from unquoted %s", m.Event, m.Kind, m.Register)
+					}
+				}
+			}
+		})
+	}
+	// The digests are the quoted bank's.
+	c256, _ := r.Appraise(bank("sha256:"))
+	c1, _ := r.Appraise(bank("sha1:"))
+	if len(c256.Kernel.Digest) != 64 || len(c1.Kernel.Digest) != 40 {
+		t.Errorf("kernel digests %q (SHA-256 quote), %q (SHA-1 quote)", c256.Kernel.Digest, c1.Kernel.Digest)
+	}
+	// A mismatch still fails, as Verify does.
+	bad := bank("sha256:")
+	bad["sha256:4"] = bad["sha256:7"]
+	var m *MismatchError
+	if _, err := r.Appraise(bad); !errors.As(err, &m) || m.Register != "sha256:4" {
+		t.Errorf("mismatch: %v", err)
+	}
 }

@@ -103,7 +103,7 @@ func ReplayTDX(raw []byte) (*TDX, error) {
 		}
 		t.RTMRs[i] = Register{Name: name, Alg: crypto.SHA384, Index: i, Value: v}
 	}
-	t.Components = components(log.Events, crypto.SHA384, tdxRegisterName)
+	t.Components = components(log.Events, crypto.SHA384, tdxRegisterName, nil)
 	return t, nil
 }
 
@@ -128,7 +128,9 @@ func tdxRegisterName(index uint32) string {
 type TPM struct {
 	Log *Log
 	// PCRs lists the SHA-1 bank then the SHA-256 bank (when the log has them), PCRs ascending.
-	PCRs       []Register
+	PCRs []Register
+	// Components are drawn from every event, as the log tells them: nothing has checked them
+	// yet. A verifier takes its claims from Appraise, which keeps only what a quote backs.
 	Components Components
 }
 
@@ -174,8 +176,35 @@ func ReplayTPM(raw []byte) (*TPM, error) {
 	if !slices.Contains(log.Algs, hash) {
 		hash = crypto.SHA1
 	}
-	t.Components = components(log.Events, hash, func(i uint32) string { return "PCR" + strconv.Itoa(int(i)) })
+	t.Components = components(log.Events, hash, pcrName, nil)
 	return t, nil
+}
+
+func pcrName(i uint32) string { return "PCR" + strconv.Itoa(int(i)) }
+
+// Appraise checks the replayed PCRs against quoted values, as Verify does, and returns the
+// components that the quote backs: those of events extended into a quoted PCR, with the
+// digests of the quoted bank (SHA-256 when the quote has any of it). An event in a PCR that the
+// quote leaves out, or with digests only in a bank it does not quote, is the log's word alone
+// (a TPM signs whatever PCR selection its caller asks for) and yields no component.
+func (t *TPM) Appraise(quoted map[string][]byte) (Components, error) {
+	if err := t.Verify(quoted); err != nil {
+		return Components{}, err
+	}
+	hash := crypto.SHA1
+	for n := range quoted {
+		if alg, _, _ := parsePCRName(n); alg == crypto.SHA256 {
+			hash = crypto.SHA256
+			break
+		}
+	}
+	backed := map[uint32]bool{}
+	for n := range quoted {
+		if alg, idx, _ := parsePCRName(n); alg == hash {
+			backed[uint32(idx)] = true
+		}
+	}
+	return components(t.Log.Events, hash, pcrName, func(i uint32) bool { return backed[i] }), nil
 }
 
 // Verify checks the replayed PCRs against quoted values (keyed by the register names
