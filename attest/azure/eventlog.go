@@ -7,13 +7,14 @@ import (
 	"strings"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/azure/azureabi"
 	"github.com/medicus-cloud/trust/attest/eventlog"
 )
 
 // CollateralTPMEventLog names the vTPM's TCG PC Client event log (the guest's
 // /sys/kernel/security/tpm0/binary_bios_measurements) in attest.Evidence.Collateral. It is not
 // SNP or TDX collateral: VerifyEvidence takes it out before passing the rest on.
-const CollateralTPMEventLog = "tpm.eventlog"
+const CollateralTPMEventLog = azureabi.CollateralTPMEventLog
 
 // splitTPMEventLog returns the collateral without the event log, and the log if there is one.
 func splitTPMEventLog(collateral map[string][]byte) (map[string][]byte, []byte, bool) {

@@ -4,19 +4,25 @@
 //
 // The evidence it makes is attest/azure's document: the HCL report, the quote (qualifying data
 // azureabi.QualifyingData(reportData)) and the PCR values; for TDX also the TD quote, which Azure's
-// quoting service makes from the HCL report's TD report (Provider.TDQuote).
+// quoting service makes from the HCL report's TD report (Provider.TDQuote). With an event log
+// (Provider.EventLog) the evidence carries it too, as collateral "tpm.eventlog", so that
+// policies can name the boot components it records.
 package aztpm
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/azure/azureabi"
+	"github.com/medicus-cloud/trust/attest/eventlog"
 	"github.com/medicus-cloud/trust/enclave"
 )
 
@@ -36,6 +42,9 @@ const (
 // DefaultDevice is the kernel's TPM resource manager.
 const DefaultDevice = "/dev/tpmrm0"
 
+// DefaultEventLog is where Linux shows the TPM's boot event log (securityfs).
+const DefaultEventLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
+
 // maxNVChunk is what every TPM accepts per TPM2_NV_Read.
 const maxNVChunk = 512
 
@@ -45,8 +54,16 @@ type Provider struct {
 	TPM transport.TPM
 	// AK is the attestation key's handle; zero means AKHandle.
 	AK tpm2.TPMHandle
-	// PCRs are the SHA-256 PCRs to quote; nil means 0 to 23.
+	// PCRs are the SHA-256 PCRs to quote. Nil means 0 to 23 or, with an event log, those of 0
+	// to 23 that the log accounts for: the PCRs it replays to their present values and the
+	// untouched ones at their reset values. PCRs extended after boot outside the log (IMA's
+	// PCR 10, for one) are then left out, since the verifier fails evidence whose log does not
+	// replay to every quoted PCR.
 	PCRs []uint
+	// EventLog, if set, returns the vTPM's TCG event log to send along (ReadEventLog reads the
+	// kernel's); nil, or a nil log, sends none. The verifier replays it against the quote and
+	// draws the components claims from the events of quoted PCRs.
+	EventLog func() ([]byte, error)
 	// RefreshUserData writes the report data to UserDataIndex before reading the HCL report, so
 	// that the runtime data carries it too (Azure refreshes the report on read; elsewhere it
 	// has no effect).
@@ -110,10 +127,21 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 	if ak == 0 {
 		ak = AKHandle
 	}
+	var log []byte
+	if p.EventLog != nil {
+		if log, err = p.EventLog(); err != nil {
+			return nil, fmt.Errorf("aztpm: event log: %w", err)
+		}
+	}
 	pcrs := p.PCRs
 	if pcrs == nil {
 		for i := uint(0); i <= azureabi.MaxPCR; i++ {
 			pcrs = append(pcrs, i)
+		}
+		if log != nil {
+			if pcrs, err = accountedFor(p.TPM, log, pcrs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if e.Quote, err = Quote(p.TPM, ak, azureabi.QualifyingData(reportData), pcrs); err != nil {
@@ -123,7 +151,43 @@ func (p *Provider) Evidence(ctx context.Context, reportData [attest.ReportDataSi
 	if err != nil {
 		return nil, err
 	}
-	return &attest.Evidence{TEE: e.TEE, Report: doc}, nil
+	ev := &attest.Evidence{TEE: e.TEE, Report: doc}
+	if log != nil {
+		ev.Collateral = map[string][]byte{azureabi.CollateralTPMEventLog: log}
+	}
+	return ev, nil
+}
+
+// ReadEventLog reads the TPM's boot event log at DefaultEventLog. Where this process cannot see
+// it (no securityfs, as in most containers, or a log only root may read) it returns nil and no
+// error: the evidence then goes without it, as before there was a log to send, and a policy
+// that names boot components denies, saying that no event log was replayed.
+func ReadEventLog() ([]byte, error) {
+	b, err := os.ReadFile(DefaultEventLog)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// accountedFor returns those of pcrs that the log accounts for at present: each replays to its
+// value, or the log does not touch it and it holds its reset value (what the verifier checks).
+func accountedFor(tpm transport.TPM, log []byte, pcrs []uint) ([]uint, error) {
+	r, err := eventlog.ReplayTPM(log)
+	if err != nil {
+		return nil, fmt.Errorf("aztpm: the event log does not replay: %w", err)
+	}
+	now, err := ReadPCRs(tpm, pcrs)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint
+	for _, i := range pcrs {
+		if r.Verify(map[string][]byte{"sha256:" + strconv.Itoa(int(i)): now[uint32(i)]}) == nil {
+			out = append(out, i)
+		}
+	}
+	return out, nil
 }
 
 // ReadNV reads a whole NV index.

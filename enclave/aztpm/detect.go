@@ -14,8 +14,8 @@ import (
 var Detector = NewDetector(func() (transport.TPMCloser, error) { return OpenDevice("") })
 
 // NewDetector is Detector with open in place of opening DefaultDevice (tests pass a TPM
-// simulator). The provider it returns keeps the TPM open and fetches the VCEK or TD quote from
-// Azure's IMDS.
+// simulator). The provider it returns keeps the TPM open, fetches the VCEK or TD quote from
+// Azure's IMDS, and sends the kernel's event log along (ReadEventLog).
 func NewDetector(open func() (transport.TPMCloser, error)) enclave.Detector {
 	return enclave.Detector{
 		What: "an Azure confidential VM (" + DefaultDevice + " with an HCL report in NV index 0x01400001)",
@@ -39,7 +39,7 @@ func NewDetector(open func() (transport.TPMCloser, error)) enclave.Detector {
 				return nil, nil
 			}
 			imds := &IMDSClient{}
-			return &Provider{TPM: tpm, VCEK: imds.VCEK, TDQuote: imds.TDQuote}, nil
+			return &Provider{TPM: tpm, VCEK: imds.VCEK, TDQuote: imds.TDQuote, EventLog: ReadEventLog}, nil
 		},
 	}
 }

@@ -39,7 +39,7 @@ func TestDetector(t *testing.T) {
 	}
 
 	// Not an HCL report: still not Azure.
-	installHCL(t, tpm, make([]byte, 1300))
+	azuretest.InstallHCL(t, tpm, make([]byte, 1300))
 	if p, err := d.Detect(present); p != nil || err != nil {
 		t.Fatalf("garbage in the NV index: %v, %v", p, err)
 	}
@@ -48,7 +48,7 @@ func TestDetector(t *testing.T) {
 func TestDetectorHCL(t *testing.T) {
 	present := enclave.Machine{Stat: func(string) (os.FileInfo, error) { return nil, nil }}
 	tpm := swtpmtest.Start(t)
-	ak := persistAK(t, tpm)
+	ak := azuretest.PersistAK(t, tpm)
 	fx, err := azuretest.NewSNPFixture()
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestDetectorHCL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installHCL(t, tpm, azuretest.HCLReport(azuretest.ReportTypeSNP, rep, rt)[:32+1184+20+len(rt)])
+	azuretest.InstallHCL(t, tpm, azuretest.HCLReport(azuretest.ReportTypeSNP, rep, rt)[:32+1184+20+len(rt)])
 	p, err := aztpm.NewDetector(func() (transport.TPMCloser, error) { return nopCloser{tpm}, nil }).Detect(present)
 	if err != nil || p == nil || p.TEE() != azure.SNP {
 		t.Fatalf("got %v, %v; want the azure-snp provider", p, err)

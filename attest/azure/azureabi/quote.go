@@ -24,6 +24,10 @@ type Quote struct {
 // MaxPCR is the highest PCR index of a PC Client TPM.
 const MaxPCR = 23
 
+// CollateralTPMEventLog names the vTPM's TCG PC Client event log (the guest's
+// /sys/kernel/security/tpm0/binary_bios_measurements) in attest.Evidence.Collateral.
+const CollateralTPMEventLog = "tpm.eventlog"
+
 // QualifyingData is what a workload passes to TPM2_Quote as qualifyingData: SHA-256 of the
 // 64-byte report-data binding (attest.ReportData). A TPM accepts qualifying data only up to its
 // largest digest, which is 48 bytes on TPMs without SHA-512, so the binding is hashed.
