@@ -50,8 +50,8 @@ type Options struct {
 	Lifetime          time.Duration
 	Now               func() time.Time
 	Rand              io.Reader
-	// NotAfter optionally says until when each key (by key ID) is published; KeySet.Options
-	// fills it. It only feeds TokenKeys.
+	// NotAfter optionally says until when each key (by key ID) is published and accepted;
+	// KeySet.Options fills it. Verify refuses a retired key from its NotAfter on.
 	NotAfter map[string]time.Time
 }
 
@@ -61,6 +61,8 @@ type Issuer struct {
 	kid    string
 	signer cose.Signer
 	keys   map[string]*ecdsa.PublicKey
+	// current holds the signing key's public key alone.
+	current map[string]*ecdsa.PublicKey
 	// verified remembers tokens that verified, by the digest of their exact bytes.
 	verified verifiedCache
 }
@@ -104,7 +106,20 @@ func New(o Options) (*Issuer, error) {
 		i.keys[kid] = pub
 	}
 	i.kid, _ = ear.KeyID(&o.Key.PublicKey)
+	i.current = map[string]*ecdsa.PublicKey{i.kid: &o.Key.PublicKey}
 	return i, nil
+}
+
+// retired returns the retired keys still accepted at now: those whose NotAfter, if known, is
+// after now.
+func (i *Issuer) retired(now time.Time) map[string]*ecdsa.PublicKey {
+	out := map[string]*ecdsa.PublicKey{}
+	for kid, pub := range i.keys {
+		if na, ok := i.o.NotAfter[kid]; kid != i.kid && (!ok || now.Before(na)) {
+			out[kid] = pub
+		}
+	}
+	return out
 }
 
 func moduleVersion() string {
@@ -185,7 +200,7 @@ func (i *Issuer) fill(c *ear.Claims) (*ear.Claims, time.Time, error) {
 // time: signature under a known key, ES256 only, profile, validity window, and the issuer's own
 // "iss" and "aud".
 //
-// A token that verified, or that this issuer signed, is remembered by the digest of its exact
+// A token that verified under the current key, or that this issuer signed, is remembered by the digest of its exact
 // bytes until it expires, so a workload that presents one token for many releases pays for at
 // most one signature check: later calls only check the validity window again. Failures are
 // never remembered.
@@ -198,14 +213,23 @@ func (i *Issuer) Verify(b []byte) (*ear.Claims, error) {
 		}
 		return c, nil
 	}
-	c, err := ear.VerifyAny(b, i.keys, now)
+	c, err := ear.VerifyAny(b, i.current, now)
+	retired := false
+	if errors.Is(err, ear.ErrUnknownKey) && len(i.keys) > 1 {
+		// A retired key verifies only until its NotAfter, as relying parties see it published;
+		// its tokens are not remembered, so that none outlives that time in the cache.
+		c, err = ear.VerifyAny(b, i.retired(now), now)
+		retired = true
+	}
 	if err != nil {
 		return nil, err
 	}
 	if err := ear.CheckIssuerAudience(c, i.o.Issuer, i.o.Audience); err != nil {
 		return nil, err
 	}
-	i.verified.put(d, c, now)
+	if !retired {
+		i.verified.put(d, c, now)
+	}
 	cc := *c
 	return &cc, nil
 }

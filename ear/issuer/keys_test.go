@@ -227,3 +227,51 @@ func tokenKeys(i *Issuer) (*pb.GetTokenKeysResponse, error) {
 	}
 	return wire.TokenKeysToPB(keys)
 }
+
+// A retired key stops verifying at its NotAfter in trustd too, not only in relying parties: a
+// leaked retired key (still on disk until the next Rotate) must not mint tokens that a
+// long-running trustd accepts, and a token it signed is not remembered past that time.
+func TestRetiredKeyRefusedAfterNotAfter(t *testing.T) {
+	cur, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	old, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	oldKid, _ := ear.KeyID(&old.PublicKey)
+	notAfter := time.Unix(1_800_000_000, 0)
+	now := notAfter.Add(-30 * time.Minute)
+	i, err := New(Options{Key: cur, Verify: []*ecdsa.PublicKey{&old.PublicKey}, NotAfter: map[string]time.Time{oldKid: notAfter},
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(at time.Time) []byte {
+		t.Helper()
+		o, err := New(Options{Key: old, Lifetime: time.Hour, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cwt, _, err := o.Issue(&ear.Claims{TEE: "tdx", Policy: "p",
+			Grants: []release.Grant{{Kind: release.GrantDataKey, Name: "k"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cwt
+	}
+	// Before NotAfter the retired key verifies (rotation overlap).
+	early := mint(now)
+	if _, err := i.Verify(early); err != nil {
+		t.Fatalf("retired key before its NotAfter: %v", err)
+	}
+	now = notAfter.Add(time.Minute)
+	if _, err := i.Verify(early); err == nil {
+		t.Fatal("a token of a retired key, remembered before its NotAfter, is still accepted after it")
+	}
+	o, _ := New(Options{Key: old, Now: func() time.Time { return now }})
+	cwt, jwt, _, err := o.IssueBoth(&ear.Claims{TEE: "tdx", Policy: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string][]byte{"cwt": cwt, "jwt": jwt} {
+		if _, err := i.Verify(tok); !errors.Is(err, ear.ErrUnknownKey) {
+			t.Fatalf("%s signed by a retired key after its NotAfter: err %v, want ErrUnknownKey", name, err)
+		}
+	}
+}
