@@ -480,7 +480,8 @@ func (r *Registry) Check(raw []byte, req Requirement, rel Release) (*Result, err
 		return res, &Denial{Claim: "consent.jti", Seen: "missing or malformed", Expected: "1-64 characters of [A-Za-z0-9._-]"}
 	case subtle.ConstantTimeCompare([]byte(c.Issuer), []byte(rel.Tenant)) != 1:
 		return res, &Denial{Claim: "consent.iss", Seen: "another tenant", Expected: "the release's tenant"}
-	case c.NotBefore == 0 || c.Expires == 0 || c.Expires <= c.NotBefore || time.Duration(c.Expires-c.NotBefore)*time.Second > MaxValidity:
+	// In seconds, with nbf > 0: exp - nbf then cannot overflow (in nanoseconds it could).
+	case c.NotBefore <= 0 || c.Expires <= c.NotBefore || c.Expires-c.NotBefore > int64(MaxValidity/time.Second):
 		return res, &Denial{Claim: "consent.exp", Seen: "missing or unbounded validity", Expected: "nbf < exp within " + MaxValidity.String()}
 	case rel.Now.Add(Leeway).Before(time.Unix(c.NotBefore, 0)):
 		return res, &Denial{Claim: "consent.nbf", Seen: "not yet valid", Expected: "nbf before now"}

@@ -63,6 +63,9 @@ func TestCheck(t *testing.T) {
 		}), nil, "consent.exp"},
 		{"not yet valid", with(func(c *consent.Claims) { c.NotBefore = now.Add(time.Hour).Unix() }), nil, "consent.nbf"},
 		{"unbounded", with(func(c *consent.Claims) { c.Expires = now.Add(5 * 365 * 24 * time.Hour).Unix() }), nil, "consent.exp"},
+		// exp - nbf of about 584 years: in nanoseconds it wraps around int64 to 0.29 s.
+		{"unbounded, overflowing", with(func(c *consent.Claims) { c.Expires = c.NotBefore + 18_446_744_074 }), nil, "consent.exp"},
+		{"unbounded, negative nbf", with(func(c *consent.Claims) { c.NotBefore = -1 << 62; c.Expires = 1 << 62 }), nil, "consent.exp"},
 		{"other recipient", with(func(c *consent.Claims) { c.Audience = "messenger" }), nil, "consent.aud"},
 		{"purpose not granted", with(func(c *consent.Claims) { c.Purposes = []string{consent.Research} }), nil, "consent.purpose"},
 		{"patient mismatch", ufr.Sign(good), func(r *consent.Release) { r.Patient = "psn-0000" }, "consent.sub"},
