@@ -273,6 +273,11 @@ func (s *Service) checkAttestRequest(req *pb.AttestRequest) (*attest.Evidence, *
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "workload_key: %v", err)
 	}
+	// A key that parses may still take no seal (an X25519 low-order point, RFC 9180 7.1.4):
+	// refuse it here rather than issue a token on which every release fails.
+	if _, err := pk.Sealer(); err != nil {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "workload_key: no HPKE seal to this key: %v", err)
+	}
 	return ev, pk, nil
 }
 

@@ -521,3 +521,26 @@ func flip(b []byte) []byte {
 	c[len(c)/2] ^= 1
 	return c
 }
+
+// A workload key that no HPKE seal can use (an X25519 low-order point) is refused at Attest,
+// naming workload_key, even with evidence bound to it: otherwise trustd issues a token whose
+// every release fetches the key from the key store and then fails as an Internal error.
+func TestAttestLowOrderWorkloadKey(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	ch, err := h.rpc.GetChallenge(ctx, &pb.GetChallengeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, 32)
+	rd := attest.ReportData(ch.GetNonce(), seal.X25519.ID(), zero)
+	ev, err := hello().Evidence(ctx, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk := &pb.WorkloadKey{Kem: uint32(seal.KEMX25519), Kdf: uint32(seal.KDFHKDFSHA256), Aead: uint32(seal.AEADAES256GCM), PublicKey: zero}
+	_, err = h.rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wk})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "workload_key") {
+		t.Fatalf("got %v, want InvalidArgument naming workload_key", err)
+	}
+}
