@@ -273,11 +273,6 @@ func (s *Service) checkAttestRequest(req *pb.AttestRequest) (*attest.Evidence, *
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "workload_key: %v", err)
 	}
-	// A key that parses may still take no seal (an X25519 low-order point, RFC 9180 7.1.4):
-	// refuse it here rather than issue a token on which every release fails.
-	if _, err := pk.Sealer(); err != nil {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "workload_key: no HPKE seal to this key: %v", err)
-	}
 	return ev, pk, nil
 }
 
@@ -482,7 +477,10 @@ func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims 
 	}
 	defer pt.Wipe()
 	if su.err != nil {
-		return nil, su.err
+		// A key that parsed at Attest may still take no seal (an X25519 low-order point, RFC
+		// 9180 7.1.4). It is the client's fault, found here rather than by an encapsulation on
+		// every Attest; the plaintext goes nowhere.
+		return nil, attest.Malformed("workload_key", "the key bound at Attest takes no HPKE seal: %v", su.err)
 	}
 	return su.s.Seal(seal.ReleaseAAD(rid, bound.Name(), bound.Canonical()), pt.Reveal())
 }

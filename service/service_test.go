@@ -522,10 +522,11 @@ func flip(b []byte) []byte {
 	return c
 }
 
-// A workload key that no HPKE seal can use (an X25519 low-order point) is refused at Attest,
-// naming workload_key, even with evidence bound to it: otherwise trustd issues a token whose
-// every release fetches the key from the key store and then fails as an Internal error.
-func TestAttestLowOrderWorkloadKey(t *testing.T) {
+// A workload key that no HPKE seal can use (an X25519 low-order point) fails the release as
+// InvalidArgument naming workload_key, with nothing released and the refusal in the log, rather
+// than as an Internal error. (Attest does not try an encapsulation on every request to find it
+// sooner.)
+func TestLowOrderWorkloadKey(t *testing.T) {
 	h := start(t)
 	ctx := context.Background()
 	ch, err := h.rpc.GetChallenge(ctx, &pb.GetChallengeRequest{})
@@ -539,8 +540,15 @@ func TestAttestLowOrderWorkloadKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	wk := &pb.WorkloadKey{Kem: uint32(seal.KEMX25519), Kdf: uint32(seal.KDFHKDFSHA256), Aead: uint32(seal.AEADAES256GCM), PublicKey: zero}
-	_, err = h.rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wk})
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "workload_key") {
-		t.Fatalf("got %v, want InvalidArgument naming workload_key", err)
+	at, err := h.rpc.Attest(ctx, &pb.AttestRequest{Nonce: ch.GetNonce(), Evidence: wire.EvidenceToPB(ev), WorkloadKey: wk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.rpc.GenerateDataKey(ctx, &pb.GenerateDataKeyRequest{Token: at.GetToken(), KeyName: "hello/records"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "workload_key") || resp != nil {
+		t.Fatalf("got %v, %v; want InvalidArgument naming workload_key", resp, err)
+	}
+	if r := h.audit.last(); r.Event != audit.EventGenerateDataKey || r.Verdict == audit.VerdictAllow {
+		t.Errorf("audit record %+v", r)
 	}
 }
