@@ -388,12 +388,13 @@ func (v *Verifier) RecheckClaims(c *attest.Claims, now time.Time) error {
 	if r == nil {
 		return nil
 	}
-	v.mu.Lock()
-	e := v.crls[product+"/"+signer]
-	v.mu.Unlock()
-	if e == nil {
+	if signer != SignerVCEK && signer != SignerVLEK {
 		return nil
 	}
+	// A replica that has not verified evidence of this product itself (restarted, or another
+	// replica issued the token) holds no CRL for it yet: registering the CRL makes the next
+	// scheduled RefreshCollateral load it, so that the claims are checked from then on.
+	e := v.crlState(product + "/" + signer)
 	s := e.snap.Load()
 	if s == nil {
 		return nil

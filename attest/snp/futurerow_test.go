@@ -68,3 +68,24 @@ func TestStoredCRLFutureFetchTime(t *testing.T) {
 		}
 	}
 }
+
+// TestCRLRecheckOtherReplica: a replica that has not verified SNP evidence itself (a restart, or
+// the load balancer sent the Attest to another replica) must still check the claims of
+// outstanding tokens against AMD's CRL: its scheduled refresh loads the CRL the claims need, and
+// a revoked ASK is refused.
+func TestCRLRecheckOtherReplica(t *testing.T) {
+	f := newFixture(t, Milan, fixtureOpts{})
+	crlPath := crlURL("https://kds.test", Milan, SignerVCEK)
+	kds := &clockKDS{files: map[string][]byte{crlPath: f.numberedCRL(t, t0, 1)}}
+	issuer := mustNew(t, Options{Roots: f.roots, Getter: kds, KDSURL: "https://kds.test", KDSRate: 1000, KDSBurst: 1000})
+	ev := &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{}), Certificates: f.table(t)}
+	c, err := issuer.Verify(context.Background(), ev, attest.Options{Now: tVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kds.set(crlPath, f.numberedCRL(t, tVerify.Add(time.Minute), 2, f.signer.Ask.SerialNumber), false)
+	other := mustNew(t, Options{Roots: f.roots, Getter: kds, KDSURL: "https://kds.test", KDSRate: 1000, KDSBurst: 1000})
+	_ = other.RecheckClaims(c, tVerify.Add(2*time.Minute)) // nothing loaded yet: no network here
+	other.RefreshCollateral(context.Background(), tVerify.Add(3*time.Minute))
+	wantErr(t, other.RecheckClaims(c, tVerify.Add(3*time.Minute)), attest.ErrNotAuthentic, "certificates.ask")
+}
