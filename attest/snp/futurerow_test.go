@@ -89,3 +89,23 @@ func TestCRLRecheckOtherReplica(t *testing.T) {
 	other.RefreshCollateral(context.Background(), tVerify.Add(3*time.Minute))
 	wantErr(t, other.RecheckClaims(c, tVerify.Add(3*time.Minute)), attest.ErrNotAuthentic, "certificates.ask")
 }
+
+// TestTurinMaskedChipIDClaim: the host decides whether CHIP_ID is masked (SNP_CONFIG), so the
+// chip_id claim of one Turin chip must read the same either way; otherwise a chip revoked by
+// its chip_id (trustctl revoke chip_id) verifies again once the host masks CHIP_ID.
+func TestTurinMaskedChipIDClaim(t *testing.T) {
+	f := newFixture(t, Turin, fixtureOpts{})
+	v := mustNew(t, Options{Roots: f.roots, Revocation: InsecureRevocationSkip})
+	var ids []string
+	for _, mask := range []bool{false, true} {
+		ev := &attest.Evidence{TEE: attest.SEVSNP, Report: f.report(t, reportSpec{mask: mask}), Certificates: f.table(t)}
+		c, err := v.Verify(context.Background(), ev, attest.Options{Now: tVerify})
+		if err != nil {
+			t.Fatalf("mask=%v: %v", mask, err)
+		}
+		ids = append(ids, c.Platform[ClaimChipID])
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("chip_id unmasked %s, masked %s: want the same", ids[0], ids[1])
+	}
+}
