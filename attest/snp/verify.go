@@ -588,7 +588,12 @@ func claims(r *report, e *endorsement, signer string) *attest.Claims {
 	}
 	switch {
 	case e.signer == abi.VcekReportSigner && r.masked && allZero(p.ChipId):
-		c.Platform[ClaimChipID] = hex.EncodeToString(e.ext.hwid)
+		// The CHIP_ID the chip would have reported: a Turin hwID is its first 8 bytes, the rest
+		// zero. The host decides about masking, so one chip must read the same either way (a
+		// chip_id revocation must hold).
+		var chip [abi.ChipIDSize]byte
+		copy(chip[:], e.ext.hwid)
+		c.Platform[ClaimChipID] = hex.EncodeToString(chip[:])
 		c.Attributes["chip_id_masked"] = 1
 	default:
 		c.Platform[ClaimChipID] = hex.EncodeToString(p.ChipId)
