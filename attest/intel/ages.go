@@ -52,11 +52,27 @@ func (v *QuoteVerifier) RefreshCollateral(ctx context.Context, now time.Time) {
 // that a release can be refused once the PCK CRL revokes it.
 const ClaimPCKSerial = "pck_serial"
 
-// RecheckPCK refuses a PCK (by FMSPC, CA and serial in hex) that the online PCK CRL in use now
-// revokes, or whose platform's online collateral is past the maximum age. It reads only memory;
-// platforms without online collateral pass.
+// RecheckPCK refuses a PCK (by FMSPC, CA and serial in hex) that the PCK CRL in use now for its
+// platform (offline, else online) revokes, or whose platform's online collateral is past the
+// maximum age. It never touches the network; platforms without collateral of trustd's own pass.
 func (v *QuoteVerifier) RecheckPCK(fmspc, ca, serialHex string, now time.Time) error {
-	if v.src == nil || fmspc == "" || serialHex == "" {
+	if fmspc == "" || serialHex == "" {
+		return nil
+	}
+	// Offline collateral (a directory or an imported bundle) comes first, as in Collateral: a
+	// reloaded PCK CRL reaches outstanding tokens too.
+	d := v.Offline()
+	if d == nil || d.FMSPC() != fmspc {
+		d = v.platform(fmspc)
+	}
+	if d != nil {
+		vc, err := v.VerifyOffline(d, now)
+		if err != nil {
+			return err
+		}
+		return recheckSerial(vc.PCKCRL, fmspc, ca, serialHex)
+	}
+	if v.src == nil {
 		return nil
 	}
 	v.state.mu.Lock()
@@ -69,15 +85,27 @@ func (v *QuoteVerifier) RecheckPCK(fmspc, ca, serialHex string, now time.Time) e
 	if s == nil || s.vc.PCKCRL == nil {
 		return nil
 	}
+	if err := recheckSerial(s.vc.PCKCRL, fmspc, ca, serialHex); err != nil {
+		return err
+	}
+	if age := now.Sub(s.fetchedAt); age > v.fresh.MaxAge {
+		return attest.Unavailable("collateral", fmt.Errorf("platform fmspc %s (%s CA): the last good set was fetched %s ago (at most %s)", fmspc, ca, age.Round(time.Second), v.fresh.MaxAge))
+	}
+	return nil
+}
+
+// recheckSerial refuses the PCK serial (hex) when crl revokes it, or when crl is not the CRL of
+// the claims' PCK CA kind (the PCK would no longer verify against it).
+func recheckSerial(crl *CRL, fmspc, ca, serialHex string) error {
 	serial, ok := new(big.Int).SetString(serialHex, 16)
 	if !ok {
 		return attest.Malformed("platform."+ClaimPCKSerial, "not hex")
 	}
-	if s.vc.PCKCRL.RevokedSerial(serial) {
-		return attest.NotAuthentic("quote.pck_chain.revoked", fmt.Errorf("platform fmspc %s: PCK certificate (serial %x) is revoked by the %s CA CRL", fmspc, serial, ca))
+	if k, err := caKind(crl.Issuer.Subject.CommonName); err != nil || k != ca {
+		return attest.NotAuthentic("collateral."+FilePCKCRL, fmt.Errorf("platform fmspc %s: the PCK CRL in use is from %q, not the %s CA that issued the PCK", fmspc, crl.Issuer.Subject.CommonName, ca))
 	}
-	if age := now.Sub(s.fetchedAt); age > v.fresh.MaxAge {
-		return attest.Unavailable("collateral", fmt.Errorf("platform fmspc %s (%s CA): the last good set was fetched %s ago (at most %s)", fmspc, ca, age.Round(time.Second), v.fresh.MaxAge))
+	if crl.RevokedSerial(serial) {
+		return attest.NotAuthentic("quote.pck_chain.revoked", fmt.Errorf("platform fmspc %s: PCK certificate (serial %x) is revoked by the %s CA CRL", fmspc, serial, ca))
 	}
 	return nil
 }

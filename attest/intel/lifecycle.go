@@ -56,8 +56,8 @@ func (l *Lifecycle) RefreshCollateral(ctx context.Context, now time.Time) {
 	l.q.RefreshCollateral(ctx, now)
 }
 
-// RecheckClaims implements attest.ClaimsRechecker: claims whose PCK the online PCK CRL in use
-// now revokes are refused at the next release.
+// RecheckClaims implements attest.ClaimsRechecker: claims whose PCK the PCK CRL in use now
+// (offline or online) revokes are refused at the next release.
 func (l *Lifecycle) RecheckClaims(c *attest.Claims, now time.Time) error {
 	if c.TEE != l.tee {
 		return nil

@@ -2,7 +2,9 @@ package tdx_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/intel"
 	"github.com/medicus-cloud/trust/attest/tdx"
+	"github.com/medicus-cloud/trust/attest/tdx/tdxtest"
 )
 
 // TestRecheckOutstandingPCK: Intel revokes a PCK; the scheduled refresh fetches the new CRL
@@ -76,4 +79,69 @@ func TestRecheckOutstandingPCK(t *testing.T) {
 	if err := v2.RecheckClaims(c, f.Now.Add(7*time.Hour)); !errors.Is(err, attest.ErrUnavailable) {
 		t.Fatalf("past the maximum age: %v", err)
 	}
+}
+
+// TestRecheckOfflinePCK: with offline collateral (a directory, or an imported bundle's
+// platform), a PCK CRL reloaded since the token was issued that revokes its PCK refuses the
+// token at its next release, as the online CRL does.
+func TestRecheckOfflinePCK(t *testing.T) {
+	f := fx(t)
+	good, err := f.Collateral(nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := f.Collateral(nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Run("directory", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := good.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		v := mustNew(t, tdx.Options{Root: f.PKI.Root, CollateralDir: dir})
+		c, err := v.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.RecheckClaims(c, f.Now); err != nil {
+			t.Fatal(err)
+		}
+		if err := revoked.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.ReloadCollateral(); err != nil {
+			t.Fatal(err)
+		}
+		var ae *attest.Error
+		if err := v.RecheckClaims(c, f.Now); !errors.As(err, &ae) || ae.Field != "quote.pck_chain.revoked" {
+			t.Fatalf("after the reload: %v, want the revoked PCK refused", err)
+		}
+	})
+	t.Run("bundle", func(t *testing.T) {
+		bundle := t.TempDir()
+		dir := filepath.Join(bundle, "intel", "tdx", hex.EncodeToString(tdxtest.FMSPC[:]))
+		if err := good.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		v := mustNew(t, tdx.Options{Root: f.PKI.Root})
+		if err := v.UseBundle(true, bundle); err != nil {
+			t.Fatal(err)
+		}
+		c, err := v.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now})
+		if err != nil || c.TCBStatus == "unknown" {
+			t.Fatalf("%v, status %q", err, c.TCBStatus)
+		}
+		if err := revoked.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.LoadBundle(bundle); err != nil {
+			t.Fatal(err)
+		}
+		var ae *attest.Error
+		if err := v.RecheckClaims(c, f.Now); !errors.As(err, &ae) || ae.Field != "quote.pck_chain.revoked" {
+			t.Fatalf("after the reload: %v, want the revoked PCK refused", err)
+		}
+	})
 }
