@@ -36,6 +36,8 @@ type Components struct {
 	// "efi-application", description the file path of the image.
 	Bootloaders []Measurement `json:"bootloaders,omitempty"`
 	// Kernel and Initrd as measured by GRUB (file events) or the kernel's EFI stub (initrd tag).
+	// Kernel, Initrd, Cmdline and LoadOptions are each the first such event: a later one was
+	// extended by code that was already running.
 	Kernel *Measurement `json:"kernel,omitempty"`
 	Initrd *Measurement `json:"initrd,omitempty"`
 	// Cmdline is the kernel command line GRUB measured (its text is in the log).
@@ -85,6 +87,17 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 			continue
 		}
 		m := Measurement{Register: regName(e.Index), Event: e.Type.String(), Digest: hex.EncodeToString(d)}
+		if m.Register == "RTMR3" && e.Type != tcg.Separator {
+			// The application register: the guest extends it after boot, with whatever event
+			// data it likes, so its events are application measurements, never boot components.
+			pendingSection = ""
+			m.Description = printable(e.Data)
+			if e.Type == tcg.Ipl {
+				m.Description = decodeText(e.Data)
+			}
+			c.Application = append(c.Application, m)
+			continue
+		}
 		if pendingSection != "" && e.Index == pendingSectionReg {
 			m.Kind = pendingSection
 			c.UKISections = append(c.UKISections, m)
@@ -127,7 +140,9 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 			switch t.ID {
 			case tagLinuxLoadOptions:
 				m.Kind = "linux-efi-stub"
-				c.LoadOptions = &m
+				if c.LoadOptions == nil {
+					c.LoadOptions = &m
+				}
 			case tagLinuxInitrd:
 				// The stub measures the initrd it loads; a GRUB file event, which also names
 				// the file, takes precedence.
@@ -142,7 +157,9 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 			case strings.HasPrefix(text, "kernel_cmdline: "):
 				m.Description = strings.TrimPrefix(text, "kernel_cmdline: ")
 				m.Kind = "grub"
-				c.Cmdline = &m
+				if c.Cmdline == nil {
+					c.Cmdline = &m
+				}
 			case strings.HasPrefix(text, "grub_cmd: "):
 				m.Description = strings.TrimPrefix(text, "grub_cmd: ")
 				m.Kind = "grub_cmd"
@@ -152,10 +169,14 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 				pendingSection, pendingSectionReg = text, e.Index
 			case isKernelPath(text):
 				m.Description, m.Kind = text, "grub"
-				c.Kernel = &m
+				if c.Kernel == nil {
+					c.Kernel = &m
+				}
 			case isInitrdPath(text):
 				m.Description, m.Kind = text, "grub"
-				c.Initrd = &m
+				if c.Initrd == nil {
+					c.Initrd = &m
+				}
 			default:
 				m.Description = text
 				if regName(e.Index) == "RTMR3" {

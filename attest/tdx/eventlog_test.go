@@ -3,6 +3,7 @@ package tdx_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"slices"
@@ -135,6 +136,60 @@ func TestVerifyEventLogTampered(t *testing.T) {
 			}
 			if !strings.HasPrefix(ae.Field, tc.field) || !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("error %q (field %s), want field %s and %q", err, ae.Field, tc.field, tc.text)
+			}
+		})
+	}
+}
+
+// TestVerifyEventLogLateRelabel: the guest can extend RTMRs after boot and append matching
+// events to the log it sends, with any event data. Such a late event must not replace the
+// kernel, initrd or command line that the boot chain measured first, nor make one up from the
+// application register RTMR3: a policy that pins components.kernel would otherwise accept any
+// kernel that then relabels an approved digest.
+func TestVerifyEventLogLateRelabel(t *testing.T) {
+	f := fx(t)
+	raw := readFile(t, realCCEL)
+	spans, err := eventlog.Spans(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := spans[len(spans)-1][1]
+	orig, err := eventlog.ReplayTDX(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	booted := orig.Components.Digests()
+	approved := bytes.Repeat([]byte{0xa5}, 48)
+	// event is a TCG_PCR_EVENT2 of type EV_IPL in CC MR index mr with one SHA-384 digest.
+	event := func(mr uint32, text string) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, mr)
+		b = binary.LittleEndian.AppendUint32(b, 0xd) // EV_IPL
+		b = binary.LittleEndian.AppendUint32(b, 1)
+		b = binary.LittleEndian.AppendUint16(b, 0xc) // TPM_ALG_SHA384
+		b = append(b, approved...)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(text)))
+		return append(b, text...)
+	}
+	v := mustNew(t, tdx.Options{Root: f.PKI.Root})
+	for _, tc := range []struct {
+		name string
+		mr   uint32
+		text string
+		key  string
+	}{
+		{"kernel relabelled in RTMR2", 3, "/boot/vmlinuz-approved", "kernel"},
+		{"cmdline relabelled in RTMR2", 3, "kernel_cmdline: /boot/vmlinuz-approved ro", "cmdline"},
+		{"kernel relabelled in RTMR3", 4, "/boot/vmlinuz-approved", "kernel"},
+		{"initrd made up in RTMR3", 4, "/boot/initrd-approved", "initrd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := slices.Concat(raw[:end], event(tc.mr, tc.text), raw[end:len(raw)-len(event(tc.mr, tc.text))])
+			c, err := v.Verify(context.Background(), ccelEvidence(ccelQuote(t, log), nil, log), attest.Options{Now: f.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := c.Components[tc.key], booted[tc.key]; !bytes.Equal(got, want) {
+				t.Fatalf("components.%s = %x, want the boot chain's %x", tc.key, got, want)
 			}
 		})
 	}
