@@ -105,6 +105,8 @@ type onlineEntry struct {
 	fetchedAt time.Time
 	lastErr   error
 	lastTry   time.Time // of the last failed refresh
+	// supplied is the newest set an attester supplied that checkSupplied accepted.
+	supplied *Verified
 	// snap is vc and fetchedAt for RecheckPCK, which must not wait behind a fetch.
 	snap atomic.Pointer[onlineSnap]
 }
@@ -335,14 +337,18 @@ func (s *Source) withCA(ca string) FetchOptions {
 }
 
 // checkSupplied accepts collateral the attester supplied only when it is at least as new as the
-// newest trustd saw for the platform, and not below the minimum.
+// newest trustd saw for the platform (fetched, or accepted from an attester before), and not
+// below the minimum.
 func (v *QuoteVerifier) checkSupplied(fmspc, ca string, vc *Verified) error {
 	e := v.state.entry(fmspc + "/" + ca)
 	e.mu.Lock()
-	prev := e.vc
-	e.mu.Unlock()
-	if err := NotOlder(prev, vc, v.fresh.MinTCBEvaluationDataNumber); err != nil {
+	defer e.mu.Unlock()
+	if err := NotOlder(e.vc, vc, v.fresh.MinTCBEvaluationDataNumber); err != nil {
 		return CollateralError(err)
 	}
+	if err := NotOlder(e.supplied, vc, v.fresh.MinTCBEvaluationDataNumber); err != nil {
+		return CollateralError(err)
+	}
+	e.supplied = vc // not older than the last in any part: the newest seen
 	return nil
 }

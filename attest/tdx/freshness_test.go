@@ -140,3 +140,30 @@ func TestOlderCollateralRefused(t *testing.T) {
 		t.Fatalf("attester-supplied collateral at the minimum: %v", err)
 	}
 }
+
+// TestOlderSuppliedCollateralRefused: on a trustd with no collateral source of its own, once an
+// attester supplied a set for a platform, an older set for the same platform (a pre-recovery
+// TCB info still within its validity window, which may rate the platform better) is refused.
+func TestOlderSuppliedCollateralRefused(t *testing.T) {
+	f := fx(t)
+	newer := f.TCBInfo()
+	newer.TCBEvaluationDataNumber = 18
+	newerQE := f.QEIdentity()
+	newerQE.TCBEvaluationDataNumber = 18
+	c18, _ := f.Collateral(newer, newerQE, false)
+	c17, _ := f.Collateral(nil, nil, false)
+	q := f.Quote(f.DefaultSpec())
+	ctx := context.Background()
+	v := mustNew(t, tdx.Options{Root: f.PKI.Root})
+	if _, err := v.Verify(ctx, ev(q, c18), attest.Options{Now: f.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, ev(q, c18), attest.Options{Now: f.Now}); err != nil {
+		t.Fatalf("the same set again: %v", err)
+	}
+	_, err := v.Verify(ctx, ev(q, c17), attest.Options{Now: f.Now})
+	var ae *attest.Error
+	if !errors.Is(err, intel.ErrOlder) || !errors.As(err, &ae) || ae.Field != "collateral."+intel.FileTCBInfo {
+		t.Fatalf("an older supplied set after a newer one: %v, want ErrOlder naming collateral.%s", err, intel.FileTCBInfo)
+	}
+}
