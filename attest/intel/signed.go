@@ -181,6 +181,13 @@ func ParseTCBInfo(body []byte) (info *TCBInfo, signed, sig []byte, err error) {
 			return nil, nil, nil, fmt.Errorf("tcbinfo: tcbLevels[%d] has unknown status %q", i, l.TCBStatus)
 		}
 	}
+	for i, m := range info.TDXModuleIdentities {
+		for j, l := range m.TCBLevels {
+			if !l.TCBStatus.known() {
+				return nil, nil, nil, fmt.Errorf("tcbinfo: tdxModuleIdentities[%d].tcbLevels[%d] has unknown status %q", i, j, l.TCBStatus)
+			}
+		}
+	}
 	if info.ID == "TDX" && info.TDXModule == nil {
 		return nil, nil, nil, errors.New("tcbinfo: TDX TCB info without tdxModule")
 	}

@@ -2,6 +2,7 @@ package intel_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,41 @@ func TestTCBInfoV2Malformed(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTCBInfoModuleLevelStatus: a TDX module identity's TCB level with a status this verifier
+// does not know is refused when parsing, as for the platform's levels: Converge would
+// otherwise treat it as UpToDate.
+func TestTCBInfoModuleLevelStatus(t *testing.T) {
+	var outer map[string]json.RawMessage
+	if err := json.Unmarshal(read(t, "spr_e4/tcbinfo.json"), &outer); err != nil {
+		t.Fatal(err)
+	}
+	var ti map[string]any
+	if err := json.Unmarshal(outer["tcbInfo"], &ti); err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []string{"UpToDate", "SomethingNew"} {
+		ti["tdxModuleIdentities"] = []any{map[string]any{
+			"id": "TDX_01", "mrsigner": strings.Repeat("00", 48), "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF",
+			"tcbLevels": []any{map[string]any{"tcb": map[string]any{"isvsvn": 2}, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": status}},
+		}}
+		b, err := json.Marshal(ti)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outer["tcbInfo"] = b
+		body, err := json.Marshal(outer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, err = intel.ParseTCBInfo(body)
+		if status == "UpToDate" && err != nil {
+			t.Fatalf("known status: %v", err)
+		}
+		if status != "UpToDate" && (err == nil || !strings.Contains(err.Error(), "tdxModuleIdentities[0].tcbLevels[0]")) {
+			t.Fatalf("unknown module level status %q: %v, want an error naming the level", status, err)
+		}
 	}
 }
