@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -59,6 +60,19 @@ type Components struct {
 const (
 	tagLinuxInitrd      = 0x8F3B22EC
 	tagLinuxLoadOptions = 0x8F3B22ED
+)
+
+// The registers each boot stage measures its components into (TCG PC Client PFP: PCR 4; GRUB:
+// PCR 8 and 9; the Linux EFI stub: PCR 9; systemd-stub: PCR 11), and the RTMR a CCEL maps that
+// PCR to (PCR 2 to 6 to RTMR1, 8 to 15 to RTMR2). Only the events of a register's owner are
+// attested by it: a register the guest extends at will after boot (a resettable PCR such as 16
+// or 23, which a quote may select alone, or TDX's RTMR3) holds whatever events root chooses, so
+// an event there never becomes a bootloader, kernel, initrd, command line or UKI section.
+var (
+	bootAppRegs  = []string{"PCR4", "RTMR1"}
+	grubTextRegs = []string{"PCR8", "RTMR2"}
+	grubFileRegs = []string{"PCR9", "RTMR2"}
+	ukiRegs      = []string{"PCR11", "RTMR2"}
 )
 
 var ukiSections = map[string]bool{
@@ -129,10 +143,16 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 			}
 			c.SecureBootVariables = append(c.SecureBootVariables, m)
 		case tcg.EFIBootServicesApplication:
+			if !slices.Contains(bootAppRegs, m.Register) {
+				break
+			}
 			m.Description = imagePath(e.Data)
 			m.Kind = loaderKind(m.Description)
 			c.Bootloaders = append(c.Bootloaders, m)
 		case tcg.EventTag:
+			if !slices.Contains(grubFileRegs, m.Register) {
+				break
+			}
 			t, err := tcg.ParseTaggedEventData(e.Data)
 			if err != nil {
 				continue
@@ -153,26 +173,27 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 			}
 		case tcg.Ipl:
 			text := decodeText(e.Data)
+			grubText, grubFile := slices.Contains(grubTextRegs, m.Register), slices.Contains(grubFileRegs, m.Register)
 			switch {
-			case strings.HasPrefix(text, "kernel_cmdline: "):
+			case grubText && strings.HasPrefix(text, "kernel_cmdline: "):
 				m.Description = strings.TrimPrefix(text, "kernel_cmdline: ")
 				m.Kind = "grub"
 				if c.Cmdline == nil {
 					c.Cmdline = &m
 				}
-			case strings.HasPrefix(text, "grub_cmd: "):
+			case grubText && strings.HasPrefix(text, "grub_cmd: "):
 				m.Description = strings.TrimPrefix(text, "grub_cmd: ")
 				m.Kind = "grub_cmd"
 				c.GrubCommands = append(c.GrubCommands, m)
-			case ukiSections[text]:
+			case ukiSections[text] && slices.Contains(ukiRegs, m.Register):
 				// systemd-stub measures a section's name, then its contents.
 				pendingSection, pendingSectionReg = text, e.Index
-			case isKernelPath(text):
+			case grubFile && isKernelPath(text):
 				m.Description, m.Kind = text, "grub"
 				if c.Kernel == nil {
 					c.Kernel = &m
 				}
-			case isInitrdPath(text):
+			case grubFile && isInitrdPath(text):
 				m.Description, m.Kind = text, "grub"
 				if c.Initrd == nil {
 					c.Initrd = &m

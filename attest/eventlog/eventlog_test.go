@@ -3,6 +3,7 @@ package eventlog
 import (
 	"bytes"
 	"crypto"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"maps"
@@ -435,4 +436,72 @@ func TestAppraiseKeepsWhatTheQuoteBacks(t *testing.T) {
 	if _, err := r.Appraise(bad); !errors.As(err, &m) || m.Register != "sha256:4" {
 		t.Errorf("mismatch: %v", err)
 	}
+}
+
+// TestComponentsOnlyFromTheirRegisters: firmware, shim, GRUB, the EFI stub and systemd-stub
+// measure into fixed registers (PCR 4, 8, 9, 11; RTMR1, RTMR2 on TDX). A register the guest
+// extends at will after boot (a resettable PCR such as 23 that a quote may select alone, or
+// TDX's RTMR3) carries whatever events its owner likes: labelled as a kernel, shim or command
+// line, they must not become those components.
+func TestComponentsOnlyFromTheirRegisters(t *testing.T) {
+	t.Run("TPM PCR 23", func(t *testing.T) {
+		raw := bytes.Clone(read(t, "testdata/tpm/ubuntu-2404-amd-sevsnp.bin"))
+		// The boot chain's events, moved into PCR 23: what root gets by resetting PCR 23 and
+		// extending it with the approved digests, with a log that says so.
+		for _, o := range eventOffsets(t, raw) {
+			switch binary.LittleEndian.Uint32(raw[o[0]:]) {
+			case 4, 8, 9:
+				binary.LittleEndian.PutUint32(raw[o[0]:], 23)
+			}
+		}
+		r, err := ReplayTPM(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pcr23 []byte
+		for _, p := range r.PCRs {
+			if p.Name == "sha256:23" {
+				pcr23 = p.Value
+			}
+		}
+		c, err := r.Appraise(map[string][]byte{"sha256:23": pcr23})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := c.Digests(); len(d) != 0 {
+			t.Errorf("components from PCR 23: %v", slices.Sorted(maps.Keys(d)))
+		}
+	})
+	t.Run("TDX RTMR3", func(t *testing.T) {
+		raw := read(t, "testdata/tdx/cos-113-intel-tdx.bin")
+		log, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs := eventOffsets(t, raw)
+		var kernel [2]int
+		for i, e := range log.Events {
+			if e.Index == 3 && e.Type == tcg.Ipl && isKernelPath(decodeText(e.Data)) {
+				kernel = offs[i]
+			}
+		}
+		// The kernel's event again, in RTMR3 with another digest: what the guest gets by
+		// extending RTMR3 after boot.
+		ev := bytes.Clone(raw[kernel[0]:kernel[1]])
+		binary.LittleEndian.PutUint32(ev, 4)
+		for i := range 48 {
+			ev[14+i] ^= 0x5a // the SHA-384 digest, after index, type, count, alg
+		}
+		end, _, err := frame(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ReplayTDX(slices.Concat(raw[:end], ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := r.Components.Kernel; k == nil || k.Register != "RTMR2" {
+			t.Errorf("kernel %+v, want GRUB's in RTMR2", k)
+		}
+	})
 }
