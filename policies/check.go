@@ -149,6 +149,7 @@ func (pol *Policy) check(src []byte, root *yaml.Node, refs map[string]*Reference
 			c.errorf(p("spec", "referenceValues", i), "spec.referenceValues[%d]: %v", i, err)
 		}
 	}
+	pol.checkComponentPins(c) // components.go
 	if len(s.Measurements) == 0 && s.SGXSigner == nil && !refsFailed {
 		c.errorf(p("spec"), "spec.measurements is empty: a policy must pin its image (or, for SGX, spec.sgxSigner)")
 	}

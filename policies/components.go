@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/medicus-cloud/trust/attest"
+	"github.com/medicus-cloud/trust/attest/eventlog"
+	"github.com/medicus-cloud/trust/attest/schemes"
 )
 
 // Measured images: policies that name boot components and images rather than raw registers.
@@ -79,8 +82,104 @@ func (pol *Policy) checkMeasuredImages(c *checker) {
 	for _, k := range sortedKeys(s.Components) {
 		if err := checkComponent(k, s.Components[k]); err != nil {
 			c.errorf(p("spec", "components", k), "spec.components.%s: %v", k, err)
+			continue
 		}
 	}
+}
+
+// checkComponentPins refuses a component the policy names where the evidence could satisfy it
+// by relabelling: on TEEs whose components come from registers the guest can extend after boot
+// (tdx's RTMRs, a vTPM's PCRs), each register a named component is drawn from must be pinned
+// too, by spec.require (its own or an unsigned reference-value file's) or, for evidence that
+// matches an image, by that image's signed values. Called once the reference values are in.
+func (pol *Policy) checkComponentPins(c *checker) {
+	s := &pol.Spec
+	byPolicy := func(claim string) bool {
+		if i, ok := strings.CutPrefix(claim, "pcr"); ok {
+			n, err := strconv.Atoi(i)
+			_, pinned := s.Require.PCRs[uint32(n)]
+			return err == nil && pinned
+		}
+		_, pinned := s.Require.Measurements[claim]
+		return pinned
+	}
+	for _, k := range sortedKeys(s.Components) {
+		if checkComponent(k, s.Components[k]) != nil {
+			continue // reported by checkMeasuredImages
+		}
+		for _, t := range s.TEE {
+			// Evidence whose measurement is the policy's own (not an image's) meets the
+			// components with nothing but spec.require behind them.
+			own := !slices.ContainsFunc(s.Measurements, func(m attest.Hex) bool { return !pol.imageMeasurement(t, m) })
+			if miss := unpinned(t, k, byPolicy); len(miss) > 0 && (len(pol.images) == 0 || !own) {
+				c.errorf(p("spec", "components", k), "spec.components.%s: on %s it is drawn from %s, which the guest can extend after boot with events it labels as it likes: pin %s in spec.require too, or approve the image only by its signed reference values",
+					k, t, strings.Join(miss, ", "), strings.Join(requireKeys(miss), ", "))
+				continue
+			}
+			for _, is := range pol.images {
+				for i := range is.set.Values {
+					v := &is.set.Values[i]
+					if v.TEE != t {
+						continue
+					}
+					byImage := func(claim string) bool { _, ok := v.Registers[claim]; return byPolicy(claim) || ok }
+					if miss := unpinned(t, k, byImage); len(miss) > 0 {
+						c.errorf(p("spec", "components", k), "spec.components.%s: on %s it is drawn from %s, which %s (signed reference values of %s) does not pin: pin %s in spec.require too",
+							k, t, strings.Join(miss, ", "), is.set.describe(), is.file, strings.Join(requireKeys(miss), ", "))
+					}
+				}
+			}
+		}
+	}
+}
+
+// imageMeasurement reports whether m is the launch measurement of an image value for tee.
+func (pol *Policy) imageMeasurement(tee attest.TEE, m attest.Hex) bool {
+	for _, is := range pol.images {
+		for _, v := range is.set.Values {
+			if v.TEE == tee && bytes.Equal(v.Measurement, m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// unpinned lists the measurement claims (pcrN, rtmrN) that component name is drawn from on tee
+// and pinned does not cover. A TEE without those registers has no such component to pin.
+func unpinned(tee attest.TEE, name string, pinned func(claim string) bool) []string {
+	sc := schemes.ByTEE(tee)
+	if sc == nil {
+		return nil
+	}
+	pcrs, rtmrs := eventlog.ComponentRegisters(name)
+	var claims []string
+	for _, i := range pcrs {
+		claims = append(claims, attest.PCRClaim(uint32(i)))
+	}
+	for _, i := range rtmrs {
+		claims = append(claims, "rtmr"+strconv.Itoa(i))
+	}
+	var miss []string
+	for _, cl := range claims {
+		if _, ok := sc.Claims.Measurements[cl]; ok && !pinned(cl) {
+			miss = append(miss, cl)
+		}
+	}
+	return miss
+}
+
+// requireKeys names claims as the spec.require keys that pin them.
+func requireKeys(claims []string) []string {
+	out := make([]string, len(claims))
+	for i, cl := range claims {
+		if n, ok := strings.CutPrefix(cl, "pcr"); ok {
+			out[i] = "pcrs." + n
+		} else {
+			out[i] = "measurements." + cl
+		}
+	}
+	return out
 }
 
 // applySigned verifies a signed set for the policy and imports its launch measurements.

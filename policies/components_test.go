@@ -249,3 +249,76 @@ func TestSignedBundleWithRefValues(t *testing.T) {
 		}
 	}
 }
+
+// TestComponentsNeedTheirRegisters: nothing authenticates an event's label and the guest can
+// extend RTMRs and vTPM PCRs after boot, so root in an unapproved guest could meet a policy that
+// names components alone (append an event with the approved digest, relabel the real one).
+// A policy naming a component must pin the registers it is drawn from, unless every measurement
+// it approves is an image's whose signed values pin them.
+func TestComponentsNeedTheirRegisters(t *testing.T) {
+	m48, m32, d := strings.Repeat("ab", 48), strings.Repeat("ab", 32), strings.Repeat("cd", 48)
+	doc := func(tee, measurement, require, components string) map[string][]byte {
+		return map[string][]byte{"a.yaml": []byte(`
+apiVersion: trust.medicus.cloud/v1
+kind: ImagePolicy
+metadata: {name: a}
+spec:
+  tee: [` + tee + `]
+  measurements: ["` + measurement + `"]
+  require:
+    tcbStatus: [unknown]
+` + require + `
+  components:
+` + components)}
+	}
+	for _, tc := range []struct {
+		name, tee, measurement, require, components, want string
+	}{
+		{"tdx kernel alone", "tdx", m48, "", "    kernel: " + d, "spec.components.kernel: on tdx it is drawn from rtmr2"},
+		{"tdx kernel with rtmr2", "tdx", m48, "    measurements: {rtmr2: " + m48 + "}", "    kernel: " + d, ""},
+		{"tdx shim needs rtmr1", "tdx", m48, "    measurements: {rtmr2: " + m48 + "}", "    shim: " + d, "pin measurements.rtmr1"},
+		{"azure cmdline needs pcr 8 and 9", "azure-snp", m48, "    pcrs: {8: " + m32 + "}", "    cmdline: " + d, "drawn from pcr9"},
+		{"azure cmdline with both", "azure-snp", m48, "    pcrs: {8: " + m32 + ", 9: " + m32 + "}", "    cmdline: " + d, ""},
+		{"azure uki section", "azure-tdx", m48, "    allowSeptVE: true", "    uki.linux: " + d, "pin pcrs.11"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(doc(tc.tee, tc.measurement, tc.require, tc.components))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	// An image policy: the signed values pin rtmr1 and rtmr2, so spec.components may name the
+	// kernel (TestSpecComponents); a measurement of the policy's own beside the image may not.
+	if _, err := imageBundle(t, "messenger-1.9.0.refs.cose", "  components:\n    kernel: "+d+"\n"); err != nil {
+		t.Fatalf("image policy: %v", err)
+	}
+	_, err := imageBundle(t, "messenger-1.9.0.refs.cose", "  measurements: [\""+m48+"\"]\n  components:\n    kernel: "+d+"\n")
+	if err == nil || !strings.Contains(err.Error(), "spec.components.kernel: on tdx it is drawn from rtmr2") {
+		t.Fatalf("own measurement beside the image: %v", err)
+	}
+}
+
+// TestSetComponentsNeedTheirRegisters: a signed set's value that names a component must carry
+// the registers it is drawn from (trustctl measure tdx prints RTMR1 and RTMR2 for that).
+func TestSetComponentsNeedTheirRegisters(t *testing.T) {
+	h := func(n int) attest.Hex { return bytes.Repeat([]byte{7}, n) }
+	set := func(regs map[string]attest.Hex) *ReferenceValueSet {
+		return &ReferenceValueSet{APIVersion: APIVersion, Kind: ReferenceValueSetKind, Image: "registry.medicus.cloud/x", Version: "1",
+			SourceCommit: "4f2a9c1", NotBefore: time.Unix(1, 0), NotAfter: time.Unix(2, 0),
+			Values: []ImageValues{{TEE: attest.TDX, Measurement: h(48), Registers: regs, Components: map[string]attest.Hex{"kernel": h(48)}}}}
+	}
+	if err := set(map[string]attest.Hex{"rtmr1": h(48)}).Check(); err == nil || !strings.Contains(err.Error(), "values[0].components.kernel: on tdx it is drawn from rtmr2") {
+		t.Fatalf("kernel without rtmr2: %v", err)
+	}
+	if err := set(map[string]attest.Hex{"rtmr1": h(48), "rtmr2": h(48)}).Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -112,6 +112,10 @@ func (s *ReferenceValueSet) Check() error {
 			if err := checkComponent(k, v.Components[k]); err != nil {
 				return fmt.Errorf("values[%d].components.%s: %v", i, k, err)
 			}
+			// As in a policy: a component is exact only with the registers it comes from.
+			if miss := unpinned(v.TEE, k, func(claim string) bool { _, ok := v.Registers[claim]; return ok }); len(miss) > 0 {
+				return fmt.Errorf("values[%d].components.%s: on %s it is drawn from %s, which the guest can extend after boot: the value must carry registers %s too", i, k, v.TEE, strings.Join(miss, ", "), strings.Join(miss, ", "))
+			}
 		}
 	}
 	return nil

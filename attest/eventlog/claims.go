@@ -2,6 +2,8 @@ package eventlog
 
 import (
 	"encoding/hex"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -40,4 +42,34 @@ func (c *Components) Digests() map[string][]byte {
 		put("uki."+strings.TrimPrefix(c.UKISections[i].Kind, "."), &c.UKISections[i])
 	}
 	return out
+}
+
+// ComponentRegisters names the registers the component name (a Digests key) is drawn from:
+// PCR indices of a TPM log and RTMR indices of a CCEL (the tables in components.go). Nothing
+// authenticates an event's label, and the guest can extend these registers after boot: root in
+// an unapproved guest can append an event with an approved digest and relabel the real one, and
+// the log still replays. A component is exact only where the registers it comes from are pinned
+// as well; a policy names both. Unknown names have none.
+func ComponentRegisters(name string) (pcrs, rtmrs []int) {
+	var regs []string
+	switch {
+	case name == "shim" || name == "grub" || name == "systemd-boot":
+		regs = bootAppRegs
+	case name == "kernel" || name == "initrd":
+		regs = grubFileRegs // GRUB's file events and the EFI stub's initrd tag
+	case name == "cmdline":
+		regs = slices.Concat(grubTextRegs, grubFileRegs) // GRUB's text, or the EFI stub's load options
+	case strings.HasPrefix(name, "uki."):
+		regs = ukiRegs
+	}
+	for _, r := range regs {
+		if i, err := strconv.Atoi(strings.TrimPrefix(r, "PCR")); err == nil && strings.HasPrefix(r, "PCR") {
+			pcrs = append(pcrs, i)
+		} else if i, err := strconv.Atoi(strings.TrimPrefix(r, "RTMR")); err == nil {
+			rtmrs = append(rtmrs, i)
+		}
+	}
+	slices.Sort(pcrs)
+	slices.Sort(rtmrs)
+	return slices.Compact(pcrs), slices.Compact(rtmrs)
 }
