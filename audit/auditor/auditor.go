@@ -31,7 +31,7 @@ type Source struct {
 	Log string
 	// Key is the note verifier key of the log (VerifierKey of the log), obtained out of band.
 	Key string
-	// Client fetches from URLs; default http.DefaultClient.
+	// Client fetches from URLs; default a client that gives up on an object after 5 minutes.
 	Client *http.Client
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ObjectReader returns the object of a log at a tlog-tiles path: "checkpoint", "tile/<L>/<N>"
@@ -43,11 +44,15 @@ func DirReader(dir string) ObjectReader {
 	}
 }
 
+// httpTimeout bounds one object's fetch by HTTPReader's default client: a full entry bundle
+// (16 MiB at most) over a slow link, not a server that never answers.
+var httpTimeout = 5 * time.Minute
+
 // HTTPReader reads a log's objects below the URL base (its root, where "checkpoint" is) with
-// client (http.DefaultClient if nil). 404 is fs.ErrNotExist.
+// client (if nil, one that gives up on an object after 5 minutes). 404 is fs.ErrNotExist.
 func HTTPReader(base string, client *http.Client) ObjectReader {
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{Timeout: httpTimeout}
 	}
 	if !strings.HasSuffix(base, "/") {
 		base += "/"

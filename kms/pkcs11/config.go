@@ -30,7 +30,8 @@ type Config struct {
 type Options struct {
 	// LookupEnv reads the PIN's environment variable; it defaults to os.LookupEnv.
 	LookupEnv func(string) (string, bool)
-	// ReadFile reads the PIN file; it defaults to os.ReadFile.
+	// ReadFile reads the PIN file; it defaults to keyfile.Read, which refuses files that others
+	// may read or that the group may write.
 	ReadFile func(string) ([]byte, error)
 }
 

@@ -46,6 +46,7 @@ import (
 
 	p11 "github.com/miekg/pkcs11"
 
+	"github.com/medicus-cloud/trust/internal/keyfile"
 	"github.com/medicus-cloud/trust/kms"
 	"github.com/medicus-cloud/trust/secret"
 )
@@ -100,7 +101,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		opts.LookupEnv = os.LookupEnv
 	}
 	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
+		opts.ReadFile = func(path string) ([]byte, error) { return keyfile.Read(path, "pin_file") }
 	}
 	if cfg.LabelPrefix == "" {
 		cfg.LabelPrefix = DefaultLabelPrefix

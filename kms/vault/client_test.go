@@ -112,6 +112,9 @@ func TestHostileNamesNeverReachVault(t *testing.T) {
 		if strings.HasSuffix(r.uri, "/keys/records") {
 			return 200, derivedKey
 		}
+		if strings.HasSuffix(r.uri, "/.shredded") {
+			return 404, `{"errors":[]}` // no tombstone
+		}
 		return 400, `{"errors":["nope"]}`
 	})
 	ctx := context.Background()
@@ -136,6 +139,7 @@ func TestHostileNamesNeverReachVault(t *testing.T) {
 	s.GetSecret(ctx, "uk-freiburg/db/password")
 	want := []string{
 		"/v1/transit-uk-freiburg/keys/records",
+		"/v1/kv-uk-freiburg/data/trustd/records/.shredded", // the key's tombstone, in its tenant's KV mount
 		"/v1/transit-uk-freiburg/datakey/plaintext/records",
 		"/v1/transit-uk-freiburg/keys/records", // the 400 makes it look again
 		"/v1/kv-uk-freiburg/data/trustd/db/password",
@@ -199,6 +203,9 @@ func TestRetries(t *testing.T) {
 			f.setHandler(func(r fakeReq) (int, string) {
 				if strings.Contains(r.uri, "/keys/") {
 					return 200, derivedKey
+				}
+				if strings.HasSuffix(r.uri, "/.shredded") {
+					return 404, `{"errors":[]}` // no tombstone
 				}
 				mu.Lock()
 				defer mu.Unlock()

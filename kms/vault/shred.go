@@ -113,6 +113,8 @@ func (s *Store) ShredKey(ctx context.Context, name string) error {
 		if rep.status >= 400 {
 			return fmt.Errorf("vault: shred %q: %s: Vault answered %d %s", name, st.op, rep.status, rep.message())
 		}
+		// From the tombstone on, this store checks the key again before any release.
+		s.forgetKey(name)
 	}
 	s.forgetKey(name)
 	return nil

@@ -225,6 +225,11 @@ func (s *Store) checkDerived(ctx context.Context, name string) error {
 	if !ki.Data.Derived || !aeadTypes[ki.Data.Type] {
 		return fmt.Errorf("vault: key %q: %w: it must be a derived AEAD key (derived=%t, type %q); recreate it with derived=true", name, kms.ErrDenied, ki.Data.Derived, ki.Data.Type)
 	}
+	// A shred that stopped after its tombstone leaves the key in transit: the tombstone alone
+	// must stop releases (shred.go).
+	if err := s.checkShredded(ctx, name, nil); err != nil {
+		return err
+	}
 	s.keysMu.Lock()
 	s.keys[name] = now
 	s.keysMu.Unlock()

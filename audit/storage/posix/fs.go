@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/internal/atomicfile"
 )
@@ -220,6 +221,13 @@ func (l *Log) recover(ctx context.Context) (*tlog.Edge, error) {
 func (l *Log) replay(old *tlog.Edge, entries [][]byte) (*tlog.Edge, error) {
 	if len(entries) == 0 {
 		return old, nil
+	}
+	// Only records reach the journal (Append marshals them): anything else was not written by
+	// a log, and must not be signed into one.
+	for i, e := range entries {
+		if _, err := audit.ParseRecord(e); err != nil {
+			return nil, fmt.Errorf("audit: %w: journal: entry %d: %v", tlog.ErrCorrupt, old.Size()+uint64(i), err)
+		}
 	}
 	st, tiles, _, err := old.Append(entries)
 	if err != nil {

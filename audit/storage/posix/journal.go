@@ -188,6 +188,10 @@ func parseJournal(b []byte) (base uint64, root []byte, batches []journalBatch, e
 		if first != next {
 			return 0, nil, nil, fmt.Errorf("%w: %s: frame starts at %d, want %d", tlog.ErrCorrupt, journalFile, first, next)
 		}
+		if count > n/2 {
+			// Every entry takes at least its two length bytes: do not make room for more.
+			return 0, nil, nil, fmt.Errorf("%w: %s: frame at %d: %d entries in %d bytes", tlog.ErrCorrupt, journalFile, first, count, n)
+		}
 		es, err := tlog.ParseBundle(body[frameHeader:], count)
 		if err != nil {
 			return 0, nil, nil, fmt.Errorf("%w: %s: frame at %d: %v", tlog.ErrCorrupt, journalFile, first, err)

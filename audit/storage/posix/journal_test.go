@@ -132,6 +132,9 @@ func TestJournalTornTail(t *testing.T) {
 		}, 0},
 		{"bad header", func(t *testing.T, dir string) { flipFile(dir, journalFile, 9) }, 0},
 		{"gap", func(t *testing.T, dir string) { appendFile(t, dir, appendFrame(nil, 99, [][]byte{[]byte("x")})) }, 0},
+		// A frame whose checksum holds but that is not a record trustd wrote: signing it into
+		// the log would vouch for it, and every auditor's Verify would fail there for good.
+		{"not a record", func(t *testing.T, dir string) { appendFile(t, dir, appendFrame(nil, 30, [][]byte{[]byte("x")})) }, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -433,6 +433,13 @@ func TestOpenRejects(t *testing.T) {
 		{"no key", Options{DSN: "postgres://localhost/x"}, "not a note signing key"},
 		{"bad DSN", Options{DSN: "postgres://u:s3cret@[::1/x", Key: skey}, "does not parse"},
 		{"unsafe commit", Options{DSN: "postgres://localhost/x?synchronous_commit=off", Key: skey}, "synchronous_commit=off"},
+		// Whoever sits between trustd and a remote database could acknowledge appends that
+		// never reach it, unless trustd verifies the server's certificate.
+		{"remote, default sslmode", Options{DSN: "postgres://u:s3cret@db.example.invalid/x?connect_timeout=1", Key: skey}, "sslmode"},
+		{"remote, sslmode=prefer", Options{DSN: "postgres://u:s3cret@db.example.invalid/x?sslmode=prefer&connect_timeout=1", Key: skey}, "sslmode"},
+		{"remote, sslmode=require", Options{DSN: "host=db.example.invalid user=u password=s3cret sslmode=require connect_timeout=1", Key: skey}, "sslmode"},
+		{"remote, sslmode=disable", Options{DSN: "postgres://u:s3cret@192.0.2.7/x?sslmode=disable&connect_timeout=1", Key: skey}, "sslmode"},
+		{"remote fallback host", Options{DSN: "postgres://u:s3cret@127.0.0.1:1,db.example.invalid/x?sslmode=disable&connect_timeout=1", Key: skey}, "sslmode"},
 	} {
 		_, err := Open(ctx, tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
