@@ -5,8 +5,12 @@ package pgschema
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
+	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -18,6 +22,9 @@ import (
 func Open(ctx context.Context, name, dsn string, maxConns int32, schema string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
+		return nil, fmt.Errorf("%s: dsn: %w", name, err)
+	}
+	if err := CheckTLS(&cfg.ConnConfig.Config); err != nil {
 		return nil, fmt.Errorf("%s: dsn: %w", name, err)
 	}
 	cfg.MaxConns = maxConns
@@ -45,4 +52,38 @@ func create(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// CheckTLS refuses a connection to a host other than a Unix socket or a loopback address (every
+// host the DSN lists, fallbacks included) unless it verifies the server's certificate
+// (sslmode=verify-full or verify-ca). pgx's default, prefer, verifies nothing and falls back to
+// plain text: whoever sits between trustd and the database could then acknowledge audit
+// records that never reach it, or answer with a revocation list, consent registry or collateral
+// of their own.
+func CheckTLS(c *pgconn.Config) error {
+	type hostTLS struct {
+		host string
+		tls  *tls.Config
+	}
+	hosts := []hostTLS{{c.Host, c.TLSConfig}}
+	for _, f := range c.Fallbacks {
+		hosts = append(hosts, hostTLS{f.Host, f.TLSConfig})
+	}
+	for _, h := range hosts {
+		if strings.HasPrefix(h.host, "/") || isLoopback(h.host) {
+			continue
+		}
+		if h.tls == nil || h.tls.InsecureSkipVerify && h.tls.VerifyPeerCertificate == nil {
+			return fmt.Errorf("host %q is not a loopback address: use sslmode=verify-full (and sslrootcert) so that the server is authenticated", h.host)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

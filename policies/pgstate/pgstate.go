@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/medicus-cloud/trust/internal/pgschema"
 	"github.com/medicus-cloud/trust/policies"
 )
 
@@ -48,6 +49,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		// The DSN may hold a password: do not repeat it.
 		return nil, errors.New("pgstate: the DSN does not parse as a PostgreSQL connection string")
+	}
+	if err := pgschema.CheckTLS(&cfg.ConnConfig.Config); err != nil {
+		return nil, fmt.Errorf("pgstate: dsn: %w", err) // a forged answer could roll the policy back
 	}
 	// The mark is written before a bundle becomes active: it must be durable when we go on.
 	switch v, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; {

@@ -3,23 +3,20 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/audit/tlog"
+	"github.com/medicus-cloud/trust/internal/pgschema"
 )
 
 // Errors are those of package tlog, mapped the same way by the service: tlog.ErrUnwritable
@@ -105,8 +102,8 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	// Append acknowledges on COMMIT: whoever could answer for a remote server (pgx's default
 	// sslmode is prefer, which verifies nothing and falls back to plain text) could acknowledge
 	// records that never reach it. The server's certificate must be verified.
-	if err := checkTLS(&cfg.ConnConfig.Config); err != nil {
-		return nil, err
+	if err := pgschema.CheckTLS(&cfg.ConnConfig.Config); err != nil {
+		return nil, fmt.Errorf("postgres: Options.DSN: %w", err)
 	}
 	// Append acknowledges on COMMIT: the commit must be durable whatever the server's or the
 	// role's default is.
@@ -447,35 +444,4 @@ func (l *Log) commitTx(ctx context.Context, entries [][]byte) (uint64, error) {
 	}
 	l.edge, l.cp = edge, newCP
 	return uint64(size), nil
-}
-
-// checkTLS refuses a connection to a host other than a Unix socket or a loopback address
-// (every host the DSN lists) unless it verifies the server's certificate: sslmode=verify-full,
-// or verify-ca.
-func checkTLS(c *pgconn.Config) error {
-	type hostTLS struct {
-		host string
-		tls  *tls.Config
-	}
-	hosts := []hostTLS{{c.Host, c.TLSConfig}}
-	for _, f := range c.Fallbacks {
-		hosts = append(hosts, hostTLS{f.Host, f.TLSConfig})
-	}
-	for _, h := range hosts {
-		if strings.HasPrefix(h.host, "/") || isLoopback(h.host) {
-			continue
-		}
-		if h.tls == nil || h.tls.InsecureSkipVerify && h.tls.VerifyPeerCertificate == nil {
-			return fmt.Errorf("postgres: Options.DSN: host %q is not a loopback address: use sslmode=verify-full (and sslrootcert) so that the server is authenticated", h.host)
-		}
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
