@@ -59,7 +59,8 @@ type Revocation struct {
 	ID    string `json:"id"`
 	Kind  Kind   `json:"kind"`
 	Value string `json:"value"`
-	// TEE optionally limits the revocation to one TEE type.
+	// TEE optionally limits the revocation to one TEE type (a hardware type, sev-snp or tdx,
+	// also covers the schemes built on it: see Matches).
 	TEE     string    `json:"tee,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
 	Created time.Time `json:"created"`
@@ -125,9 +126,12 @@ func NewID() string {
 	return hex.EncodeToString(b)
 }
 
-// Matches reports whether r applies to claims c.
+// Matches reports whether r applies to claims c. A revocation scoped to a hardware TEE also
+// applies to the schemes built on it (sev-snp to azure-snp, tdx to azure-tdx): their claims
+// carry that hardware's chip, TCB and launch measurement, and a chip revoked by chip_id must not
+// come back behind Azure's paravisor. One scoped to such a scheme applies to it alone.
 func (r *Revocation) Matches(c *attest.Claims) bool {
-	if c == nil || (r.TEE != "" && r.TEE != string(c.TEE)) {
+	if c == nil || (r.TEE != "" && r.TEE != string(c.TEE) && r.TEE != string(schemes.Hardware(c.TEE))) {
 		return false
 	}
 	switch r.Kind {

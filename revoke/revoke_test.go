@@ -53,6 +53,29 @@ func TestMatches(t *testing.T) {
 			t.Errorf("%+v matches = %v, want %v", tc.r, got, tc.want)
 		}
 	}
+	// Azure's SEV-SNP claims are that chip's: a revocation scoped to sev-snp reaches them; one
+	// scoped to azure-snp does not reach bare SEV-SNP.
+	az := snpClaims()
+	az.TEE = "azure-snp"
+	for _, tc := range []struct {
+		r      Revocation
+		claims *attest.Claims
+		want   bool
+	}{
+		{Revocation{Kind: ChipID, Value: "c0ffee", TEE: "sev-snp"}, az, true},
+		{Revocation{Kind: TCB, Value: "snp:20", TEE: "sev-snp"}, az, true},
+		{Revocation{Kind: ChipID, Value: "c0ffee", TEE: "azure-snp"}, az, true},
+		{Revocation{Kind: ChipID, Value: "c0ffee", TEE: "azure-snp"}, snpClaims(), false},
+		{Revocation{Kind: ChipID, Value: "c0ffee", TEE: "tdx"}, az, false},
+	} {
+		r := tc.r
+		if err := r.Normalize(); err != nil {
+			t.Fatalf("%+v: %v", tc.r, err)
+		}
+		if got := r.Matches(tc.claims); got != tc.want {
+			t.Errorf("%+v matches %s claims = %v, want %v", tc.r, tc.claims.TEE, got, tc.want)
+		}
+	}
 }
 
 func TestNormalizeRefuses(t *testing.T) {
