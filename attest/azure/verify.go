@@ -173,6 +173,13 @@ func (v *Verifier) verifySNP(ctx context.Context, e *Evidence, hcl *HCLReport, c
 }
 
 func (v *Verifier) verifyTDX(ctx context.Context, e *Evidence, hcl *HCLReport, collateral map[string][]byte, opts attest.Options) (*attest.Claims, error) {
+	// The TD's RTMRs and CCEL are the paravisor's, not the guest's: components from them would
+	// pass for the guest's boot. The guest's boot log is the vTPM's (tpm.eventlog).
+	for _, name := range []string{tdx.CollateralCCELLog, tdx.CollateralCCELTable} {
+		if _, ok := collateral[name]; ok {
+			return nil, attest.Malformed("collateral."+name, "not accepted in Azure evidence: the TD's registers are the paravisor's; send the vTPM's event log as %s", CollateralTPMEventLog)
+		}
+	}
 	c, err := v.tdx.Verify(ctx, &attest.Evidence{TEE: attest.TDX, Report: e.TDQuote, Collateral: collateral}, opts)
 	if err != nil {
 		return nil, within("td_quote", err)

@@ -282,6 +282,13 @@ func TestTDXWithSimulator(t *testing.T) {
 		t.Errorf("claims %+v", c)
 	}
 
+	// The TD's CCEL is the paravisor's boot, not the guest's: it is refused, not turned into
+	// components.
+	for _, name := range []string{tdx.CollateralCCELLog, tdx.CollateralCCELTable} {
+		_, err = v.VerifyEvidence(ctx, ev, map[string][]byte{name: {1}}, attest.Options{Now: fx.Now})
+		wantErr(t, err, attest.ErrMalformed, "collateral."+name)
+	}
+
 	other := *ev
 	other.HCLReport = azuretest.HCLReport(azuretest.ReportTypeTDX, azuretest.TDReport([64]byte{1}, spec.Body.MRTD), rt)
 	_, err = v.VerifyEvidence(ctx, &other, nil, attest.Options{Now: fx.Now})
