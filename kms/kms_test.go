@@ -3,6 +3,7 @@ package kms
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -67,4 +68,34 @@ func TestBind(t *testing.T) {
 	if err := (Bound{}).Check(); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("zero Bound: Check = %v", err)
 	}
+}
+
+// FuzzBind: names and contexts come from clients. Bind never panics, and two different contexts
+// that both bind never share an encoding (the encoding is the key-derivation and AAD input:
+// sharing it would hand one case's key to another).
+func FuzzBind(f *testing.F) {
+	f.Add("t/k", "case", "42", "patient", "p-1")
+	f.Add("t/k", "a", "b=c", "a=b", "c")
+	f.Add("t/k", "a", "", "", "a")
+	f.Add("../k", "x\x00", "y", "x", "\x00y")
+	f.Fuzz(func(t *testing.T, name, k1, v1, k2, v2 string) {
+		one := Context{k1: v1}
+		two := Context{k1: v1, k2: v2}
+		other := Context{k2: v2}
+		var seen []Context
+		var encs [][]byte
+		for _, kc := range []Context{one, two, other} {
+			b, err := Bind(name, kc)
+			if err != nil {
+				continue
+			}
+			enc := b.Canonical()
+			for i, e := range encs {
+				if bytes.Equal(e, enc) && !maps.Equal(seen[i], kc) {
+					t.Fatalf("contexts %q and %q share the encoding %q", seen[i], kc, enc)
+				}
+			}
+			seen, encs = append(seen, kc), append(encs, enc)
+		}
+	})
 }
