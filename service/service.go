@@ -390,6 +390,9 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 	case err != nil:
 		return "", nil, status.Errorf(codes.InvalidArgument, "context: %v", err)
 	}
+	if err := s.checkTenantStore(bound); err != nil {
+		return "", nil, err
+	}
 	rec := &audit.Record{Time: s.o.Now().UTC(), RequestID: rid, Event: r.event, TEE: claims.TEE,
 		Measurement: hex.EncodeToString(claims.Measurement), Platform: claims.Platform, Policy: claims.Policy,
 		TokenPolicyDigest: hex.EncodeToString(claims.PolicyDigest), Names: []string{string(r.kind.Grant()) + ":" + r.name},
@@ -421,6 +424,28 @@ func (s *Service) release(ctx context.Context, r *releaseCall) (rid string, seal
 		return "", nil, toStatus(err)
 	}
 	return rid, sealed, nil
+}
+
+// tenantStores is implemented by a key store that keeps some tenants' keys in stores of their
+// own (kms/route): it names the tenant whose store holds a name.
+type tenantStores interface {
+	Tenant(name string) (owner string, routed bool)
+}
+
+// checkTenantStore refuses a context naming one tenant for a key held in another tenant's own
+// store. The context's tenant decides whose consent keys are asked and whose records of
+// processing the release lands in; a hospital's key must not serve, and be reported under,
+// another hospital.
+func (s *Service) checkTenantStore(b kms.Bound) error {
+	ts, ok := s.o.Keys.(tenantStores)
+	if !ok {
+		return nil
+	}
+	owner, routed := ts.Tenant(b.Name())
+	if t, named := b.Value(audit.TenantField); routed && named && t != owner {
+		return status.Errorf(codes.InvalidArgument, "context.%s: the key is held in tenant %s's own key store; a context for another tenant cannot use it", audit.TenantField, owner)
+	}
+	return nil
 }
 
 func (s *Service) releaseAuthorized(ctx context.Context, r *releaseCall, claims *ear.Claims, rid string, bound kms.Bound, rec *audit.Record) ([]byte, error) {

@@ -159,6 +159,17 @@ func (r *Router) StoreOf(name string) (string, error) {
 // Stores lists the stores' names.
 func (r *Router) Stores() []string { return sortedKeys(r.stores) }
 
+// Tenant reports whose store holds name when its tenant (the first segment) has a route of
+// its own: the tenant and true. Names of the default store give false.
+func (r *Router) Tenant(name string) (string, bool) {
+	tenant, _, ok := strings.Cut(name, "/")
+	if !ok {
+		return "", false
+	}
+	_, routed := r.routes[tenant]
+	return tenant, routed
+}
+
 func (r *Router) route(name string) (*entry, error) {
 	if err := kms.CheckName(name); err != nil {
 		return nil, err

@@ -140,6 +140,11 @@ func TestRoutingAndMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for name, want := range map[string]string{"uk-freiburg/records": "uk-freiburg", "uk-koeln/x/y": "uk-koeln", "uk-ulm/records": "", "records": ""} {
+		if got, routed := r.Tenant(name); routed != (want != "") || routed && got != want {
+			t.Errorf("Tenant(%q) = %q, %v; want %q", name, got, routed, want)
+		}
+	}
 	// Each key is in its tenant's store only.
 	if _, err := a.GenerateDataKey(ctx, kms.MustBind("uk-freiburg/records", nil)); err != nil {
 		t.Errorf("uk-freiburg's key not in store a: %v", err)
