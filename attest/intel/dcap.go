@@ -220,6 +220,8 @@ type Offline struct {
 	raw      *Collateral
 	fmspc    string // lowercase
 	verified atomic.Pointer[Verified]
+	// floor is the newest verified set of the platform this one replaced (platforms.go).
+	floor *Verified
 }
 
 // FMSPC is the platform the directory's TCB info is for, in lowercase hex.

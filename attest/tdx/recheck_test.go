@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/attest/azure"
 	"github.com/medicus-cloud/trust/attest/intel"
+	"github.com/medicus-cloud/trust/attest/intel/inteltest"
 	"github.com/medicus-cloud/trust/attest/tdx"
 	"github.com/medicus-cloud/trust/attest/tdx/tdxtest"
 )
@@ -144,4 +146,68 @@ func TestRecheckOfflinePCK(t *testing.T) {
 			t.Fatalf("after the reload: %v, want the revoked PCK refused", err)
 		}
 	})
+}
+
+// TestBundleNotOlder: a collateral bundle imported at run time must not take back what the
+// platform's loaded set already established: a TCB recovery (a higher tcbEvaluationDataNumber)
+// or a newer PCK CRL that revokes the PCK. Intel's older set still verifies within its 30-day
+// validity, so only the order refuses it.
+func TestBundleNotOlder(t *testing.T) {
+	f := fx(t)
+	good, err := f.Collateral(nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recovered, err := f.Recovered(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newerCRL, err := f.PKI.Collateral(inteltest.CollateralSpec{TCBInfo: f.TCBInfo(), QEIdentity: f.QEIdentity(),
+		ThisUpdate: f.Now.Add(-time.Hour), NextUpdate: f.Now.AddDate(0, 1, 0), RevokedPCKs: []*big.Int{f.PCK.SerialNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		first     *intel.Collateral
+		wantField string
+	}{
+		{"tcb recovery", recovered, ""},
+		{"pck crl", newerCRL, "quote.pck_chain.revoked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle := t.TempDir()
+			dir := filepath.Join(bundle, "intel", "tdx", hex.EncodeToString(tdxtest.FMSPC[:]))
+			if err := tc.first.WriteDir(dir); err != nil {
+				t.Fatal(err)
+			}
+			v := mustNew(t, tdx.Options{Root: f.PKI.Root, AllowOutOfDate: true})
+			if err := v.UseBundle(true, bundle); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			check := func(stage string) {
+				t.Helper()
+				c, err := v.Verify(ctx, ev(f.Quote(f.DefaultSpec()), nil), attest.Options{Now: f.Now})
+				if tc.wantField != "" {
+					var ae *attest.Error
+					if !errors.As(err, &ae) || ae.Field != tc.wantField {
+						t.Fatalf("%s: %v, want refused at %s", stage, err, tc.wantField)
+					}
+					return
+				}
+				if err != nil || c.TCBStatus != string(intel.OutOfDate) {
+					t.Fatalf("%s: %v, status %q, want OutOfDate", stage, err, c.TCBStatus)
+				}
+			}
+			check("first bundle")
+			if err := good.WriteDir(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.LoadBundle(bundle); !errors.Is(err, intel.ErrOlder) {
+				t.Fatalf("loading the older set: %v, want ErrOlder", err)
+			}
+			check("after the older bundle")
+		})
+	}
 }
