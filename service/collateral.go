@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
+	"github.com/medicus-cloud/trust/attest"
 	"github.com/medicus-cloud/trust/audit"
 	"github.com/medicus-cloud/trust/collateral"
 )
@@ -68,6 +69,8 @@ func (a *Admin) ImportCollateral(ctx context.Context, req *pb.ImportCollateralRe
 	switch {
 	case errors.Is(applyErr, collateral.ErrOlder):
 		return nil, status.Errorf(codes.FailedPrecondition, "bundle: %v", applyErr)
+	case errors.Is(applyErr, attest.ErrOlderCollateral): // its content is older than what is in use
+		return nil, status.Errorf(codes.FailedPrecondition, "bundle: collateral bundle not applied, the collateral in use stays: %v", applyErr)
 	case applyErr != nil:
 		return nil, status.Errorf(codes.Unavailable, "collateral bundle not applied, the collateral in use stays: %v", applyErr)
 	case err != nil:
