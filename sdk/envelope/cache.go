@@ -83,52 +83,36 @@ func cacheID(keyName string, wrapped, digest []byte) [32]byte {
 
 // GenerateDataKey calls the underlying source and caches the new key.
 func (c *CachingKeySource) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
-	dek, wrapped, lease, err := c.generate(ctx, keyName, kc)
-	if err != nil {
-		return nil, nil, err
-	}
-	if digest, err := kc.Digest(); err == nil {
-		c.put(cacheID(keyName, wrapped, digest), dek, lease)
-	}
-	return dek, wrapped, nil
+	dek, wrapped, _, err := c.GenerateDataKeyLeased(ctx, keyName, kc)
+	return dek, wrapped, err
 }
 
 // UnwrapDataKey returns a copy of the cached key, or unwraps it through the underlying source.
 func (c *CachingKeySource) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	digest, err := kc.Digest()
-	if err != nil {
-		return nil, err
-	}
-	id := cacheID(keyName, wrapped, digest)
-	if k := c.get(id); k != nil {
-		return k, nil
-	}
-	dek, lease, err := c.unwrap(ctx, keyName, wrapped, kc)
-	if err != nil {
-		return nil, err
-	}
-	c.put(id, dek, lease)
-	return dek, nil
+	dek, _, err := c.UnwrapDataKeyLeased(ctx, keyName, wrapped, kc)
+	return dek, err
 }
 
-func (c *CachingKeySource) get(id [32]byte) *secret.Bytes {
+// get returns a copy of the entry's key and when the entry expires, or nil.
+func (c *CachingKeySource) get(id [32]byte) (*secret.Bytes, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[id]
 	if !ok {
-		return nil
+		return nil, time.Time{}
 	}
 	e := el.Value.(*cacheEntry)
 	if !c.now().Before(e.expires) {
 		c.remove(el)
-		return nil
+		return nil, time.Time{}
 	}
 	c.lru.MoveToFront(el)
-	return secret.New(bytes.Clone(e.key.Reveal()))
+	return secret.New(bytes.Clone(e.key.Reveal())), e.expires
 }
 
-// put stores a copy of k until its TTL or its lease (when not zero) ends; the caller keeps k.
-func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) {
+// put stores a copy of k until its TTL or its lease (when not zero) ends, and returns that end;
+// the caller keeps k.
+func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) time.Time {
 	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: c.expiry(lease)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,6 +123,7 @@ func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) {
 	for c.lru.Len() > c.max {
 		c.remove(c.lru.Back())
 	}
+	return e.expires
 }
 
 // remove wipes and drops an entry. Callers hold c.mu.
