@@ -45,6 +45,7 @@ type CachingKeySource struct {
 	mu      sync.Mutex
 	entries map[[32]byte]*list.Element
 	lru     *list.List // front = most recently used; values are *cacheEntry
+	purges  uint64     // Purge calls so far: a key fetched before one is not kept
 }
 
 type cacheEntry struct {
@@ -110,12 +111,23 @@ func (c *CachingKeySource) get(id [32]byte) (*secret.Bytes, time.Time) {
 	return secret.New(bytes.Clone(e.key.Reveal())), e.expires
 }
 
-// put stores a copy of k until its TTL or its lease (when not zero) ends, and returns that end;
-// the caller keeps k.
-func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) time.Time {
-	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: c.expiry(lease)}
+// epoch is the number of Purge calls so far; put takes the value read before the fetch.
+func (c *CachingKeySource) epoch() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.purges
+}
+
+// put stores a copy of k until its TTL or its lease (when not zero) ends, and returns that end;
+// the caller keeps k. A key fetched before a Purge (epoch differs) is not stored.
+func (c *CachingKeySource) put(epoch uint64, id [32]byte, k *secret.Bytes, lease time.Time) time.Time {
+	exp := c.expiry(lease)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.purges {
+		return exp
+	}
+	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: exp}
 	if old, ok := c.entries[id]; ok {
 		c.remove(old)
 	}
@@ -157,10 +169,11 @@ func (c *CachingKeySource) PurgeExpired() {
 }
 
 // Purge wipes and drops every key, for example when the workload's grant changes or on
-// shutdown.
+// shutdown. A key being fetched while Purge runs goes to its caller but is not kept.
 func (c *CachingKeySource) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.purges++
 	for c.lru.Len() > 0 {
 		c.remove(c.lru.Back())
 	}

@@ -25,13 +25,14 @@ var _ LeasedKeySource = (*CachingKeySource)(nil)
 // GenerateDataKeyLeased is GenerateDataKey, also returning until when the key may be held: the
 // end of the cache's own entry, its TTL or the underlying source's lease, whichever comes first.
 func (c *CachingKeySource) GenerateDataKeyLeased(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, time.Time, error) {
+	epoch := c.epoch()
 	dek, wrapped, lease, err := c.generate(ctx, keyName, kc)
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
 	exp := c.expiry(lease)
 	if digest, err := kc.Digest(); err == nil {
-		exp = c.put(cacheID(keyName, wrapped, digest), dek, lease)
+		exp = c.put(epoch, cacheID(keyName, wrapped, digest), dek, lease)
 	}
 	return dek, wrapped, exp, nil
 }
@@ -47,11 +48,12 @@ func (c *CachingKeySource) UnwrapDataKeyLeased(ctx context.Context, keyName stri
 	if k, exp := c.get(id); k != nil {
 		return k, exp, nil
 	}
+	epoch := c.epoch()
 	dek, lease, err := c.unwrap(ctx, keyName, wrapped, kc)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return dek, c.put(id, dek, lease), nil
+	return dek, c.put(epoch, id, dek, lease), nil
 }
 
 func (c *CachingKeySource) generate(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, time.Time, error) {

@@ -64,3 +64,44 @@ func TestCacheLease(t *testing.T) {
 		})
 	}
 }
+
+// blocking holds every unwrap until release is closed, after telling started.
+type blocking struct {
+	KeySource
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blocking) UnwrapDataKey(ctx context.Context, name string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
+	close(b.started)
+	<-b.release
+	return b.KeySource.UnwrapDataKey(ctx, name, wrapped, kc)
+}
+
+// TestPurgeInFlight: a key whose unwrap was under way when Purge ran (Client.Close, a change of
+// grant) is handed to that caller but not kept: after Purge the cache holds nothing fetched
+// before it.
+func TestPurgeInFlight(t *testing.T) {
+	ctx := context.Background()
+	ks := localSource(t)
+	ct, err := Encrypt(ctx, ks, testKey, caseCtx, []byte("record"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &blocking{KeySource: ks, started: make(chan struct{}), release: make(chan struct{})}
+	c := NewCachingKeySource(src, CacheOptions{})
+	done := make(chan error)
+	go func() {
+		_, err := Decrypt(ctx, c, caseCtx, ct)
+		done <- err
+	}()
+	<-src.started
+	c.Purge()
+	close(src.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Len(); n != 0 {
+		t.Fatalf("%d keys cached after Purge, fetched before it", n)
+	}
+}
