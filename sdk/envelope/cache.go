@@ -45,6 +45,7 @@ type CachingKeySource struct {
 	mu      sync.Mutex
 	entries map[[32]byte]*list.Element
 	lru     *list.List // front = most recently used; values are *cacheEntry
+	purges  uint64     // Purge calls so far: a key fetched before one is not kept
 }
 
 type cacheEntry struct {
@@ -83,55 +84,50 @@ func cacheID(keyName string, wrapped, digest []byte) [32]byte {
 
 // GenerateDataKey calls the underlying source and caches the new key.
 func (c *CachingKeySource) GenerateDataKey(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, error) {
-	dek, wrapped, lease, err := c.generate(ctx, keyName, kc)
-	if err != nil {
-		return nil, nil, err
-	}
-	if digest, err := kc.Digest(); err == nil {
-		c.put(cacheID(keyName, wrapped, digest), dek, lease)
-	}
-	return dek, wrapped, nil
+	dek, wrapped, _, err := c.GenerateDataKeyLeased(ctx, keyName, kc)
+	return dek, wrapped, err
 }
 
 // UnwrapDataKey returns a copy of the cached key, or unwraps it through the underlying source.
 func (c *CachingKeySource) UnwrapDataKey(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, error) {
-	digest, err := kc.Digest()
-	if err != nil {
-		return nil, err
-	}
-	id := cacheID(keyName, wrapped, digest)
-	if k := c.get(id); k != nil {
-		return k, nil
-	}
-	dek, lease, err := c.unwrap(ctx, keyName, wrapped, kc)
-	if err != nil {
-		return nil, err
-	}
-	c.put(id, dek, lease)
-	return dek, nil
+	dek, _, err := c.UnwrapDataKeyLeased(ctx, keyName, wrapped, kc)
+	return dek, err
 }
 
-func (c *CachingKeySource) get(id [32]byte) *secret.Bytes {
+// get returns a copy of the entry's key and when the entry expires, or nil.
+func (c *CachingKeySource) get(id [32]byte) (*secret.Bytes, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[id]
 	if !ok {
-		return nil
+		return nil, time.Time{}
 	}
 	e := el.Value.(*cacheEntry)
 	if !c.now().Before(e.expires) {
 		c.remove(el)
-		return nil
+		return nil, time.Time{}
 	}
 	c.lru.MoveToFront(el)
-	return secret.New(bytes.Clone(e.key.Reveal()))
+	return secret.New(bytes.Clone(e.key.Reveal())), e.expires
 }
 
-// put stores a copy of k until its TTL or its lease (when not zero) ends; the caller keeps k.
-func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) {
-	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: c.expiry(lease)}
+// epoch is the number of Purge calls so far; put takes the value read before the fetch.
+func (c *CachingKeySource) epoch() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.purges
+}
+
+// put stores a copy of k until its TTL or its lease (when not zero) ends, and returns that end;
+// the caller keeps k. A key fetched before a Purge (epoch differs) is not stored.
+func (c *CachingKeySource) put(epoch uint64, id [32]byte, k *secret.Bytes, lease time.Time) time.Time {
+	exp := c.expiry(lease)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.purges {
+		return exp
+	}
+	e := &cacheEntry{id: id, key: secret.New(bytes.Clone(k.Reveal())), expires: exp}
 	if old, ok := c.entries[id]; ok {
 		c.remove(old)
 	}
@@ -139,6 +135,7 @@ func (c *CachingKeySource) put(id [32]byte, k *secret.Bytes, lease time.Time) {
 	for c.lru.Len() > c.max {
 		c.remove(c.lru.Back())
 	}
+	return e.expires
 }
 
 // remove wipes and drops an entry. Callers hold c.mu.
@@ -172,10 +169,11 @@ func (c *CachingKeySource) PurgeExpired() {
 }
 
 // Purge wipes and drops every key, for example when the workload's grant changes or on
-// shutdown.
+// shutdown. A key being fetched while Purge runs goes to its caller but is not kept.
 func (c *CachingKeySource) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.purges++
 	for c.lru.Len() > 0 {
 		c.remove(c.lru.Back())
 	}

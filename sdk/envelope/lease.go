@@ -18,6 +18,44 @@ type LeasedKeySource interface {
 	UnwrapDataKeyLeased(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (dek *secret.Bytes, lease time.Time, err error)
 }
 
+// A CachingKeySource is a LeasedKeySource itself, so that a cache over a cache (over
+// Client.KeySource(), say) drops a key when the inner one does rather than a whole TTL later.
+var _ LeasedKeySource = (*CachingKeySource)(nil)
+
+// GenerateDataKeyLeased is GenerateDataKey, also returning until when the key may be held: the
+// end of the cache's own entry, its TTL or the underlying source's lease, whichever comes first.
+func (c *CachingKeySource) GenerateDataKeyLeased(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, time.Time, error) {
+	epoch := c.epoch()
+	dek, wrapped, lease, err := c.generate(ctx, keyName, kc)
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	exp := c.expiry(lease)
+	if digest, err := kc.Digest(); err == nil {
+		exp = c.put(epoch, cacheID(keyName, wrapped, digest), dek, lease)
+	}
+	return dek, wrapped, exp, nil
+}
+
+// UnwrapDataKeyLeased is UnwrapDataKey, also returning until when the key may be held: the end
+// of the cache entry that serves it.
+func (c *CachingKeySource) UnwrapDataKeyLeased(ctx context.Context, keyName string, wrapped []byte, kc kms.Context) (*secret.Bytes, time.Time, error) {
+	digest, err := kc.Digest()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	id := cacheID(keyName, wrapped, digest)
+	if k, exp := c.get(id); k != nil {
+		return k, exp, nil
+	}
+	epoch := c.epoch()
+	dek, lease, err := c.unwrap(ctx, keyName, wrapped, kc)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return dek, c.put(epoch, id, dek, lease), nil
+}
+
 func (c *CachingKeySource) generate(ctx context.Context, keyName string, kc kms.Context) (*secret.Bytes, []byte, time.Time, error) {
 	if ls, ok := c.src.(LeasedKeySource); ok {
 		return ls.GenerateDataKeyLeased(ctx, keyName, kc)
