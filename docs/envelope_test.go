@@ -9,7 +9,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/medicus-cloud/trust/kms"
@@ -31,47 +34,73 @@ func (f fixedKeys) UnwrapDataKey(_ context.Context, _ string, w []byte, _ kms.Co
 	return secret.New(bytes.Clone(f.dek)), nil
 }
 
-// docs/envelope.md. The object was written once by sdk/envelope with a fixed data key; the test
-// opens it with sdk/envelope and again with nothing but the standard library and the document.
+type envelopeVector struct {
+	Comment   string            `json:"comment"`
+	KeyName   string            `json:"key_name"`
+	Context   map[string]string `json:"context"`
+	DEK       hexb              `json:"data_key"`
+	Wrapped   hexb              `json:"wrapped_key"`
+	ChunkSize int               `json:"chunk_size"`
+	Plaintext hexb              `json:"plaintext"`
+	Object    hexb              `json:"object"`
+}
+
+// docs/envelope.md. Each object was written once by sdk/envelope with a fixed data key; the
+// test opens it with sdk/envelope and again with nothing but the standard library and the
+// document. Version 1 is fixed (the SDK writes version 2 only); -update rewrites version 2.
 func TestEnvelopeVectors(t *testing.T) {
-	type vec struct {
-		Comment   string            `json:"comment"`
-		KeyName   string            `json:"key_name"`
-		Context   map[string]string `json:"context"`
-		DEK       hexb              `json:"data_key"`
-		Wrapped   hexb              `json:"wrapped_key"`
-		ChunkSize int               `json:"chunk_size"`
-		Plaintext hexb              `json:"plaintext"`
-		Object    hexb              `json:"object"`
+	for _, tc := range []struct {
+		file    string
+		version byte
+	}{{"envelope.json", 1}, {"envelope-v2.json", 2}} {
+		t.Run(tc.file, func(t *testing.T) {
+			var v envelopeVector
+			vectors(t, tc.file, &v, func() {
+				if tc.version != 2 {
+					b, err := os.ReadFile(filepath.Join("vectors", tc.file))
+					if err != nil || json.Unmarshal(b, &v) != nil {
+						t.Fatalf("%s: %v", tc.file, err)
+					}
+					return
+				}
+				pt := make([]byte, 600) // chunk size 256: two full chunks and a final one of 88 bytes
+				for i := range pt {
+					pt[i] = byte(i)
+				}
+				v = envelopeVector{Comment: "version 2; chunk size 256 (the minimum; the SDK's default is 65536): two full chunks and a final chunk of 88 bytes; wrapped_key is opaque (from the key store)",
+					KeyName: "uk-freiburg/records", Context: map[string]string{"tenant": "uk-freiburg", "case": "c-1042"},
+					DEK: bytes.Repeat([]byte{0xd0}, 32), Wrapped: []byte("opaque wrapped key from the key store"), ChunkSize: envelope.MinChunkSize, Plaintext: pt}
+				var obj bytes.Buffer
+				w, err := envelope.NewWriter(context.Background(), fixedKeys{v.DEK, v.Wrapped}, &obj, v.KeyName, v.Context, &envelope.Options{ChunkSize: v.ChunkSize})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Write(v.Plaintext); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				v.Object = obj.Bytes()
+			})
+			openVector(t, tc.version, v)
+		})
 	}
-	var v vec
-	vectors(t, "envelope.json", &v, func() {
-		pt := make([]byte, 600) // chunk size 256: two full chunks and a final one of 88 bytes
-		for i := range pt {
-			pt[i] = byte(i)
-		}
-		v = vec{Comment: "chunk size 256 (the minimum; the SDK's default is 65536): two full chunks and a final chunk of 88 bytes; wrapped_key is opaque (from the key store)",
-			KeyName: "uk-freiburg/records", Context: map[string]string{"tenant": "uk-freiburg", "case": "c-1042"},
-			DEK: bytes.Repeat([]byte{0xd0}, 32), Wrapped: []byte("opaque wrapped key from the key store"), ChunkSize: envelope.MinChunkSize, Plaintext: pt}
-		var obj bytes.Buffer
-		w, err := envelope.NewWriter(context.Background(), fixedKeys{v.DEK, v.Wrapped}, &obj, v.KeyName, v.Context, &envelope.Options{ChunkSize: v.ChunkSize})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(v.Plaintext); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		v.Object = obj.Bytes()
-	})
+}
+
+func openVector(t *testing.T, version byte, v envelopeVector) {
 	ks := fixedKeys{v.DEK, v.Wrapped}
 	got, err := envelope.Decrypt(context.Background(), ks, v.Context, v.Object)
 	if err != nil || !bytes.Equal(got, v.Plaintext) {
 		t.Fatalf("sdk/envelope: %v", err)
 	}
-	if _, err := envelope.Decrypt(context.Background(), ks, kms.Context{"tenant": "other"}, v.Object); !errors.Is(err, envelope.ErrWrongContext) {
+	// fixedKeys unwraps under any context, as no real key store does: the object itself
+	// refuses another one (version 1 by its digest, version 2 by its MAC).
+	want := envelope.ErrHeaderAuth
+	if version == 1 {
+		want = envelope.ErrWrongContext
+	}
+	if _, err := envelope.Decrypt(context.Background(), ks, kms.Context{"tenant": "other"}, v.Object); !errors.Is(err, want) {
 		t.Fatalf("other context: %v", err)
 	}
 
@@ -86,24 +115,32 @@ func TestEnvelopeVectors(t *testing.T) {
 		off += n
 		return p
 	}
-	if string(take(6)) != "MTENV\n" || !bytes.Equal(take(2), []byte{1, 1}) {
+	if string(take(6)) != "MTENV\n" || !bytes.Equal(take(2), []byte{version, 1}) {
 		t.Fatal("magic, version or suite")
 	}
 	cs := int(binary.BigEndian.Uint32(take(4)))
 	name := string(take(int(take(1)[0])))
 	wrapped := take(int(binary.BigEndian.Uint16(take(2))))
-	digest := take(32)
+	wantDigest, _ := kms.Context(v.Context).Digest()
+	if version == 1 && !bytes.Equal(take(32), wantDigest) {
+		t.Fatal("version 1 context digest")
+	}
 	salt := take(32)
 	signed := b[:off]
 	mac := take(32)
 	hdr := b[:off]
-	wantDigest, _ := kms.Context(v.Context).Digest()
-	if cs != v.ChunkSize || name != v.KeyName || !bytes.Equal(wrapped, v.Wrapped) || !bytes.Equal(digest, wantDigest) {
+	if cs != v.ChunkSize || name != v.KeyName || !bytes.Equal(wrapped, v.Wrapped) {
 		t.Fatalf("header fields: chunk %d name %q", cs, name)
+	}
+	if version == 2 && bytes.Contains(b, wantDigest) {
+		t.Fatal("a version 2 object holds the context digest")
 	}
 	macKey, _ := hkdf.Key(sha256.New, v.DEK, salt, "medicus-trust/v1 envelope header", 32)
 	m := hmac.New(sha256.New, macKey)
 	m.Write(signed)
+	if version == 2 {
+		m.Write(wantDigest)
+	}
 	if !hmac.Equal(m.Sum(nil), mac) {
 		t.Fatal("header MAC")
 	}

@@ -16,12 +16,14 @@
 //
 // An object is a header followed by chunks (64 KiB by default) sealed with AES-256-GCM in the
 // STREAM construction: nonce = chunk counter ‖ last-chunk flag. The header names the format
-// version, suite, chunk size, key name, wrapped DEK, the SHA-256 digest of the context and a random
-// 32-byte salt, and ends with an HMAC-SHA256 over all of it. The MAC key and the chunk key are
+// version, suite, chunk size, key name, wrapped DEK and a random 32-byte salt, and ends with an
+// HMAC-SHA256 over all of it and the SHA-256 digest of the context (covered, never stored: a
+// stored digest would let whoever holds the objects confirm a guessed case or patient
+// identifier; version 1 headers, which stored it, are still read). The MAC key and the chunk key are
 // derived from the DEK with HKDF-SHA256 and the salt, so a DEK used for two objects (through a
 // cache, say) never repeats a key and nonce pair. The whole header is the associated data of every
 // chunk, and the context is bound twice: as the key store's derivation context for the wrapped
-// DEK, and through its digest in the header. Truncation, extension, reordering, chunks or headers
+// DEK, and through its digest under the header MAC. Truncation, extension, reordering, chunks or headers
 // from another object, and the wrong context all fail with an error from the list below, before
 // any plaintext of the failing chunk is returned.
 //
@@ -74,7 +76,10 @@ var (
 	ErrUnsupportedSuite = errors.New("envelope: unsupported cipher suite")
 	// ErrMalformedHeader: a header field is out of range or cut short.
 	ErrMalformedHeader = errors.New("envelope: malformed header")
-	// ErrWrongContext: the caller's context is not the one the object was sealed under.
+	// ErrWrongContext: the caller's context is not the one a version 1 object was sealed under
+	// (its header stores the context's digest). A version 2 header stores nothing of the
+	// context: another context is refused by the key store's unwrap (its error) or, with a key
+	// source that does not bind contexts, by the MAC (ErrHeaderAuth).
 	ErrWrongContext = errors.New("envelope: object was sealed under another context")
 	// ErrHeaderAuth: the header does not authenticate under its data key.
 	ErrHeaderAuth = errors.New("envelope: header failed authentication")
@@ -133,7 +138,7 @@ func seal(ctx context.Context, ks KeySource, keyName string, kc kms.Context, o *
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("envelope: %w", err)
 	}
-	h := &header{chunkSize: cs, keyName: keyName, digest: digest, salt: make([]byte, saltSize)}
+	h := &header{version: formatVersion, chunkSize: cs, keyName: keyName, digest: digest, salt: make([]byte, saltSize)}
 	if cs < MinChunkSize || cs > MaxChunkSize {
 		return nil, nil, 0, fmt.Errorf("envelope: chunk size %d outside %d..%d", cs, MinChunkSize, MaxChunkSize)
 	}
@@ -164,8 +169,15 @@ func open(ctx context.Context, ks KeySource, kc kms.Context, h *header) (cipher.
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
-	if subtle.ConstantTimeCompare(digest, h.digest) != 1 {
-		return nil, ErrWrongContext
+	switch h.version {
+	case formatV1:
+		if subtle.ConstantTimeCompare(digest, h.digest) != 1 {
+			return nil, ErrWrongContext
+		}
+	default:
+		// Bound by the MAC, not stored: another context fails the unwrap (the key store binds
+		// the wrapped key to it) or, failing that, the MAC.
+		h.digest = digest
 	}
 	dek, err := ks.UnwrapDataKey(ctx, h.keyName, h.wrapped, kc)
 	if err != nil {

@@ -60,7 +60,8 @@ func ExampleDecrypt() {
 	ctx := context.Background()
 	ct, _ := envelope.Encrypt(ctx, ks, "records/vitals", caseCtx, []byte("ward 3"))
 
-	// Under another case the object does not open, whoever asks.
+	// Under another case the object does not open, whoever asks: the key store will not unwrap
+	// its data key for that context (the header stores nothing of the context).
 	other := kms.Context{"tenant": "north-clinic", "case": "c-2000", "content-type": "application/fhir+json"}
 	_, err := envelope.Decrypt(ctx, ks, other, ct)
 	fmt.Println(err)
@@ -70,7 +71,7 @@ func ExampleDecrypt() {
 	_, err = envelope.Decrypt(ctx, ks, caseCtx, ct)
 	fmt.Println(err)
 	// Output:
-	// envelope: object was sealed under another context
+	// envelope: unwrapping the data key under "records/vitals": wrapped key rejected: does not open under key "records/vitals" and this context
 	// envelope: chunk failed authentication: chunk 0
 }
 

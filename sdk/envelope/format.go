@@ -15,20 +15,26 @@ import (
 // The header, all integers big-endian:
 //
 //	magic          6 bytes  "MTENV\n"
-//	version        1 byte   1
+//	version        1 byte   2 (1 is read too)
 //	suite          1 byte   1 = HKDF-SHA256, AES-256-GCM STREAM
 //	chunk size     uint32   MinChunkSize..MaxChunkSize
 //	key name       uint8 length, then the name (kms.CheckName)
 //	wrapped DEK    uint16 length (1..MaxWrappedSize), then the bytes
-//	context digest 32 bytes (kms.Context.Digest)
+//	context digest 32 bytes (kms.Context.Digest): version 1 only
 //	salt           32 bytes, random per object
-//	header MAC     32 bytes, HMAC-SHA256 of all the above under a key derived from the DEK
+//	header MAC     32 bytes, HMAC-SHA256 under a key derived from the DEK of all the above and,
+//	               in version 2, of the context digest after them (bound, not stored)
+//
+// Version 1 stored the context digest in the clear: anyone holding stored objects could confirm
+// a guessed case or patient identifier offline, and group objects by patient. Version 2 binds
+// the context through the MAC (and the key store's unwrap) only.
 //
 // It is written and parsed here only. The parser is strict: every field is checked, and anything
 // unexpected is an error that names the field.
 const (
 	magic          = "MTENV\n"
-	formatVersion  = 1
+	formatVersion  = 2 // what Encrypt and NewWriter write
+	formatV1       = 1 // read only: its header stores the context digest
 	suiteAES256GCM = 1
 
 	digestSize = sha256.Size
@@ -52,29 +58,46 @@ const (
 )
 
 type header struct {
+	version   byte
 	chunkSize int
 	keyName   string
 	wrapped   []byte
-	digest    []byte // context digest
-	salt      []byte
-	mac       []byte
+	// digest is the context digest: stored in a version 1 header; in version 2 the caller's,
+	// covered by the MAC but never written.
+	digest []byte
+	salt   []byte
+	mac    []byte
 }
 
 // marshalUnsigned returns the header without its MAC: the bytes the MAC covers.
 func (h *header) marshalUnsigned() []byte {
 	b := make([]byte, 0, maxHeader)
 	b = append(b, magic...)
-	b = append(b, formatVersion, suiteAES256GCM)
+	b = append(b, h.version, suiteAES256GCM)
 	b = binary.BigEndian.AppendUint32(b, uint32(h.chunkSize))
 	b = append(b, byte(len(h.keyName)))
 	b = append(b, h.keyName...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(h.wrapped)))
 	b = append(b, h.wrapped...)
-	b = append(b, h.digest...)
+	if h.version == formatV1 {
+		b = append(b, h.digest...)
+	}
 	return append(b, h.salt...)
 }
 
+// check validates a header about to be written or opened (the context digest is known).
 func (h *header) check() error {
+	if err := h.checkFields(); err != nil {
+		return err
+	}
+	if len(h.digest) != digestSize {
+		return fmt.Errorf("%w: context digest has the wrong size", ErrMalformedHeader)
+	}
+	return nil
+}
+
+// checkFields validates the fields a header stores.
+func (h *header) checkFields() error {
 	if h.chunkSize < MinChunkSize || h.chunkSize > MaxChunkSize {
 		return fmt.Errorf("%w: chunk size %d outside %d..%d", ErrMalformedHeader, h.chunkSize, MinChunkSize, MaxChunkSize)
 	}
@@ -84,7 +107,7 @@ func (h *header) check() error {
 	if len(h.wrapped) == 0 || len(h.wrapped) > MaxWrappedSize {
 		return fmt.Errorf("%w: wrapped key is %d bytes, want 1..%d", ErrMalformedHeader, len(h.wrapped), MaxWrappedSize)
 	}
-	if len(h.digest) != digestSize || len(h.salt) != saltSize {
+	if h.version == formatV1 && len(h.digest) != digestSize || len(h.salt) != saltSize {
 		return fmt.Errorf("%w: context digest or salt has the wrong size", ErrMalformedHeader)
 	}
 	return nil
@@ -118,13 +141,13 @@ func parseHeader(r io.Reader) (*header, []byte, error) {
 	if p, err = read(2, "version"); err != nil {
 		return nil, nil, err
 	}
-	if p[0] != formatVersion {
-		return nil, nil, fmt.Errorf("%w: format version %d, this SDK reads %d", ErrUnsupportedVersion, p[0], formatVersion)
+	if p[0] != formatVersion && p[0] != formatV1 {
+		return nil, nil, fmt.Errorf("%w: format version %d, this SDK reads %d and %d", ErrUnsupportedVersion, p[0], formatV1, formatVersion)
 	}
 	if p[1] != suiteAES256GCM {
 		return nil, nil, fmt.Errorf("%w: suite %d", ErrUnsupportedSuite, p[1])
 	}
-	h := &header{}
+	h := &header{version: p[0]}
 	if p, err = read(4, "chunk size"); err != nil {
 		return nil, nil, err
 	}
@@ -153,8 +176,10 @@ func parseHeader(r io.Reader) (*header, []byte, error) {
 	if h.wrapped, err = read(wl, "wrapped key"); err != nil {
 		return nil, nil, err
 	}
-	if h.digest, err = read(digestSize, "context digest"); err != nil {
-		return nil, nil, err
+	if h.version == formatV1 {
+		if h.digest, err = read(digestSize, "context digest"); err != nil {
+			return nil, nil, err
+		}
 	}
 	if h.salt, err = read(saltSize, "salt"); err != nil {
 		return nil, nil, err
@@ -162,7 +187,7 @@ func parseHeader(r io.Reader) (*header, []byte, error) {
 	if h.mac, err = read(macSize, "header MAC"); err != nil {
 		return nil, nil, err
 	}
-	if err := h.check(); err != nil {
+	if err := h.checkFields(); err != nil {
 		return nil, nil, err
 	}
 	// The fields above alias raw; give them their own copies so raw can be handed out.
@@ -173,17 +198,26 @@ func parseHeader(r io.Reader) (*header, []byte, error) {
 // sign sets the MAC and returns the full encoding.
 func (h *header) sign(macKey []byte) []byte {
 	b := h.marshalUnsigned()
+	h.mac = h.macOf(macKey, b)
+	return append(b, h.mac...)
+}
+
+// macOf is the MAC of the unsigned header b: version 2 also covers the context digest.
+func (h *header) macOf(macKey, b []byte) []byte {
 	m := hmac.New(sha256.New, macKey)
 	m.Write(b)
-	h.mac = m.Sum(nil)
-	return append(b, h.mac...)
+	if h.version != formatV1 {
+		m.Write(h.digest)
+	}
+	return m.Sum(nil)
 }
 
 // verify checks the MAC in constant time.
 func (h *header) verify(macKey []byte) error {
-	m := hmac.New(sha256.New, macKey)
-	m.Write(h.marshalUnsigned())
-	if !hmac.Equal(m.Sum(nil), h.mac) {
+	if !hmac.Equal(h.macOf(macKey, h.marshalUnsigned()), h.mac) {
+		if h.version != formatV1 {
+			return fmt.Errorf("%w: header MAC does not match (header modified, another context, or the key store returned another key)", ErrHeaderAuth)
+		}
 		return fmt.Errorf("%w: header MAC does not match (header modified, or the key store returned another key)", ErrHeaderAuth)
 	}
 	return nil

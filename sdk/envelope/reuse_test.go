@@ -39,7 +39,7 @@ func TestReusedDataKey(t *testing.T) {
 	a := sealWith(t, ks, caseCtx, pt, MinChunkSize, len(pt))
 	b := sealWith(t, ks, caseCtx, pt, MinChunkSize, len(pt))
 	ha, hb := headerLen(t, a), headerLen(t, b)
-	if ha != hb || !bytes.Equal(a[ha-macSize-saltSize-digestSize-len(ks.wrapped):ha-macSize-saltSize-digestSize], ks.wrapped) {
+	if ha != hb || !bytes.Equal(a[ha-macSize-saltSize-len(ks.wrapped):ha-macSize-saltSize], ks.wrapped) {
 		t.Fatal("objects do not share the wrapped key")
 	}
 	if bytes.Equal(a[ha:ha+64], b[hb:hb+64]) {
