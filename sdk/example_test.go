@@ -138,10 +138,10 @@ func ExampleClient_KeySource_unwrap() {
 	}
 	fmt.Println("same key:", again.Equal(dek))
 	_, err = ks.UnwrapDataKey(ctx, "clinic/records", wrapped, kms.Context{"tenant": "uk-freiburg", "case": "c-9999"})
-	fmt.Println("other case opens:", err == nil)
+	fmt.Println("other case opens:", err == nil, "refused as a key store would:", errors.Is(err, kms.ErrBadWrapped))
 	// Output:
 	// same key: true
-	// other case opens: false
+	// other case opens: false refused as a key store would: true
 }
 
 func ExampleClient_Encrypt() {

@@ -3,9 +3,12 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/medicus-cloud/trust/api/trustv1"
@@ -91,8 +94,14 @@ func (c *Client) UnwrapDataKeyLeased(ctx context.Context, keyName string, wrappe
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return c.callLeased(ctx, keyName, canon, func(s *session, rid string) (string, []byte, *timestamppb.Timestamp, error) {
+	dek, lease, err := c.callLeased(ctx, keyName, canon, func(s *session, rid string) (string, []byte, *timestamppb.Timestamp, error) {
 		r, err := c.rpc.UnwrapDataKey(ctx, &pb.UnwrapDataKeyRequest{Token: s.att.Token, KeyName: keyName, WrappedKey: wrapped, Context: kc, RequestId: rid})
 		return r.GetRequestId(), r.GetDataKey().GetCiphertext(), r.GetLeaseExpiresAt(), err
 	})
+	if status.Code(err) == codes.InvalidArgument {
+		// The name and context were checked here: what trustd refuses is the wrapped key under
+		// them (another context, an altered or retired wrapped key), as a key store says it.
+		err = fmt.Errorf("%w: %w", kms.ErrBadWrapped, err)
+	}
+	return dek, lease, err
 }

@@ -76,10 +76,11 @@ var (
 	ErrUnsupportedSuite = errors.New("envelope: unsupported cipher suite")
 	// ErrMalformedHeader: a header field is out of range or cut short.
 	ErrMalformedHeader = errors.New("envelope: malformed header")
-	// ErrWrongContext: the caller's context is not the one a version 1 object was sealed under
-	// (its header stores the context's digest). A version 2 header stores nothing of the
-	// context: another context is refused by the key store's unwrap (its error) or, with a key
-	// source that does not bind contexts, by the MAC (ErrHeaderAuth).
+	// ErrWrongContext: the caller's context is not the one the object was sealed under. A
+	// version 1 header stores the context's digest, and the check comes before any call. A
+	// version 2 header stores nothing of the context: ErrWrongContext then wraps the key
+	// store's refusal to unwrap (kms.ErrBadWrapped, which an altered wrapped key gives too) and,
+	// with a key source that does not bind contexts, the MAC refuses it (ErrHeaderAuth).
 	ErrWrongContext = errors.New("envelope: object was sealed under another context")
 	// ErrHeaderAuth: the header does not authenticate under its data key.
 	ErrHeaderAuth = errors.New("envelope: header failed authentication")
@@ -181,6 +182,11 @@ func open(ctx context.Context, ks KeySource, kc kms.Context, h *header) (cipher.
 	}
 	dek, err := ks.UnwrapDataKey(ctx, h.keyName, h.wrapped, kc)
 	if err != nil {
+		if h.version != formatV1 && errors.Is(err, kms.ErrBadWrapped) {
+			// The key store binds the wrapped key to the context: its refusal is how a version
+			// 2 object tells another context (or an altered wrapped key) apart.
+			return nil, fmt.Errorf("%w: the key store does not open its data key under %q and this context (or the header's wrapped key was altered): %w", ErrWrongContext, h.keyName, err)
+		}
 		return nil, fmt.Errorf("envelope: unwrapping the data key under %q: %w", h.keyName, err)
 	}
 	defer dek.Wipe()

@@ -241,7 +241,8 @@ func TestTamper(t *testing.T) {
 		{"salt changed", mod(func(c []byte) []byte { c[hl-macSize-1] ^= 1; return c }), caseCtx, ErrHeaderAuth},
 		{"MAC changed", mod(func(c []byte) []byte { c[hl-1] ^= 1; return c }), caseCtx, ErrHeaderAuth},
 		// A version 2 header stores nothing of the context: the key store refuses the unwrap.
-		{"wrong context", ct, otherCtx, kms.ErrBadWrapped},
+		{"wrong context", ct, otherCtx, ErrWrongContext},
+		{"wrong context, as the key store says", ct, otherCtx, kms.ErrBadWrapped},
 		{"flipped bit in a chunk", mod(func(c []byte) []byte { c[hl+2*enc+3] ^= 0x80; return c }), caseCtx, ErrChunkAuth},
 		{"flipped bit in the last tag", mod(func(c []byte) []byte { c[len(c)-1] ^= 1; return c }), caseCtx, ErrChunkAuth},
 		{"no chunks", ct[:hl], caseCtx, ErrTruncated},

@@ -71,7 +71,7 @@ func ExampleDecrypt() {
 	_, err = envelope.Decrypt(ctx, ks, caseCtx, ct)
 	fmt.Println(err)
 	// Output:
-	// envelope: unwrapping the data key under "records/vitals": wrapped key rejected: does not open under key "records/vitals" and this context
+	// envelope: object was sealed under another context: the key store does not open its data key under "records/vitals" and this context (or the header's wrapped key was altered): wrapped key rejected: does not open under key "records/vitals" and this context
 	// envelope: chunk failed authentication: chunk 0
 }
 
