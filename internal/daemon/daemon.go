@@ -425,7 +425,9 @@ func (d *Daemon) grpcServer() (*grpc.Server, *tlsconfig.Server, []grpc.UnaryServ
 		return nil, nil, nil, fmt.Errorf("limits: %w", err)
 	}
 	rules := tlsconfig.Rules{
-		Public:      append(tlsconfig.Methods(&pb.Trust_ServiceDesc), tlsconfig.Methods(&healthpb.Health_ServiceDesc)...),
+		// Health's Check and List only: Watch is a stream that would hold a slot of the
+		// concurrency cap for the whole request timeout, so a few callers could starve all.
+		Public:      append(tlsconfig.Methods(&pb.Trust_ServiceDesc), healthpb.Health_Check_FullMethodName, healthpb.Health_List_FullMethodName),
 		Roles:       AdminRoles(),
 		TrustDomain: d.cfg.TLS.TrustDomain,
 	}

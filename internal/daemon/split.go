@@ -44,12 +44,18 @@ func newSplitter(raw net.Listener, tc *tls.Config, timeout time.Duration) *split
 func (s *splitter) run() error {
 	defer s.grpc.Close()
 	defer s.http.Close()
+	var delay time.Duration
 	for {
 		c, err := s.raw.Accept()
 		if err != nil {
+			// Out of file descriptors (EMFILE, ENFILE), which any client can cause with enough
+			// connections, is temporary: back off and accept again, as net/http and grpc-go do,
+			// rather than stop the port.
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
+			var te interface{ Temporary() bool }
+			if errors.As(err, &ne) && ne.Timeout() || errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
 				continue
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -57,6 +63,7 @@ func (s *splitter) run() error {
 			}
 			return err
 		}
+		delay = 0
 		go s.sort(c)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,5 +94,48 @@ func TestSplitterSorts(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("silent client: %v, want the connection closed", err)
+	}
+}
+
+// emfileListener fails its first Accept as accept(2) does when the process is out of file
+// descriptors: a state any client can cause by opening enough connections.
+type emfileListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestSplitterSurvivesTemporaryAcceptErrors: running out of file descriptors (EMFILE) is
+// temporary; the splitter must keep accepting, as net/http and grpc-go do, rather than stop the
+// workload-API port (and with it trustd) for every caller.
+func TestSplitterSurvivesTemporaryAcceptErrors(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	sp := newSplitter(&emfileListener{Listener: raw}, nil, 2*time.Second)
+	stopped := make(chan error, 1)
+	go func() { stopped <- sp.run() }()
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	select {
+	case got := <-sp.http.ch:
+		got.Close()
+	case err := <-stopped:
+		t.Fatalf("the splitter stopped on a temporary accept error: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not sorted")
 	}
 }

@@ -143,7 +143,8 @@ func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 }
 
 // CheckRevocation checks a verified client chain (leaf first, then the client CA that issued
-// it) against the current CRL of its issuer: ErrRevoked when that CRL lists the leaf's serial,
+// it) against the current CRL of its issuer: ErrRevoked when that CRL lists the leaf's serial
+// (or another client CA's CRL lists a CA of the chain),
 // ErrNoCRL when there is no CRL of that issuer or it is past its NextUpdate, since without a
 // current CRL a revoked administrator could not be told apart. Authorizer calls it on every
 // call that needs a role, so a revocation also ends connections opened before it (within
@@ -169,6 +170,15 @@ func (s *Server) CheckRevocation(chain []*x509.Certificate) error {
 	}
 	if serials[chain[0].SerialNumber.Text(16)] {
 		return ErrRevoked
+	}
+	// A client CA in the chain that another client CA revoked issues nothing that works, even
+	// where the verified chain ends at it (every client CA is an anchor).
+	for _, ca := range chain[1:] {
+		for _, up := range s.caIssuers[idOf(ca)] {
+			if r.revoked[up][ca.SerialNumber.Text(16)] {
+				return ErrRevoked
+			}
+		}
 	}
 	return nil
 }

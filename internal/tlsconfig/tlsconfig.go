@@ -9,6 +9,7 @@
 package tlsconfig
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -59,6 +60,8 @@ type Server struct {
 	log       *slog.Logger
 	clients   *x509.CertPool
 	clientCAs []*x509.Certificate
+	// caIssuers maps a client CA to the other client CAs that issued it, whose CRLs may revoke it.
+	caIssuers map[caID][]caID
 	cur       atomic.Pointer[loaded]
 
 	crlMu    sync.Mutex
@@ -118,8 +121,14 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("tls: client CA %s: %w", o.ClientCAFile, err)
 		}
 		s.clients = x509.NewCertPool()
+		s.caIssuers = map[caID][]caID{}
 		for _, c := range s.clientCAs {
 			s.clients.AddCert(c)
+			for _, up := range s.clientCAs {
+				if up != c && bytes.Equal(c.RawIssuer, up.RawSubject) && c.CheckSignatureFrom(up) == nil {
+					s.caIssuers[idOf(c)] = append(s.caIssuers[idOf(c)], idOf(up))
+				}
+			}
 		}
 	}
 	if o.ClientCRLFile != "" {
