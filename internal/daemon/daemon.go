@@ -339,7 +339,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.watchKeyStores(ctx, hs)
 	var httpSrvs []*http.Server
 	serveHTTP := func(addr string, h http.Handler, what string) error {
-		hsrv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		// Timeouts as on the API port: an idle keep-alive connection must not hold a file
+		// descriptor for ever (a client opening many of them would exhaust them).
+		hsrv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10}
 		hl, err := net.Listen("tcp", addr)
 		if err != nil {
 			return err
