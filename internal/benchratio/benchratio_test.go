@@ -5,24 +5,25 @@ import (
 	"time"
 )
 
-func spin(d time.Duration) func(n int) {
-	return func(n int) {
-		for range n {
-			end := time.Now().Add(d)
-			for time.Now().Before(end) {
-			}
-		}
-	}
+// fakeClock is a clock that only the measured work moves, so that the test measures the
+// arithmetic of rounds and not the machine (a loaded CI runner preempts a spinning loop).
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func (c *fakeClock) work(d time.Duration) func(n int) {
+	return func(n int) { c.t = c.t.Add(time.Duration(n) * d) }
 }
 
-// The rounds' median tells a subject that costs twice its floor.
+// The rounds' median tells a subject that costs twice its floor, and each side's time per op.
 func TestRounds(t *testing.T) {
-	old := Target
-	Target = 50 * time.Millisecond
-	defer func() { Target = old }()
-	s, f, r := rounds(spin(200*time.Microsecond), spin(100*time.Microsecond))
-	if r < 1.6 || r > 2.5 {
-		t.Errorf("ratio %.2f (subject %.0f ns, floor %.0f ns), want about 2", r, s, f)
+	c := &fakeClock{t: time.Unix(0, 0)}
+	old := now
+	now = c.now
+	defer func() { now = old }()
+	s, f, r := rounds(c.work(200*time.Microsecond), c.work(100*time.Microsecond))
+	if r != 2 || s != 200e3 || f != 100e3 {
+		t.Errorf("ratio %.2f (subject %.0f ns, floor %.0f ns), want 2 (200000, 100000)", r, s, f)
 	}
 }
 
