@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -101,7 +100,14 @@ func (c *Client) UnwrapDataKeyLeased(ctx context.Context, keyName string, wrappe
 	if status.Code(err) == codes.InvalidArgument {
 		// The name and context were checked here: what trustd refuses is the wrapped key under
 		// them (another context, an altered or retired wrapped key), as a key store says it.
-		err = fmt.Errorf("%w: %w", kms.ErrBadWrapped, err)
+		err = badWrapped{err}
 	}
 	return dek, lease, err
 }
+
+// badWrapped is trustd's refusal of a wrapped key, as kms.ErrBadWrapped (its message already
+// says so).
+type badWrapped struct{ error }
+
+func (e badWrapped) Is(target error) bool { return target == kms.ErrBadWrapped }
+func (e badWrapped) Unwrap() error        { return e.error }
