@@ -127,3 +127,23 @@ func SharedRefresh(ctx context.Context, s CollateralStore, key string, after tim
 		}
 	}
 }
+
+// MaxStoreSkew is how far in the future a stored fetch time may lie (replicas' clocks differ a
+// little) and still count, as fetched now.
+const MaxStoreSkew = time.Minute
+
+// CredibleFetchTime is the fetch time of stored collateral (a shared row, a disk cache) as the
+// freshness rules may use it. A time more than MaxStoreSkew ahead of now (a replica whose clock
+// runs ahead, a tampered row) would make the collateral look freshly fetched until then: no
+// replica would fetch it again, and a revocation or TCB recovery published since would be
+// missed. It counts as unknown (the zero time: fetched long ago) instead; a smaller skew counts
+// as now.
+func CredibleFetchTime(at, now time.Time) time.Time {
+	switch {
+	case !at.After(now):
+		return at
+	case at.Sub(now) <= MaxStoreSkew:
+		return now
+	}
+	return time.Time{}
+}

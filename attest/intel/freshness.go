@@ -263,7 +263,7 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 	// stored verifies a set read from the store; ok says whether it is current enough to use
 	// without a fetch.
 	stored := func(files map[string][]byte, at time.Time) (vc *Verified, ok bool) {
-		at = credibleFetchTime(at, now)
+		at = attest.CredibleFetchTime(at, now)
 		c, err := CollateralFromFiles(files)
 		if err != nil {
 			return nil, false
@@ -280,10 +280,10 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		if files, at, err := store.Load(ctx, key); err == nil && files != nil {
 			vc, ok := stored(files, at)
 			if ok {
-				return vc, credibleFetchTime(at, now), nil
+				return vc, attest.CredibleFetchTime(at, now), nil
 			}
 			if vc != nil {
-				cached, cachedAt = vc, credibleFetchTime(at, now)
+				cached, cachedAt = vc, attest.CredibleFetchTime(at, now)
 			}
 		}
 	}
@@ -302,7 +302,7 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		defer release()
 		if files != nil {
 			if vc, ok := stored(files, at); ok {
-				return vc, credibleFetchTime(at, now), nil
+				return vc, attest.CredibleFetchTime(at, now), nil
 			}
 		}
 	}
@@ -329,25 +329,6 @@ func (v *QuoteVerifier) refresh(ctx context.Context, prev *Verified, fmspc, ca s
 		_ = store.Store(ctx, key, c.Map(), now)
 	}
 	return vc, now, nil
-}
-
-// maxStoreSkew is how far in the future a stored fetch time may lie (replicas' clocks differ a
-// little) and still count, as fetched now.
-const maxStoreSkew = time.Minute
-
-// credibleFetchTime is the fetch time of a stored set as the freshness rules may use it: a time
-// more than maxStoreSkew ahead of now (a replica whose clock runs ahead, a tampered row) would
-// make the set look freshly fetched until then, so that no replica fetches from PCS again and
-// neither a revoked PCK nor a TCB recovery published since is seen; it counts as unknown
-// (fetched long ago) instead.
-func credibleFetchTime(at, now time.Time) time.Time {
-	switch {
-	case !at.After(now):
-		return at
-	case at.Sub(now) <= maxStoreSkew:
-		return now
-	}
-	return time.Time{}
 }
 
 func (s *Source) withCA(ca string) FetchOptions {

@@ -237,7 +237,7 @@ func (v *Verifier) loadCRL(ctx context.Context, roots *Roots, signer string, pre
 			if v.o.Getter == nil {
 				at = now // without a KDS the cache is a collateral directory
 			}
-			at = credibleFetchTime(at, now)
+			at = attest.CredibleFetchTime(at, now)
 			c, ok, err := stored(files[storeCRLFile], at)
 			if ok {
 				return c, at, nil
@@ -266,7 +266,7 @@ func (v *Verifier) loadCRL(ctx context.Context, roots *Roots, signer string, pre
 		// One replica fetches; the others wait briefly for its CRL, then fetch themselves.
 		files, at, release := attest.SharedRefresh(ctx, v.store, key, cachedAt)
 		defer release()
-		at = credibleFetchTime(at, now)
+		at = attest.CredibleFetchTime(at, now)
 		if b := files[storeCRLFile]; b != nil {
 			if c, ok, _ := stored(b, at); ok {
 				return c, at, nil
@@ -289,24 +289,6 @@ func (v *Verifier) loadCRL(ctx context.Context, roots *Roots, signer string, pre
 		_ = v.store.Store(ctx, key, map[string][]byte{storeCRLFile: b}, now)
 	}
 	return c, now, nil
-}
-
-// maxStoreSkew is how far in the future a stored fetch time may lie (replicas' clocks differ a
-// little) and still count, as fetched now.
-const maxStoreSkew = time.Minute
-
-// credibleFetchTime is the fetch time of a stored CRL as the freshness rules may use it: a time
-// more than maxStoreSkew ahead of now (a replica whose clock runs ahead, a tampered row) would
-// make the CRL look freshly fetched until then, so that no replica fetches AMD's CRL again and a
-// revocation published since is missed; it counts as unknown (fetched long ago) instead.
-func credibleFetchTime(at, now time.Time) time.Time {
-	switch {
-	case !at.After(now):
-		return at
-	case at.Sub(now) <= maxStoreSkew:
-		return now
-	}
-	return time.Time{}
 }
 
 // advance records c in the shared high-water mark, if one is configured.
