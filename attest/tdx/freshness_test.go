@@ -32,14 +32,7 @@ var hourly = intel.Freshness{RefreshInterval: time.Hour, MaxAge: 6 * time.Hour}
 // collateral's nextUpdate (a month), and also by a verifier restarted on the same cache.
 func TestRevokedPCKWithinRefreshInterval(t *testing.T) {
 	f := fx(t)
-	good, err := f.Collateral(nil, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked, err := f.Collateral(nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, revoked := collateralPair(t, f)
 	pcs := newPCS(t, good)
 	cache := t.TempDir()
 	v := verifierAt(t, pcs, tdx.Options{Root: f.PKI.Root}, cache, hourly)

@@ -18,14 +18,7 @@ import (
 // then, the maximum age is never reached, and a PCK Intel revoked meanwhile stays accepted.
 func TestStoredSetFutureFetchTime(t *testing.T) {
 	f := fx(t)
-	good, err := f.Collateral(nil, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked, err := f.Collateral(nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, revoked := collateralPair(t, f)
 	pcs := newPCS(t, good)
 	cache := t.TempDir()
 	q := f.Quote(f.DefaultSpec())

@@ -22,14 +22,7 @@ import (
 // release.
 func TestRecheckOutstandingPCK(t *testing.T) {
 	f := fx(t)
-	good, err := f.Collateral(nil, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked, err := f.Collateral(nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, revoked := collateralPair(t, f)
 	pcs := newPCS(t, good)
 	v := verifierAt(t, pcs, tdx.Options{Root: f.PKI.Root}, t.TempDir(), hourly)
 	ctx := context.Background()
@@ -88,14 +81,7 @@ func TestRecheckOutstandingPCK(t *testing.T) {
 // token at its next release, as the online CRL does.
 func TestRecheckOfflinePCK(t *testing.T) {
 	f := fx(t)
-	good, err := f.Collateral(nil, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked, err := f.Collateral(nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, revoked := collateralPair(t, f)
 	ctx := context.Background()
 	t.Run("directory", func(t *testing.T) {
 		dir := t.TempDir()

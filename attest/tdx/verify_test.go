@@ -24,6 +24,19 @@ import (
 
 var fixture = sync.OnceValues(tdxtest.NewFixture)
 
+// collateralPair is the fixture's collateral, and the same with its PCK revoked.
+func collateralPair(t testing.TB, f *tdxtest.Fixture) (good, revoked *intel.Collateral) {
+	t.Helper()
+	good, err := f.Collateral(nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err = f.Collateral(nil, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	return good, revoked
+}
+
 func fx(t testing.TB) *tdxtest.Fixture {
 	t.Helper()
 	f, err := fixture()
@@ -171,14 +184,7 @@ func TestParseMatchesLibrary(t *testing.T) {
 func TestVerify(t *testing.T) {
 	f := fx(t)
 	ctx := context.Background()
-	good, err := f.Collateral(nil, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked, err := f.Collateral(nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, revoked := collateralPair(t, f)
 	upperFMSPC := f.TCBInfo()
 	upperFMSPC.FMSPC = strings.ToUpper(upperFMSPC.FMSPC)
 	upper, err := f.Collateral(upperFMSPC, nil, false)
