@@ -206,6 +206,9 @@ func (c *Config) Validate() error {
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		errs = append(errs, errors.New("tls: client_ca_file needs cert_file and key_file"))
 	}
+	if !c.Dev && c.TLS.ClientCAFile != "" && c.TLS.ClientCRLFile == "" {
+		errs = append(errs, errors.New("tls.client_crl_file: required with client_ca_file outside dev mode: without a CRL an administrator's certificate could not be revoked"))
+	}
 	if !c.Dev && c.PolicyTrustKeys == "" {
 		errs = append(errs, errors.New("policy_trust_keys: required outside dev mode: trustd loads only signed policy bundles"))
 	}

@@ -65,6 +65,7 @@ func TestValidate(t *testing.T) {
 		{"audit origin with a scheme", Config{Dev: true, Policy: "p", Audit: AuditConfig{Origin: "https://trust.example/audit"}}, "schema-less"},
 		{"audit origin with a space", Config{Dev: true, Policy: "p", Audit: AuditConfig{Origin: "trust example"}}, "schema-less"},
 		{"nonce clock skew too large", Config{Dev: true, Policy: "p", NonceClockSkew: 5 * time.Minute}, "nonce_clock_skew"},
+		{"admin CA without a CRL outside dev", Config{Policy: "p", TLS: TLSConfig{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"}}, "tls.client_crl_file: required with client_ca_file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
