@@ -162,12 +162,17 @@ func (r *Router) Stores() []string { return sortedKeys(r.stores) }
 // Tenant reports whose store holds name when its tenant (the first segment) has a route of
 // its own: the tenant and true. Names of the default store give false.
 func (r *Router) Tenant(name string) (string, bool) {
+	tenant, e := r.routed(name)
+	return tenant, e != nil
+}
+
+// routed returns name's tenant and, when that tenant has a route of its own, its store.
+func (r *Router) routed(name string) (string, *entry) {
 	tenant, _, ok := strings.Cut(name, "/")
 	if !ok {
-		return "", false
+		return "", nil
 	}
-	_, routed := r.routes[tenant]
-	return tenant, routed
+	return tenant, r.routes[tenant]
 }
 
 func (r *Router) route(name string) (*entry, error) {
@@ -179,10 +184,8 @@ func (r *Router) route(name string) (*entry, error) {
 
 // lookup is route for a name already checked (a kms.Bound's).
 func (r *Router) lookup(name string) (*entry, error) {
-	if tenant, _, ok := strings.Cut(name, "/"); ok {
-		if e := r.routes[tenant]; e != nil {
-			return e, nil
-		}
+	if _, e := r.routed(name); e != nil {
+		return e, nil
 	}
 	if r.def == nil {
 		return nil, fmt.Errorf("%q: %w: no key store for its tenant", name, kms.ErrNotFound)
