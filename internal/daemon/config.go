@@ -25,6 +25,7 @@ import (
 
 	"github.com/medicus-cloud/trust/audit/tlog"
 	"github.com/medicus-cloud/trust/challenge"
+	"github.com/medicus-cloud/trust/internal/loopback"
 	"github.com/medicus-cloud/trust/kms/vault"
 )
 
@@ -264,7 +265,7 @@ func (c *Config) validateDevAndOrigin() []error {
 	var errs []error
 	if c.Dev {
 		for _, l := range []struct{ key, addr string }{{"listen", c.Listen}, {"http_listen", c.HTTPListen}, {"metrics_listen", c.MetricsListen}} {
-			if l.addr != "" && !loopback(l.addr) {
+			if l.addr != "" && !loopbackAddr(l.addr) {
 				errs = append(errs, fmt.Errorf("dev: refused with %s %q: dev mode accepts forged evidence and serves only on loopback addresses; this is a production configuration", l.key, l.addr))
 			}
 		}
@@ -281,17 +282,10 @@ func (c *Config) validateDevAndOrigin() []error {
 	return errs
 }
 
-// loopback reports whether a listen address binds only to the loopback interface.
-func loopback(addr string) bool {
+// loopbackAddr reports whether a listen address binds only to the loopback interface.
+func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && loopback.Host(host)
 }
 
 // LoadConfig reads a YAML configuration file strictly.

@@ -7,11 +7,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medicus-cloud/trust/internal/loopback"
 )
 
 // Open connects to dsn with at most maxConns connections and runs schema (CREATE ... IF NOT
@@ -70,7 +71,7 @@ func CheckTLS(c *pgconn.Config) error {
 		hosts = append(hosts, hostTLS{f.Host, f.TLSConfig})
 	}
 	for _, h := range hosts {
-		if strings.HasPrefix(h.host, "/") || isLoopback(h.host) {
+		if strings.HasPrefix(h.host, "/") || loopback.Host(h.host) {
 			continue
 		}
 		if h.tls == nil || h.tls.InsecureSkipVerify && h.tls.VerifyPeerCertificate == nil {
@@ -78,12 +79,4 @@ func CheckTLS(c *pgconn.Config) error {
 		}
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -3,13 +3,13 @@ package vault
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/medicus-cloud/trust/internal/loopback"
 	"github.com/medicus-cloud/trust/kms"
 )
 
@@ -166,7 +166,7 @@ func (c *Config) Validate() error {
 		bad("address", "required")
 	} else if u, err := url.Parse(c.Address); err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
 		bad("address", "%q must be scheme://host[:port]", c.Address)
-	} else if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+	} else if u.Scheme != "https" && !(u.Scheme == "http" && loopback.Host(u.Hostname())) {
 		bad("address", "%q must use https (plain http only to a loopback host)", c.Address)
 	}
 	if c.Namespace != "" && !mountRE.MatchString(strings.TrimSuffix(c.Namespace, "/")) {
@@ -308,14 +308,6 @@ func (m Mapping) withDefaults(tenant string) Mapping {
 	}
 	m.KVPrefix = strings.Trim(m.KVPrefix, "/")
 	return m
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // router maps names onto Vault API paths. Every path it returns lies under a configured mount.
