@@ -88,6 +88,12 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 	separators := map[uint32]int{}
 	var pendingSection string
 	var pendingSectionReg uint32
+	separator := func(index uint32, reg string) {
+		separators[index]++
+		if separators[index] == 2 {
+			c.DuplicateSeparators = append(c.DuplicateSeparators, reg)
+		}
+	}
 	for _, e := range events {
 		if e.Type == evNoAction {
 			continue
@@ -101,13 +107,16 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 			continue
 		}
 		m := Measurement{Register: regName(e.Index), Event: e.Type.String(), Digest: hex.EncodeToString(d)}
-		if m.Register == "RTMR3" && e.Type != tcg.Separator {
+		if m.Register == "RTMR3" {
 			// The application register: the guest extends it after boot, with whatever event
 			// data it likes, so its events are application measurements, never boot components.
 			pendingSection = ""
 			m.Description = printable(e.Data)
-			if e.Type == tcg.Ipl {
+			switch e.Type {
+			case tcg.Ipl:
 				m.Description = decodeText(e.Data)
+			case tcg.Separator:
+				separator(e.Index, m.Register)
 			}
 			c.Application = append(c.Application, m)
 			continue
@@ -121,10 +130,7 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 		pendingSection = ""
 		switch e.Type {
 		case tcg.Separator:
-			separators[e.Index]++
-			if separators[e.Index] == 2 {
-				c.DuplicateSeparators = append(c.DuplicateSeparators, m.Register)
-			}
+			separator(e.Index, m.Register)
 		case tcg.SCRTMVersion, tcg.SCRTMContents, tcg.PostCode, tcg.EFIPlatformFirmwareBlob,
 			tcg.EFIHandoffTables, 0x8000000A, 0x8000000B, tcg.PlatformConfigFlags, tcg.NonhostInfo:
 			m.Description = printable(e.Data)
@@ -198,17 +204,8 @@ func components(events []Event, hash crypto.Hash, regName func(uint32) string, k
 				if c.Initrd == nil {
 					c.Initrd = &m
 				}
-			default:
-				m.Description = text
-				if regName(e.Index) == "RTMR3" {
-					c.Application = append(c.Application, m)
-				}
 			}
 			continue
-		}
-		if regName(e.Index) == "RTMR3" && e.Type != tcg.Ipl {
-			m.Description = printable(e.Data)
-			c.Application = append(c.Application, m)
 		}
 	}
 	return c
