@@ -82,7 +82,6 @@ func (pol *Policy) checkMeasuredImages(c *checker) {
 	for _, k := range sortedKeys(s.Components) {
 		if err := checkComponent(k, s.Components[k]); err != nil {
 			c.errorf(p("spec", "components", k), "spec.components.%s: %v", k, err)
-			continue
 		}
 	}
 }
@@ -110,8 +109,8 @@ func (pol *Policy) checkComponentPins(c *checker) {
 		for _, t := range s.TEE {
 			// Evidence whose measurement is the policy's own (not an image's) meets the
 			// components with nothing but spec.require behind them.
-			own := !slices.ContainsFunc(s.Measurements, func(m attest.Hex) bool { return !pol.imageMeasurement(t, m) })
-			if miss := unpinned(t, k, byPolicy); len(miss) > 0 && (len(pol.images) == 0 || !own) {
+			ownMeasurement := len(pol.images) == 0 || slices.ContainsFunc(s.Measurements, func(m attest.Hex) bool { return !pol.imageMeasurement(t, m) })
+			if miss := unpinned(t, k, byPolicy); len(miss) > 0 && ownMeasurement {
 				c.errorf(p("spec", "components", k), "spec.components.%s: on %s it is drawn from %s, which the guest can extend after boot with events it labels as it likes: pin %s in spec.require too, or approve the image only by its signed reference values",
 					k, t, strings.Join(miss, ", "), strings.Join(requireKeys(miss), ", "))
 				continue
@@ -152,16 +151,8 @@ func unpinned(tee attest.TEE, name string, pinned func(claim string) bool) []str
 	if sc == nil {
 		return nil
 	}
-	pcrs, rtmrs := eventlog.ComponentRegisters(name)
-	var claims []string
-	for _, i := range pcrs {
-		claims = append(claims, attest.PCRClaim(uint32(i)))
-	}
-	for _, i := range rtmrs {
-		claims = append(claims, "rtmr"+strconv.Itoa(i))
-	}
 	var miss []string
-	for _, cl := range claims {
+	for _, cl := range eventlog.ComponentRegisters(name) {
 		if _, ok := sc.Claims.Measurements[cl]; ok && !pinned(cl) {
 			miss = append(miss, cl)
 		}

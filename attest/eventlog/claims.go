@@ -3,7 +3,6 @@ package eventlog
 import (
 	"encoding/hex"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -44,13 +43,14 @@ func (c *Components) Digests() map[string][]byte {
 	return out
 }
 
-// ComponentRegisters names the registers the component name (a Digests key) is drawn from:
-// PCR indices of a TPM log and RTMR indices of a CCEL (the tables in components.go). Nothing
+// ComponentRegisters names the registers the component name (a Digests key) is drawn from, as
+// attest.Claims measurement names: pcrN of a TPM log, rtmrN of a CCEL (the tables in
+// components.go, lower case). Nothing
 // authenticates an event's label, and the guest can extend these registers after boot: root in
 // an unapproved guest can append an event with an approved digest and relabel the real one, and
 // the log still replays. A component is exact only where the registers it comes from are pinned
 // as well; a policy names both. Unknown names have none.
-func ComponentRegisters(name string) (pcrs, rtmrs []int) {
+func ComponentRegisters(name string) []string {
 	var regs []string
 	switch {
 	case name == "shim" || name == "grub" || name == "systemd-boot":
@@ -62,14 +62,11 @@ func ComponentRegisters(name string) (pcrs, rtmrs []int) {
 	case strings.HasPrefix(name, "uki."):
 		regs = ukiRegs
 	}
+	var claims []string
 	for _, r := range regs {
-		if i, err := strconv.Atoi(strings.TrimPrefix(r, "PCR")); err == nil && strings.HasPrefix(r, "PCR") {
-			pcrs = append(pcrs, i)
-		} else if i, err := strconv.Atoi(strings.TrimPrefix(r, "RTMR")); err == nil {
-			rtmrs = append(rtmrs, i)
+		if c := strings.ToLower(r); !slices.Contains(claims, c) {
+			claims = append(claims, c)
 		}
 	}
-	slices.Sort(pcrs)
-	slices.Sort(rtmrs)
-	return slices.Compact(pcrs), slices.Compact(rtmrs)
+	return claims
 }
