@@ -47,13 +47,9 @@ func DecodeCRL(b []byte) ([]byte, error) {
 // VerifyCRL parses der, checks its signature under issuer and that t lies in
 // [thisUpdate, nextUpdate].
 func VerifyCRL(der []byte, issuer *x509.Certificate, t time.Time) (*CRL, error) {
-	der, err := DecodeCRL(der)
+	l, err := parseCRL(der)
 	if err != nil {
 		return nil, err
-	}
-	l, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil, fmt.Errorf("CRL does not parse: %w", err)
 	}
 	if !bytes.Equal(l.RawIssuer, issuer.RawSubject) {
 		return nil, fmt.Errorf("CRL is issued by %q, not by %q", l.Issuer.CommonName, issuer.Subject.CommonName)
@@ -99,6 +95,15 @@ func window(what string, from, until, t time.Time) error {
 	return nil
 }
 
-func parseRevocationList(der []byte) (*x509.RevocationList, error) {
-	return x509.ParseRevocationList(der)
+// parseCRL decodes (DecodeCRL) and parses a CRL without verifying it.
+func parseCRL(b []byte) (*x509.RevocationList, error) {
+	der, err := DecodeCRL(b)
+	if err != nil {
+		return nil, err
+	}
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("CRL does not parse: %w", err)
+	}
+	return l, nil
 }

@@ -294,11 +294,7 @@ func fresh(c *Collateral, t time.Time) bool {
 }
 
 func parseCRLDates(b []byte) (time.Time, error) {
-	der, err := DecodeCRL(b)
-	if err != nil {
-		return time.Time{}, err
-	}
-	l, err := parseRevocationList(der)
+	l, err := parseCRL(b)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -1,7 +1,6 @@
 package intel
 
 import (
-	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -91,13 +90,9 @@ func (d *Offline) notOlder(old *Offline) error {
 		raw  []byte
 		dst  **CRL
 	}{{FilePCKCRL, d.raw.PCKCRL, &next.PCKCRL}, {FileRootCRL, d.raw.RootCRL, &next.RootCRL}} {
-		der, err := DecodeCRL(c.raw)
+		l, err := parseCRL(c.raw)
 		if err != nil {
 			return &FileError{c.file, err}
-		}
-		l, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return &FileError{c.file, fmt.Errorf("CRL does not parse: %w", err)}
 		}
 		*c.dst = &CRL{List: l}
 	}
